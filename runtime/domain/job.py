@@ -1,0 +1,99 @@
+"""The job record and its guarded state machine."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"  # an attempt failed and will be retried
+    FAILED_FINAL = "FAILED_FINAL"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED_FINAL})
+
+# Every allowed transition. PROCESSING -> PROCESSING is a takeover of a job whose
+# worker died (its lease expired); FAILED_FINAL -> PENDING is the manual retry;
+# any non-terminal state -> FAILED_FINAL is the dead-letter handler's verdict.
+ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.PENDING: frozenset({JobStatus.PROCESSING, JobStatus.FAILED_FINAL}),
+    JobStatus.PROCESSING: frozenset(
+        {JobStatus.PROCESSING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.FAILED_FINAL}
+    ),
+    JobStatus.FAILED: frozenset({JobStatus.PROCESSING, JobStatus.FAILED_FINAL}),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED_FINAL: frozenset({JobStatus.PENDING}),
+}
+
+
+class InvalidTransition(Exception):
+    def __init__(self, current: JobStatus, target: JobStatus) -> None:
+        super().__init__(f"job cannot go from {current} to {target}")
+        self.current = current
+        self.target = target
+
+
+def can_transition(current: JobStatus, target: JobStatus) -> bool:
+    return target in ALLOWED_TRANSITIONS[current]
+
+
+def check_transition(current: JobStatus, target: JobStatus) -> None:
+    if not can_transition(current, target):
+        raise InvalidTransition(current, target)
+
+
+@dataclass(frozen=True)
+class JobError:
+    """Why the last attempt failed. `code` is machine-readable, `message` is one sentence."""
+
+    code: str
+    message: str
+    permanent: bool = False
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    status: JobStatus
+    job_type: str
+    priority: Priority
+    params: dict[str, Any]
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    trace_id: str
+    fingerprint: str
+    attempts: int = 0
+    result: dict[str, Any] | None = None
+    error: JobError | None = None
+    idempotency_key: str | None = None  # "<scope>#<key>", the idempotency GSI's key
+    # When each status was last entered, e.g. {"PENDING": t0, "PROCESSING": t1}.
+    transitions: dict[str, datetime] = field(default_factory=dict)
+    # Until when the worker that claimed it owns it; a later claim may take it over after that.
+    lease_expires_at: datetime | None = None
+    # Set while PENDING: since when it waits for a worker (the republisher's index).
+    pending_since: datetime | None = None
+    # Epoch seconds after which DynamoDB's TTL may delete the record (the retention period).
+    expires_at: int | None = None
+    # For an idempotency-key head record: the latest generation of that key (see submit).
+    key_generation: int = 0
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def replace(self, **changes: Any) -> Job:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,132 @@
+"""What the domain needs from the outside world. Adapters implement these; tests use plain fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from runtime.domain.job import Job, JobError
+
+
+class JobStoreUnavailable(Exception):
+    """The job store did not answer (network, throttling past retries, 5xx)."""
+
+
+class QueueUnavailable(Exception):
+    """The queue did not answer."""
+
+
+@dataclass(frozen=True)
+class CreateOutcome:
+    """Result of a conditional create: `created` is False when an item with that id existed."""
+
+    created: bool
+    job: Job  # the new job, or the existing one when created is False
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """Result of a claim. `claimed` True: `job` is the job now PROCESSING under this claim.
+    False: `job` is the job as it is (terminal, or leased by another worker), or None if no such job."""
+
+    claimed: bool
+    job: Job | None
+
+
+class JobStore(Protocol):
+    def create(self, job: Job) -> CreateOutcome:
+        """One conditional put (attribute_not_exists(jobId)). Never overwrites."""
+
+    def get(self, job_id: str) -> Job | None:
+        """Strongly consistent read."""
+
+    def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> ClaimOutcome:
+        """PENDING | FAILED | (PROCESSING with lease_expires_at < now) -> PROCESSING, attempts + 1,
+        lease set, pending marker removed; one conditional update returning the new item. On a failed
+        condition the current item is returned (no separate read when the store can avoid it)."""
+
+    def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> bool:
+        """Heartbeat: only while PROCESSING under this attempt."""
+
+    def succeed(self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime) -> bool:
+        """PROCESSING (this attempt) -> SUCCEEDED. False if the condition failed (someone took over)."""
+
+    def fail(self, job_id: str, *, attempt: int, error: JobError, final: bool, now: datetime) -> bool:
+        """PROCESSING (this attempt) -> FAILED, or FAILED_FINAL when `final`."""
+
+    def fail_final(self, job_id: str, *, error: JobError, now: datetime) -> Job | None:
+        """Dead-letter verdict: any non-terminal state -> FAILED_FINAL. Returns the job after the
+        change, or None when the job was already terminal (nothing changed) or does not exist."""
+
+    def requeue(self, job_id: str, *, now: datetime) -> Job | None:
+        """Manual retry of FAILED_FINAL -> PENDING (pending marker set). None if not FAILED_FINAL."""
+
+    def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
+        """Moves the pending marker of a still-PENDING job forward, so that one republisher wins."""
+
+    def stuck_pending(self, *, older_than: datetime, limit: int) -> Sequence[Job]:
+        """PENDING jobs whose pending marker is older than `older_than` (the sparse pending index)."""
+
+    def advance_key_generation(self, head_job_id: str, *, expected: int, new: int, keep_until: int) -> bool:
+        """On the head record of an idempotency key: key_generation expected -> new, and keep the head
+        at least until `keep_until` (epoch s). Conditional; False if another request advanced it."""
+
+    def find_by_idempotency_key(self, idempotency_key: str) -> Sequence[str]:
+        """Job ids recorded under "<scope>#<key>" (the idempotency GSI; eventually consistent)."""
+
+    def ping(self) -> None:
+        """Raises JobStoreUnavailable when the store does not answer."""
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    job_id: str
+    trace_id: str
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    message: JobMessage | None  # None when the body is not a job message (poison)
+    receipt_handle: str
+    message_id: str
+    receive_count: int
+    sent_at: datetime
+    trace_header: str | None  # X-Ray AWSTraceHeader, when present
+    raw_body: str
+
+
+class JobQueue(Protocol):
+    def send(self, message: JobMessage) -> None:
+        """Raises QueueUnavailable."""
+
+    def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]: ...
+
+    def delete_batch(self, receipt_handles: Sequence[str]) -> None: ...
+
+    def change_visibility(self, receipt_handle: str, timeout_s: int) -> None: ...
+
+    def change_visibility_batch(self, receipt_handles: Sequence[str], timeout_s: int) -> None: ...
+
+    def ping(self) -> None:
+        """Raises QueueUnavailable when the queue does not answer."""
+
+
+class ObjectStore(Protocol):
+    """S3-like storage for job types. `uri` is s3://bucket/key."""
+
+    def get_bytes(self, uri: str) -> bytes:
+        """Raises ObjectNotFound for a missing bucket or key."""
+
+    def put_bytes(self, uri: str, data: bytes, *, content_type: str) -> None: ...
+
+
+class ObjectNotFound(Exception):
+    def __init__(self, uri: str) -> None:
+        super().__init__(f"no such object: {uri}")
+        self.uri = uri
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

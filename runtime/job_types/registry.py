@@ -1,0 +1,95 @@
+"""The job type registry: a job type is one decorated function and its params model.
+
+    class ResizeParams(BaseModel):
+        source: S3Uri
+
+    @job_type("resize_image", params=ResizeParams)
+    def resize_image(params: ResizeParams, ctx: JobContext) -> dict[str, Any]:
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from runtime.domain.ports import ObjectStore
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class PermanentJobError(Exception):
+    """Retrying cannot help (bad params, missing source object): the job goes FAILED_FINAL at once."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class TransientJobError(Exception):
+    """Worth retrying with backoff (a dependency timed out, throttling)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class JobContext:
+    job_id: str
+    attempt: int
+    trace_id: str
+    objects: ObjectStore
+
+
+Handler = Callable[[Any, JobContext], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class JobType(Generic[P]):
+    name: str
+    params_model: type[P]
+    handler: Callable[[P, JobContext], dict[str, Any]]
+    description: str
+
+    def parse_params(self, params: dict[str, Any]) -> P:
+        """Raises pydantic.ValidationError naming the bad field."""
+        return self.params_model.model_validate(params)
+
+
+_REGISTRY: dict[str, JobType[Any]] = {}
+
+
+def job_type(name: str, *, params: type[P]) -> Callable[[Callable[[P, JobContext], dict[str, Any]]], Callable[[P, JobContext], dict[str, Any]]]:
+    def register(handler: Callable[[P, JobContext], dict[str, Any]]) -> Callable[[P, JobContext], dict[str, Any]]:
+        if name in _REGISTRY:
+            raise ValueError(f"job type {name!r} is registered twice")
+        _REGISTRY[name] = JobType(name, params, handler, (handler.__doc__ or "").strip().split("\n")[0])
+        return handler
+
+    return register
+
+
+def unregister(name: str) -> None:
+    """For tests and benchmarks that register a type of their own."""
+    _REGISTRY.pop(name, None)
+
+
+def get_job_type(name: str) -> JobType[Any] | None:
+    _load_builtin_types()
+    return _REGISTRY.get(name)
+
+
+def job_type_names() -> list[str]:
+    _load_builtin_types()
+    return sorted(_REGISTRY)
+
+
+def _load_builtin_types() -> None:
+    # Importing the package registers the built-in types (each module decorates its function).
+    import runtime.job_types  # noqa: F401

@@ -1,0 +1,133 @@
+"""The one settings object, parsed once per process from the environment (prefix JOBS_) and,
+when JOBS_SSM_PATH is set, from the SSM parameters under that path (environment wins)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """Missing or bad configuration; the message names every bad setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBS_", extra="ignore", frozen=True)
+
+    environment: str = "local"
+    table_name: str = Field(min_length=1)
+    queue_url: str = Field(min_length=1)
+    dead_letter_queue_url: str = Field(min_length=1)
+    documents_bucket: str = Field(min_length=1)
+    ssm_path: str | None = None
+
+    # AWS_REGION / AWS_ENDPOINT_URL are the SDK's own variables; read them here so that the value used
+    # is visible in one place. No endpoint means the real AWS endpoints.
+    region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
+
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    idempotency_ttl_s: int = Field(default=86_400, ge=60)
+    max_body_bytes: int = Field(default=65_536, ge=1024, le=350_000)
+    # How long after its creation a PENDING job's submit may still be in progress (409 window).
+    submit_in_flight_s: float = Field(default=5.0, gt=0)
+
+    worker_concurrency: int = Field(default=16, ge=1, le=256)
+    visibility_timeout_s: int = Field(default=60, ge=2, le=43_200)
+    receive_wait_s: int = Field(default=20, ge=0, le=20)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    backoff_base_s: float = Field(default=2.0, gt=0)
+    backoff_max_s: float = Field(default=300.0, gt=0)
+    shutdown_deadline_s: float = Field(default=25.0, gt=0)
+    delete_linger_s: float = Field(default=0.05, ge=0)
+
+    # No job lost: a PENDING job older than this is published again; the sweep runs this often.
+    republish_after_s: int = Field(default=60, ge=1)
+    republish_interval_s: int = Field(default=15, ge=1)
+
+    tracing_enabled: bool = False
+    log_level: str = "INFO"
+    metrics_namespace: str = "JobTickets"
+    service_name: str = "job-tickets"
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        return self.visibility_timeout_s / 3
+
+    @property
+    def republish_bound_s(self) -> int:
+        """The documented bound: a PENDING job whose message never left is published again within this."""
+        return self.republish_after_s + self.republish_interval_s
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.backoff_max_s < self.backoff_base_s:
+            raise ValueError(f"backoff_max_s {self.backoff_max_s} is below backoff_base_s {self.backoff_base_s}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, SsmParameterSource(settings_cls)
+
+
+class SsmParameterSource(PydanticBaseSettingsSource):
+    """Parameters under JOBS_SSM_PATH, named after the fields with dashes: <path>/queue-url."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        self._values = _read_ssm_path(os.environ.get("JOBS_SSM_PATH"))
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {name: value for name, value in self._values.items() if name in self.settings_cls.model_fields}
+
+
+def _read_ssm_path(path: str | None) -> dict[str, str]:
+    if not path:
+        return {}
+    import boto3  # only when a path is configured: the settings module stays cheap to import
+
+    prefix = path.rstrip("/") + "/"
+    client = boto3.client("ssm", region_name=os.environ.get("AWS_REGION", "us-east-1"))
+    values: dict[str, str] = {}
+    try:
+        for page in client.get_paginator("get_parameters_by_path").paginate(Path=prefix, WithDecryption=True):
+            for parameter in page["Parameters"]:
+                name = parameter["Name"][len(prefix):].replace("-", "_")
+                values[name] = parameter["Value"]
+    except Exception as exc:  # noqa: BLE001 - any failure here is a configuration error
+        raise SettingsError(f"cannot read ssm parameters under {prefix!r}: {exc}") from exc
+    return values
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Parses the settings, turning validation errors into one readable SettingsError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            env_name = f"JOBS_{name.upper()}" if not name.startswith("AWS_") else name
+            problems.append(f"{env_name}: {error['msg'].lower()}")
+        raise SettingsError("bad configuration: " + "; ".join(problems)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, parsed on first use."""
+    return load_settings()
