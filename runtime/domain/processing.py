@@ -1,0 +1,202 @@
+"""What to do with one received job message: claim, run the job type's handler, record the outcome, and
+decide the message's fate (delete it, retry it after a backoff delay, or keep it until a lease ends)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
+
+from runtime.domain.backoff import MAX_VISIBILITY_TIMEOUT_S, Backoff
+from runtime.domain.job import Job, JobError, JobStatus
+from runtime.domain.ports import Clock, JobStore, JobStoreUnavailable, ObjectNotFound, ObjectStore, ReceivedMessage
+from runtime.job_types.registry import JobContext, JobType, PermanentJobError, TransientJobError, get_job_type
+
+# A message kept for a job leased by someone else comes back this long after the lease ends, so that
+# the lease has surely expired when the claim is tried again (clocks of workers differ a little).
+LEASE_MARGIN_S = 1
+# Error messages are stored in the job record: keep them short (item size is billed per KB).
+MAX_ERROR_MESSAGE_CHARS = 500
+
+
+class Action(StrEnum):
+    DELETE = "delete"  # the message is done with
+    RETRY = "retry"  # make it visible again after delay_s (backoff of a failed attempt)
+    KEEP = "keep"  # another worker holds the job: look again after delay_s, never delete
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # attempt failed, will be retried
+    FAILED_FINAL = "failed_final"
+    DUPLICATE = "duplicate"  # job already terminal: a late or duplicate message
+    LEASED = "leased"  # job PROCESSING under someone else's live lease
+    NOT_READY = "not_ready"  # claim refused for another reason (a race); look again soon
+    MISSING = "missing"  # no such job
+    POISON = "poison"  # the body is not a job message
+    LOST_CLAIM = "lost_claim"  # ran the handler but someone else took the job over meanwhile
+    STORE_UNAVAILABLE = "store_unavailable"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    outcome: Outcome
+    delay_s: int = 0
+    job: Job | None = None  # the job as this worker last saw it
+    attempt: int | None = None  # this worker's attempt, when it claimed the job
+    error: JobError | None = None
+    handler_ms: float | None = None  # time spent in the job type's handler
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ProcessingConfig:
+    visibility_timeout_s: int
+    max_attempts: int
+
+
+OnClaimed = Callable[[Job], None]
+
+
+class MessageProcessor:
+    """Pure decision logic against the ports; the worker runs `process` in a pool thread."""
+
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        objects: ObjectStore,
+        config: ProcessingConfig,
+        backoff: Backoff,
+        clock: Clock | None = None,
+        job_types: Callable[[str], JobType[Any] | None] = get_job_type,
+    ) -> None:
+        self._store = store
+        self._objects = objects
+        self._config = config
+        self._backoff = backoff
+        self._clock: Clock = clock or SystemClock()
+        self._job_types = job_types
+
+    def process(self, received: ReceivedMessage, *, on_claimed: OnClaimed | None = None) -> Decision:
+        if received.message is None:
+            return Decision(Action.DELETE, Outcome.POISON)
+        try:
+            return self._process(received, on_claimed)
+        except JobStoreUnavailable as exc:
+            # Leave the job as it is; the message comes back after a backoff and the claim (or the lease
+            # check) sorts out where the job stands then.
+            error = JobError("store_unavailable", _short(str(exc)))
+            delay = self._backoff.visibility_delay_s(max(1, received.receive_count))
+            return Decision(Action.RETRY, Outcome.STORE_UNAVAILABLE, delay_s=delay, error=error)
+
+    def _process(self, received: ReceivedMessage, on_claimed: OnClaimed | None) -> Decision:
+        assert received.message is not None
+        job_id = received.message.job_id
+        now = self._clock.now()
+        claim = self._store.claim(
+            job_id, now=now, lease_until=now + timedelta(seconds=self._config.visibility_timeout_s)
+        )
+        if not claim.claimed or claim.job is None:
+            return self.decide_unclaimed(claim.job, now=now)
+        job = claim.job
+        attempt = job.attempts
+        if on_claimed is not None:
+            on_claimed(job)
+
+        started = time.perf_counter()
+        error, result = self._run_handler(job, attempt)
+        handler_ms = (time.perf_counter() - started) * 1000.0
+
+        if error is None:
+            assert result is not None
+            if self._store.succeed(job_id, attempt=attempt, result=result, now=self._clock.now()):
+                return Decision(Action.DELETE, Outcome.SUCCEEDED, job=job, attempt=attempt, handler_ms=handler_ms)
+            return self._lost_claim(job_id, attempt, handler_ms, None)
+
+        final = error.permanent or attempt >= self._config.max_attempts
+        if not self._store.fail(job_id, attempt=attempt, error=error, final=final, now=self._clock.now()):
+            return self._lost_claim(job_id, attempt, handler_ms, error)
+        if final:
+            return Decision(
+                Action.DELETE, Outcome.FAILED_FINAL, job=job, attempt=attempt, error=error, handler_ms=handler_ms
+            )
+        delay = self._backoff.visibility_delay_s(attempt)
+        return Decision(
+            Action.RETRY, Outcome.FAILED, delay_s=delay, job=job, attempt=attempt, error=error, handler_ms=handler_ms
+        )
+
+    def _run_handler(self, job: Job, attempt: int) -> tuple[JobError | None, dict[str, Any] | None]:
+        job_type = self._job_types(job.job_type)
+        if job_type is None:
+            return JobError("unknown_job_type", f"no job type {job.job_type!r}", permanent=True), None
+        context = JobContext(job_id=job.job_id, attempt=attempt, trace_id=job.trace_id, objects=self._objects)
+        try:
+            params = job_type.parse_params(job.params)
+            result = job_type.handler(params, context)
+        except PermanentJobError as exc:
+            return JobError(exc.code, _short(exc.message), permanent=True), None
+        except ValidationError as exc:
+            return JobError("invalid_params", _short(_describe_validation(exc)), permanent=True), None
+        except ObjectNotFound as exc:
+            return JobError("object_not_found", _short(str(exc)), permanent=True), None
+        except TransientJobError as exc:
+            return JobError(exc.code, _short(exc.message)), None
+        except Exception as exc:  # noqa: BLE001 - any other handler error is worth a retry
+            return JobError("handler_error", _short(f"{type(exc).__name__}: {exc}")), None
+        if not isinstance(result, dict):
+            message = f"handler returned {type(result).__name__}, not an object"
+            return JobError("bad_handler_result", message, permanent=True), None
+        return None, result
+
+    def _lost_claim(self, job_id: str, attempt: int, handler_ms: float, error: JobError | None) -> Decision:
+        # Someone else moved the job while the handler ran (lease takeover, dead-letter verdict): our
+        # outcome is not recorded. The message's fate follows the job as it is now.
+        now = self._clock.now()
+        current = self._store.get(job_id)
+        follow = self.decide_unclaimed(current, now=now)
+        return Decision(
+            follow.action,
+            Outcome.LOST_CLAIM,
+            delay_s=follow.delay_s,
+            job=current,
+            attempt=attempt,
+            error=error,
+            handler_ms=handler_ms,
+        )
+
+    def decide_unclaimed(self, job: Job | None, *, now: datetime) -> Decision:
+        if job is None:
+            return Decision(Action.DELETE, Outcome.MISSING)
+        if job.is_terminal:
+            return Decision(Action.DELETE, Outcome.DUPLICATE, job=job)
+        if job.status is JobStatus.PROCESSING and job.lease_expires_at is not None and job.lease_expires_at > now:
+            # Never delete: the lease holder may crash, and then this message is what brings the job back.
+            remaining = (job.lease_expires_at - now).total_seconds()
+            delay = min(MAX_VISIBILITY_TIMEOUT_S, math.ceil(remaining) + LEASE_MARGIN_S)
+            return Decision(Action.KEEP, Outcome.LEASED, delay_s=delay, job=job)
+        # PENDING/FAILED/expired lease yet the claim failed: a write raced ours. Look again shortly.
+        return Decision(Action.KEEP, Outcome.NOT_READY, delay_s=LEASE_MARGIN_S, job=job)
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= MAX_ERROR_MESSAGE_CHARS else message[: MAX_ERROR_MESSAGE_CHARS - 3] + "..."
+
+
+def _describe_validation(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(part) for part in error["loc"]) or "params"
+        parts.append(f"params.{location}: {error['msg'].lower()}")
+    return "; ".join(parts)
