@@ -1,0 +1,1 @@
+"""One construct per logical unit; the stacks in stacks/ only compose these."""

@@ -1,0 +1,40 @@
+"""The jobs queue and its dead-letter queue."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+MAX_RECEIVE_COUNT = 3
+
+
+class Queues(Construct):
+    """Jobs queue with redrive to a DLQ after MAX_RECEIVE_COUNT receives; both SSE and SSL-only."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, visibility_timeout: Duration,
+                 dead_letter_retention: Duration, dead_letter_visibility_timeout: Duration,
+                 removal_policy: RemovalPolicy) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=dead_letter_retention,
+            # The DLQ Lambda's event source needs this to be at least the function timeout.
+            visibility_timeout=dead_letter_visibility_timeout,
+            removal_policy=removal_policy,
+        )
+        self.jobs_queue = sqs.Queue(
+            self,
+            "JobsQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=visibility_timeout,
+            receive_message_wait_time=Duration.seconds(20),
+            # Longer than the DLQ redrive path can take; PENDING jobs are republished anyway.
+            retention_period=Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=MAX_RECEIVE_COUNT, queue=self.dead_letter_queue),
+            removal_policy=removal_policy,
+        )

@@ -1,0 +1,156 @@
+"""Typed per-environment configuration: the only place where local, dev, staging and prod differ."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ApiMode = Literal["fargate", "lambda"]
+
+# The SSM path the runtime reads (JOBS_SSM_PATH); every parameter lives under /job-tickets/<env>/.
+APP_NAME = "job-tickets"
+METRICS_NAMESPACE = "JobTickets"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig:
+    """The worker service and the runtime settings the queue is derived from."""
+
+    visibility_timeout_s: int
+    concurrency: int
+    max_attempts: int
+    cpu: int = 512
+    memory_mib: int = 1024
+    min_capacity: int = 1
+    max_capacity: int = 4
+    # Visible messages per running task before another task is started.
+    backlog_per_task: int = 50
+    # How long a stopping task may finish its jobs (the runtime's shutdown_deadline_s + margin).
+    stop_timeout_s: int = 60
+
+    def __post_init__(self) -> None:
+        if self.min_capacity < 1:
+            # The worker also runs the republisher (no job lost): at least one task must always run.
+            raise ValueError(f"worker min_capacity must be >= 1, got {self.min_capacity}")
+        if self.max_capacity < self.min_capacity:
+            raise ValueError(f"worker max_capacity {self.max_capacity} is below min_capacity {self.min_capacity}")
+        if not 2 <= self.visibility_timeout_s <= 43_200:
+            raise ValueError(f"visibility_timeout_s out of range: {self.visibility_timeout_s}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiConfig:
+    """How the HTTP API runs: Fargate behind an ALB, or a Lambda behind an HTTP API (Mangum)."""
+
+    mode: ApiMode
+    cpu: int = 256
+    memory_mib: int = 512
+    desired_count: int = 2
+    max_capacity: int = 4
+    lambda_memory_mib: int = 1024
+    lambda_timeout_s: int = 29  # the HTTP API's integration timeout is 30 s
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("fargate", "lambda"):
+            raise ValueError(f"unknown api mode: {self.mode!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlarmThresholds:
+    """Per-environment alarm thresholds; the alarms themselves are the same everywhere."""
+
+    oldest_message_age_s: int = 600
+    api_5xx_per_5min: int = 5
+    lambda_errors_per_5min: int = 1
+    dlq_messages: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentConfig:
+    name: str
+    # None: environment-agnostic stacks (account/region resolved at deploy time).
+    account: str | None = None
+    region: str | None = None
+    retention_days: int
+    republish_after_s: int
+    republish_interval_s: int
+    dlq_retention_days: int = 14
+    dlq_handler_timeout_s: int = 30
+    documents_noncurrent_days: int = 30
+    log_retention_days: int = 30
+    tracing_enabled: bool = True
+    max_azs: int = 2
+    nat_gateways: int = 1
+    # Production data survives a stack deletion and the stacks refuse to be deleted by accident.
+    protect_data: bool = False
+    alarm_email: str | None = None
+    worker: WorkerConfig
+    api: ApiConfig
+    alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
+
+    @property
+    def ssm_path(self) -> str:
+        return f"/{APP_NAME}/{self.name}"
+
+    @property
+    def stack_prefix(self) -> str:
+        return f"JobTickets-{self.name}"
+
+
+ENVIRONMENTS: dict[str, EnvironmentConfig] = {
+    # Only for the local all-in-one on the emulator: short timings so that tests see redeliveries quickly.
+    "local": EnvironmentConfig(
+        name="local",
+        retention_days=1,
+        republish_after_s=10,
+        republish_interval_s=5,
+        tracing_enabled=False,
+        log_retention_days=1,
+        worker=WorkerConfig(visibility_timeout_s=30, concurrency=8, max_attempts=3),
+        api=ApiConfig(mode="lambda"),
+    ),
+    "dev": EnvironmentConfig(
+        name="dev",
+        retention_days=7,
+        republish_after_s=60,
+        republish_interval_s=15,
+        log_retention_days=7,
+        nat_gateways=1,
+        worker=WorkerConfig(visibility_timeout_s=60, concurrency=8, max_attempts=3, max_capacity=2),
+        api=ApiConfig(mode="lambda"),
+        alarms=AlarmThresholds(oldest_message_age_s=1800, api_5xx_per_5min=20, lambda_errors_per_5min=5),
+    ),
+    "staging": EnvironmentConfig(
+        name="staging",
+        retention_days=30,
+        republish_after_s=60,
+        republish_interval_s=15,
+        log_retention_days=30,
+        protect_data=True,
+        worker=WorkerConfig(visibility_timeout_s=120, concurrency=16, max_attempts=3, max_capacity=4),
+        api=ApiConfig(mode="fargate", desired_count=2, max_capacity=4),
+        alarms=AlarmThresholds(oldest_message_age_s=900, api_5xx_per_5min=10, lambda_errors_per_5min=1),
+    ),
+    "prod": EnvironmentConfig(
+        name="prod",
+        retention_days=30,
+        republish_after_s=60,
+        republish_interval_s=15,
+        log_retention_days=90,
+        protect_data=True,
+        nat_gateways=2,
+        worker=WorkerConfig(
+            visibility_timeout_s=120, concurrency=16, max_attempts=3, cpu=1024, memory_mib=2048, min_capacity=2,
+            max_capacity=10,
+        ),
+        api=ApiConfig(mode="fargate", cpu=512, memory_mib=1024, desired_count=2, max_capacity=6),
+        alarms=AlarmThresholds(oldest_message_age_s=300, api_5xx_per_5min=5, lambda_errors_per_5min=1),
+    ),
+}
+
+
+def get_config(env_name: str) -> EnvironmentConfig:
+    try:
+        return ENVIRONMENTS[env_name]
+    except KeyError:
+        raise ValueError(f"unknown environment {env_name!r}, expected one of {sorted(ENVIRONMENTS)}") from None

@@ -1,0 +1,84 @@
+"""The stateful stack: jobs table, queues, documents bucket and the runtime's SSM parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, DefaultStackSynthesizer, Duration, RemovalPolicy, Stack
+from constructs import Construct
+
+from stacks.components.documents import Documents
+from stacks.components.job_store import JobStore
+from stacks.components.parameters import Parameters
+from stacks.components.queues import Queues
+from stacks.config import EnvironmentConfig
+
+
+def _stateful_synthesizer() -> DefaultStackSynthesizer:
+    # This stack has no assets, so it does not depend on the bootstrap version; without the rule the
+    # same template deploys unchanged into the local emulator's CloudFormation (defined once).
+    return DefaultStackSynthesizer(generate_bootstrap_version_rule=False)
+
+
+class StatefulStack(Stack):
+    """Data that outlives deployments: retained and termination-protected where config.protect_data."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
+        kwargs.setdefault("synthesizer", _stateful_synthesizer())
+        super().__init__(
+            scope,
+            construct_id,
+            termination_protection=config.protect_data,
+            description=f"job tickets {config.name}: table, queues, documents bucket, parameters",
+            **kwargs,
+        )
+        removal_policy = RemovalPolicy.RETAIN if config.protect_data else RemovalPolicy.DESTROY
+        self.config = config
+
+        self.job_store = JobStore(
+            self, "JobStore", removal_policy=removal_policy, deletion_protection=config.protect_data
+        )
+        self.queues = Queues(
+            self,
+            "Queues",
+            visibility_timeout=Duration.seconds(config.worker.visibility_timeout_s),
+            dead_letter_retention=Duration.days(config.dlq_retention_days),
+            # AWS's guidance for SQS event sources: at least six times the function timeout.
+            dead_letter_visibility_timeout=Duration.seconds(6 * config.dlq_handler_timeout_s),
+            removal_policy=removal_policy,
+        )
+        self.documents = Documents(
+            self,
+            "Documents",
+            noncurrent_version_days=config.documents_noncurrent_days,
+            access_log_days=max(config.log_retention_days, 30),
+            removal_policy=removal_policy,
+        )
+        # Names are the runtime Settings field names with dashes (runtime/settings.py).
+        self.parameters = Parameters(
+            self,
+            "Parameters",
+            path=config.ssm_path,
+            values={
+                "environment": config.name,
+                "table-name": self.job_store.table.table_name,
+                "queue-url": self.queues.jobs_queue.queue_url,
+                "dead-letter-queue-url": self.queues.dead_letter_queue.queue_url,
+                "documents-bucket": self.documents.bucket.bucket_name,
+                "visibility-timeout-s": str(config.worker.visibility_timeout_s),
+                "max-attempts": str(config.worker.max_attempts),
+                "worker-concurrency": str(config.worker.concurrency),
+                "retention-days": str(config.retention_days),
+                "republish-after-s": str(config.republish_after_s),
+                "republish-interval-s": str(config.republish_interval_s),
+            },
+        )
+
+        for output_id, value in {
+            "TableName": self.job_store.table.table_name,
+            "QueueUrl": self.queues.jobs_queue.queue_url,
+            "DeadLetterQueueUrl": self.queues.dead_letter_queue.queue_url,
+            "DocumentsBucketName": self.documents.bucket.bucket_name,
+            "SsmPath": config.ssm_path,
+        }.items():
+            CfnOutput(self, output_id, value=value)
