@@ -1,0 +1,204 @@
+"""Use cases of the API: submit a job (idempotent, one conditional write), get it, retry it by hand."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from runtime.domain.fingerprint import fingerprint
+from runtime.domain.job import Job, JobStatus, Priority
+from runtime.domain.ports import Clock, JobMessage, JobQueue, JobStore, QueueUnavailable
+
+# Fixed forever: job ids derived from idempotency keys must stay the same across releases.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0e6f0e-8f3a-4d56-9a43-2f1c6d0b7a19")
+ANONYMOUS_SCOPE = "anonymous"
+# Conflicts that can repeat only when other requests keep advancing the same key at the same moment.
+_MAX_ROUNDS = 8
+
+
+class IdempotencyKeyReused(Exception):
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"idempotency key was used for a different request (job {job.job_id})")
+        self.job = job
+
+
+class IdempotencyKeyInFlight(Exception):
+    def __init__(self, job: Job, retry_after_s: int) -> None:
+        super().__init__(f"a request with this idempotency key is still being handled (job {job.job_id})")
+        self.job = job
+        self.retry_after_s = retry_after_s
+
+
+class JobNotFound(Exception):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+
+
+class JobNotRetryable(Exception):
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.job_id} is {job.status} and cannot be retried")
+        self.job = job
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """A validated submit: params already checked against the job type's params model."""
+
+    job_type: str
+    priority: Priority
+    params: dict[str, Any]
+    metadata: dict[str, Any]
+    trace_id: str
+    idempotency_key: str | None = None
+    scope: str = ANONYMOUS_SCOPE
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    job: Job
+    created: bool  # False: a replay of an earlier request with the same key and body
+    published: bool  # False when created but the queue did not answer (the republisher will publish it)
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    job: Job
+    published: bool
+
+
+def job_id_for_key(scope: str, key: str, generation: int) -> str:
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{scope}\n{key}\n{generation}"))
+
+
+class JobService:
+    """Submit, get and retry against the ports. Store errors (JobStoreUnavailable) propagate."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        queue: JobQueue,
+        clock: Clock,
+        *,
+        retention_s: int,
+        idempotency_ttl_s: int,
+        submit_in_flight_s: float,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._clock = clock
+        self._retention_s = retention_s
+        self._idempotency_ttl = timedelta(seconds=idempotency_ttl_s)
+        self._in_flight = timedelta(seconds=submit_in_flight_s)
+
+    # -- submit ---------------------------------------------------------------------------------------------
+
+    def submit(self, request: SubmitRequest) -> SubmitResult:
+        print_ = fingerprint(
+            job_type=request.job_type, priority=request.priority, params=request.params, metadata=request.metadata
+        )
+        if request.idempotency_key is None:
+            job = self._new_job(request, str(uuid.uuid4()), print_, scoped_key=None)
+            outcome = self._store.create(job)
+            if not outcome.created:  # a uuid4 collision: never overwrite, never answer with someone else's job
+                raise RuntimeError(f"job id collision: {job.job_id}")
+            return SubmitResult(job, created=True, published=self._publish(job))
+        return self._submit_with_key(request, print_)
+
+    def _submit_with_key(self, request: SubmitRequest, print_: str) -> SubmitResult:
+        assert request.idempotency_key is not None
+        scope, key = request.scope, request.idempotency_key
+        scoped_key = f"{scope}#{key}"
+        head_id = job_id_for_key(scope, key, 0)
+        generation = 0
+        job_id = head_id
+        for _ in range(_MAX_ROUNDS):
+            job = self._new_job(request, job_id, print_, scoped_key=scoped_key)
+            outcome = self._store.create(job)
+            if outcome.created:
+                return SubmitResult(job, created=True, published=self._publish(job))
+            existing = outcome.job
+            if generation == 0 and existing.key_generation > 0:
+                # The head says a later generation is the live one: decide on that job (or heal a crash
+                # between advancing the head and creating that generation by creating it now).
+                generation = existing.key_generation
+                job_id = job_id_for_key(scope, key, generation)
+                live = self._store.get(job_id)
+                if live is None:
+                    continue
+                existing = live
+            now = self._clock.now()
+            if now - existing.created_at < self._idempotency_ttl:
+                return self._replay(existing, print_, now)
+            # The key is forgotten after its TTL: move the head to the next generation, then create it.
+            new_generation = generation + 1
+            new_expires_at = int(now.timestamp()) + self._retention_s
+            self._store.advance_key_generation(
+                head_id, expected=generation, new=new_generation, keep_until=new_expires_at
+            )
+            # Whether we or a concurrent request advanced it, the next generation's job is created by a
+            # conditional put; the loser of that race replays the winner's job.
+            generation = new_generation
+            job_id = job_id_for_key(scope, key, generation)
+        raise RuntimeError(f"idempotency key {scoped_key!r} kept changing under {_MAX_ROUNDS} attempts")
+
+    def _replay(self, existing: Job, print_: str, now: datetime) -> SubmitResult:
+        if existing.fingerprint != print_:
+            raise IdempotencyKeyReused(existing)
+        age = now - existing.created_at
+        if existing.status == JobStatus.PENDING and age < self._in_flight:
+            remaining_s = (self._in_flight - age).total_seconds()
+            raise IdempotencyKeyInFlight(existing, retry_after_s=max(1, math.ceil(remaining_s)))
+        return SubmitResult(existing, created=False, published=False)
+
+    def _new_job(self, request: SubmitRequest, job_id: str, print_: str, *, scoped_key: str | None) -> Job:
+        now = self._clock.now()
+        return Job(
+            job_id=job_id,
+            status=JobStatus.PENDING,
+            job_type=request.job_type,
+            priority=request.priority,
+            params=request.params,
+            metadata=request.metadata,
+            created_at=now,
+            updated_at=now,
+            trace_id=request.trace_id,
+            fingerprint=print_,
+            idempotency_key=scoped_key,
+            transitions={JobStatus.PENDING.value: now},
+            pending_since=now,
+            expires_at=int(now.timestamp()) + self._retention_s,
+        )
+
+    def _publish(self, job: Job) -> bool:
+        try:
+            self._queue.send(JobMessage(job_id=job.job_id, trace_id=job.trace_id))
+        except QueueUnavailable:
+            return False
+        return True
+
+    # -- get, retry -----------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        job = self._store.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def retry(self, job_id: str) -> RetryResult:
+        """PENDING or FAILED: publish again (a duplicate message is harmless: claims are conditional).
+        FAILED_FINAL: back to PENDING, then publish. PROCESSING, SUCCEEDED: JobNotRetryable."""
+        for _ in range(_MAX_ROUNDS):
+            job = self.get(job_id)
+            if job.status in (JobStatus.PROCESSING, JobStatus.SUCCEEDED):
+                raise JobNotRetryable(job)
+            if job.status == JobStatus.FAILED_FINAL:
+                requeued = self._store.requeue(job_id, now=self._clock.now())
+                if requeued is None:
+                    continue  # it changed under us (another retry): look again
+                job = requeued
+            return RetryResult(job, published=self._publish(job))
+        raise RuntimeError(f"job {job_id} kept changing during retry")
