@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Builds the runtime container images with podman (no Docker engine, no registry pulls) and prepares the
+# local builder: tools, project-local podman configuration, a Debian-built base image and host-side wheels.
+#
+#   .ci/images.sh [all]          everything below, in order (the base image is cached)
+#   .ci/images.sh deps           apt-get install podman buildah runc mmdebstrap when missing (root)
+#   .ci/images.sh config         write .build/containers/{containers,storage}.conf
+#   .ci/images.sh base           build localhost/python-base:local with mmdebstrap (skipped when it exists)
+#   .ci/images.sh wheels         download the runtime's wheels on the host into .build/wheels
+#   .ci/images.sh build [T...]   podman build each target (default: api worker lambda)
+#   .ci/images.sh names          print "target image" for every target (the names k8s/ uses)
+#   .ci/images.sh env            print the exports that point podman at the project-local configuration
+#
+# On a machine with a normal Docker and network, none of this is needed; see the README:
+#   docker build --target api -t localhost/job-tickets-api:local .
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="$ROOT/.build"
+CONTAINERS_DIR="$BUILD_DIR/containers"
+WHEELS_DIR="$BUILD_DIR/wheels"
+PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
+
+# The one place the image names are defined; k8s/ and the tests read them through `names`.
+IMAGE_TAG="${IMAGE_TAG:-local}"
+BASE_IMAGE="${BASE_IMAGE:-localhost/python-base:local}"
+DEBIAN_SUITE="${DEBIAN_SUITE:-bookworm}"
+ALL_TARGETS=(api worker lambda emulator)
+DEFAULT_TARGETS=(api worker lambda)
+
+image_name() { echo "localhost/job-tickets-$1:$IMAGE_TAG"; }
+
+log() { echo "images: $*" >&2; }
+
+export CONTAINERS_CONF="$CONTAINERS_DIR/containers.conf"
+export CONTAINERS_STORAGE_CONF="$CONTAINERS_DIR/storage.conf"
+
+cmd_deps() {
+    local missing=()
+    for tool in podman buildah runc mmdebstrap; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return 0
+    fi
+    log "installing ${missing[*]}"
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        podman buildah runc mmdebstrap uidmap fuse-overlayfs slirp4netns containernetworking-plugins \
+        || { "${sudo[@]}" apt-get update -q && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -q --no-install-recommends podman buildah runc mmdebstrap uidmap \
+            fuse-overlayfs slirp4netns containernetworking-plugins; }
+}
+
+cmd_config() {
+    mkdir -p "$CONTAINERS_DIR/storage" "$CONTAINERS_DIR/run" "$CONTAINERS_DIR/tmp"
+    # crun fails on this kind of machine (cgroups); runc works once the default rlimits are dropped.
+    cat >"$CONTAINERS_CONF" <<EOF
+[containers]
+default_ulimits = []
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+image_copy_tmp_dir = "$CONTAINERS_DIR/tmp"
+EOF
+    cat >"$CONTAINERS_STORAGE_CONF" <<EOF
+[storage]
+driver = "${STORAGE_DRIVER:-overlay}"
+graphroot = "$CONTAINERS_DIR/storage"
+runroot = "$CONTAINERS_DIR/run"
+EOF
+}
+
+# The machine's own Debian apt source (deb822 .sources or one-line .list), so the base image is built
+# from the same mirror the machine already trusts; DEBIAN_MIRROR overrides it.
+apt_source() {
+    if [ -n "${DEBIAN_MIRROR:-}" ]; then
+        echo "deb $DEBIAN_MIRROR $DEBIAN_SUITE main"
+        return 0
+    fi
+    local file
+    for file in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list /etc/apt/sources.list; do
+        [ -f "$file" ] || continue
+        if grep -v '^\s*#' "$file" | grep -q "$DEBIAN_SUITE" && grep -v '^\s*#' "$file" | grep -qi 'debian'; then
+            echo "$file"
+            return 0
+        fi
+    done
+    echo "no debian apt source for $DEBIAN_SUITE in /etc/apt; set DEBIAN_MIRROR" >&2
+    return 1
+}
+
+cmd_base() {
+    if podman image exists "$BASE_IMAGE"; then
+        log "base image $BASE_IMAGE exists"
+        return 0
+    fi
+    local source started
+    source="$(apt_source)"
+    started=$(date +%s)
+    log "building $BASE_IMAGE from $source"
+    # passwd: useradd for the non-root user; python3-venv: a venv with pip for the wheel install.
+    mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates,passwd \
+        --aptopt='Acquire::Retries "3"' --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/*' \
+        "$DEBIAN_SUITE" - "$source" \
+        | podman import --change 'CMD ["python3"]' --change 'ENV LANG=C.UTF-8' - "$BASE_IMAGE" >/dev/null
+    log "base image built in $(($(date +%s) - started)) s"
+}
+
+cmd_wheels() {
+    mkdir -p "$WHEELS_DIR"
+    # Binary wheels for the image's platform, whatever the host is; the build installs them with --no-index.
+    "$PYTHON" -m pip download --quiet --only-binary :all: --platform manylinux2014_x86_64 \
+        --python-version 3.11 --implementation cp -d "$WHEELS_DIR" \
+        -r "$ROOT/runtime/requirements.txt" -r "$ROOT/.ci/requirements-lambda.txt" \
+        -r <(grep -E '^moto\[server\]==' "$ROOT/requirements.txt") 2> >(grep -v "is ignored: it is neither" >&2)
+}
+
+cmd_build() {
+    local targets=("$@")
+    [ "${#targets[@]}" -gt 0 ] || targets=("${DEFAULT_TARGETS[@]}")
+    local target started
+    for target in "${targets[@]}"; do
+        started=$(date +%s%N)
+        podman build --isolation chroot --pull=never --layers \
+            --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg PIP_OFFLINE=1 \
+            --target "$target" -t "$(image_name "$target")" -f "$ROOT/Dockerfile" "$ROOT" >&2
+        log "$(image_name "$target") built in $(( ($(date +%s%N) - started) / 1000000 )) ms," \
+            "$(podman image inspect --format '{{.Size}}' "$(image_name "$target")" | awk '{printf "%.0f MB", $1/1e6}')"
+    done
+}
+
+cmd_names() {
+    local target
+    for target in "${ALL_TARGETS[@]}"; do
+        echo "$target $(image_name "$target")"
+    done
+}
+
+cmd_env() {
+    echo "export CONTAINERS_CONF=$CONTAINERS_CONF"
+    echo "export CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF"
+}
+
+main() {
+    local command="${1:-all}"
+    [ "$#" -eq 0 ] || shift
+    case "$command" in
+        deps) cmd_deps ;;
+        config) cmd_config ;;
+        base) cmd_config && cmd_base ;;
+        wheels) cmd_wheels ;;
+        build) cmd_config && cmd_build "$@" ;;
+        names) cmd_names ;;
+        env) cmd_env ;;
+        all) cmd_deps && cmd_config && cmd_base && cmd_wheels && cmd_build "$@" ;;
+        *) echo "unknown command: $command (deps, config, base, wheels, build, names, env, all)" >&2; return 2 ;;
+    esac
+}
+
+main "$@"

@@ -1,0 +1,77 @@
+# Runtime images of the job ticket system, one multi-stage file, one target per process:
+#   api       python -m runtime.api on port 8080 (ECS/Fargate, Kubernetes, docker run)
+#   worker    python -m runtime.worker
+#   lambda    awslambdaric entry point; CMD runtime.dlq_handler.handler (or runtime.api.lambda_handler.handler)
+#   emulator  moto's server, for the dev Kubernetes overlay (never deployed to AWS)
+#
+# Networked builder (Docker, CDK assets):   docker build --target api -t job-tickets-api .
+# Offline builder (this repo's podman flow): .ci/images.sh downloads wheels into .build/wheels on the host and
+#   builds with --build-arg BASE_IMAGE=localhost/python-base:local --build-arg PIP_OFFLINE=1.
+ARG BASE_IMAGE=public.ecr.aws/docker/library/python:3.11-slim
+
+# ---- dependencies: one virtualenv per dependency set, built once and copied into the final stages ----
+FROM ${BASE_IMAGE} AS deps
+# 1 = install only from the wheels in .build/wheels (no index); 0 = the package index, wheels as a cache.
+ARG PIP_OFFLINE=0
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+# The wheel[s] glob keeps this COPY valid on a builder that downloaded no wheels.
+COPY runtime/requirements.txt .ci/requirements-lambda.txt .build/wheel[s] /src/
+RUN if [ "$PIP_OFFLINE" = 1 ]; then set -- --no-index; fi \
+    && python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir "$@" --find-links /src -r /src/requirements.txt
+
+FROM deps AS deps-lambda
+ARG PIP_OFFLINE=0
+RUN if [ "$PIP_OFFLINE" = 1 ]; then set -- --no-index; fi \
+    && /opt/venv/bin/pip install --no-cache-dir "$@" --find-links /src -r /src/requirements-lambda.txt
+
+FROM ${BASE_IMAGE} AS deps-emulator
+ARG PIP_OFFLINE=0
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+# moto's pin lives in the development requirements: the emulator image runs the version the tests run.
+COPY requirements.txt .build/wheel[s] /src/
+RUN if [ "$PIP_OFFLINE" = 1 ]; then set -- --no-index; fi \
+    && grep -E '^moto\[server\]==' /src/requirements.txt > /src/requirements-emulator.txt \
+    && python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir "$@" --find-links /src -r /src/requirements-emulator.txt
+
+# ---- common runtime layer: non-root user, no writes to the image at run time ----
+FROM ${BASE_IMAGE} AS runtime-base
+# A fixed numeric uid lets Kubernetes check runAsNonRoot without resolving names.
+RUN useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin app
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /app
+
+FROM runtime-base AS app
+COPY --from=deps /opt/venv /opt/venv
+COPY runtime/ /app/runtime/
+# Compiled once here: the containers run with a read-only root filesystem.
+RUN python -m compileall -q /app/runtime
+USER 10001:10001
+
+FROM app AS api
+EXPOSE 8080
+CMD ["python", "-m", "runtime.api", "--host", "0.0.0.0", "--port", "8080"]
+
+FROM app AS worker
+# The worker drains on SIGTERM (JOBS_SHUTDOWN_DEADLINE_S); SIGTERM is the default stop signal.
+CMD ["python", "-m", "runtime.worker"]
+
+FROM runtime-base AS emulator
+COPY --from=deps-emulator /opt/venv /opt/venv
+COPY runtime/ /app/runtime/
+USER 10001:10001
+EXPOSE 5000
+CMD ["python", "-m", "moto.server", "-H", "0.0.0.0", "-p", "5000"]
+
+# Last, so that a plain `docker build .` without --target yields the Lambda image CDK assets expect.
+FROM runtime-base AS lambda
+COPY --from=deps-lambda /opt/venv /opt/venv
+COPY runtime/ /app/runtime/
+RUN python -m compileall -q /app/runtime
+USER 10001:10001
+ENTRYPOINT ["python", "-m", "awslambdaric"]
+CMD ["runtime.dlq_handler.handler"]
