@@ -1,0 +1,102 @@
+"""Lambda handler for the dead-letter queue: marks each dead-lettered job FAILED_FINAL (only from a
+non-terminal state) with why, and reports store errors as batch item failures so SQS retries them."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from runtime.adapters.sqs_queue import decode
+from runtime.domain.job import JobError
+from runtime.domain.ports import Clock, JobStore
+from runtime.observability import aws_calls, logs, metrics, tracing
+
+DEAD_LETTERED = "dead_lettered"
+
+
+class _UtcClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class DeadLetterHandler:
+    """The per-record logic, with the store injected (tests pass fakes, `handler` the DynamoDB store)."""
+
+    def __init__(self, store: JobStore, clock: Clock | None = None) -> None:
+        self._store = store
+        self._clock: Clock = clock or _UtcClock()
+
+    def handle_record(self, record: SQSRecord) -> str:
+        """Returns what happened: "failed_final", "already_terminal" or "poison". Store errors raise (after
+        a log line), so that the record becomes a batch item failure and SQS delivers it again."""
+        try:
+            return self._handle(record)
+        except Exception as exc:
+            logs.log_event(
+                "dlq_record_failed", level="error", messageId=record.message_id, error=f"{type(exc).__name__}: {exc}"
+            )
+            raise
+
+    def _handle(self, record: SQSRecord) -> str:
+        message = decode(record.body or "")
+        if message is None:
+            # A poison body can never be matched to a job: retrying it would only loop. Count it handled.
+            logs.log_event(
+                "dlq_poison_message", level="warning", messageId=record.message_id, body=(record.body or "")[:200]
+            )
+            return "poison"
+        receive_count = record.attributes.approximate_receive_count
+        with (
+            logs.bind(trace_id=message.trace_id or None, job_id=message.job_id),
+            tracing.continue_trace("dlq.job", record.attributes.aws_trace_header),
+        ):
+            error = JobError(
+                DEAD_LETTERED,
+                f"message moved to the dead-letter queue after {receive_count} receives without a final outcome",
+                permanent=True,
+            )
+            job = self._store.fail_final(message.job_id, error=error, now=self._clock.now())
+            if job is None:
+                # Already SUCCEEDED/FAILED_FINAL (or unknown): a terminal job is never moved again.
+                current = self._store.get(message.job_id)
+                logs.log_event(
+                    "dlq_job_unchanged",
+                    status=current.status.value if current is not None else None,
+                    found=current is not None,
+                )
+                return "already_terminal"
+            metrics.emit({"JobsFailedFinal": (1.0, "Count")}, dimensions={"JobType": job.job_type})
+            logs.log_event("dlq_job_failed_final", level="warning", jobType=job.job_type, receiveCount=receive_count)
+            return "failed_final"
+
+
+def handle_event(event: dict[str, Any], context: Any, *, dead_letters: DeadLetterHandler) -> dict[str, Any]:
+    """Runs every record; returns {"batchItemFailures": [...]} naming the records to be retried."""
+    # raise_on_entire_batch_failure=False: with batch size 1 every failure is an "entire batch" failure;
+    # reporting it as a batch item failure keeps one behaviour for any batch size.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    with aws_calls.category("dlq"):
+        return process_partial_response(
+            event=event, record_handler=dead_letters.handle_record, processor=processor, context=context
+        )
+
+
+@functools.cache
+def _default_dead_letters() -> DeadLetterHandler:
+    # Built once per Lambda container, on the first event, so that importing this module stays cheap.
+    from runtime import aws_clients, observability
+    from runtime.adapters.dynamodb_store import DynamoDbJobStore
+    from runtime.settings import get_settings
+
+    settings = get_settings()
+    observability.configure(settings)
+    tracing.patch_aws_sdk()
+    return DeadLetterHandler(DynamoDbJobStore(aws_clients.client("dynamodb", settings), settings.table_name))
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return handle_event(event, context, dead_letters=_default_dead_letters())

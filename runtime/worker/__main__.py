@@ -1,0 +1,70 @@
+"""`python -m runtime.worker`: the composition root (settings -> boto3 clients -> adapters -> worker) with
+graceful SIGTERM/SIGINT handling: stop receiving, finish or release in-flight jobs, exit 0."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from runtime import aws_clients, observability
+from runtime.adapters.dynamodb_store import DynamoDbJobStore
+from runtime.adapters.s3_objects import S3ObjectStore
+from runtime.adapters.sqs_queue import SqsJobQueue
+from runtime.observability import logs, tracing
+from runtime.settings import SettingsError, load_settings
+from runtime.worker.runner import Worker
+
+# Comma-separated modules imported at start, each registering job types with @job_type (tests and
+# benchmarks add their own types this way; production images need none).
+PLUGINS_ENV = "JOBS_WORKER_PLUGINS"
+
+
+def load_plugins(spec: str | None) -> list[str]:
+    names = [name.strip() for name in (spec or "").split(",") if name.strip()]
+    for name in names:
+        importlib.import_module(name)
+    return names
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    observability.configure(settings)
+    tracing.patch_aws_sdk()
+    plugins = load_plugins(os.environ.get(PLUGINS_ENV))
+
+    clients = aws_clients.clients(settings)
+    worker = Worker(
+        store=DynamoDbJobStore(clients.dynamodb, settings.table_name),
+        queue=SqsJobQueue(clients.sqs, settings.queue_url, trace_header=tracing.current_trace_header),
+        objects=S3ObjectStore(clients.s3),
+        settings=settings,
+    )
+
+    stop_requested = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logs.log_event("worker_signal", signal=signal.Signals(signum).name)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    logs.log_event("worker_starting", environment=settings.environment, plugins=plugins or None)
+    worker.start()
+    # Event.wait() in the main thread stays interruptible by signals when given a timeout.
+    while not stop_requested.wait(1.0):
+        pass
+    worker.stop(settings.shutdown_deadline_s)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""No job lost: a background thread that publishes again every PENDING job that has waited longer than
+republish_after_s (its message never left, or was lost). One sweep runs every republish_interval_s
+(jittered), so a job is republished within republish_after_s + republish_interval_s."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from runtime.domain.ports import Clock, JobMessage, JobQueue, JobStore
+from runtime.observability import aws_calls, logs
+
+SWEEP_LIMIT = 100
+
+
+class Republisher:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        queue: JobQueue,
+        clock: Clock,
+        republish_after_s: float,
+        interval_s: float,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._clock = clock
+        self._after = timedelta(seconds=republish_after_s)
+        self._interval_s = interval_s
+        self._rand = rand
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="republisher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+    def _next_wait_s(self) -> float:
+        # Jitter (0.8x-1.0x) keeps the workers of a fleet from sweeping in lockstep, and never exceeds the
+        # interval, so the documented bound holds.
+        return self._interval_s * (0.8 + 0.2 * self._rand())
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._next_wait_s()):
+            with aws_calls.category("background"):
+                try:
+                    self.sweep()
+                except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+                    logs.log_event("republish_sweep_failed", level="warning", error=f"{type(exc).__name__}: {exc}")
+
+    def sweep(self) -> int:
+        """One pass; returns how many jobs were published again."""
+        now = self._clock.now()
+        published = 0
+        for job in self._store.stuck_pending(older_than=now - self._after, limit=SWEEP_LIMIT):
+            if self._stop.is_set():
+                break
+            if job.pending_since is None:
+                continue
+            # The conditional marker move makes one republisher of the fleet win per job and round.
+            if not self._store.mark_republished(job.job_id, expected_pending_since=job.pending_since, now=now):
+                continue
+            try:
+                self._queue.send(JobMessage(job_id=job.job_id, trace_id=job.trace_id))
+            except Exception as exc:  # noqa: BLE001 - the marker moved: the job is tried again after republish_after_s
+                logs.log_event(
+                    "republish_failed", level="warning", jobId=job.job_id, error=f"{type(exc).__name__}: {exc}"
+                )
+                continue
+            published += 1
+            logs.log_event("job_republished", jobId=job.job_id, traceId=job.trace_id)
+        return published

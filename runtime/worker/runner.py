@@ -1,0 +1,283 @@
+"""The worker: a receive loop (long poll, up to 10 messages per free slot), a pool of job threads, the
+visibility heartbeat, batched deletes, the republisher, and a graceful stop. Usable in-process by tests."""
+
+from __future__ import annotations
+
+import queue as queue_module
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from runtime.domain.backoff import Backoff, Jitter
+from runtime.domain.job import Job
+from runtime.domain.ports import Clock, JobQueue, JobStore, ObjectStore, ReceivedMessage
+from runtime.domain.processing import (
+    Action,
+    Decision,
+    MessageProcessor,
+    Outcome,
+    ProcessingConfig,
+    SystemClock,
+)
+from runtime.job_types.registry import JobType, get_job_type
+from runtime.observability import aws_calls, logs, metrics, tracing
+from runtime.settings import Settings
+from runtime.worker.deleter import BatchDeleter
+from runtime.worker.heartbeat import Heartbeat
+from runtime.worker.republisher import Republisher
+
+SQS_BATCH_LIMIT = 10
+# After a failed receive, wait this long (doubling up to the cap) before polling again.
+RECEIVE_RETRY_BASE_S = 1.0
+RECEIVE_RETRY_MAX_S = 20.0
+# How long stop() waits for a long poll already under way. A message it returns later is not claimed
+# and comes back after the visibility timeout: a delay, never a loss. Waiting the full 20 s on every
+# shutdown would be worse.
+RECEIVE_JOIN_S = 2.0
+_OUTCOME_METRIC = {
+    Outcome.SUCCEEDED: "JobsSucceeded",
+    Outcome.FAILED: "JobsFailed",
+    Outcome.FAILED_FINAL: "JobsFailedFinal",
+}
+
+
+class Worker:
+    """start() runs the threads; stop(deadline_s) stops receiving, waits for running jobs up to the
+    deadline, releases the messages of unfinished ones (visibility 0), and returns True if none was left."""
+
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        queue: JobQueue,
+        objects: ObjectStore,
+        settings: Settings,
+        clock: Clock | None = None,
+        rand: Callable[[], float] = random.random,
+        job_types: Callable[[str], JobType[Any] | None] = get_job_type,
+        republish: bool = True,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._settings = settings
+        self._clock: Clock = clock or SystemClock()
+        self._concurrency = settings.worker_concurrency
+        self._processor = MessageProcessor(
+            store=store,
+            objects=objects,
+            config=ProcessingConfig(
+                visibility_timeout_s=settings.visibility_timeout_s, max_attempts=settings.max_attempts
+            ),
+            backoff=Backoff(settings.backoff_base_s, settings.backoff_max_s, Jitter.EQUAL, rand),
+            clock=self._clock,
+            job_types=job_types,
+        )
+        self._heartbeat = Heartbeat(
+            queue=queue,
+            store=store,
+            clock=self._clock,
+            visibility_timeout_s=settings.visibility_timeout_s,
+            interval_s=settings.heartbeat_interval_s,
+        )
+        self._deleter = BatchDeleter(queue, linger_s=settings.delete_linger_s)
+        self._republisher = (
+            Republisher(
+                store=store,
+                queue=queue,
+                clock=self._clock,
+                republish_after_s=settings.republish_after_s,
+                interval_s=settings.republish_interval_s,
+                rand=rand,
+            )
+            if republish
+            else None
+        )
+        self._tasks: queue_module.Queue[ReceivedMessage | None] = queue_module.Queue()
+        self._slots = threading.Condition()
+        self._in_flight = 0
+        self._released: set[str] = set()
+        self._stopping = threading.Event()
+        self._receiver: threading.Thread | None = None
+        self._pool: list[threading.Thread] = []
+        self._started = False
+
+    @property
+    def in_flight(self) -> int:
+        with self._slots:
+            return self._in_flight
+
+    def start(self) -> None:
+        if self._started:
+            raise RuntimeError("worker already started")
+        self._started = True
+        # Daemon threads: a job still running when stop() gives up must not hold the process open;
+        # its message was released and its lease runs out, so another worker takes it over.
+        for index in range(self._concurrency):
+            thread = threading.Thread(target=self._pool_loop, name=f"job-{index}", daemon=True)
+            thread.start()
+            self._pool.append(thread)
+        self._deleter.start()
+        self._heartbeat.start()
+        if self._republisher is not None:
+            self._republisher.start()
+        self._receiver = threading.Thread(target=self._receive_loop, name="receiver", daemon=True)
+        self._receiver.start()
+        logs.log_event("worker_started", concurrency=self._concurrency)
+
+    def stop(self, deadline_s: float | None = None) -> bool:
+        deadline_s = self._settings.shutdown_deadline_s if deadline_s is None else deadline_s
+        ends_at = time.monotonic() + deadline_s
+        self._stopping.set()
+        with self._slots:
+            self._slots.notify_all()
+            while self._in_flight > 0:
+                remaining = ends_at - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._slots.wait(remaining)
+        unfinished = self._release_unfinished()
+        for _ in self._pool:
+            self._tasks.put(None)
+        self._heartbeat.stop()
+        if self._republisher is not None:
+            self._republisher.stop()
+        if self._receiver is not None:
+            self._receiver.join(max(0.0, min(RECEIVE_JOIN_S, ends_at - time.monotonic())))
+        self._deleter.stop()
+        logs.log_event("worker_stopped", released=unfinished)
+        return unfinished == 0
+
+    def _release_unfinished(self) -> int:
+        handles = self._heartbeat.receipt_handles()
+        if not handles:
+            return 0
+        with self._slots:
+            self._released.update(handles)
+        for handle in handles:
+            self._heartbeat.untrack(handle)
+        self._release(handles)
+        return len(handles)
+
+    def _release(self, handles: list[str]) -> None:
+        # Visibility 0: another worker receives the message at once; its claim waits for our lease to end.
+        with aws_calls.category("worker"):
+            for start in range(0, len(handles), SQS_BATCH_LIMIT):
+                try:
+                    self._queue.change_visibility_batch(handles[start : start + SQS_BATCH_LIMIT], 0)
+                except Exception as exc:  # noqa: BLE001 - unreleased messages come back after the visibility timeout
+                    logs.log_event("release_failed", level="warning", error=f"{type(exc).__name__}: {exc}")
+
+    def _receive_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            with self._slots:
+                while self._in_flight >= self._concurrency and not self._stopping.is_set():
+                    self._slots.wait()
+                free = self._concurrency - self._in_flight
+            if self._stopping.is_set():
+                return
+            try:
+                with aws_calls.category("worker"):
+                    received = self._queue.receive(
+                        max_messages=min(SQS_BATCH_LIMIT, free),
+                        wait_s=self._settings.receive_wait_s,
+                        visibility_timeout_s=self._settings.visibility_timeout_s,
+                    )
+            except Exception as exc:  # noqa: BLE001 - keep polling; the queue may come back
+                failures += 1
+                logs.log_event("receive_failed", level="warning", error=f"{type(exc).__name__}: {exc}")
+                self._stopping.wait(min(RECEIVE_RETRY_MAX_S, RECEIVE_RETRY_BASE_S * 2 ** min(failures - 1, 10)))
+                continue
+            failures = 0
+            if self._stopping.is_set():
+                self._release([message.receipt_handle for message in received])
+                return
+            for message in received:
+                with self._slots:
+                    self._in_flight += 1
+                self._heartbeat.track(message.receipt_handle, message.message.job_id if message.message else None)
+                self._tasks.put(message)
+
+    def _pool_loop(self) -> None:
+        while True:
+            message = self._tasks.get()
+            if message is None:
+                return
+            try:
+                self._handle(message)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not kill the pool thread
+                logs.log_event("worker_error", level="error", error=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._heartbeat.untrack(message.receipt_handle)
+                with self._slots:
+                    self._in_flight -= 1
+                    self._slots.notify_all()
+
+    def _handle(self, message: ReceivedMessage) -> None:
+        job_message = message.message
+        handle = message.receipt_handle
+        # Queue lag ends when a worker picks the message up, not when its job is done.
+        queue_lag_ms = max(0.0, (datetime.now(UTC) - message.sent_at).total_seconds() * 1000.0)
+
+        def on_claimed(job: Job) -> None:
+            self._heartbeat.claimed(handle, job.attempts)
+            tracing.annotate(jobId=job.job_id, jobType=job.job_type)
+
+        with (
+            logs.bind(
+                trace_id=job_message.trace_id if job_message else None,
+                job_id=job_message.job_id if job_message else None,
+            ),
+            aws_calls.category("worker"),
+            tracing.continue_trace("worker.job", message.trace_header),
+        ):
+            decision = self._processor.process(message, on_claimed=on_claimed)
+            with self._slots:
+                released = handle in self._released
+            if not released:
+                self._apply(handle, decision)
+            self._report(message, decision, released=released, queue_lag_ms=queue_lag_ms)
+
+    def _apply(self, handle: str, decision: Decision) -> None:
+        if decision.action is Action.DELETE:
+            self._deleter.add(handle)
+            return
+        try:
+            self._queue.change_visibility(handle, decision.delay_s)
+        except Exception as exc:  # noqa: BLE001 - the message comes back after the visibility timeout instead
+            logs.log_event("visibility_change_failed", level="warning", error=f"{type(exc).__name__}: {exc}")
+
+    def _report(self, message: ReceivedMessage, decision: Decision, *, released: bool, queue_lag_ms: float) -> None:
+        job = decision.job
+        metric_name = _OUTCOME_METRIC.get(decision.outcome)
+        if metric_name is not None and job is not None:
+            values: dict[str, tuple[float, str]] = {
+                metric_name: (1.0, "Count"),
+                "QueueLag": (round(queue_lag_ms, 1), "Milliseconds"),
+            }
+            if decision.handler_ms is not None:
+                values["JobDuration"] = (round(decision.handler_ms, 1), "Milliseconds")
+            metrics.emit(values, dimensions={"JobType": job.job_type})
+        level = "info"
+        if decision.outcome in (Outcome.POISON, Outcome.MISSING, Outcome.LOST_CLAIM, Outcome.STORE_UNAVAILABLE):
+            level = "warning"
+        error = decision.error
+        logs.log_event(
+            "job_message",
+            level=level,
+            outcome=decision.outcome.value,
+            action="released" if released else decision.action.value,
+            delayS=decision.delay_s or None,
+            status=job.status.value if job is not None and decision.attempt is None else None,
+            jobType=job.job_type if job is not None else None,
+            attempt=decision.attempt,
+            receiveCount=message.receive_count,
+            handlerMs=round(decision.handler_ms, 1) if decision.handler_ms is not None else None,
+            queueLagMs=round(queue_lag_ms),
+            errorCode=error.code if error is not None else None,
+            error=error.message if error is not None else None,
+            body=message.raw_body[:200] if decision.outcome is Outcome.POISON else None,
+        )
