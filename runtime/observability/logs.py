@@ -153,7 +153,7 @@ def _route_stdlib_logging() -> None:
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "botocore", "boto3", "urllib3"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "botocore", "boto3", "urllib3", "werkzeug"):
         named = logging.getLogger(name)
         named.handlers.clear()
         named.propagate = True

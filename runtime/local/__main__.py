@@ -1,0 +1,93 @@
+"""`python -m runtime.local [--api-port 8080] [--aws-port 4566]`: the whole system on one machine.
+
+moto in this process (or AWS_ENDPOINT_URL's emulator) -> the stateful stack deployed from its CDK
+definition -> the API, the worker and the DLQ poller as child processes. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import warnings
+
+from runtime.local.emulator import start_emulator
+from runtime.local.provision import provision
+from runtime.local.supervisor import (
+    ChildFailed,
+    Supervisor,
+    child_environment,
+    child_specs,
+    install_stop_handlers,
+    repo_root,
+)
+from runtime.observability import logs
+
+REGION = "us-east-1"
+ENV_NAME = "local"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m runtime.local", description=__doc__.splitlines()[0])
+    parser.add_argument("--api-port", type=int, default=8080, help="the API's port on 127.0.0.1 (default 8080)")
+    parser.add_argument("--aws-port", type=int, default=4566, help="the emulator's port on 127.0.0.1 (default 4566)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logs.configure()
+    # The emulator warns about every resource type it skips (queue and bucket policies): known and harmless.
+    logging.getLogger("moto").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"moto\.")
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        os.environ.setdefault(name, value)
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+    # Ctrl-C during start-up lands here as KeyboardInterrupt; once the children run it only sets a flag.
+    try:
+        emulator = start_emulator(args.aws_port)
+    except RuntimeError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    supervisor: Supervisor | None = None
+    try:
+        resources = provision(endpoint_url=emulator.endpoint_url, env_name=ENV_NAME, region=REGION)
+        env = child_environment(os.environ, endpoint_url=emulator.endpoint_url, ssm_path=resources.ssm_path)
+        supervisor = Supervisor(child_specs(api_port=args.api_port), env, cwd=repo_root())
+        install_stop_handlers(supervisor)
+        supervisor.start()
+        api_url = f"http://127.0.0.1:{args.api_port}"
+        supervisor.wait_ready(f"{api_url}/readyz")
+        if supervisor.stop_requested.is_set():
+            return 0
+        print(
+            f"job-tickets local ready: api={api_url} aws={emulator.endpoint_url} table={resources.table_name} "
+            f"queue={resources.queue_url} dead-letter-queue={resources.dead_letter_queue_url} "
+            f"bucket={resources.documents_bucket} ssm={resources.ssm_path}",
+            flush=True,
+        )
+        supervisor.run_until_stopped()
+        logs.log_event("local_stopping")
+        return 0
+    except ChildFailed as exc:
+        logs.log_event("local_child_failed", level="error", child=exc.name, exitCode=exc.returncode)
+        print(f"job-tickets local: {exc}; stopping everything", file=sys.stderr, flush=True)
+        return 1
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"job-tickets local: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        # No second Ctrl-C in the middle of the clean-up.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if supervisor is not None:
+            supervisor.stop()
+        emulator.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
