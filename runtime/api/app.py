@@ -1,0 +1,77 @@
+"""The API's composition root: settings -> boto3 clients -> adapters -> use cases -> FastAPI app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from runtime import aws_clients
+from runtime.adapters.clock import UtcClock
+from runtime.adapters.dynamodb_store import DynamoDbJobStore
+from runtime.adapters.sqs_queue import SqsJobQueue
+from runtime.api import routes_health, routes_jobs
+from runtime.api.deps import Container
+from runtime.api.errors import install_error_handlers
+from runtime.api.middleware import TraceIdMiddleware
+from runtime.api.routes_health import ReadinessProbe
+from runtime.domain.ports import Clock, JobQueue, JobStore
+from runtime.domain.submit import JobService
+from runtime.observability import configure as configure_observability
+from runtime.observability import tracing
+from runtime.settings import Settings, get_settings
+
+API_DESCRIPTION = """Asynchronous job tickets: submit a job, poll it, retry it by hand.
+
+Every answer carries `X-Trace-Id`. Every error body is `{"error": "<code>", "detail": "<one sentence naming the
+field>"}` (extra fields allowed), never a stack trace. Times are RFC 3339 in UTC."""
+
+
+def build_container(settings: Settings, *, store: JobStore | None = None, queue: JobQueue | None = None,
+                    clock: Clock | None = None) -> Container:
+    """Wires the real adapters (one boto3 client per service per process); tests may pass their own."""
+    if store is None:
+        store = DynamoDbJobStore(aws_clients.client("dynamodb", settings), settings.table_name)
+    if queue is None:
+        queue = SqsJobQueue(aws_clients.client("sqs", settings), settings.queue_url,
+                            trace_header=tracing.current_trace_header if settings.tracing_enabled else None)
+    service = JobService(
+        store,
+        queue,
+        clock or UtcClock(),
+        retention_s=settings.retention_days * 86_400,
+        idempotency_ttl_s=settings.idempotency_ttl_s,
+        submit_in_flight_s=settings.submit_in_flight_s,
+    )
+    return Container(settings=settings, store=store, queue=queue, service=service,
+                     readiness=ReadinessProbe(store, queue))
+
+
+def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
+    if container is None:
+        settings = settings or get_settings()
+        configure_observability(settings)
+        container = build_container(settings)
+    settings = container.settings
+    app = FastAPI(
+        title="Job tickets API",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.container = container
+    install_error_handlers(app)
+    app.include_router(routes_jobs.router)
+    app.include_router(routes_health.router)
+    for route in app.routes:
+        if getattr(route, "name", None) == "submit_job":
+            route.description = routes_jobs.SUBMIT_DESCRIPTION.format(  # type: ignore[attr-defined]
+                max_body_bytes=settings.max_body_bytes,
+                republish_bound_s=settings.republish_bound_s,
+                submit_in_flight_s=settings.submit_in_flight_s,
+            )
+    # Added first = innermost: the X-Ray segment sits inside the trace id middleware, which is outermost so
+    # that every answer (errors included) carries X-Trace-Id.
+    tracing.add_fastapi_middleware(app)
+    app.add_middleware(TraceIdMiddleware)
+    return app

@@ -1,0 +1,56 @@
+"""The API's dependencies as Annotated aliases; tests swap them with app.dependency_overrides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
+
+from runtime.api.middleware import trace_id_of
+from runtime.domain.ports import JobQueue, JobStore
+from runtime.domain.submit import JobService
+from runtime.settings import Settings
+
+
+class ReadinessProbeLike(Protocol):
+    def check(self) -> str | None:
+        """None when ready, else the reason."""
+
+
+@dataclass(frozen=True)
+class Container:
+    """What the composition root wires once per process."""
+
+    settings: Settings
+    store: JobStore
+    queue: JobQueue
+    service: JobService
+    readiness: ReadinessProbeLike
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return get_container(request).settings
+
+
+def get_job_service(request: Request) -> JobService:
+    return get_container(request).service
+
+
+def get_readiness(request: Request) -> ReadinessProbeLike:
+    return get_container(request).readiness
+
+
+def get_trace_id(request: Request) -> str:
+    return trace_id_of(request.scope)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+JobServiceDep = Annotated[JobService, Depends(get_job_service)]
+ReadinessDep = Annotated[ReadinessProbeLike, Depends(get_readiness)]
+TraceIdDep = Annotated[str, Depends(get_trace_id)]

@@ -1,0 +1,124 @@
+"""The error model: every error answer is {"error": code, "detail": sentence}, never a stack trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from runtime.domain.ports import JobStoreUnavailable
+from runtime.domain.submit import IdempotencyKeyInFlight, IdempotencyKeyReused, JobNotFound, JobNotRetryable
+from runtime.observability import log_event
+
+STORE_RETRY_AFTER_S = 2
+
+
+class ApiError(Exception):
+    """An answer other than success, raised anywhere in a route."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None,
+                   **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"error": code, "detail": detail}
+    body.update({key: value for key, value in extra.items() if value is not None})
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    """pydantic errors as [{"field": "params.source", "message": "field required"}], bad values shown."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        parts = [str(part) for part in error.get("loc", ())]
+        field = ".".join([prefix, *parts] if prefix else parts) or (prefix or "body")
+        message = str(error.get("msg", "invalid")).lower()
+        if error.get("type") not in ("missing", "extra_forbidden") and "input" in error:
+            shown = repr(error["input"])
+            message += f", got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+        problems.append({"field": field, "message": message})
+    return problems
+
+
+def validation_error(problems: list[dict[str, str]]) -> ApiError:
+    first = problems[0]
+    detail = f"{first['field']}: {first['message']}"
+    if len(problems) > 1:
+        detail += f" (and {len(problems) - 1} more)"
+    return ApiError(422, "validation_error", detail, errors=problems)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.code, exc.detail, exc.headers or None, **exc.extra)
+
+    async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = []
+        for error in exc.errors():
+            loc = [str(part) for part in error.get("loc", ())]
+            # FastAPI prefixes the source ("path", "header", "body"); the field name is what the caller knows.
+            field = ".".join(loc[1:] if len(loc) > 1 else loc) or "request"
+            problems.append({"field": field, "message": str(error.get("msg", "invalid")).lower()})
+        api_error = validation_error(problems or [{"field": "request", "message": "invalid request"}])
+        return error_response(api_error.status, api_error.code, api_error.detail, **api_error.extra)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return error_response(404, "not_found", f"no route for {request.method} {request.url.path}")
+        if exc.status_code == 405:
+            return error_response(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}",
+                                  dict(exc.headers or {}))
+        return error_response(exc.status_code, "http_error", str(exc.detail).lower(), dict(exc.headers or {}))
+
+    async def on_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log_event("job_store.unavailable", level="error", path=request.url.path, reason=str(exc))
+        return error_response(503, "job_store_unavailable", "the job store is not answering; nothing was changed",
+                              {"Retry-After": str(STORE_RETRY_AFTER_S)})
+
+    async def on_not_found(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, JobNotFound)
+        return error_response(404, "job_not_found", f"jobId: no job with id {exc.job_id!r}")
+
+    async def on_not_retryable(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, JobNotRetryable)
+        return error_response(409, "job_not_retryable",
+                              f"job {exc.job.job_id} is {exc.job.status.value} and cannot be retried",
+                              status=exc.job.status.value)
+
+    async def on_key_reused(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, IdempotencyKeyReused)
+        log_event("job.key_reused", jobId=exc.job.job_id)
+        return error_response(422, "idempotency_key_reused",
+                              "Idempotency-Key: this key was already used for a request with a different body "
+                              f"(job {exc.job.job_id})")
+
+    async def on_key_in_flight(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, IdempotencyKeyInFlight)
+        log_event("job.in_flight", jobId=exc.job.job_id)
+        return error_response(409, "idempotency_key_in_flight",
+                              f"Idempotency-Key: the first request with this key (job {exc.job.job_id}) is still "
+                              "being handled; retry later", {"Retry-After": str(exc.retry_after_s)})
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_request_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(JobStoreUnavailable, on_store_unavailable)
+    app.add_exception_handler(JobNotFound, on_not_found)
+    app.add_exception_handler(JobNotRetryable, on_not_retryable)
+    app.add_exception_handler(IdempotencyKeyReused, on_key_reused)
+    app.add_exception_handler(IdempotencyKeyInFlight, on_key_in_flight)

@@ -1,0 +1,18 @@
+"""The API as a Lambda function behind API Gateway or a function URL (Mangum); the app is built on first use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mangum import Mangum
+
+_handler: Mangum | None = None
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    global _handler
+    if _handler is None:
+        from runtime.api.app import create_app
+
+        _handler = Mangum(create_app(), lifespan="off")
+    return dict(_handler(event, context))

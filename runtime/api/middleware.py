@@ -1,0 +1,86 @@
+"""ASGI middleware: the request's trace id (X-Trace-Id on every answer) and a JSON 500 for anything unhandled."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from runtime.observability import log_event, logs, tracing
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+TRACE_HEADER = b"x-trace-id"
+# A caller's id is kept when it is a short token of safe characters; anything else is replaced.
+_SAFE_TRACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
+_XRAY_TRACE_ID = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
+
+
+def new_trace_id() -> str:
+    """An X-Ray compatible id ("1-<epoch s, 8 hex>-<24 hex>"), so tracing can use it as its root."""
+    return f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+
+
+def accepted_trace_id(value: str | None) -> str | None:
+    return value if value is not None and _SAFE_TRACE_ID.fullmatch(value) else None
+
+
+def trace_id_of(scope: Scope) -> str:
+    """The trace id chosen for this request (set by TraceIdMiddleware)."""
+    return str(scope.get("state", {}).get("trace_id") or new_trace_id())
+
+
+class TraceIdMiddleware:
+    """Outermost: picks the trace id (the caller's valid X-Trace-Id or a new one), binds it for the logs,
+    adds X-Trace-Id to every answer, and turns an unhandled exception into a JSON 500 without a stack trace."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        caller = None
+        has_amzn = False
+        for name, value in scope.get("headers", ()):
+            if name == TRACE_HEADER:
+                caller = value.decode("latin-1")
+            elif name == b"x-amzn-trace-id":
+                has_amzn = True
+        trace_id = accepted_trace_id(caller) or new_trace_id()
+        scope.setdefault("state", {})["trace_id"] = trace_id
+        if tracing.enabled() and not has_amzn and _XRAY_TRACE_ID.fullmatch(trace_id):
+            # Let the X-Ray segment use our id as its root, so logs and traces share one id.
+            scope["headers"] = [*scope.get("headers", ()), (b"x-amzn-trace-id", f"Root={trace_id}".encode())]
+        trace_header = (TRACE_HEADER, trace_id.encode("latin-1"))
+        started = False
+
+        async def send_with_trace_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), trace_header]
+            await send(message)
+
+        with logs.bind(trace_id=trace_id):
+            try:
+                await self.app(scope, receive, send_with_trace_id)
+            except Exception as exc:
+                log_event("http.unhandled_error", level="error", path=scope.get("path"),
+                          errorType=type(exc).__name__, message=str(exc)[:500])
+                if started:
+                    raise
+                body = json.dumps({"error": "internal_error", "detail": "an unexpected error occurred; "
+                                   f"quote trace id {trace_id}"}).encode()
+                await send({"type": "http.response.start", "status": 500, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    trace_header]})
+                await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,259 @@
+"""/api/v1/jobs: submit, poll and retry jobs (the contract in shared/API.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from runtime.api.deps import JobServiceDep, SettingsDep, TraceIdDep
+from runtime.api.errors import ApiError, field_errors, validation_error
+from runtime.api.schemas import ErrorOut, JobOut, SubmitJobRequest, job_document, storable_problem
+from runtime.domain.job import Job, JobStatus, Priority
+from runtime.domain.submit import JobNotFound, JobService, SubmitRequest, SubmitResult
+from runtime.job_types.registry import get_job_type, job_type_names
+from runtime.observability import aws_calls, emit, log_event, logs
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# Seconds a poller should wait before asking again, by status (non-terminal jobs only).
+POLL_AFTER_S = {JobStatus.PENDING: 1, JobStatus.PROCESSING: 2, JobStatus.FAILED: 5}
+MAX_JOB_ID_LENGTH = 128
+
+_TRACE_HEADER_DOC = {"description": "The request's trace id (the caller's X-Trace-Id when valid, else generated).",
+                     "schema": {"type": "string"}}
+_RETRY_AFTER_DOC = {"description": "Seconds to wait before asking again.", "schema": {"type": "integer"}}
+
+
+def _error_doc(description: str, **headers: dict[str, Any]) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description, "headers": {"X-Trace-Id": _TRACE_HEADER_DOC, **headers}}
+
+
+def trace_id_header(
+    x_trace_id: Annotated[str | None, Header(
+        alias="X-Trace-Id",
+        description="Optional correlation id (1-128 of A-Z a-z 0-9 . _ : -); answered in X-Trace-Id. Invalid "
+                    "values are replaced by a generated X-Ray compatible id (1-<8 hex>-<24 hex>).",
+    )] = None,
+) -> None:
+    """Documents X-Trace-Id on every route; TraceIdMiddleware does the work."""
+
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(trace_id_header)])
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) past `limit` bytes by its Content-Length and by the bytes actually read."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise ApiError(413, "payload_too_large", f"body: {int(declared)} bytes is over the limit of {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, "payload_too_large", f"body: more than {limit} bytes is over the limit")
+    return bytes(body)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid json")
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(422, "invalid_json", f"body: not utf-8 at byte {exc.start}") from None
+    if not text.strip():
+        raise ApiError(422, "invalid_json", "body: empty, expected a json object")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ApiError(422, "invalid_json", f"body: malformed json at line {exc.lineno} column {exc.colno} "
+                                            f"(char {exc.pos}): {exc.msg.lower()}") from None
+    except ValueError as exc:
+        raise ApiError(422, "invalid_json", f"body: {exc}") from None
+
+
+def check_idempotency_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not all(" " <= c <= "~" for c in key):
+        shown = repr(key if len(key) <= 40 else key[:37] + "...")
+        raise ApiError(422, "invalid_idempotency_key",
+                       f"Idempotency-Key: must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable ascii characters, "
+                       f"got {shown} ({len(key)} characters)")
+    return key
+
+
+def validate_submit(document: Any, trace_id: str, idempotency_key: str | None) -> SubmitRequest:
+    """The checked request, or an ApiError (422) naming the first bad field."""
+    if not isinstance(document, dict):
+        raise ApiError(422, "validation_error", f"body: must be a json object, got {type(document).__name__}")
+    try:
+        request = SubmitJobRequest.model_validate(document)
+    except ValidationError as exc:
+        raise validation_error(field_errors(exc)) from None
+    job_type = get_job_type(request.type)
+    if job_type is None:
+        known = job_type_names()
+        raise ApiError(422, "unknown_job_type",
+                       f"type: unknown job type {request.type!r}; known types: {', '.join(known)}", knownTypes=known)
+    try:
+        job_type.parse_params(request.params)
+    except ValidationError as exc:
+        raise validation_error(field_errors(exc, prefix="params")) from None
+    metadata = request.metadata or {}
+    for name, value in (("params", request.params), ("metadata", metadata)):
+        problem = storable_problem(value, name)
+        if problem:
+            raise validation_error([{"field": problem.split(":", 1)[0], "message": problem.split(": ", 1)[1]}])
+    return SubmitRequest(
+        job_type=request.type,
+        priority=Priority(request.priority),
+        params=request.params,
+        metadata=metadata,
+        trace_id=trace_id,
+        idempotency_key=idempotency_key,
+    )
+
+
+def job_response(job: Job, status_code: int, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(job_document(job), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return Response(body, status_code=status_code, headers=headers, media_type="application/json")
+
+
+def _submit(service: JobService, request: SubmitRequest) -> SubmitResult:
+    # Runs in the thread pool (boto3 blocks); the request's context (trace id) came along.
+    with aws_calls.category("submit"):
+        result = service.submit(request)
+    job = result.job
+    with logs.bind(job_id=job.job_id):
+        if result.created:
+            log_event("job.created", jobType=job.job_type, priority=job.priority.value,
+                      published=result.published, keyed=job.idempotency_key is not None)
+            emit({"JobsCreated": (1, "Count")}, dimensions={"JobType": job.job_type})
+            if not result.published:
+                log_event("job.publish_failed", level="warning", detail="left to the republisher")
+        else:
+            log_event("job.replayed", status=job.status.value)
+    return result
+
+
+SUBMIT_DESCRIPTION = """Submits a job. With an `Idempotency-Key`, the same key and the same body (type, priority,
+params and metadata, compared by a canonical fingerprint) within 24 hours answer `200` with the original job as
+it is now and `Idempotent-Replayed: true`: no second job, no second message. After 24 hours the key is forgotten
+and a new job is created. Keys are scoped to the caller.
+
+The request body is limited to **{max_body_bytes} bytes** (`413` past it, checked on `Content-Length` and on the
+bytes read). Unknown top-level fields are ignored. `params` is validated with the job type's params schema;
+`422` answers name the field (`params.source: field required`).
+
+The new job is written first (one conditional write), then its message is published. If the queue does not
+answer, the answer is still `201`: the job is stored as `PENDING` and the republisher publishes it within
+**{republish_bound_s} s** (`republish_after_s` + `republish_interval_s`). If the job store does not answer,
+the answer is `503 job_store_unavailable` and nothing was created.
+
+`409 idempotency_key_in_flight` (with `Retry-After`) answers a repeat of a keyed request whose job is still
+`PENDING` and younger than {submit_in_flight_s} s, i.e. while the first request may still be publishing it."""
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Submit a job",
+    response_model=JobOut,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": SubmitJobRequest.model_json_schema()}}}},
+    responses={
+        201: {"description": "Created; the body is the new job (PENDING).", "headers": {
+            "Location": {"description": "/api/v1/jobs/{jobId}", "schema": {"type": "string"}},
+            "X-Trace-Id": _TRACE_HEADER_DOC}},
+        200: {"model": JobOut, "description": "Replay of an earlier request with the same key and body.",
+              "headers": {"Idempotent-Replayed": {"description": "always `true`", "schema": {"type": "string"}},
+                          "X-Trace-Id": _TRACE_HEADER_DOC}},
+        409: _error_doc("`idempotency_key_in_flight`: the first request with this key is still being handled.",
+                        **{"Retry-After": _RETRY_AFTER_DOC}),
+        413: _error_doc("`payload_too_large`: the body is over the size limit."),
+        422: _error_doc("`validation_error`, `invalid_json`, `unknown_job_type` (lists `knownTypes`), "
+                        "`invalid_idempotency_key`, `idempotency_key_reused`; `detail` names the field."),
+        503: _error_doc("`job_store_unavailable`: nothing was created.", **{"Retry-After": _RETRY_AFTER_DOC}),
+    },
+)
+async def submit_job(
+    request: Request,
+    service: JobServiceDep,
+    settings: SettingsDep,
+    trace_id: TraceIdDep,
+    idempotency_key: Annotated[str | None, Header(
+        alias="Idempotency-Key", description="Optional, 1-255 printable ASCII characters.")] = None,
+) -> Response:
+    key = check_idempotency_key(idempotency_key)
+    body = await read_body(request, settings.max_body_bytes)
+    try:
+        submit_request = validate_submit(parse_json(body), trace_id, key)
+    except ApiError as exc:
+        log_event("job.rejected", status=exc.status, error=exc.code, detail=exc.detail[:200])
+        raise
+    result = await run_in_threadpool(_submit, service, submit_request)
+    job = result.job
+    if result.created:
+        return job_response(job, 201, {"Location": f"/api/v1/jobs/{job.job_id}"})
+    return job_response(job, 200, {"Idempotent-Replayed": "true"})
+
+
+@router.get(
+    "/{jobId}",
+    summary="Poll a job",
+    response_model=JobOut,
+    responses={
+        200: {"description": "The job, read strongly consistent (a GET right after the POST finds it). While it is "
+                             "not terminal, Retry-After suggests when to poll again (PENDING 1 s, PROCESSING 2 s, "
+                             "FAILED 5 s).",
+              "headers": {"Retry-After": _RETRY_AFTER_DOC, "X-Trace-Id": _TRACE_HEADER_DOC}},
+        404: _error_doc("`job_not_found`"),
+        503: _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC}),
+    },
+)
+def get_job(jobId: str, service: JobServiceDep) -> Response:
+    job = _get(service, jobId)
+    headers = None if job.is_terminal else {"Retry-After": str(POLL_AFTER_S.get(job.status, 1))}
+    return job_response(job, 200, headers)
+
+
+def _get(service: JobService, job_id: str) -> Job:
+    if len(job_id) > MAX_JOB_ID_LENGTH:
+        raise JobNotFound(job_id[:MAX_JOB_ID_LENGTH] + "...")
+    with aws_calls.category("poll"):
+        return service.get(job_id)
+
+
+@router.post(
+    "/{jobId}/retry",
+    summary="Retry a job by hand",
+    response_model=JobOut,
+    description="""`PENDING` (stuck) or `FAILED` (waiting for its automatic retry): the message is published again
+now (a duplicate message is harmless: a worker claims a job only from the expected state). `FAILED_FINAL`: the job
+goes back to `PENDING` (attempts keep counting) and is published. All answer `200` with the job; if the queue does
+not answer, the job is still `PENDING` and the republisher publishes it within the documented bound.
+`PROCESSING` and `SUCCEEDED`: `409 job_not_retryable`. Unknown id: `404 job_not_found`.""",
+    responses={
+        200: {"description": "The job after the retry.", "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
+        404: _error_doc("`job_not_found`"),
+        409: _error_doc("`job_not_retryable`: the job is PROCESSING or SUCCEEDED (`status` says which)."),
+        503: _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC}),
+    },
+)
+def retry_job(jobId: str, service: JobServiceDep) -> Response:
+    if len(jobId) > MAX_JOB_ID_LENGTH:
+        _get(service, jobId)
+    with aws_calls.category("submit"), logs.bind(job_id=jobId):
+        result = service.retry(jobId)
+        log_event("job.retried", status=result.job.status.value, published=result.published)
+    return job_response(result.job, 200)

@@ -1,0 +1,126 @@
+"""Request and response shapes of the HTTP contract (shared/API.md), and the job's JSON rendering."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from runtime.domain.job import Job, JobStatus
+
+# DynamoDB numbers carry 38 significant digits and nest 32 levels deep; refuse what it cannot store.
+MAX_INT_ABS = 10**38
+MAX_DEPTH = 30
+
+
+class SubmitJobRequest(BaseModel):
+    """The body of POST /api/v1/jobs. Unknown top-level fields are ignored (and not part of the fingerprint)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: StrictStr = Field(min_length=1, max_length=128, description="A registered job type.")
+    priority: Literal["low", "normal", "high"] = Field(default="normal")
+    params: dict[str, Any] = Field(
+        min_length=1, description="Non-empty object, validated against the job type's params schema."
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Optional caller data kept with the job (null or absent means {})."
+    )
+
+
+class JobErrorOut(BaseModel):
+    code: str
+    message: str
+    permanent: bool
+
+
+class JobOut(BaseModel):
+    """The job resource. Times are RFC 3339 in UTC with milliseconds."""
+
+    jobId: str
+    status: JobStatus
+    jobType: str
+    priority: Literal["low", "normal", "high"]
+    params: dict[str, Any]
+    metadata: dict[str, Any]
+    attempts: int
+    result: dict[str, Any] | None = Field(description="null until SUCCEEDED")
+    error: JobErrorOut | None = Field(description="null unless the last attempt failed")
+    createdAt: datetime
+    updatedAt: datetime
+    traceId: str
+    transitions: dict[str, datetime] = Field(description="When each status was last entered, e.g. {\"PENDING\": ...}")
+
+
+class FieldErrorOut(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error answer. `detail` names the field at fault; extra fields are allowed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="machine-readable code, e.g. validation_error, job_not_found")
+    detail: str = Field(description="one human sentence naming the field or the reason")
+    errors: list[FieldErrorOut] | None = Field(default=None, description="every field problem, for 422")
+    knownTypes: list[str] | None = Field(default=None, description="the registered job types, for unknown_job_type")
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "not ready"]
+    reason: str | None = None
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def job_document(job: Job) -> dict[str, Any]:
+    """The job resource as JSON-ready data (rendered by hand: no model re-validation on the hot path)."""
+    error = job.error
+    return {
+        "jobId": job.job_id,
+        "status": job.status.value,
+        "jobType": job.job_type,
+        "priority": job.priority.value,
+        "params": job.params,
+        "metadata": job.metadata,
+        "attempts": job.attempts,
+        "result": job.result,
+        "error": None if error is None else {"code": error.code, "message": error.message,
+                                              "permanent": error.permanent},
+        "createdAt": iso(job.created_at),
+        "updatedAt": iso(job.updated_at),
+        "traceId": job.trace_id,
+        "transitions": {status: iso(moment) for status, moment in job.transitions.items()},
+    }
+
+
+def storable_problem(value: Any, path: str, depth: int = 0) -> str | None:
+    """The first reason `value` (parsed JSON) cannot be stored as given, naming its path; None when fine."""
+    if depth > MAX_DEPTH:
+        return f"{path}: nested deeper than {MAX_DEPTH} levels"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "":
+                return f"{path}: keys must not be empty"
+            problem = storable_problem(item, f"{path}.{key}", depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = storable_problem(item, f"{path}[{index}]", depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_INT_ABS:
+        return f"{path}: number has more than 38 digits"
+    elif isinstance(value, float) and value != 0.0 and not 1e-130 <= abs(value) < 1e126:
+        return f"{path}: number {value!r} is out of range"
+    return None
