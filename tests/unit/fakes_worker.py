@@ -1,0 +1,253 @@
+"""Plain in-memory fakes of the ports, with the same conditional semantics as the DynamoDB/SQS adapters."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from runtime.domain.job import Job, JobError, JobStatus, Priority, check_transition
+from runtime.domain.ports import ClaimOutcome, CreateOutcome, JobMessage, ObjectNotFound, ReceivedMessage
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    def __init__(self, start: datetime = T0) -> None:
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+def make_job(
+    job_id: str = "job-1", *, job_type: str = "echo", params: dict[str, Any] | None = None, **changes: Any
+) -> Job:
+    job = Job(
+        job_id=job_id,
+        status=JobStatus.PENDING,
+        job_type=job_type,
+        priority=Priority.NORMAL,
+        params=params if params is not None else {"value": 1},
+        metadata={},
+        created_at=T0,
+        updated_at=T0,
+        trace_id=f"trace-{job_id}",
+        fingerprint="f" * 64,
+        transitions={"PENDING": T0},
+        pending_since=T0,
+    )
+    return job.replace(**changes)
+
+
+class InMemoryJobStore:
+    """Every write checks the same condition the DynamoDB adapter puts in its ConditionExpression."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self.lock = threading.Lock()
+        self.calls: list[str] = []
+        self.unavailable = False
+
+    def _enter(self, name: str) -> None:
+        self.calls.append(name)
+        if self.unavailable:
+            from runtime.domain.ports import JobStoreUnavailable
+
+            raise JobStoreUnavailable(f"store down during {name}")
+
+    def _move(self, job: Job, status: JobStatus, now: datetime, **changes: Any) -> Job:
+        check_transition(job.status, status)
+        moved = job.replace(
+            status=status, updated_at=now, transitions={**job.transitions, status.value: now}, **changes
+        )
+        self.jobs[job.job_id] = moved
+        return moved
+
+    def create(self, job: Job) -> CreateOutcome:
+        self._enter("create")
+        with self.lock:
+            if job.job_id in self.jobs:
+                return CreateOutcome(created=False, job=self.jobs[job.job_id])
+            self.jobs[job.job_id] = job
+            return CreateOutcome(created=True, job=job)
+
+    def get(self, job_id: str) -> Job | None:
+        self._enter("get")
+        with self.lock:
+            return self.jobs.get(job_id)
+
+    def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> ClaimOutcome:
+        self._enter("claim")
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None:
+                return ClaimOutcome(claimed=False, job=None)
+            expired = (
+                job.status is JobStatus.PROCESSING and job.lease_expires_at is not None and job.lease_expires_at < now
+            )
+            if job.status not in (JobStatus.PENDING, JobStatus.FAILED) and not expired:
+                return ClaimOutcome(claimed=False, job=job)
+            claimed = self._move(
+                job,
+                JobStatus.PROCESSING,
+                now,
+                attempts=job.attempts + 1,
+                lease_expires_at=lease_until,
+                pending_since=None,
+            )
+            return ClaimOutcome(claimed=True, job=claimed)
+
+    def _owned(self, job_id: str, attempt: int) -> Job | None:
+        job = self.jobs.get(job_id)
+        if job is None or job.status is not JobStatus.PROCESSING or job.attempts != attempt:
+            return None
+        return job
+
+    def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> bool:
+        self._enter("extend_lease")
+        with self.lock:
+            job = self._owned(job_id, attempt)
+            if job is None:
+                return False
+            self.jobs[job_id] = job.replace(lease_expires_at=lease_until)
+            return True
+
+    def succeed(self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime) -> bool:
+        self._enter("succeed")
+        with self.lock:
+            job = self._owned(job_id, attempt)
+            if job is None:
+                return False
+            self._move(job, JobStatus.SUCCEEDED, now, result=result, error=None, lease_expires_at=None)
+            return True
+
+    def fail(self, job_id: str, *, attempt: int, error: JobError, final: bool, now: datetime) -> bool:
+        self._enter("fail")
+        with self.lock:
+            job = self._owned(job_id, attempt)
+            if job is None:
+                return False
+            status = JobStatus.FAILED_FINAL if final else JobStatus.FAILED
+            self._move(job, status, now, error=error, lease_expires_at=None)
+            return True
+
+    def fail_final(self, job_id: str, *, error: JobError, now: datetime) -> Job | None:
+        self._enter("fail_final")
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.is_terminal:
+                return None
+            return self._move(job, JobStatus.FAILED_FINAL, now, error=error, lease_expires_at=None, pending_since=None)
+
+    def requeue(self, job_id: str, *, now: datetime) -> Job | None:
+        self._enter("requeue")
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.status is not JobStatus.FAILED_FINAL:
+                return None
+            return self._move(job, JobStatus.PENDING, now, pending_since=now)
+
+    def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
+        self._enter("mark_republished")
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.status is not JobStatus.PENDING or job.pending_since != expected_pending_since:
+                return False
+            self.jobs[job_id] = job.replace(pending_since=now)
+            return True
+
+    def stuck_pending(self, *, older_than: datetime, limit: int) -> Sequence[Job]:
+        self._enter("stuck_pending")
+        with self.lock:
+            stuck = [
+                j
+                for j in self.jobs.values()
+                if j.status is JobStatus.PENDING and j.pending_since is not None and j.pending_since < older_than
+            ]
+        return sorted(stuck, key=lambda j: j.pending_since or j.created_at)[:limit]
+
+    def advance_key_generation(self, head_job_id: str, *, expected: int, new: int, keep_until: int) -> bool:
+        raise NotImplementedError("not used by the worker")
+
+    def find_by_idempotency_key(self, idempotency_key: str) -> Sequence[str]:
+        raise NotImplementedError("not used by the worker")
+
+    def ping(self) -> None:
+        self._enter("ping")
+
+
+@dataclass
+class FakeQueue:
+    sent: list[JobMessage] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    visibility: list[tuple[str, int]] = field(default_factory=list)
+    batch_visibility: list[tuple[tuple[str, ...], int]] = field(default_factory=list)
+    inbox: list[ReceivedMessage] = field(default_factory=list)
+    fail_send: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, message: JobMessage) -> None:
+        if self.fail_send:
+            from runtime.domain.ports import QueueUnavailable
+
+            raise QueueUnavailable("queue down")
+        with self.lock:
+            self.sent.append(message)
+
+    def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]:
+        with self.lock:
+            taken, self.inbox = self.inbox[:max_messages], self.inbox[max_messages:]
+        return taken
+
+    def delete_batch(self, receipt_handles: Sequence[str]) -> None:
+        assert len(receipt_handles) <= 10, receipt_handles
+        with self.lock:
+            self.deleted.extend(receipt_handles)
+
+    def change_visibility(self, receipt_handle: str, timeout_s: int) -> None:
+        with self.lock:
+            self.visibility.append((receipt_handle, timeout_s))
+
+    def change_visibility_batch(self, receipt_handles: Sequence[str], timeout_s: int) -> None:
+        assert len(receipt_handles) <= 10, receipt_handles
+        with self.lock:
+            self.batch_visibility.append((tuple(receipt_handles), timeout_s))
+
+    def ping(self) -> None:
+        return None
+
+
+class InMemoryObjects:
+    def __init__(self, objects: dict[str, bytes] | None = None) -> None:
+        self.objects: dict[str, bytes] = dict(objects or {})
+        self.content_types: dict[str, str] = {}
+
+    def get_bytes(self, uri: str) -> bytes:
+        if uri not in self.objects:
+            raise ObjectNotFound(uri)
+        return self.objects[uri]
+
+    def put_bytes(self, uri: str, data: bytes, *, content_type: str) -> None:
+        self.objects[uri] = data
+        self.content_types[uri] = content_type
+
+
+def received(
+    job_id: str | None = "job-1", *, handle: str = "rh-1", receive_count: int = 1, body: str | None = None
+) -> ReceivedMessage:
+    message = JobMessage(job_id=job_id, trace_id=f"trace-{job_id}") if job_id is not None else None
+    return ReceivedMessage(
+        message=message,
+        receipt_handle=handle,
+        message_id=f"mid-{handle}",
+        receive_count=receive_count,
+        sent_at=T0,
+        trace_header=None,
+        raw_body=body if body is not None else f'{{"jobId":"{job_id}","traceId":"trace-{job_id}"}}',
+    )
