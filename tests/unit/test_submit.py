@@ -1,0 +1,336 @@
+"""Submit, get and retry use cases against plain in-memory fakes (no AWS): the idempotency rules."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from runtime.domain.job import Job, JobError, JobStatus, Priority
+from runtime.domain.ports import ClaimOutcome, CreateOutcome, JobMessage, QueueUnavailable
+from runtime.domain.submit import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    JobNotFound,
+    JobNotRetryable,
+    JobService,
+    SubmitRequest,
+    job_id_for_key,
+)
+
+TTL_S = 86_400
+IN_FLIGHT_S = 5.0
+RETENTION_S = 30 * 86_400
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.current = datetime(2025, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+class FakeStore:
+    """Dict-backed store with the conditional semantics the submit use case relies on."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self.lock = threading.Lock()
+        self.writes = 0
+
+    def create(self, job: Job) -> CreateOutcome:
+        with self.lock:
+            self.writes += 1
+            if job.job_id in self.jobs:
+                return CreateOutcome(created=False, job=self.jobs[job.job_id])
+            self.jobs[job.job_id] = job
+            return CreateOutcome(created=True, job=job)
+
+    def get(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    def advance_key_generation(self, head_job_id: str, *, expected: int, new: int, keep_until: int) -> bool:
+        with self.lock:
+            head = self.jobs.get(head_job_id)
+            if head is None or head.key_generation != expected:
+                return False
+            self.jobs[head_job_id] = head.replace(key_generation=new, expires_at=keep_until)
+            return True
+
+    def requeue(self, job_id: str, *, now: datetime) -> Job | None:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.status != JobStatus.FAILED_FINAL:
+                return None
+            job = job.replace(status=JobStatus.PENDING, pending_since=now, error=None, updated_at=now)
+            self.jobs[job_id] = job
+            return job
+
+    def set_status(self, job_id: str, status: JobStatus) -> None:
+        self.jobs[job_id] = self.jobs[job_id].replace(status=status)
+
+    # Not used by the API's use cases.
+    def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> ClaimOutcome:
+        raise NotImplementedError
+
+    def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> bool:
+        raise NotImplementedError
+
+    def succeed(self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime) -> bool:
+        raise NotImplementedError
+
+    def fail(self, job_id: str, *, attempt: int, error: JobError, final: bool, now: datetime) -> bool:
+        raise NotImplementedError
+
+    def fail_final(self, job_id: str, *, error: JobError, now: datetime) -> Job | None:
+        raise NotImplementedError
+
+    def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
+        raise NotImplementedError
+
+    def stuck_pending(self, *, older_than: datetime, limit: int) -> Sequence[Job]:
+        raise NotImplementedError
+
+    def find_by_idempotency_key(self, idempotency_key: str) -> Sequence[str]:
+        return [job.job_id for job in self.jobs.values() if job.idempotency_key == idempotency_key]
+
+    def ping(self) -> None:
+        return None
+
+
+class FakeQueue:
+    def __init__(self) -> None:
+        self.sent: list[JobMessage] = []
+        self.down = False
+
+    def send(self, message: JobMessage) -> None:
+        if self.down:
+            raise QueueUnavailable("queue is down")
+        self.sent.append(message)
+
+    def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[Any]:
+        return []
+
+    def delete_batch(self, receipt_handles: Sequence[str]) -> None:
+        return None
+
+    def change_visibility(self, receipt_handle: str, timeout_s: int) -> None:
+        return None
+
+    def change_visibility_batch(self, receipt_handles: Sequence[str], timeout_s: int) -> None:
+        return None
+
+    def ping(self) -> None:
+        return None
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def queue() -> FakeQueue:
+    return FakeQueue()
+
+
+@pytest.fixture
+def service(store: FakeStore, queue: FakeQueue, clock: FakeClock) -> JobService:
+    return JobService(store, queue, clock, retention_s=RETENTION_S, idempotency_ttl_s=TTL_S,
+                      submit_in_flight_s=IN_FLIGHT_S)
+
+
+def request(key: str | None = "k1", **changes: Any) -> SubmitRequest:
+    base: dict[str, Any] = {"job_type": "t", "priority": Priority.NORMAL, "params": {"a": 1}, "metadata": {},
+                            "trace_id": "trace-1", "idempotency_key": key}
+    base.update(changes)
+    return SubmitRequest(**base)
+
+
+def test_new_job_is_pending_with_marker_retention_and_one_message(
+    service: JobService, store: FakeStore, queue: FakeQueue, clock: FakeClock
+) -> None:
+    result = service.submit(request(key=None))
+    job = result.job
+    assert result.created and result.published
+    assert job.status == JobStatus.PENDING
+    assert job.pending_since == clock.now() and job.transitions == {"PENDING": clock.now()}
+    assert job.expires_at == int(clock.now().timestamp()) + RETENTION_S
+    assert job.idempotency_key is None
+    assert queue.sent == [JobMessage(job_id=job.job_id, trace_id="trace-1")]
+    assert store.writes == 1
+
+
+def test_keyed_job_id_is_derived_from_scope_key_and_generation(service: JobService) -> None:
+    job = service.submit(request()).job
+    assert job.job_id == job_id_for_key("anonymous", "k1", 0)
+    assert job.idempotency_key == "anonymous#k1"
+    assert job_id_for_key("anonymous", "k1", 1) != job.job_id
+    assert job_id_for_key("other", "k1", 0) != job.job_id
+
+
+def test_replay_while_pending_and_young_is_in_flight(service: JobService, clock: FakeClock) -> None:
+    first = service.submit(request()).job
+    clock.advance(2)
+    with pytest.raises(IdempotencyKeyInFlight) as caught:
+        service.submit(request())
+    assert caught.value.job.job_id == first.job_id
+    assert caught.value.retry_after_s == 3
+
+
+def test_replay_after_in_flight_window_returns_the_job_as_it_is(
+    service: JobService, store: FakeStore, queue: FakeQueue, clock: FakeClock
+) -> None:
+    first = service.submit(request()).job
+    clock.advance(IN_FLIGHT_S + 1)
+    replay = service.submit(request())
+    assert not replay.created and replay.job.job_id == first.job_id
+    store.set_status(first.job_id, JobStatus.SUCCEEDED)
+    replay = service.submit(request())
+    assert replay.job.status == JobStatus.SUCCEEDED
+    assert len(queue.sent) == 1 and len(store.jobs) == 1
+
+
+def test_replay_of_a_claimed_job_is_not_in_flight(service: JobService, store: FakeStore) -> None:
+    first = service.submit(request()).job
+    store.set_status(first.job_id, JobStatus.PROCESSING)
+    assert service.submit(request()).job.status == JobStatus.PROCESSING
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"params": {"a": 2}}, {"priority": Priority.HIGH}, {"metadata": {"m": 1}}, {"job_type": "u"}],
+)
+def test_same_key_other_body_is_refused(service: JobService, store: FakeStore, queue: FakeQueue,
+                                        changes: dict[str, Any]) -> None:
+    service.submit(request())
+    with pytest.raises(IdempotencyKeyReused):
+        service.submit(request(**changes))
+    assert len(store.jobs) == 1 and len(queue.sent) == 1
+
+
+def test_trace_id_is_not_part_of_the_body(service: JobService, clock: FakeClock) -> None:
+    service.submit(request())
+    clock.advance(60)
+    assert not service.submit(request(trace_id="another")).created
+
+
+def test_after_the_ttl_the_key_starts_generation_one(
+    service: JobService, store: FakeStore, queue: FakeQueue, clock: FakeClock
+) -> None:
+    first = service.submit(request()).job
+    clock.advance(TTL_S + 1)
+    second = service.submit(request(params={"a": "different body is fine now"}))
+    assert second.created
+    assert second.job.job_id == job_id_for_key("anonymous", "k1", 1)
+    head = store.jobs[first.job_id]
+    assert head.key_generation == 1
+    assert head.expires_at == second.job.expires_at  # the head lives as long as the live generation
+    assert len(queue.sent) == 2
+    # Within the new generation's TTL the key replays generation 1, found through the head.
+    clock.advance(IN_FLIGHT_S + 1)
+    replay = service.submit(request(params={"a": "different body is fine now"}))
+    assert not replay.created and replay.job.job_id == second.job.job_id
+    with pytest.raises(IdempotencyKeyReused):
+        service.submit(request())
+
+
+def test_generations_keep_advancing(service: JobService, store: FakeStore, clock: FakeClock) -> None:
+    service.submit(request())
+    for generation in (1, 2, 3):
+        clock.advance(TTL_S + 1)
+        result = service.submit(request())
+        assert result.created and result.job.job_id == job_id_for_key("anonymous", "k1", generation)
+    assert store.jobs[job_id_for_key("anonymous", "k1", 0)].key_generation == 3
+
+
+def test_crash_between_advance_and_create_heals(service: JobService, store: FakeStore, clock: FakeClock) -> None:
+    head = service.submit(request()).job
+    clock.advance(TTL_S + 1)
+    # A request advanced the head and died before creating generation 1.
+    assert store.advance_key_generation(head.job_id, expected=0, new=1, keep_until=0)
+    result = service.submit(request())
+    assert result.created and result.job.job_id == job_id_for_key("anonymous", "k1", 1)
+
+
+def test_concurrent_submits_create_one_job(service: JobService, store: FakeStore, queue: FakeQueue) -> None:
+    outcomes: list[str] = []
+    barrier = threading.Barrier(20)
+
+    def submit() -> None:
+        barrier.wait()
+        try:
+            outcomes.append("created" if service.submit(request()).created else "replayed")
+        except IdempotencyKeyInFlight:
+            outcomes.append("in_flight")
+
+    threads = [threading.Thread(target=submit) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("created") == 1
+    assert outcomes.count("in_flight") == 19
+    assert len(store.jobs) == 1 and len(queue.sent) == 1
+
+
+def test_queue_down_still_creates_the_job(service: JobService, store: FakeStore, queue: FakeQueue) -> None:
+    queue.down = True
+    result = service.submit(request())
+    assert result.created and not result.published
+    assert store.jobs[result.job.job_id].status == JobStatus.PENDING
+    assert store.jobs[result.job.job_id].pending_since is not None
+
+
+def test_get_unknown_raises(service: JobService) -> None:
+    with pytest.raises(JobNotFound):
+        service.get("nope")
+
+
+@pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.FAILED])
+def test_retry_of_waiting_job_publishes_again(service: JobService, store: FakeStore, queue: FakeQueue,
+                                              status: JobStatus) -> None:
+    job = service.submit(request()).job
+    store.set_status(job.job_id, status)
+    result = service.retry(job.job_id)
+    assert result.published and result.job.status == status
+    assert len(queue.sent) == 2
+
+
+def test_retry_of_failed_final_requeues(service: JobService, store: FakeStore, queue: FakeQueue,
+                                        clock: FakeClock) -> None:
+    job = service.submit(request()).job
+    store.jobs[job.job_id] = job.replace(status=JobStatus.FAILED_FINAL, pending_since=None,
+                                         error=JobError("boom", "it broke", permanent=True))
+    clock.advance(10)
+    result = service.retry(job.job_id)
+    assert result.job.status == JobStatus.PENDING and result.job.pending_since == clock.now()
+    assert result.job.error is None
+    assert len(queue.sent) == 2
+
+
+@pytest.mark.parametrize("status", [JobStatus.PROCESSING, JobStatus.SUCCEEDED])
+def test_retry_of_running_or_done_job_is_refused(service: JobService, store: FakeStore, queue: FakeQueue,
+                                                 status: JobStatus) -> None:
+    job = service.submit(request()).job
+    store.set_status(job.job_id, status)
+    with pytest.raises(JobNotRetryable):
+        service.retry(job.job_id)
+    assert len(queue.sent) == 1
+
+
+def test_retry_unknown_raises(service: JobService) -> None:
+    with pytest.raises(JobNotFound):
+        service.retry("nope")
