@@ -1,0 +1,51 @@
+# Developer entry points: `make run` starts the whole system locally, `make test` runs every test.
+# Both install first, but only what changed since the last install (stamp files in .venv/ and node_modules/).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP_STAMP := $(VENV)/.requirements.stamp
+NPM_STAMP := node_modules/.package-lock.stamp
+API_PORT ?= 8080
+AWS_PORT ?= 4566
+PYTEST_ARGS ?=
+
+# jsii and the CDK CLI: no Node end-of-life banner, no version check, no telemetry.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_DISABLE_CLI_TELEMETRY := true
+export AWS_EC2_METADATA_DISABLED := true
+
+.PHONY: run test install system-deps python-deps node-deps
+
+run: install
+	$(PY) -m runtime.local --api-port $(API_PORT) --aws-port $(AWS_PORT)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install: system-deps python-deps node-deps
+
+# Operating-system packages the tests need (e.g. podman for the container image tests); nothing yet.
+system-deps:
+	@:
+
+python-deps: $(PIP_STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(PIP_STAMP): requirements.txt runtime/requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+ifneq ($(wildcard package.json),)
+node-deps: $(NPM_STAMP)
+
+$(NPM_STAMP): package.json $(wildcard package-lock.json)
+	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+	touch $@
+else
+node-deps:
+	@:
+endif
