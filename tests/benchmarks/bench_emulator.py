@@ -1,0 +1,101 @@
+"""The emulator's own ceiling: simple PutItem and SendMessage from one process against the same moto server,
+on a table and queue of the benchmark's own (created here, deleted after)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+CEILING_THREADS = (1, 4)
+CEILING_MAX_REQUESTS = 1500
+CEILING_MAX_S = 4.0
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    operation: str
+    threads: int
+    requests: int
+    wall_s: float
+    client_cpu_s: float
+
+    @property
+    def per_s(self) -> float:
+        return self.requests / self.wall_s
+
+
+def aws_client(service: str, endpoint_url: str, pool: int = 16) -> Any:
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    config = Config(max_pool_connections=pool, retries={"mode": "standard", "max_attempts": 3}, read_timeout=30)
+    return session.client(service, endpoint_url=endpoint_url, config=config)
+
+
+def _run(call: Callable[[int], None], threads: int, max_requests: int, max_s: float) -> tuple[int, float, float]:
+    lock = threading.Lock()
+    counter = iter(range(max_requests))
+    deadline = time.perf_counter() + max_s
+    done = [0]
+
+    def loop() -> None:
+        while time.perf_counter() < deadline:
+            with lock:
+                index = next(counter, None)
+            if index is None:
+                return
+            call(index)
+            with lock:
+                done[0] += 1
+
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return done[0], time.perf_counter() - started, time.process_time() - cpu_before
+
+
+def measure_ceiling(endpoint_url: str) -> list[Ceiling]:
+    """PutItem and SendMessage rates at 1 and 4 threads of one process, bounded in count and time."""
+    dynamodb = aws_client("dynamodb", endpoint_url)
+    sqs = aws_client("sqs", endpoint_url)
+    suffix = uuid.uuid4().hex[:8]
+    table = f"bench-ceiling-{suffix}"
+    dynamodb.create_table(
+        TableName=table,
+        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    queue_url = sqs.create_queue(QueueName=f"bench-ceiling-{suffix}")["QueueUrl"]
+    results: list[Ceiling] = []
+    try:
+        for threads in CEILING_THREADS:
+            prefix = uuid.uuid4().hex[:6]
+
+            def put(index: int, prefix: str = prefix) -> None:
+                dynamodb.put_item(
+                    TableName=table,
+                    Item={"jobId": {"S": f"{prefix}-{index}"}, "status": {"S": "PENDING"}, "attempts": {"N": "0"}},
+                )
+
+            def send(index: int, prefix: str = prefix) -> None:
+                sqs.send_message(QueueUrl=queue_url, MessageBody=f'{{"jobId":"{prefix}-{index}"}}')
+
+            for name, call in (("PutItem", put), ("SendMessage", send)):
+                requests, wall, cpu = _run(call, threads, CEILING_MAX_REQUESTS, CEILING_MAX_S)
+                results.append(Ceiling(name, threads, requests, wall, cpu))
+    finally:
+        dynamodb.delete_table(TableName=table)
+        sqs.delete_queue(QueueUrl=queue_url)
+    return results

@@ -1,0 +1,874 @@
+"""The benchmark's scenarios and report (issue 5): AWS requests and dollars per job, end-to-end throughput and
+latency, POST load, worker concurrency, and the emulator's ceiling, each scenario on a fresh all-in-one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.benchmarks import bench_load
+from tests.benchmarks.bench_emulator import Ceiling, aws_client, measure_ceiling
+from tests.benchmarks.bench_io_job import IO_WAIT_TYPE
+from tests.benchmarks.bench_pricing import (
+    CostLine,
+    JobItemStates,
+    PriceTable,
+    gsis_from_description,
+    item_size,
+    price_per_job,
+    write_cost,
+)
+from tests.benchmarks.bench_stack import Calls, LocalStack, Resources, merge, subtract
+from tests.benchmarks.bench_stats import median_of, percentile, summarize_latencies
+
+IO_PLUGIN = "tests.benchmarks.bench_io_job"
+TERMINAL = ("SUCCEEDED", "FAILED_FINAL")
+DRAIN_TIMEOUT_S = 180.0
+DUMP_SETTLE_S = 1.6  # the call files are rewritten every second
+
+# Targets of issue 5 (reference: 26.5 POST/s, p99 927 ms).
+TARGET_REQUESTS_PER_JOB = 4.5
+TARGET_DOLLARS_PER_MILLION = 5.0
+TARGET_E2E_FRACTION = 0.70
+TARGET_POST_RPS = 4 * 26.5
+TARGET_POST_P99_MS = 927 / 4
+TARGET_RSS_BYTES = 200 * 1024 * 1024
+TARGET_LINEARITY = 0.80  # throughput at concurrency c at least 80% of c x the single-slot rate, until saturation
+
+Out = Callable[[str], None]
+
+
+# --- helpers --------------------------------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def parse_time(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def terminal_time(item: dict[str, Any]) -> tuple[str, float | None]:
+    status = item.get("status", {}).get("S", "?")
+    transitions = item.get("transitions", {}).get("M", {})
+    if status in TERMINAL and status in transitions:
+        return status, parse_time(transitions[status]["S"])
+    if status in TERMINAL and "updatedAt" in item:
+        return status, parse_time(item["updatedAt"]["S"])
+    return status, None
+
+
+def read_items(dynamodb: Any, table: str, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Consistent BatchGetItem in chunks of 100 (the benchmark's own reads: not counted)."""
+    items: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(job_ids), 100):
+        request = {
+            table: {
+                "Keys": [{"jobId": {"S": job_id}} for job_id in job_ids[start : start + 100]],
+                "ConsistentRead": True,
+            }
+        }
+        for _ in range(20):
+            answer = dynamodb.batch_get_item(RequestItems=request)
+            for item in answer["Responses"].get(table, []):
+                items[item["jobId"]["S"]] = item
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+    return items
+
+
+def queue_depth(sqs: Any, queue_url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def wait_terminal(
+    dynamodb: Any, sqs: Any, resources: Resources, job_ids: list[str], timeout_s: float = DRAIN_TIMEOUT_S
+) -> dict[str, dict[str, Any]]:
+    """Waits until the queue is empty, then until every job is terminal (bounded); returns the items."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and queue_depth(sqs, resources.queue_url) > 0:
+        time.sleep(0.25)
+    items: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        items = read_items(dynamodb, resources.table_name, job_ids)
+        if len(items) == len(job_ids) and all(terminal_time(item)[1] is not None for item in items.values()):
+            break
+        time.sleep(0.5)
+    return items
+
+
+def doc_body(bucket: str, run: str, index: int) -> dict[str, Any]:
+    return {
+        "type": "process_document",
+        "params": {
+            "source": f"s3://{bucket}/bench/source.txt",
+            "destination": f"s3://{bucket}/bench/{run}/{index}.json",
+        },
+    }
+
+
+def io_body(wait_ms: int = 200) -> dict[str, Any]:
+    return {"type": IO_WAIT_TYPE, "params": {"wait_ms": wait_ms}}
+
+
+SOURCE_TEXT = ("The quick brown fox jumps over the lazy dog.\n" * 20).encode()  # ~900 bytes: a small document
+
+
+@dataclass
+class Env:
+    """Clients of the benchmark itself (its calls are not counted: they are not in our processes)."""
+
+    dynamodb: Any
+    sqs: Any
+    s3: Any
+    ssm: Any
+    resources: Resources
+
+    @classmethod
+    def of(cls, stack: LocalStack) -> Env:
+        ssm = aws_client("ssm", stack.aws_url)
+        resources = stack.resources(ssm)
+        env = cls(
+            aws_client("dynamodb", stack.aws_url),
+            aws_client("sqs", stack.aws_url),
+            aws_client("s3", stack.aws_url),
+            ssm,
+            resources,
+        )
+        env.s3.put_object(Bucket=resources.documents_bucket, Key="bench/source.txt", Body=SOURCE_TEXT)
+        return env
+
+
+def stack_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {"JOBS_WORKER_PLUGINS": IO_PLUGIN, "JOBS_API_PLUGINS": IO_PLUGIN}
+    env.update(extra or {})
+    return env
+
+
+def calls_total(stack: LocalStack) -> Calls:
+    return merge(list(stack.calls_by_role().values()))
+
+
+# --- results --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BurstRun:
+    jobs: int
+    completed: int
+    statuses: dict[str, int]
+    jobs_per_s: float
+    latencies_s: list[float]
+    submit_wall_s: float
+    calls: Calls  # delta over the run, all categories
+    calls_by_role: dict[str, Calls]
+    log_bytes: int
+    log_lines: int
+    log_kinds: dict[str, int]
+    loadgen_cpu_share: float
+    cpu_by_role: dict[str, float]
+    wall_s: float
+    max_queue_depth: int
+
+
+@dataclass
+class Results:
+    ceilings: list[list[Ceiling]] = field(default_factory=list)
+    bursts: list[BurstRun] = field(default_factory=list)
+    steadies: list[BurstRun] = field(default_factory=list)
+    steady_rate: float = 0.0
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    concurrency: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    states: JobItemStates | None = None
+    table_keys: tuple[str, ...] = ()
+    gsis: tuple[Any, ...] = ()
+    poll_calls_per_get: float | None = None
+
+
+# --- scenarios ------------------------------------------------------------------------------------------------------
+
+
+def scenario_ceiling(results: Results, out: Out, repeats: int) -> None:
+    with LocalStack(env=stack_env()) as stack:
+        for repeat in range(repeats):
+            measured = measure_ceiling(stack.aws_url)
+            results.ceilings.append(measured)
+            rates = ", ".join(
+                f"{c.operation} x{c.threads} {c.per_s:.0f}/s (client cpu {c.client_cpu_s / c.wall_s:.2f} cores)"
+                for c in measured
+            )
+            out(f"  ceiling run {repeat + 1}: {rates}")
+
+
+def capture_item_states(stack: LocalStack, env: Env, results: Results, out: Out) -> None:
+    """The item as submit writes it (worker paused), as a claim leaves it (a slow job seen mid-run), and at the
+    end: the sizes the dollar figures need."""
+    run = uuid.uuid4().hex[:6]
+    worker = stack.pid_of("worker")
+    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+        with_pause = worker is not None
+        if with_pause:
+            os.kill(worker, 19)  # SIGSTOP: see the PENDING item before any claim
+        try:
+            doc = client.post("/api/v1/jobs", json=doc_body(env.resources.documents_bucket, run, 0))
+            slow = client.post("/api/v1/jobs", json=io_body(3000))
+            doc_id = doc.json()["jobId"]
+            pending_doc = read_items(env.dynamodb, env.resources.table_name, [doc_id])[doc_id]
+            slow_id = slow.json()["jobId"] if slow.status_code == 201 else None
+            pending_slow = read_items(env.dynamodb, env.resources.table_name, [slow_id])[slow_id] if slow_id else None
+        finally:
+            if with_pause:
+                os.kill(worker, 18)  # SIGCONT
+        processing: dict[str, Any] | None = None
+        if slow_id and pending_slow:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                item = read_items(env.dynamodb, env.resources.table_name, [slow_id])[slow_id]
+                if item["status"]["S"] == "PROCESSING":
+                    processing = derive_processing(pending_doc, pending_slow, item)
+                    break
+                time.sleep(0.05)
+        items = wait_terminal(env.dynamodb, env.sqs, env.resources, [doc_id, *([slow_id] if slow_id else [])], 60)
+    final_doc = items[doc_id]
+    if processing is None:
+        out("  (no PROCESSING item seen: derived from the PENDING and final items)")
+        processing = reconstruct_processing(pending_doc, final_doc)
+    results.states = JobItemStates(pending=pending_doc, processing=processing, final=final_doc)
+    table = env.dynamodb.describe_table(TableName=env.resources.table_name)["Table"]
+    results.table_keys, results.gsis = gsis_from_description(table)
+    # One GET of a finished job: what polling costs per request (category "poll").
+    before = calls_total(stack)
+    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+        for _ in range(20):
+            client.get(f"/api/v1/jobs/{doc_id}")
+    time.sleep(DUMP_SETTLE_S)
+    polled = subtract(calls_total(stack), before).get("poll", {})
+    results.poll_calls_per_get = sum(polled.values()) / 20
+
+
+_STABLE = frozenset(
+    {
+        "jobId",
+        "jobType",
+        "params",
+        "fingerprint",
+        "traceId",
+        "metadata",
+        "idempotencyKey",
+        "createdAt",
+        "expiresAt",
+        "priority",
+    }
+)
+
+
+def derive_processing(
+    pending_doc: dict[str, Any], pending_slow: dict[str, Any], processing_slow: dict[str, Any]
+) -> dict[str, Any]:
+    """The doc job's item after its claim: its PENDING item with the attributes a claim changed on the slow job."""
+    result = {name: value for name, value in pending_doc.items() if name in processing_slow or name in _STABLE}
+    for name, value in processing_slow.items():
+        if name not in _STABLE and pending_slow.get(name) != value:
+            result[name] = value
+    return result
+
+
+def reconstruct_processing(pending: dict[str, Any], final: dict[str, Any]) -> dict[str, Any]:
+    result = {name: value for name, value in pending.items() if name not in ("pendingShard", "pendingSince")}
+    for name in ("attempts", "leaseExpiresAt", "updatedAt"):
+        if name in final:
+            result[name] = final[name]
+    result["status"] = {"S": "PROCESSING"}
+    transitions = {k: v for k, v in final.get("transitions", {}).get("M", {}).items() if k not in TERMINAL}
+    if transitions:
+        result["transitions"] = {"M": transitions}
+    return result
+
+
+def run_jobs(
+    stack: LocalStack,
+    env: Env,
+    submit: Callable[[], bench_load.LoadResult],
+    *,
+    out: Out,
+    start_wall: Callable[[bench_load.LoadResult], float] | None = None,
+) -> BurstRun:
+    """Submits (via `submit`), waits for every job to be terminal, and measures what happened in between."""
+    time.sleep(DUMP_SETTLE_S)
+    calls_before = stack.calls_by_role()
+    bytes_before, lines_before, kinds_before, _ = stack.output.snapshot()
+    cpu_before = stack.cpu_by_role()
+    started = time.monotonic()
+    load = submit()
+    job_ids = [item.job_id for item in load.ok if item.job_id]
+    depth_after_submit = queue_depth(env.sqs, env.resources.queue_url)
+    items = wait_terminal(env.dynamodb, env.sqs, env.resources, job_ids)
+    time.sleep(DUMP_SETTLE_S)
+    wall = time.monotonic() - started
+    calls_after = stack.calls_by_role()
+    bytes_after, lines_after, kinds_after, _ = stack.output.snapshot()
+    cpu_after = stack.cpu_by_role()
+
+    statuses: dict[str, int] = {}
+    latencies: list[float] = []
+    ends: list[float] = []
+    sent = {item.job_id: item.sent_wall_s for item in load.ok}
+    for job_id, item in items.items():
+        status, ended = terminal_time(item)
+        statuses[status] = statuses.get(status, 0) + 1
+        if ended is not None:
+            latencies.append(max(0.0, ended - sent[job_id]))
+            ends.append(ended)
+    first = start_wall(load) if start_wall else min(sent.values())
+    jobs_per_s = len(ends) / (max(ends) - first) if ends and max(ends) > first else 0.0
+    roles = set(calls_after) | set(calls_before)
+    by_role = {role: subtract(calls_after.get(role, {}), calls_before.get(role, {})) for role in roles}
+    failures = [item for item in load.submitted if item.status not in (200, 201)]
+    if failures:
+        out(f"  {len(failures)} submits failed, first: {failures[0].status} {failures[0].error}")
+    return BurstRun(
+        jobs=len(job_ids),
+        completed=len(ends),
+        statuses=statuses,
+        jobs_per_s=jobs_per_s,
+        latencies_s=latencies,
+        submit_wall_s=load.wall_s,
+        calls=merge(list(by_role.values())),
+        calls_by_role=by_role,
+        log_bytes=bytes_after - bytes_before,
+        log_lines=lines_after - lines_before,
+        log_kinds=dict(kinds_after - kinds_before),
+        loadgen_cpu_share=load.cpu_share,
+        cpu_by_role={role: cpu_after.get(role, 0.0) - cpu_before.get(role, 0.0) for role in cpu_after},
+        wall_s=wall,
+        max_queue_depth=depth_after_submit,
+    )
+
+
+def scenario_burst(results: Results, out: Out, repeats: int, jobs: int) -> None:
+    for repeat in range(repeats):
+        with LocalStack(env=stack_env()) as stack:
+            env = Env.of(stack)
+            if results.states is None:
+                capture_item_states(stack, env, results, out)
+            run = uuid.uuid4().hex[:6]
+            bodies = [doc_body(env.resources.documents_bucket, run, index) for index in range(jobs)]
+            measured = run_jobs(
+                stack, env, lambda bodies=bodies: bench_load.burst(stack.api_url, bodies, concurrency=16), out=out
+            )
+            results.bursts.append(measured)
+            lat = summarize_latencies(measured.latencies_s) if measured.latencies_s else None
+            out(
+                f"  burst run {repeat + 1}: {measured.completed}/{measured.jobs} terminal {measured.statuses}, "
+                f"{measured.jobs_per_s:.1f} jobs/s, submit {measured.jobs / measured.submit_wall_s:.0f}/s, "
+                f"queue depth after submit {measured.max_queue_depth}" + (f", {lat.row()}" if lat else "")
+            )
+
+
+def scenario_steady(results: Results, out: Out, repeats: int, duration_s: float, rate: float) -> None:
+    results.steady_rate = rate
+    for repeat in range(repeats):
+        with LocalStack(env=stack_env()) as stack:
+            env = Env.of(stack)
+            run = uuid.uuid4().hex[:6]
+            bucket = env.resources.documents_bucket
+            measured = run_jobs(
+                stack,
+                env,
+                lambda stack=stack, bucket=bucket, run=run: bench_load.steady(
+                    stack.api_url, lambda index: doc_body(bucket, run, index), rate_per_s=rate, duration_s=duration_s
+                ),
+                out=out,
+            )
+            results.steadies.append(measured)
+            lat = summarize_latencies(measured.latencies_s) if measured.latencies_s else None
+            out(
+                f"  steady run {repeat + 1} at {rate:.1f}/s: {measured.completed}/{measured.jobs} terminal, "
+                f"{measured.jobs_per_s:.1f} jobs/s" + (f", {lat.row()}" if lat else "")
+            )
+
+
+def scenario_post(results: Results, out: Out, repeats: int, duration_s: float, clients: int) -> None:
+    for repeat in range(repeats):
+        with LocalStack(env=stack_env()) as stack:
+            env = Env.of(stack)
+            run = uuid.uuid4().hex[:6]
+            bucket = env.resources.documents_bucket
+            peak_rss: dict[str, int] = {}
+
+            def sample(stack: LocalStack = stack, peak_rss: dict[str, int] = peak_rss) -> None:
+                for role, value in stack.rss_by_role().items():
+                    peak_rss[role] = max(peak_rss.get(role, 0), value)
+
+            cpu_before = stack.cpu_by_role()
+            load = bench_load.closed_loop(
+                stack.api_url,
+                lambda index, bucket=bucket, run=run: doc_body(bucket, run, index),
+                clients=clients,
+                duration_s=duration_s,
+                max_requests=int(duration_s * 2000),
+                on_tick=sample,
+            )
+            cpu_after = stack.cpu_by_role()
+            sample()
+            depth = queue_depth(env.sqs, env.resources.queue_url)
+            ok = [item for item in load.submitted if item.status == 201]
+            lat = summarize_latencies([item.latency_s for item in load.submitted])
+            measured = {
+                "requests": len(load.submitted),
+                "ok": len(ok),
+                "rps": len(ok) / load.wall_s,
+                "p50_ms": lat.p50_ms,
+                "p99_ms": lat.p99_ms,
+                "rss": peak_rss,
+                "cpu": {
+                    role: (cpu_after.get(role, 0.0) - cpu_before.get(role, 0.0)) / load.wall_s for role in cpu_after
+                },
+                "loadgen_cpu": load.cpu_share,
+                "queue_depth_end": depth,
+                "errors": len(load.submitted) - len(ok),
+            }
+            results.posts.append(measured)
+            out(
+                f"  POST run {repeat + 1}: {measured['rps']:.1f} req/s, p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms, "
+                f"errors {measured['errors']}, queue depth at end {depth}, "
+                f"RSS {', '.join(f'{r} {v / 2**20:.0f} MB' for r, v in sorted(peak_rss.items()))}"
+            )
+
+
+def scenario_concurrency(results: Results, out: Out, repeats: int, levels: list[int], backlog_cap: int) -> None:
+    for level in levels:
+        jobs = min(backlog_cap, max(25, level * 25))
+        for repeat in range(repeats):
+            with LocalStack(env=stack_env({"JOBS_WORKER_CONCURRENCY": str(level)})) as stack:
+                env = Env.of(stack)
+                worker = stack.pid_of("worker")
+                if worker is None:
+                    raise RuntimeError("no worker process found under runtime.local")
+                resumed: list[float] = []
+
+                def submit(
+                    stack: LocalStack = stack, worker: int = worker, jobs: int = jobs, resumed: list[float] = resumed
+                ) -> bench_load.LoadResult:
+                    # A backlog first (worker paused), then the drain is timed from the moment it resumes.
+                    os.kill(worker, 19)
+                    try:
+                        load = bench_load.burst(stack.api_url, [io_body() for _ in range(jobs)], concurrency=16)
+                    finally:
+                        resumed.append(time.time())
+                        os.kill(worker, 18)
+                    return load
+
+                measured = run_jobs(stack, env, submit, out=out, start_wall=lambda _load, resumed=resumed: resumed[0])
+                entry = {
+                    "jobs": jobs,
+                    "jobs_per_s": measured.jobs_per_s,
+                    "completed": measured.completed,
+                    "statuses": measured.statuses,
+                    "calls": measured.calls,
+                    "cpu": measured.cpu_by_role,
+                    "wall_s": measured.wall_s,
+                }
+                results.concurrency.setdefault(level, []).append(entry)
+                out(
+                    f"  concurrency {level} run {repeat + 1}: backlog {jobs}, {measured.jobs_per_s:.1f} jobs/s "
+                    f"(ideal {level / 0.2:.0f}/s), {measured.statuses}"
+                )
+
+
+# --- report ---------------------------------------------------------------------------------------------------------
+
+
+def per_job(calls: Calls, jobs: int) -> dict[str, dict[str, float]]:
+    return {cat: {op: count / jobs for op, count in ops.items()} for cat, ops in calls.items()}
+
+
+def median_calls(runs: list[BurstRun]) -> dict[str, dict[str, float]]:
+    """Per-job calls by category and operation: the median over the runs of each cell."""
+    keys = {(cat, op) for run in runs for cat, ops in run.calls.items() for op in ops}
+    result: dict[str, dict[str, float]] = {}
+    for cat, op in sorted(keys):
+        values = [run.calls.get(cat, {}).get(op, 0) / max(run.completed, 1) for run in runs]
+        result.setdefault(cat, {})[op] = statistics.median(values)
+    return result
+
+
+SYSTEM_CATEGORIES = ("submit", "worker", "background", "dlq", "other")
+
+
+def system_requests(calls: dict[str, dict[str, float]]) -> float:
+    """Requests per job of the system itself: no status polling, no health checks, no S3 of the job's own work."""
+    return sum(
+        count
+        for cat, ops in calls.items()
+        if cat in SYSTEM_CATEGORIES
+        for op, count in ops.items()
+        if not op.lower().startswith("s3.")
+    )
+
+
+def emulator_requests(calls: dict[str, dict[str, float]]) -> float:
+    """Every request the emulator must serve per job (the job's S3 work included, polling excluded)."""
+    return sum(count for cat, ops in calls.items() if cat not in ("poll", "health") for count in ops.values())
+
+
+def mixed_ceiling(ceiling: dict[str, float], calls: dict[str, dict[str, float]]) -> float:
+    """Requests/s the emulator serves in our mix: DynamoDB ops at the PutItem rate, SQS ops at the SendMessage
+    rate, S3 at the PutItem rate (a harmonic mean weighted by our per-job counts)."""
+    weights = {"PutItem": 0.0, "SendMessage": 0.0}
+    for cat, ops in calls.items():
+        if cat in ("poll", "health"):
+            continue
+        for op, count in ops.items():
+            weights["SendMessage" if op.lower().startswith("sqs.") else "PutItem"] += count
+    total = sum(weights.values())
+    if not total:
+        return 0.0
+    return total / sum(weight / ceiling[name] for name, weight in weights.items())
+
+
+def report(results: Results, out: Out, prices: PriceTable) -> None:
+    out("")
+    out("=" * 100)
+    ceiling: dict[str, float] = {}
+    if results.ceilings:
+        out(
+            "EMULATOR CEILING (moto server, simple calls from one process, fresh state; median of runs, best thread count)"
+        )
+        for operation in ("PutItem", "SendMessage"):
+            best = 0.0
+            for threads in sorted({c.threads for run in results.ceilings for c in run}):
+                values = [
+                    c.per_s
+                    for run in results.ceilings
+                    for c in run
+                    if c.operation == operation and c.threads == threads
+                ]
+                if values:
+                    out(
+                        f"  {operation:12s} threads {threads:2d}: {median_of(values):7.0f} req/s   runs {[round(v) for v in values]}"
+                    )
+                    best = max(best, median_of(values))
+            ceiling[operation] = best
+
+    calls = median_calls(results.bursts) if results.bursts else {}
+    if calls:
+        runs = results.bursts
+        out("")
+        out(
+            f"AWS REQUESTS PER COMPLETED JOB (counted by botocore hooks in our processes; burst of {runs[0].jobs} "
+            f"process_document jobs, median of {len(runs)} fresh runs)"
+        )
+        for cat in sorted(calls):
+            subtotal = sum(calls[cat].values())
+            label = {"poll": " (status polling: excluded)", "health": " (readiness: excluded)"}.get(cat, "")
+            out(f"  {cat}{label}: {subtotal:.3f}")
+            for op, count in sorted(calls[cat].items()):
+                note = "  (the job's own work: excluded from the system figure)" if op.lower().startswith("s3.") else ""
+                out(f"      {op:40s} {count:8.3f}{note}")
+        system = system_requests(calls)
+        out(
+            f"  SYSTEM TOTAL (submit + worker + background + dlq + other, no S3 job work): {system:.3f}   "
+            f"target <= {TARGET_REQUESTS_PER_JOB}  {verdict(system <= TARGET_REQUESTS_PER_JOB)}"
+        )
+        if results.poll_calls_per_get is not None:
+            out(
+                f"  status polling, shown apart: {results.poll_calls_per_get:.2f} AWS requests per GET /api/v1/jobs/{{id}}"
+            )
+        steady_calls = median_calls(results.steadies) if results.steadies else None
+        if steady_calls:
+            out(
+                f"  at the steady rate ({results.steady_rate:.1f} jobs/s): {system_requests(steady_calls):.3f} system requests per job "
+                + ", ".join(f"{cat} {sum(ops.values()):.3f}" for cat, ops in sorted(steady_calls.items()))
+            )
+        roles = {role for run in runs for role in run.calls_by_role}
+        out(
+            "  by process (first run): "
+            + "; ".join(
+                f"{role} {sum(sum(ops.values()) for ops in runs[0].calls_by_role.get(role, {}).values()) / max(runs[0].completed, 1):.3f}"
+                for role in sorted(roles)
+            )
+        )
+
+        if results.states is not None:
+            states = results.states
+            log_bytes = median_of([run.log_bytes / max(run.completed, 1) for run in runs])
+            lines = price_per_job(
+                calls,
+                states=states,
+                table_keys=results.table_keys,
+                gsis=results.gsis,
+                log_bytes_per_job=log_bytes,
+                prices=prices,
+            )
+            report_costs(lines, results, runs, out, prices)
+
+    if results.bursts:
+        report_throughput(results, ceiling, calls, out)
+    if results.posts:
+        report_post(results, out)
+    if results.concurrency:
+        report_concurrency(results, ceiling, calls, out)
+
+
+def report_costs(lines: list[CostLine], results: Results, runs: list[BurstRun], out: Out, prices: PriceTable) -> None:
+    states = results.states
+    assert states is not None
+    out("")
+    out(
+        f"ITEM SIZES (documented rules: names + values) and write units; table keys {results.table_keys}, GSIs "
+        + ", ".join(
+            f"{g.name} [{g.projection}{' ' + ','.join(g.included) if g.included else ''}]" for g in results.gsis
+        )
+    )
+    for name, before, after in (
+        ("submit put", None, states.pending),
+        ("claim", states.pending, states.processing),
+        ("completion", states.processing, states.final),
+    ):
+        cost = write_cost(before, after, table_keys=results.table_keys, gsis=results.gsis)
+        size = item_size(after)
+        out(
+            f"  {name:11s}: item {size:4d} B after (before {item_size(before) if before else 0:4d} B) -> "
+            f"table {cost.table_units} WRU + GSI {cost.index_units or {}} = {cost.total} WRU"
+        )
+    out(f"  GET (strongly consistent) of the final item: {item_size(states.final)} B -> 1 RRU per 4 KB started")
+    out("")
+    out(f"PRICE TABLE ({prices.region}, public list prices as of {prices.as_of}; no free tier)")
+    for what, price in prices.rows():
+        out(f"  {what:48s} {price}")
+    out("")
+    out("DOLLARS PER MILLION JOBS (request charges + log ingestion)")
+    for line in lines:
+        tag = "" if line.system else "   [job's own work, shown apart]"
+        out(
+            f"  {line.service:10s} {line.what:40s} {line.quantity_per_job:10.3f} {line.unit:30s} ${line.dollars_per_million_jobs:8.3f}{tag}"
+        )
+    system = sum(line.dollars_per_million_jobs for line in lines if line.system)
+    job_work = sum(line.dollars_per_million_jobs for line in lines if not line.system)
+    cloudwatch = sum(line.quantity_per_job for line in lines if line.service == "cloudwatch")
+    out(
+        f"  SYSTEM TOTAL ${system:.3f} per million jobs   target < ${TARGET_DOLLARS_PER_MILLION:.2f}  "
+        f"{verdict(system < TARGET_DOLLARS_PER_MILLION)}   (+ ${job_work:.3f} of the job's own S3 requests)"
+    )
+    out(f"  CloudWatch API calls per job: {cloudwatch:.3f} (should be 0)  {verdict(cloudwatch == 0)}")
+    log_lines = median_of([run.log_lines / max(run.completed, 1) for run in runs])
+    log_bytes = median_of([run.log_bytes / max(run.completed, 1) for run in runs])
+    out(
+        f"  stdout+stderr of all our processes: {log_bytes:.0f} B and {log_lines:.2f} lines per job (median); by kind, first run:"
+    )
+    first = runs[0]
+    for kind, size in sorted(first.log_kinds.items(), key=lambda pair: -pair[1])[:12]:
+        out(f"      {kind:50s} {size / max(first.completed, 1):7.1f} B/job")
+
+
+def report_throughput(
+    results: Results, ceiling: dict[str, float], calls: dict[str, dict[str, float]], out: Out
+) -> None:
+    runs = results.bursts
+    out("")
+    per_job_requests = emulator_requests(calls)
+    mixed = mixed_ceiling(ceiling, calls) if ceiling else 0.0
+    bound = mixed / per_job_requests if per_job_requests and mixed else 0.0
+    out("END TO END (submit-to-terminal, from the client's send time to the job's terminal transition time)")
+    if bound:
+        out(
+            f"  emulator bound: mixed ceiling {mixed:.0f} req/s / {per_job_requests:.2f} emulator requests per job "
+            f"(S3 job work included) = {bound:.1f} jobs/s"
+        )
+    for name, series in (("burst", runs), (f"steady {results.steady_rate:.1f}/s", results.steadies)):
+        if not series:
+            continue
+        rate = median_of([run.jobs_per_s for run in series])
+        lat = summarize_latencies([value for run in series for value in run.latencies_s])
+        fraction = rate / bound if bound else 0.0
+        out(
+            f"  {name:14s}: {series[0].jobs} jobs x {len(series)} runs, {rate:6.1f} jobs/s (runs "
+            f"{[round(run.jobs_per_s, 1) for run in series]}), {lat.row()}"
+        )
+        load_cpu = median_of([run.loadgen_cpu_share for run in series])
+        cpu = {
+            role: median_of([run.cpu_by_role.get(role, 0.0) / run.wall_s for run in series])
+            for role in series[0].cpu_by_role
+        }
+        out(
+            f"      CPU cores used: load generator {load_cpu:.2f}; "
+            + ", ".join(f"{r} {v:.2f}" for r, v in sorted(cpu.items()))
+        )
+        if bound and name == "burst":
+            out(
+                f"      = {fraction:.0%} of the emulator bound   target >= {TARGET_E2E_FRACTION:.0%}  "
+                f"{verdict(fraction >= TARGET_E2E_FRACTION)}"
+            )
+        elif bound:
+            out(f"      = {fraction:.0%} of the emulator bound (below saturation by design)")
+
+
+def report_post(results: Results, out: Out) -> None:
+    posts = results.posts
+    rps = median_of([p["rps"] for p in posts])
+    p50 = median_of([p["p50_ms"] for p in posts])
+    p99 = median_of([p["p99_ms"] for p in posts])
+    out("")
+    out(f"API POST /api/v1/jobs, 16 clients (closed loop), median of {len(posts)} runs")
+    out(
+        f"  {rps:.1f} req/s (runs {[round(p['rps'], 1) for p in posts]})   target >= {TARGET_POST_RPS:.0f}  {verdict(rps >= TARGET_POST_RPS)}"
+    )
+    out(
+        f"  p50 {p50:.1f} ms, p99 {p99:.1f} ms   target p99 <= {TARGET_POST_P99_MS:.0f} ms  {verdict(p99 <= TARGET_POST_P99_MS)}"
+    )
+    roles = sorted({role for p in posts for role in p["rss"]})
+    for role in roles:
+        peak = max(p["rss"].get(role, 0) for p in posts)
+        cpu = median_of([p["cpu"].get(role, 0.0) for p in posts])
+        judged = role in ("api", "worker", "dlq poller")
+        tail = f"target < 200 MB  {verdict(peak < TARGET_RSS_BYTES)}" if judged else "(moto's state lives here)"
+        out(f"  RSS peak {role:26s} {peak / 2**20:6.1f} MB  CPU {cpu:.2f} cores   {tail}")
+    out(
+        f"  load generator CPU {median_of([p['loadgen_cpu'] for p in posts]):.2f} cores; queue depth at the end "
+        f"{[p['queue_depth_end'] for p in posts]}; errors {[p['errors'] for p in posts]}"
+    )
+
+
+def report_concurrency(
+    results: Results, ceiling: dict[str, float], calls: dict[str, dict[str, float]], out: Out
+) -> None:
+    out("")
+    out("WORKER CONCURRENCY (I/O-bound bench_io_wait, 200 ms per job, backlog drained after the worker resumes)")
+    levels = sorted(results.concurrency)
+    base = None
+    for level in levels:
+        entries = results.concurrency[level]
+        rate = median_of([e["jobs_per_s"] for e in entries])
+        if base is None:
+            base = rate / level
+        jobs = entries[0]["jobs"]
+        level_calls = per_job(entries[0]["calls"], max(entries[0]["completed"], 1))
+        requests = emulator_requests(level_calls)
+        mixed = mixed_ceiling(ceiling, level_calls) if ceiling else 0.0
+        bound = mixed / requests if requests and mixed else 0.0
+        linear = rate / (base * level) if base else 0.0
+        saturated = bound and rate >= TARGET_E2E_FRACTION * bound
+        cpu = entries[0]["cpu"]
+        busy = ", ".join(f"{r} {v / entries[0]['wall_s']:.2f}" for r, v in sorted(cpu.items()))
+        out(
+            f"  c={level:3d}: {rate:6.1f} jobs/s (ideal {level / 0.2:5.0f}, {linear:4.0%} of linear; backlog {jobs}; "
+            f"{requests:.2f} req/job; emulator bound {bound:.0f} jobs/s = {rate / bound if bound else 0:.0%})  "
+            f"{'saturated' if saturated else verdict(linear >= TARGET_LINEARITY)}   cpu: {busy}"
+        )
+
+
+# --- main -----------------------------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    model = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    import moto
+
+    return (
+        f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, Python {platform.python_version()}, "
+        f"moto {moto.__version__}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__)
+    parser.add_argument("--scenarios", default="ceiling,burst,steady,post,concurrency")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=500, help="burst size (process_document jobs)")
+    parser.add_argument("--steady-s", type=float, default=20.0)
+    parser.add_argument("--steady-rate", type=float, default=0.0, help="jobs/s; default half the burst throughput")
+    parser.add_argument("--post-s", type=float, default=30.0)
+    parser.add_argument("--post-clients", type=int, default=16)
+    parser.add_argument("--levels", default="1,4,16,64")
+    parser.add_argument("--backlog-cap", type=int, default=400)
+    parser.add_argument("--markdown", type=Path, help="also write the output, command and date to this file")
+    args = parser.parse_args(argv)
+    if not (1 <= args.repeats <= 10 and 1 <= args.jobs <= 5000 and args.post_s <= 120 and args.steady_s <= 120):
+        parser.error("bounds: repeats 1-10, jobs 1-5000, durations <= 120 s")
+    scenarios = {name.strip() for name in args.scenarios.split(",") if name.strip()}
+
+    captured: list[str] = []
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+        captured.append(line)
+
+    started = datetime.now(UTC)
+    cpu_started = resource.getrusage(resource.RUSAGE_SELF)
+    out(f"benchmark started {started:%Y-%m-%d %H:%M:%S} UTC on {machine()}")
+    results = Results()
+    prices = PriceTable()
+    if "ceiling" in scenarios:
+        out("[ceiling]")
+        scenario_ceiling(results, out, args.repeats)
+    if "burst" in scenarios:
+        out("[burst]")
+        scenario_burst(results, out, args.repeats, args.jobs)
+    if "steady" in scenarios:
+        rate = args.steady_rate or (
+            0.5 * median_of([run.jobs_per_s for run in results.bursts]) if results.bursts else 10.0
+        )
+        rate = min(max(rate, 1.0), 200.0)
+        out(f"[steady] {rate:.1f} jobs/s for {args.steady_s:.0f} s")
+        scenario_steady(results, out, args.repeats, args.steady_s, rate)
+    if "post" in scenarios:
+        out(f"[post] {args.post_clients} clients for {args.post_s:.0f} s")
+        scenario_post(results, out, args.repeats, args.post_s, args.post_clients)
+    if "concurrency" in scenarios:
+        out("[concurrency]")
+        levels = [int(level) for level in args.levels.split(",")]
+        scenario_concurrency(results, out, args.repeats, levels, args.backlog_cap)
+    report(results, out, prices)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    out(
+        f"benchmark took {elapsed:.0f} s; its own CPU {usage.ru_utime + usage.ru_stime - cpu_started.ru_utime - cpu_started.ru_stime:.0f} s"
+    )
+    if args.markdown:
+        command = "python -m tests.benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+        write_markdown(args.markdown, command.strip(), started, captured)
+    return 0
+
+
+def write_markdown(path: Path, command: str, started: datetime, lines: list[str]) -> None:
+    body = "\n".join(lines)
+    path.write_text(
+        f"# Benchmarks\n\nRecorded by `{command}` on {started:%Y-%m-%d} ({machine()}).\n\n```text\n{body}\n```\n",
+        encoding="utf-8",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+_ = (json, percentile)  # re-exported for interactive use
