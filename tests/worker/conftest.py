@@ -1,0 +1,206 @@
+"""Worker tests: real adapters on the session's moto server, with short timings (visibility 2 s, wait 1 s)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tests.worker.plugin_jobs  # noqa: F401 - registers test_slow in this process too
+from runtime.adapters.dynamodb_store import DynamoDbJobStore
+from runtime.adapters.s3_objects import S3ObjectStore
+from runtime.adapters.sqs_queue import SqsJobQueue
+from runtime.aws_clients import build_client
+from runtime.domain.job import Job, JobStatus, Priority
+from runtime.domain.ports import JobMessage
+from runtime.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+VISIBILITY_S = 2
+WAIT_LIMIT_S = 60.0  # a generous limit for conditions to become true, never an assertion on timing
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def create_table(dynamodb: Any, name: str) -> None:
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "jobId", "AttributeType": "S"},
+            {"AttributeName": "idempotencyKey", "AttributeType": "S"},
+            {"AttributeName": "pendingShard", "AttributeType": "S"},
+            {"AttributeName": "pendingSince", "AttributeType": "N"},
+        ],
+        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-idempotency-key",
+                "KeySchema": [{"AttributeName": "idempotencyKey", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
+            {
+                "IndexName": "pending-by-age",
+                "KeySchema": [
+                    {"AttributeName": "pendingShard", "KeyType": "HASH"},
+                    {"AttributeName": "pendingSince", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["traceId"]},
+            },
+        ],
+    )
+
+
+@dataclass
+class WorkerEnv:
+    endpoint: str
+    settings: Settings
+    store: DynamoDbJobStore
+    queue: SqsJobQueue
+    objects: S3ObjectStore
+    sqs: Any
+    s3: Any
+    tmp: Path
+
+    def submit(
+        self, job_type: str, params: dict[str, Any], *, send: bool = True, pending_since: datetime | None = None
+    ) -> Job:
+        now = datetime.now(UTC)
+        job_id = str(uuid.uuid4())
+        job = Job(
+            job_id=job_id,
+            status=JobStatus.PENDING,
+            job_type=job_type,
+            priority=Priority.NORMAL,
+            params=params,
+            metadata={},
+            created_at=now,
+            updated_at=now,
+            trace_id=uuid.uuid4().hex,
+            fingerprint="0" * 64,
+            transitions={"PENDING": now},
+            pending_since=pending_since or now,
+        )
+        assert self.store.create(job).created
+        if send:
+            self.queue.send(JobMessage(job_id=job_id, trace_id=job.trace_id))
+        return job
+
+    def job(self, job_id: str) -> Job:
+        found = self.store.get(job_id)
+        assert found is not None, f"no job {job_id}"
+        return found
+
+    def wait_for(self, what: str, condition: Callable[[], bool], limit_s: float = WAIT_LIMIT_S) -> None:
+        ends = time.monotonic() + limit_s
+        while not condition():
+            if time.monotonic() > ends:
+                pytest.fail(f"gave up waiting for {what}")
+            time.sleep(0.1)
+
+    def wait_terminal(self, job_id: str) -> Job:
+        self.wait_for(f"job {job_id} to end", lambda: self.job(job_id).is_terminal)
+        return self.job(job_id)
+
+    def queue_depth(self, url: str | None = None) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url or self.settings.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def process_env(self, **extra: str) -> dict[str, str]:
+        """Environment for `python -m runtime.worker` against this env's resources."""
+        env = {key: value for key, value in os.environ.items() if not key.startswith("JOBS_")}
+        env.update(
+            AWS_ENDPOINT_URL=self.endpoint,
+            AWS_REGION="us-east-1",
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            JOBS_TABLE_NAME=self.settings.table_name,
+            JOBS_QUEUE_URL=self.settings.queue_url,
+            JOBS_DEAD_LETTER_QUEUE_URL=self.settings.dead_letter_queue_url,
+            JOBS_DOCUMENTS_BUCKET=self.settings.documents_bucket,
+            JOBS_VISIBILITY_TIMEOUT_S=str(self.settings.visibility_timeout_s),
+            JOBS_RECEIVE_WAIT_S=str(self.settings.receive_wait_s),
+            JOBS_BACKOFF_BASE_S="1",
+            JOBS_BACKOFF_MAX_S="2",
+            JOBS_WORKER_CONCURRENCY="4",
+            JOBS_SHUTDOWN_DEADLINE_S="10",
+            JOBS_REPUBLISH_AFTER_S="60",
+            JOBS_WORKER_PLUGINS="tests.worker.plugin_jobs",
+            PYTHONPATH=str(REPO),
+        )
+        env.update(extra)
+        return env
+
+    def start_worker_process(self, name: str, **extra: str) -> subprocess.Popen[bytes]:
+        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child for its lifetime
+        return subprocess.Popen(
+            [sys.executable, "-m", "runtime.worker"],
+            cwd=REPO,
+            env=self.process_env(**extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def process_log(self, name: str) -> list[dict[str, Any]]:
+        lines = (self.tmp / f"{name}.log").read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+@pytest.fixture
+def worker_env(moto_server: str, tmp_path: Path) -> Iterator[WorkerEnv]:
+    dynamodb = build_client("dynamodb", region="us-east-1", endpoint_url=moto_server)
+    sqs = build_client("sqs", region="us-east-1", endpoint_url=moto_server)
+    s3 = build_client("s3", region="us-east-1", endpoint_url=moto_server)
+    table = unique("wk-jobs")
+    create_table(dynamodb, table)
+    dlq_url = sqs.create_queue(QueueName=unique("wk-dlq"))["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # Receives for a leased job also count: the redrive limit sits well above max_attempts.
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10"})
+    queue_url = sqs.create_queue(
+        QueueName=unique("wk-queue"),
+        Attributes={"VisibilityTimeout": str(VISIBILITY_S), "RedrivePolicy": redrive},
+    )["QueueUrl"]
+    bucket = unique("wk-docs")
+    s3.create_bucket(Bucket=bucket)
+    settings = load_settings(
+        table_name=table,
+        queue_url=queue_url,
+        dead_letter_queue_url=dlq_url,
+        documents_bucket=bucket,
+        AWS_ENDPOINT_URL=moto_server,
+        visibility_timeout_s=VISIBILITY_S,
+        receive_wait_s=1,
+        worker_concurrency=4,
+        backoff_base_s=1.0,
+        backoff_max_s=2.0,
+        shutdown_deadline_s=10.0,
+        delete_linger_s=0.05,
+        republish_after_s=1,
+        republish_interval_s=1,
+    )
+    yield WorkerEnv(
+        endpoint=moto_server,
+        settings=settings,
+        store=DynamoDbJobStore(dynamodb, table),
+        queue=SqsJobQueue(sqs, queue_url),
+        objects=S3ObjectStore(s3),
+        sqs=sqs,
+        s3=s3,
+        tmp=tmp_path,
+    )

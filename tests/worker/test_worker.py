@@ -1,0 +1,228 @@
+"""The worker in-process against moto over HTTP with the real adapters: outcomes, retries, heartbeat,
+duplicates, the republisher, and the DLQ handler racing a worker."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from runtime.dlq_handler import DeadLetterHandler, handle_event
+from runtime.domain.backoff import Backoff, Jitter
+from runtime.domain.job import JobStatus
+from runtime.domain.processing import MessageProcessor, Outcome, ProcessingConfig
+from runtime.worker.runner import Worker
+from tests.worker.conftest import WorkerEnv
+from tests.worker.plugin_jobs import read_runs
+
+
+@contextmanager
+def running(env: WorkerEnv, *, count: int = 1, republish: bool = False) -> Iterator[list[Worker]]:
+    workers = [
+        Worker(store=env.store, queue=env.queue, objects=env.objects, settings=env.settings, republish=republish)
+        for _ in range(count)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop(5.0)
+
+
+def test_builtin_jobs_succeed_and_their_messages_are_deleted(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    bucket = env.settings.documents_bucket
+    env.objects.put_bytes(f"s3://{bucket}/in/doc.txt", b"alpha beta\ngamma alpha\n", content_type="text/plain")
+    document = env.submit(
+        "process_document", {"source": f"s3://{bucket}/in/doc.txt", "destination": f"s3://{bucket}/out/doc.json"}
+    )
+    report = env.submit(
+        "generate_report",
+        {
+            "title": "t",
+            "rows": [{"k": "a", "v": 1}, {"k": "a", "v": 3}, {"k": "b", "v": 2}],
+            "group_by": "k",
+            "metric": "v",
+            "format": "csv",
+            "destination": f"s3://{bucket}/out/report.csv",
+        },
+    )
+    transform = env.submit(
+        "transform_data", {"records": [{"a": "x"}, {"a": "y"}], "operations": [{"op": "uppercase", "fields": ["a"]}]}
+    )
+    with running(env):
+        done = [env.wait_terminal(job.job_id) for job in (document, report, transform)]
+        env.wait_for("the queue to drain", lambda: env.queue_depth() == 0)
+    assert [job.status for job in done] == [JobStatus.SUCCEEDED] * 3
+    assert all(job.attempts == 1 for job in done)
+    assert done[0].result is not None and done[0].result["summary"]["words"] == 4
+    summary = json.loads(env.objects.get_bytes(f"s3://{bucket}/out/doc.json"))["summary"]
+    assert summary["top_words"][0] == {"word": "alpha", "count": 2}
+    assert env.objects.get_bytes(f"s3://{bucket}/out/report.csv").decode().splitlines()[1] == "a,2,4,1,3,2"
+    assert done[2].result is not None and done[2].result["records"] == [{"a": "X"}, {"a": "Y"}]
+
+
+def test_transient_failure_is_retried_after_backoff_and_then_succeeds(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    run_log = str(env.tmp / "runs.log")
+    job = env.submit("test_slow", {"run_log": run_log, "fail_attempts": 1})
+    with running(env):
+        done = env.wait_terminal(job.job_id)
+        env.wait_for("the queue to drain", lambda: env.queue_depth() == 0)
+    assert done.status is JobStatus.SUCCEEDED and done.attempts == 2
+    assert {"FAILED", "PROCESSING", "SUCCEEDED"} <= set(done.transitions)
+    assert [(event, attempt) for event, _, attempt in read_runs(run_log)] == [
+        ("start", 1),
+        ("failed", 1),
+        ("start", 2),
+        ("done", 2),
+    ]
+    assert done.result is not None and done.result["attempt"] == 2
+
+
+def test_permanent_failure_is_final_at_once_without_redelivery(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    bucket = env.settings.documents_bucket
+    missing = f"s3://{bucket}/in/missing.txt"
+    job = env.submit("process_document", {"source": missing, "destination": f"s3://{bucket}/out/x.json"})
+    with running(env):
+        done = env.wait_terminal(job.job_id)
+        env.wait_for("the queue to drain", lambda: env.queue_depth() == 0)
+    assert done.status is JobStatus.FAILED_FINAL and done.attempts == 1
+    assert done.error is not None and done.error.permanent and missing in done.error.message
+    assert env.queue_depth(env.settings.dead_letter_queue_url) == 0
+    assert env.job(job.job_id).attempts == 1  # the message was deleted, not redelivered
+
+
+def test_job_longer_than_the_visibility_timeout_runs_once(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    run_log = str(env.tmp / "runs.log")
+    # 2.5 visibility timeouts: without the heartbeat the message would reappear and the lease would expire.
+    job = env.submit("test_slow", {"run_log": run_log, "hold_s": 2.5 * env.settings.visibility_timeout_s})
+    with running(env, count=2):
+        done = env.wait_terminal(job.job_id)
+        env.wait_for("the queue to drain", lambda: env.queue_depth() == 0)
+    assert done.status is JobStatus.SUCCEEDED and done.attempts == 1
+    assert [event for event, _, _ in read_runs(run_log)] == ["start", "done"]
+
+
+def test_duplicate_and_late_messages_for_a_terminal_job_change_nothing(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    run_log = str(env.tmp / "runs.log")
+    job = env.submit("test_slow", {"run_log": run_log})
+    with running(env):
+        first = env.wait_terminal(job.job_id)
+        env.wait_for("the queue to drain", lambda: env.queue_depth() == 0)
+        for _ in range(3):
+            env.queue.send(env_message(job.job_id, job.trace_id))
+        env.wait_for("the duplicates to be deleted", lambda: env.queue_depth() == 0)
+    assert first.status is JobStatus.SUCCEEDED
+    assert env.job(job.job_id) == first
+    assert [event for event, _, _ in read_runs(run_log)] == ["start", "done"]
+
+
+def test_republisher_publishes_a_pending_job_that_has_no_message(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    run_log = str(env.tmp / "runs.log")
+    # Written as if the API died between the put and the send: PENDING for a while, no message.
+    stale = datetime.now(UTC) - timedelta(seconds=30)
+    job = env.submit("test_slow", {"run_log": run_log}, send=False, pending_since=stale)
+    assert env.queue_depth() == 0
+    with running(env, republish=True):
+        done = env.wait_terminal(job.job_id)
+    assert done.status is JobStatus.SUCCEEDED and done.attempts == 1
+    assert [event for event, _, _ in read_runs(run_log)] == ["start", "done"]
+
+
+def env_message(job_id: str, trace_id: str) -> Any:
+    from runtime.domain.ports import JobMessage
+
+    return JobMessage(job_id=job_id, trace_id=trace_id)
+
+
+def dlq_event(job_id: str, trace_id: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"dlq-{job_id}",
+                "receiptHandle": "rh",
+                "body": json.dumps({"jobId": job_id, "traceId": trace_id}),
+                "attributes": {"ApproximateReceiveCount": "10", "SentTimestamp": "0"},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:dlq",
+                "awsRegion": "us-east-1",
+            }
+        ]
+    }
+
+
+def test_dlq_handler_racing_a_worker_leaves_one_consistent_terminal_state(worker_env: WorkerEnv) -> None:
+    env = worker_env
+    processor = MessageProcessor(
+        store=env.store,
+        objects=env.objects,
+        config=ProcessingConfig(visibility_timeout_s=30, max_attempts=3),
+        backoff=Backoff(1.0, 2.0, Jitter.EQUAL),
+    )
+    dead_letters = DeadLetterHandler(env.store)
+    rng = random.Random(7)
+    seen: dict[str, tuple[Any, Any]] = {}
+    jobs = []
+    for index in range(25):
+        run_log = str(env.tmp / f"race-{index}.log")
+        jobs.append((env.submit("test_slow", {"run_log": run_log, "hold_s": rng.choice([0, 0.01, 0.05])}), run_log))
+    received = {}
+    while len(received) < len(jobs):
+        for message in env.queue.receive(max_messages=10, wait_s=1, visibility_timeout_s=30):
+            assert message.message is not None
+            received[message.message.job_id] = message
+
+    for job, _ in jobs:
+        start = threading.Barrier(2)
+        results: dict[str, Any] = {}
+        delay = rng.choice([0.0, 0.005, 0.02, 0.06])
+
+        def work(job_id: str = job.job_id, results: dict[str, Any] = results, start: threading.Barrier = start) -> None:
+            start.wait()
+            results["worker"] = processor.process(received[job_id])
+
+        def verdict(
+            job: Any = job, results: dict[str, Any] = results, start: threading.Barrier = start, delay: float = delay
+        ) -> None:
+            start.wait()
+            threading.Event().wait(delay)
+            results["dlq"] = handle_event(dlq_event(job.job_id, job.trace_id), None, dead_letters=dead_letters)
+
+        threads = [threading.Thread(target=work), threading.Thread(target=verdict)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        seen[job.job_id] = (results["worker"], results["dlq"])
+
+    outcomes = {"succeeded": 0, "dead_lettered": 0}
+    for job, run_log in jobs:
+        final = env.job(job.job_id)
+        decision, dlq_response = seen[job.job_id]
+        completions = [event for event, _, _ in read_runs(run_log) if event == "done"]
+        assert dlq_response == {"batchItemFailures": []}
+        assert final.is_terminal
+        if final.status is JobStatus.SUCCEEDED:
+            # The worker recorded its success first; the DLQ verdict found a terminal job and changed nothing.
+            outcomes["succeeded"] += 1
+            assert decision.outcome is Outcome.SUCCEEDED and final.result is not None and final.error is None
+            assert completions == ["done"]
+        else:
+            # The verdict came first: whatever the handler did afterwards was not recorded.
+            outcomes["dead_lettered"] += 1
+            assert final.status is JobStatus.FAILED_FINAL and final.result is None
+            assert final.error is not None and final.error.code == "dead_lettered"
+            assert decision.outcome in (Outcome.DUPLICATE, Outcome.LOST_CLAIM)
+    assert sum(outcomes.values()) == len(jobs)
