@@ -8,7 +8,8 @@ from typing import Any
 
 import boto3
 
-from runtime.aws_clients import build_client
+from runtime.aws_clients import build_client, client_config
+from tests.conftest import free_port
 
 
 def unique(prefix: str) -> str:
@@ -99,3 +100,9 @@ def queue_depth(sqs: Any, queue_url: str) -> int:
         QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def dead_client(service: str) -> Any:
+    """A client of an endpoint where nothing listens; one attempt, so tests do not wait out retry backoff."""
+    return build_client(service, region="us-east-1", endpoint_url=f"http://127.0.0.1:{free_port()}",
+                        config=client_config(max_attempts=1))

@@ -1,0 +1,49 @@
+"""S3ObjectStore against the moto server over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime.adapters.s3_objects import S3ObjectStore, split_uri
+from runtime.domain.ports import ObjectNotFound
+from tests.adapters.resources import counted_client, raw_client, unique
+
+
+@pytest.fixture
+def bucket(moto_server: str) -> str:
+    name = unique("adapter-docs")
+    raw_client("s3", moto_server).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def objects(moto_server: str) -> S3ObjectStore:
+    return S3ObjectStore(counted_client("s3", moto_server))
+
+
+def test_put_then_get(objects: S3ObjectStore, bucket: str, moto_server: str) -> None:
+    uri = f"s3://{bucket}/out/summary.json"
+    objects.put_bytes(uri, b'{"a":1}', content_type="application/json")
+    assert objects.get_bytes(uri) == b'{"a":1}'
+    head = raw_client("s3", moto_server).head_object(Bucket=bucket, Key="out/summary.json")
+    assert head["ContentType"] == "application/json"
+
+
+def test_missing_key_and_bucket(objects: S3ObjectStore, bucket: str) -> None:
+    with pytest.raises(ObjectNotFound) as caught:
+        objects.get_bytes(f"s3://{bucket}/nope.txt")
+    assert caught.value.uri == f"s3://{bucket}/nope.txt"
+    with pytest.raises(ObjectNotFound):
+        objects.get_bytes("s3://no-such-bucket-xyz/a.txt")
+    with pytest.raises(ObjectNotFound):
+        objects.put_bytes("s3://no-such-bucket-xyz/a.txt", b"x", content_type="text/plain")
+
+
+@pytest.mark.parametrize("uri", ["http://b/k", "s3://bucket", "s3://bucket/", "s3:///key"])
+def test_bad_uris(uri: str) -> None:
+    with pytest.raises(ValueError):
+        split_uri(uri)
+
+
+def test_split_uri_keeps_nested_keys() -> None:
+    assert split_uri("s3://b/a/b/c.txt") == ("b", "a/b/c.txt")

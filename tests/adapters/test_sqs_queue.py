@@ -1,0 +1,82 @@
+"""SqsJobQueue against the moto server over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime.adapters.sqs_queue import SqsJobQueue, decode
+from runtime.domain.ports import JobMessage, QueueUnavailable
+from tests.adapters.resources import counted_client, dead_client, queue_depth, raw_client, unique
+
+
+@pytest.fixture
+def queue_url(moto_server: str) -> str:
+    return str(raw_client("sqs", moto_server).create_queue(QueueName=unique("adapter-q"))["QueueUrl"])
+
+
+@pytest.fixture
+def queue(moto_server: str, queue_url: str) -> SqsJobQueue:
+    return SqsJobQueue(counted_client("sqs", moto_server), queue_url)
+
+
+def test_send_and_receive(queue: SqsJobQueue) -> None:
+    queue.send(JobMessage(job_id="job-1", trace_id="trace-1"))
+    received = queue.receive(max_messages=10, wait_s=1, visibility_timeout_s=30)
+    assert len(received) == 1
+    message = received[0]
+    assert message.message == JobMessage(job_id="job-1", trace_id="trace-1")
+    assert message.receive_count == 1 and message.sent_at.year >= 2025 and message.trace_header is None
+    assert message.raw_body == '{"jobId":"job-1","traceId":"trace-1"}'
+
+
+def test_trace_header_travels_as_system_attribute(moto_server: str, queue_url: str) -> None:
+    header = "Root=1-67c2f6c0-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"
+    queue = SqsJobQueue(counted_client("sqs", moto_server), queue_url, trace_header=lambda: header)
+    queue.send(JobMessage(job_id="job-2", trace_id="t"))
+    (message,) = queue.receive(max_messages=1, wait_s=1, visibility_timeout_s=30)
+    assert message.trace_header == header
+
+
+def test_poison_body_is_received_without_a_message(moto_server: str, queue_url: str, queue: SqsJobQueue) -> None:
+    raw_client("sqs", moto_server).send_message(QueueUrl=queue_url, MessageBody="not json")
+    (message,) = queue.receive(max_messages=1, wait_s=1, visibility_timeout_s=30)
+    assert message.message is None and message.raw_body == "not json"
+
+
+@pytest.mark.parametrize("body", ["[]", '{"traceId":"t"}', '{"jobId":""}', '{"jobId":1}', "{"])
+def test_decode_refuses_non_job_bodies(body: str) -> None:
+    assert decode(body) is None
+
+
+def test_delete_batch_over_ten(moto_server: str, queue_url: str, queue: SqsJobQueue) -> None:
+    for i in range(13):
+        queue.send(JobMessage(job_id=f"job-{i}", trace_id="t"))
+    handles: list[str] = []
+    while len(handles) < 13:
+        received = queue.receive(max_messages=10, wait_s=1, visibility_timeout_s=60)
+        assert received, "messages went missing"
+        handles.extend(message.receipt_handle for message in received)
+    queue.delete_batch(handles)
+    assert queue_depth(raw_client("sqs", moto_server), queue_url) == 0
+    queue.delete_batch(handles)  # already gone: nothing to do, no error
+
+
+def test_change_visibility_makes_a_message_visible_again(queue: SqsJobQueue) -> None:
+    queue.send(JobMessage(job_id="job-v", trace_id="t"))
+    (first,) = queue.receive(max_messages=1, wait_s=1, visibility_timeout_s=60)
+    assert queue.receive(max_messages=1, wait_s=0, visibility_timeout_s=60) == []
+    queue.change_visibility(first.receipt_handle, 0)
+    (again,) = queue.receive(max_messages=1, wait_s=1, visibility_timeout_s=60)
+    assert again.message == first.message and again.receive_count == 2
+    queue.change_visibility_batch([again.receipt_handle], 0)
+    (third,) = queue.receive(max_messages=1, wait_s=1, visibility_timeout_s=60)
+    assert third.receive_count == 3
+
+
+def test_ping_and_unreachable(queue: SqsJobQueue, queue_url: str) -> None:
+    queue.ping()
+    dead = SqsJobQueue(dead_client("sqs"), queue_url)
+    with pytest.raises(QueueUnavailable):
+        dead.send(JobMessage(job_id="x", trace_id="t"))
+    with pytest.raises(QueueUnavailable):
+        dead.ping()
