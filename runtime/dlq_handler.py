@@ -80,9 +80,10 @@ def handle_event(event: dict[str, Any], context: Any, *, dead_letters: DeadLette
     # reporting it as a batch item failure keeps one behaviour for any batch size.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     with aws_calls.category("dlq"):
-        return process_partial_response(
+        response = process_partial_response(
             event=event, record_handler=dead_letters.handle_record, processor=processor, context=context
         )
+    return dict(response)
 
 
 @functools.cache

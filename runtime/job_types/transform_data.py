@@ -4,6 +4,7 @@ lowercase, strip, cast, default, sort, dedupe, limit) to the records given in pa
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -144,6 +145,13 @@ def _cast(value: Any, to: str, where: str) -> Any:
         raise PermanentJobError("cast_failed", f"{where}: cannot cast {value!r} to {to}") from None
 
 
+_CHANGE_CASE: dict[str, Callable[[str], str]] = {
+    "uppercase": lambda text: text.upper(),
+    "lowercase": lambda text: text.lower(),
+    "strip": lambda text: text.strip(),
+}
+
+
 def _sort_key(value: Any) -> tuple[int, Any]:
     # Missing/None first, then numbers, then strings, then anything else by its JSON text: a total order.
     if value is None:
@@ -172,7 +180,7 @@ def apply(operation: _Op, records: list[Record], step: int) -> list[Record]:
             r for r in records if operation.field in r and _compare(operation.cmp, r[operation.field], operation.value)
         ]
     if isinstance(operation, ChangeCase):
-        change = {"uppercase": str.upper, "lowercase": str.lower, "strip": str.strip}[operation.op]
+        change = _CHANGE_CASE[operation.op]
         names = set(operation.fields)
         return [{k: change(v) if k in names and isinstance(v, str) else v for k, v in r.items()} for r in records]
     if isinstance(operation, Cast):
@@ -210,7 +218,7 @@ def transform(params: TransformDataParams) -> tuple[list[Record], list[dict[str,
     for step, operation in enumerate(params.operations):
         before = len(records)
         records = apply(operation, records, step)
-        steps.append({"op": operation.op, "in": before, "out": len(records)})  # type: ignore[attr-defined]
+        steps.append({"op": operation.op, "in": before, "out": len(records)})
     return records, steps
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from runtime.dlq_handler import DeadLetterHandler, handle_event
 from runtime.domain.backoff import Backoff, Jitter
 from runtime.domain.job import JobStatus
+from runtime.domain.ports import ReceivedMessage
 from runtime.domain.processing import MessageProcessor, Outcome, ProcessingConfig
 from runtime.worker.runner import Worker
 from tests.worker.conftest import WorkerEnv
@@ -178,7 +179,7 @@ def test_dlq_handler_racing_a_worker_leaves_one_consistent_terminal_state(worker
     for index in range(25):
         run_log = str(env.tmp / f"race-{index}.log")
         jobs.append((env.submit("test_slow", {"run_log": run_log, "hold_s": rng.choice([0, 0.01, 0.05])}), run_log))
-    received = {}
+    received: dict[str, ReceivedMessage] = {}
     while len(received) < len(jobs):
         for message in env.queue.receive(max_messages=10, wait_s=1, visibility_timeout_s=30):
             assert message.message is not None
