@@ -16,13 +16,17 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: run test install system-deps python-deps node-deps
+.PHONY: run test bench install system-deps python-deps node-deps
 
 run: install
 	$(PY) -m runtime.local --api-port $(API_PORT) --aws-port $(AWS_PORT)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The performance benchmark of issue 5 (about 15 minutes on 2 cores); BENCH_ARGS e.g. --repeats 1.
+bench: python-deps
+	$(PY) -m tests.benchmarks $(BENCH_ARGS)
 
 install: system-deps python-deps node-deps
 
