@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 
+from stacks.config import EnvironmentConfig
+from stacks.service_stack import ServiceStack
+from stacks.stateful_stack import StatefulStack
+
+# The Docker build context of the runtime images: the repository root, where the Dockerfile is.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 # Feature flags live here, not in cdk.json, so that every way of building the app (CLI, stacks.synth,
 # stateful_template for the emulator, tests) synthesizes the same templates.
 FEATURE_FLAGS: dict[str, Any] = {
-    # `cdk init`'s recommended flags for aws-cdk-lib 2.275, except restrictDefaultSecurityGroup: it adds a
+    # `cdk init`'s recommended flags for aws-cdk-lib 2.275, without the two that turn error annotations into a
+    # synth failure (tests assert on the cdk-nag annotations; stacks.synth fails on them itself), and
+    # restrictDefaultSecurityGroup off: it adds a
     # custom-resource Lambda to the VPC while the default security group is never used by this app.
     "@aws-cdk/aws-signer:signingProfileNamePassedToCfn": True,
     "@aws-cdk/aws-ecs-patterns:secGroupsDisablesImplicitOpenListener": True,
@@ -94,9 +105,7 @@ FEATURE_FLAGS: dict[str, Any] = {
     "@aws-cdk/aws-elasticloadbalancingv2:usePostQuantumTlsPolicy": True,
     "@aws-cdk/aws-batch:defaultToAL2023": True,
     "@aws-cdk/aws-eks:defaultToAL2023": True,
-    "@aws-cdk/core:annotationsInValidationReport": True,
     "@aws-cdk/core:defaultCrossStackReferences": "weak",
-    "@aws-cdk/core:validateAgainstDefaultRules": True,
     "@aws-cdk/aws-ecs:removeEmptyLoadBalancers": True,
     "@aws-cdk/aws-cloudfront:defaultViewerProtocolPolicyRedirectToHttps": True,
     "@aws-cdk/aws-apigateway:logGroupDestinationArnWithoutWildcard": True,
@@ -106,3 +115,36 @@ FEATURE_FLAGS: dict[str, Any] = {
 def new_app(*, outdir: str | None = None, context: dict[str, Any] | None = None) -> cdk.App:
     """A cdk.App with the project's feature flags (explicit context wins)."""
     return cdk.App(outdir=outdir, analytics_reporting=False, context={**FEATURE_FLAGS, **(context or {})})
+
+
+@dataclass(frozen=True)
+class AppStacks:
+    stateful: StatefulStack
+    service: ServiceStack | None  # None for "local": the emulator only gets the stateful stack
+
+
+def build_stacks(app: cdk.App, config: EnvironmentConfig, *, source_directory: str = str(REPO_ROOT),
+                 with_nag: bool = True) -> AppStacks:
+    """The stacks of one environment, tagged and (by default) checked by cdk-nag's AwsSolutions rules."""
+    env = cdk.Environment(account=config.account, region=config.region)
+    stateful = StatefulStack(app, f"{config.stack_prefix}-stateful", config=config, env=env)
+    service = None
+    if config.name != "local":
+        service = ServiceStack(
+            app, f"{config.stack_prefix}-service", config=config, stateful=stateful,
+            source_directory=source_directory, env=env,
+        )
+    cdk.Tags.of(app).add("app", "job-tickets")
+    cdk.Tags.of(app).add("environment", config.name)
+    if with_nag:
+        add_nag_checks(app, AppStacks(stateful=stateful, service=service))
+    return AppStacks(stateful=stateful, service=service)
+
+
+def add_nag_checks(app: cdk.App, stacks: AppStacks) -> None:
+    from cdk_nag import AwsSolutionsChecks
+
+    from stacks.nag import suppress_reviewed_findings
+
+    suppress_reviewed_findings(stacks.service)
+    cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))

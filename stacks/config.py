@@ -49,6 +49,8 @@ class ApiConfig:
     max_capacity: int = 4
     lambda_memory_mib: int = 1024
     lambda_timeout_s: int = 29  # the HTTP API's integration timeout is 30 s
+    throttle_rate_per_s: int = 100
+    throttle_burst: int = 200
 
     def __post_init__(self) -> None:
         if self.mode not in ("fargate", "lambda"):
@@ -68,9 +70,10 @@ class AlarmThresholds:
 @dataclass(frozen=True, kw_only=True)
 class EnvironmentConfig:
     name: str
-    # None: environment-agnostic stacks (account/region resolved at deploy time).
+    # The account stays open (resolved at deploy time); the region is fixed because ALB access logging
+    # needs the region's load balancer log-delivery account. app.py may override both from the CLI context.
     account: str | None = None
-    region: str | None = None
+    region: str = "us-east-1"
     retention_days: int
     republish_after_s: int
     republish_interval_s: int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -47,4 +48,10 @@ class Documents(Construct):
                 ),
             ],
             removal_policy=removal_policy,
+        )
+
+    def grant_read_write_objects(self, grantee: iam.IGrantable) -> iam.Grant:
+        """The worker's job types read sources and write results; nothing lists, deletes or reads ACLs."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["s3:GetObject", "s3:PutObject"], resource_arns=[self.bucket.arn_for_objects("*")]
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 IDEMPOTENCY_INDEX = "by-idempotency-key"
@@ -45,3 +46,23 @@ class JobStore(Construct):
             projection_type=dynamodb.ProjectionType.INCLUDE,
             non_key_attributes=["traceId"],
         )
+
+    # What each process does with the table (runtime/adapters/dynamodb_store.py); Table.grant also covers
+    # the index ARNs, which Query needs.
+    def grant_submit(self, grantee: iam.IGrantable) -> iam.Grant:
+        """The API: conditional create, consistent get, retry/key-generation updates, key lookup, readiness."""
+        return self.table.grant(
+            grantee, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query",
+            "dynamodb:DescribeTable",
+        )
+
+    def grant_process(self, grantee: iam.IGrantable) -> iam.Grant:
+        """The worker: claim/lease/finish updates, republisher sweep (Query + BatchGetItem), readiness."""
+        return self.table.grant(
+            grantee, "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:Query",
+            "dynamodb:DescribeTable",
+        )
+
+    def grant_finalize(self, grantee: iam.IGrantable) -> iam.Grant:
+        """The DLQ handler: a conditional fail_final update, and a consistent get."""
+        return self.table.grant(grantee, "dynamodb:GetItem", "dynamodb:UpdateItem")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -37,4 +38,15 @@ class Queues(Construct):
             retention_period=Duration.days(4),
             dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=MAX_RECEIVE_COUNT, queue=self.dead_letter_queue),
             removal_policy=removal_policy,
+        )
+
+    def grant_publish(self, grantee: iam.IGrantable) -> iam.Grant:
+        """The API: send one message per job; GetQueueAttributes is its readiness probe."""
+        return self.jobs_queue.grant(grantee, "sqs:SendMessage", "sqs:GetQueueAttributes")
+
+    def grant_process(self, grantee: iam.IGrantable) -> iam.Grant:
+        """The worker: receive, (batch) delete, (batch) change visibility, probe; and send (republisher)."""
+        return self.jobs_queue.grant(
+            grantee, "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage",
+            "sqs:GetQueueAttributes",
         )

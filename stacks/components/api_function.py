@@ -1,0 +1,78 @@
+"""The HTTP API as a Lambda function (the same FastAPI app through Mangum) behind an API Gateway HTTP API."""
+
+from __future__ import annotations
+
+import jsii
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.config import ApiConfig
+
+API_HANDLER = "runtime.api.lambda_handler.handler"
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogs:
+    """Stage access logs as JSON into a log group (IAccessLogSettings has no concrete class in Python)."""
+
+    def __init__(self, log_group: logs.ILogGroup) -> None:
+        self._destination = apigwv2.LogGroupLogDestination(log_group)
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return apigw.AccessLogFormat.json_with_standard_fields(
+            caller=False, http_method=True, ip=True, protocol=True, request_time=True, resource_path=True,
+            response_length=True, status=True, user=False,
+        )
+
+
+class ApiFunction(Construct):
+    """Cheaper than Fargate + ALB when traffic is low (dev): no idle tasks, no load balancer hours."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, code: lambda_.DockerImageCode, api: ApiConfig,
+                 environment: dict[str, str], log_retention: logs.RetentionDays, tracing_enabled: bool) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+        self.function = lambda_.DockerImageFunction(
+            self,
+            "Function",
+            code=code,
+            memory_size=api.lambda_memory_mib,
+            timeout=Duration.seconds(api.lambda_timeout_s),
+            environment=environment,
+            tracing=lambda_.Tracing.ACTIVE if tracing_enabled else lambda_.Tracing.DISABLED,
+            log_group=self.log_group,
+            architecture=lambda_.Architecture.X86_64,
+        )
+        self.http_api = apigwv2.HttpApi(
+            self,
+            "HttpApi",
+            description="job tickets api",
+            default_integration=integrations.HttpLambdaIntegration("Lambda", self.function),
+            create_default_stage=False,
+        )
+        self.access_log_group = logs.LogGroup(
+            self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.stage = apigwv2.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.http_api,
+            stage_name="$default",
+            auto_deploy=True,
+            access_log_settings=_AccessLogs(self.access_log_group),
+            throttle=apigwv2.ThrottleSettings(rate_limit=api.throttle_rate_per_s, burst_limit=api.throttle_burst),
+        )
+
+    @property
+    def url(self) -> str:
+        return self.stage.url

@@ -1,0 +1,36 @@
+"""The DLQ Lambda: marks dead-lettered jobs FAILED_FINAL (runtime.dlq_handler.handler)."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+DLQ_HANDLER = "runtime.dlq_handler.handler"
+
+
+class DlqHandler(Construct):
+    """One record per invocation, partial batch failures reported: a failed record stays on the DLQ."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, code: lambda_.DockerImageCode,
+                 dead_letter_queue: sqs.IQueue, timeout: Duration, environment: dict[str, str],
+                 log_retention: logs.RetentionDays, tracing_enabled: bool) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+        self.function = lambda_.DockerImageFunction(
+            self,
+            "Function",
+            code=code,
+            memory_size=512,
+            timeout=timeout,
+            environment=environment,
+            tracing=lambda_.Tracing.ACTIVE if tracing_enabled else lambda_.Tracing.DISABLED,
+            log_group=self.log_group,
+            architecture=lambda_.Architecture.X86_64,
+        )
+        self.function.add_event_source(
+            event_sources.SqsEventSource(dead_letter_queue, batch_size=1, report_batch_item_failures=True)
+        )

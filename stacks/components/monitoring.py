@@ -1,0 +1,183 @@
+"""Dashboard and alarms for one environment; takes the resources it watches and never creates them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.components.api_function import ApiFunction
+from stacks.config import METRICS_NAMESPACE, AlarmThresholds
+
+FIVE_MINUTES = Duration.minutes(5)
+JOB_METRICS = ("JobsCreated", "JobsSucceeded", "JobsFailed", "JobsFailedFinal")
+JOB_LATENCIES = ("JobDuration", "QueueLag")
+
+
+@dataclass(frozen=True)
+class FargateApi:
+    load_balancer: elbv2.ApplicationLoadBalancer
+
+
+class Monitoring(Construct):
+    """One SNS topic for every alarm; the dashboard shows the API, the queues, the worker and the jobs."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, dashboard_name: str, thresholds: AlarmThresholds,
+                 service_name: str, table: dynamodb.ITable, jobs_queue: sqs.IQueue, dead_letter_queue: sqs.IQueue,
+                 worker_service: ecs.BaseService, dlq_function: lambda_.IFunction, api: FargateApi | ApiFunction,
+                 alarm_email: str | None = None) -> None:
+        super().__init__(scope, construct_id)
+        self.alarm_topic = sns.Topic(self, "AlarmTopic", display_name=f"{dashboard_name} alarms", enforce_ssl=True)
+        if alarm_email:
+            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        action = cw_actions.SnsAction(self.alarm_topic)
+
+        api_requests, api_latency, api_5xx = self._api_metrics(api)
+        lambda_errors = [dlq_function.metric_errors(period=FIVE_MINUTES, label="dlq handler errors")]
+        if isinstance(api, ApiFunction):
+            lambda_errors.append(api.function.metric_errors(period=FIVE_MINUTES, label="api function errors"))
+
+        dlq_depth = dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(1), statistic="Maximum", label="dlq messages"
+        )
+        oldest_age = jobs_queue.metric_approximate_age_of_oldest_message(
+            period=Duration.minutes(1), statistic="Maximum", label="oldest message age (s)"
+        )
+        self.alarms: dict[str, cloudwatch.Alarm] = {
+            "DeadLetterQueueNotEmpty": dlq_depth.create_alarm(
+                self, "DeadLetterQueueNotEmpty",
+                alarm_description="jobs reached the dead-letter queue",
+                threshold=thresholds.dlq_messages,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            "OldestMessageTooOld": oldest_age.create_alarm(
+                self, "OldestMessageTooOld",
+                alarm_description="the oldest job message waits too long: workers are behind or down",
+                threshold=thresholds.oldest_message_age_s,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=3,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            "Api5xx": api_5xx.create_alarm(
+                self, "Api5xx",
+                alarm_description="the api answers 5xx",
+                threshold=thresholds.api_5xx_per_5min,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+        }
+        for index, errors in enumerate(lambda_errors):
+            alarm_id = "DlqHandlerErrors" if index == 0 else "ApiFunctionErrors"
+            self.alarms[alarm_id] = errors.create_alarm(
+                self, alarm_id,
+                alarm_description=f"{errors.label} in 5 minutes",
+                threshold=thresholds.lambda_errors_per_5min,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        for alarm in self.alarms.values():
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+
+        worker_tasks = cloudwatch.Metric(
+            namespace="ECS/ContainerInsights",
+            metric_name="RunningTaskCount",
+            dimensions_map={
+                "ClusterName": worker_service.cluster.cluster_name,
+                "ServiceName": worker_service.service_name,
+            },
+            statistic="Average",
+            period=Duration.minutes(1),
+            label="running worker tasks",
+        )
+        throttles = cloudwatch.MathExpression(
+            expression="reads + writes",
+            using_metrics={
+                "reads": table.metric("ReadThrottleEvents", statistic="Sum", period=FIVE_MINUTES),
+                "writes": table.metric("WriteThrottleEvents", statistic="Sum", period=FIVE_MINUTES),
+            },
+            label="table throttle events",
+            period=FIVE_MINUTES,
+        )
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="API requests", left=[api_requests], width=8),
+            cloudwatch.GraphWidget(title="API latency", left=[api_latency], width=8),
+            cloudwatch.GraphWidget(title="API 5xx", left=[api_5xx], width=8),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Jobs queue depth",
+                left=[
+                    jobs_queue.metric_approximate_number_of_messages_visible(label="visible"),
+                    jobs_queue.metric_approximate_number_of_messages_not_visible(label="in flight"),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(title="Age of oldest message", left=[oldest_age], width=8),
+            cloudwatch.GraphWidget(title="DLQ depth", left=[dlq_depth], width=8),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Jobs (EMF)", left=[self._job_metric(service_name, n) for n in JOB_METRICS],
+                                   width=8),
+            cloudwatch.GraphWidget(
+                title="Job duration and queue lag p90 (ms, EMF)",
+                left=[self._job_metric(service_name, n, statistic="p90") for n in JOB_LATENCIES],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(title="Worker tasks", left=[worker_tasks], width=8),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Lambda errors", left=lambda_errors, width=12),
+            cloudwatch.GraphWidget(title="Table throttles", left=[throttles], width=12),
+        )
+
+    @staticmethod
+    def _api_metrics(
+        api: FargateApi | ApiFunction,
+    ) -> tuple[cloudwatch.IMetric, cloudwatch.IMetric, cloudwatch.IMetric]:
+        if isinstance(api, ApiFunction):
+            return (
+                api.http_api.metric_count(period=FIVE_MINUTES, label="requests"),
+                api.http_api.metric_latency(period=FIVE_MINUTES, statistic="p90", label="latency p90"),
+                api.http_api.metric_server_error(period=FIVE_MINUTES, label="5xx"),
+            )
+        metrics = api.load_balancer.metrics
+        five_xx = cloudwatch.MathExpression(
+            expression="FILL(elb, 0) + FILL(targets, 0)",
+            using_metrics={
+                "elb": metrics.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, period=FIVE_MINUTES),
+                "targets": metrics.http_code_target(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=FIVE_MINUTES),
+            },
+            label="5xx",
+            period=FIVE_MINUTES,
+        )
+        return (
+            metrics.request_count(period=FIVE_MINUTES, label="requests"),
+            metrics.target_response_time(period=FIVE_MINUTES, statistic="p90", label="latency p90"),
+            five_xx,
+        )
+
+    @staticmethod
+    def _job_metric(service_name: str, metric_name: str, *, statistic: str = "Sum") -> cloudwatch.IMetric:
+        # EMF lines may carry extra dimensions (e.g. JobType) next to Service: search, then add them up.
+        search = (
+            f"SEARCH('Namespace=\"{METRICS_NAMESPACE}\" MetricName=\"{metric_name}\" Service=\"{service_name}\"', "
+            f"'{statistic}', 300)"
+        )
+        expression = f"SUM({search})" if statistic == "Sum" else f"MAX({search})"
+        return cloudwatch.MathExpression(expression=expression, label=metric_name, period=FIVE_MINUTES)

@@ -1,0 +1,67 @@
+"""The worker on Fargate: consumes the jobs queue, scales on its backlog, protects tasks with running jobs."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_applicationautoscaling as autoscaling
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_ecs_patterns as ecs_patterns
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.components.tasks import runtime_task
+from stacks.config import WorkerConfig
+
+
+class WorkerService(Construct):
+    """`python -m runtime.worker`; it also runs the republisher, so at least one task always runs.
+
+    Scale-in protection: while jobs run, the worker PUTs $ECS_AGENT_URI/task-protection/v1/state. The agent
+    calls ecs:UpdateTaskProtection with the task role's credentials, so the task role is granted exactly that
+    (cluster.grant_task_protection) on the cluster's tasks."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, cluster: ecs.Cluster, image: ecs.ContainerImage,
+                 queue: sqs.IQueue, worker: WorkerConfig, environment: dict[str, str],
+                 log_retention: logs.RetentionDays, tracing_enabled: bool) -> None:
+        super().__init__(scope, construct_id)
+        task = runtime_task(
+            self,
+            image=image,
+            cpu=worker.cpu,
+            memory_mib=worker.memory_mib,
+            environment={
+                **environment,
+                "AWS_REGION": cluster.stack.region,
+                # Drain within ECS's stop timeout: SIGTERM, then SIGKILL after stop_timeout_s.
+                "JOBS_SHUTDOWN_DEADLINE_S": str(max(worker.stop_timeout_s - 10, 5)),
+            },
+            log_retention=log_retention,
+            tracing_enabled=tracing_enabled,
+            stop_timeout_s=worker.stop_timeout_s,
+        )
+        task.container.add_docker_label("service", "worker")
+        self.task_definition = task.task_definition
+        self.log_group = task.log_group
+        backlog = worker.backlog_per_task
+        self.service = ecs_patterns.QueueProcessingFargateService(
+            self,
+            "Service",
+            cluster=cluster,
+            task_definition=task.task_definition,
+            queue=queue,
+            min_scaling_capacity=worker.min_capacity,
+            max_scaling_capacity=worker.max_capacity,
+            # The worker is I/O bound (threads waiting on AWS): CPU says little; the backlog says it all.
+            disable_cpu_based_scaling=True,
+            scaling_steps=[
+                autoscaling.ScalingInterval(upper=0, change=-1),
+                autoscaling.ScalingInterval(lower=backlog, change=+1),
+                autoscaling.ScalingInterval(lower=backlog * 5, change=+3),
+            ],
+            cooldown=Duration.seconds(120),
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+        )
+        cluster.grant_task_protection(task.task_definition.task_role)

@@ -1,0 +1,151 @@
+"""The stateless stack: network, API (Fargate or Lambda), worker, DLQ Lambda and monitoring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, SymlinkFollowMode
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.components.api_function import API_HANDLER, ApiFunction
+from stacks.components.api_service import ApiService
+from stacks.components.dlq_handler import DLQ_HANDLER, DlqHandler
+from stacks.components.monitoring import FargateApi, Monitoring
+from stacks.components.network import Network
+from stacks.components.runtime_env import runtime_environment, service_name
+from stacks.components.worker_service import WorkerService
+from stacks.config import EnvironmentConfig
+from stacks.stateful_stack import StatefulStack
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+}
+
+# The repository's .dockerignore decides what is in the images. On top of it, CDK's image assets leave out .build:
+# its wheels serve only the offline podman build (the Dockerfile's wheel[s] glob copes without them, and a CDK
+# deploy builds with network access), and its podman storage holds whole root filesystems with /proc symlinks.
+IMAGE_CONTEXT: dict[str, Any] = {
+    "exclude": [".build", ".venv", ".git", "cdk.out", "node_modules", ".cache"],
+    "follow_symlinks": SymlinkFollowMode.NEVER,
+}
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    try:
+        return _RETENTION[days]
+    except KeyError:
+        raise ValueError(f"unsupported log retention days: {days}, expected one of {sorted(_RETENTION)}") from None
+
+
+class ServiceStack(Stack):
+    """Everything that can be replaced at will; receives the stateful resources as objects."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, stateful: StatefulStack,
+                 source_directory: str, **kwargs: Any) -> None:
+        super().__init__(
+            scope, construct_id, description=f"job tickets {config.name}: api, worker, dlq handler, monitoring",
+            **kwargs,
+        )
+        self.add_stack_dependency(stateful)
+        retention = log_retention(config.log_retention_days)
+        environment = runtime_environment(config)
+        job_store, queues, documents, parameters = (
+            stateful.job_store, stateful.queues, stateful.documents, stateful.parameters
+        )
+        # One Dockerfile (repo root) with a target per process; both Lambdas share the `lambda` image.
+        lambda_image: dict[str, Any] = {"directory": source_directory, "target": "lambda", **IMAGE_CONTEXT}
+
+        self.network = Network(
+            self, "Network", max_azs=config.max_azs, nat_gateways=config.nat_gateways, log_retention=retention
+        )
+
+        self.dlq_handler = DlqHandler(
+            self,
+            "DlqHandler",
+            code=lambda_.DockerImageCode.from_image_asset(**lambda_image, cmd=[DLQ_HANDLER]),
+            dead_letter_queue=queues.dead_letter_queue,
+            timeout=Duration.seconds(config.dlq_handler_timeout_s),
+            environment=environment,
+            log_retention=retention,
+            tracing_enabled=config.tracing_enabled,
+        )
+        job_store.grant_finalize(self.dlq_handler.function)
+        parameters.grant_read_by_path(self.dlq_handler.function)
+
+        self.worker = WorkerService(
+            self,
+            "Worker",
+            cluster=self.network.cluster,
+            image=ecs.ContainerImage.from_asset(source_directory, target="worker", **IMAGE_CONTEXT),
+            queue=queues.jobs_queue,
+            worker=config.worker,
+            environment=environment,
+            log_retention=retention,
+            tracing_enabled=config.tracing_enabled,
+        )
+        worker_role = self.worker.task_definition.task_role
+        job_store.grant_process(worker_role)
+        queues.grant_process(worker_role)
+        documents.grant_read_write_objects(worker_role)
+        parameters.grant_read_by_path(worker_role)
+
+        api: FargateApi | ApiFunction
+        self.api_service: ApiService | None = None
+        self.api_function: ApiFunction | None = None
+        if config.api.mode == "fargate":
+            self.api_service = ApiService(
+                self,
+                "Api",
+                cluster=self.network.cluster,
+                image=ecs.ContainerImage.from_asset(source_directory, target="api", **IMAGE_CONTEXT),
+                api=config.api,
+                environment=environment,
+                log_retention=retention,
+                tracing_enabled=config.tracing_enabled,
+                removal_policy=RemovalPolicy.RETAIN if config.protect_data else RemovalPolicy.DESTROY,
+            )
+            api_role = self.api_service.task_definition.task_role
+            api = FargateApi(load_balancer=self.api_service.load_balancer)
+            api_url = f"http://{self.api_service.load_balancer.load_balancer_dns_name}"
+        else:
+            self.api_function = ApiFunction(
+                self,
+                "Api",
+                code=lambda_.DockerImageCode.from_image_asset(**lambda_image, cmd=[API_HANDLER]),
+                api=config.api,
+                environment=environment,
+                log_retention=retention,
+                tracing_enabled=config.tracing_enabled,
+            )
+            api_role = self.api_function.function
+            api = self.api_function
+            api_url = self.api_function.url
+        job_store.grant_submit(api_role)
+        queues.grant_publish(api_role)
+        parameters.grant_read_by_path(api_role)
+
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            dashboard_name=f"job-tickets-{config.name}",
+            thresholds=config.alarms,
+            service_name=service_name(config),
+            table=job_store.table,
+            jobs_queue=queues.jobs_queue,
+            dead_letter_queue=queues.dead_letter_queue,
+            worker_service=self.worker.service.service,
+            dlq_function=self.dlq_handler.function,
+            api=api,
+            alarm_email=config.alarm_email,
+        )
+        CfnOutput(self, "ApiUrl", value=api_url)
+        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)
