@@ -61,15 +61,16 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     )
     app.state.container = container
     install_error_handlers(app)
-    app.include_router(routes_jobs.router)
-    app.include_router(routes_health.router)
-    for route in app.routes:
+    for route in routes_jobs.router.routes:
         if getattr(route, "name", None) == "submit_job":
+            # The documented limits are this deployment's settings.
             route.description = routes_jobs.SUBMIT_DESCRIPTION.format(  # type: ignore[attr-defined]
                 max_body_bytes=settings.max_body_bytes,
                 republish_bound_s=settings.republish_bound_s,
                 submit_in_flight_s=settings.submit_in_flight_s,
             )
+    app.include_router(routes_jobs.router)
+    app.include_router(routes_health.router)
     # Added first = innermost: the X-Ray segment sits inside the trace id middleware, which is outermost so
     # that every answer (errors included) carries X-Trace-Id.
     tracing.add_fastapi_middleware(app)

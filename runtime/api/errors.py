@@ -31,11 +31,11 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None,
-                   **extra: Any) -> JSONResponse:
+def error_response(status_code: int, code: str, detail: str, headers: dict[str, str] | None = None,
+                   extra: dict[str, Any] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"error": code, "detail": detail}
-    body.update({key: value for key, value in extra.items() if value is not None})
-    return JSONResponse(body, status_code=status, headers=headers)
+    body.update({key: value for key, value in (extra or {}).items() if value is not None})
+    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
@@ -63,7 +63,7 @@ def validation_error(problems: list[dict[str, str]]) -> ApiError:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.code, exc.detail, exc.headers or None, **exc.extra)
+        return error_response(exc.status, exc.code, exc.detail, exc.headers or None, exc.extra)
 
     async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -74,7 +74,7 @@ def install_error_handlers(app: FastAPI) -> None:
             field = ".".join(loc[1:] if len(loc) > 1 else loc) or "request"
             problems.append({"field": field, "message": str(error.get("msg", "invalid")).lower()})
         api_error = validation_error(problems or [{"field": "request", "message": "invalid request"}])
-        return error_response(api_error.status, api_error.code, api_error.detail, **api_error.extra)
+        return error_response(api_error.status, api_error.code, api_error.detail, extra=api_error.extra)
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -98,7 +98,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, JobNotRetryable)
         return error_response(409, "job_not_retryable",
                               f"job {exc.job.job_id} is {exc.job.status.value} and cannot be retried",
-                              status=exc.job.status.value)
+                              extra={"status": exc.job.status.value})
 
     async def on_key_reused(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, IdempotencyKeyReused)

@@ -1,0 +1,92 @@
+"""The real API wired to adapters on the moto server, served by uvicorn over HTTP in a background thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from runtime.adapters.dynamodb_store import DynamoDbJobStore
+from runtime.api.app import build_container, create_app
+from runtime.settings import Settings, load_settings
+from tests.adapters.resources import AwsResources, create_resources, queue_depth, raw_client, scan_all
+from tests.conftest import free_port
+
+
+class ShiftableClock:
+    """Real time plus an offset that a test may move forward (instead of sleeping)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+def api_settings(resources: AwsResources, **overrides: Any) -> Settings:
+    return load_settings(
+        table_name=resources.table_name,
+        queue_url=resources.queue_url,
+        dead_letter_queue_url=resources.dead_letter_queue_url,
+        documents_bucket=resources.bucket,
+        AWS_ENDPOINT_URL=resources.endpoint,
+        AWS_REGION="us-east-1",
+        **overrides,
+    )
+
+
+@dataclass
+class LiveApi:
+    base_url: str
+    resources: AwsResources
+    settings: Settings
+    clock: ShiftableClock
+    store: DynamoDbJobStore
+    dynamodb: Any
+    sqs: Any
+
+    def item_count(self) -> int:
+        return len(scan_all(self.dynamodb, self.resources.table_name))
+
+    def queue_depth(self) -> int:
+        return queue_depth(self.sqs, self.resources.queue_url)
+
+
+@pytest.fixture(scope="package")
+def live_api(moto_server: str) -> Iterator[LiveApi]:
+    resources = create_resources(moto_server, "api")
+    settings = api_settings(resources)
+    clock = ShiftableClock()
+    container = build_container(settings, clock=clock)
+    app = create_app(container=container)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, name="api-server", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the api server did not start")
+        time.sleep(0.01)
+    assert isinstance(container.store, DynamoDbJobStore)
+    try:
+        yield LiveApi(f"http://127.0.0.1:{port}", resources, settings, clock, container.store,
+                      raw_client("dynamodb", moto_server), raw_client("sqs", moto_server))
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def http(live_api: LiveApi) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_api.base_url, timeout=30) as client:
+        yield client

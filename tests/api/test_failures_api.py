@@ -1,0 +1,98 @@
+"""The API when a dependency is down: store unreachable -> 503 and nothing created; queue unreachable -> 201
+and the job stays PENDING with its pending marker; readiness; unexpected errors answer JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from runtime.adapters.dynamodb_store import DynamoDbJobStore
+from runtime.adapters.sqs_queue import SqsJobQueue
+from runtime.api.app import build_container, create_app
+from runtime.api.deps import get_job_service
+from tests.adapters.resources import (
+    AwsResources,
+    counted_client,
+    create_resources,
+    dead_client,
+    queue_depth,
+    raw_client,
+    scan_all,
+)
+from tests.api.conftest import api_settings
+
+BODY = {"type": "process_document", "params": {"source": "s3://docs/in.txt", "destination": "s3://docs/out.json"}}
+
+
+@pytest.fixture(scope="module")
+def resources(moto_server: str) -> AwsResources:
+    return create_resources(moto_server, "apifail")
+
+
+def client_for(resources: AwsResources, *, store_down: bool = False, queue_down: bool = False) -> TestClient:
+    settings = api_settings(resources)
+    store = DynamoDbJobStore(dead_client("dynamodb") if store_down else counted_client("dynamodb", resources.endpoint),
+                             resources.table_name)
+    queue = SqsJobQueue(dead_client("sqs") if queue_down else counted_client("sqs", resources.endpoint),
+                        resources.queue_url)
+    app = create_app(container=build_container(settings, store=store, queue=queue))
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.fixture
+def counts(resources: AwsResources) -> Iterator[tuple[int, int]]:
+    yield (len(scan_all(raw_client("dynamodb", resources.endpoint), resources.table_name)),
+           queue_depth(raw_client("sqs", resources.endpoint), resources.queue_url))
+
+
+def current_counts(resources: AwsResources) -> tuple[int, int]:
+    return (len(scan_all(raw_client("dynamodb", resources.endpoint), resources.table_name)),
+            queue_depth(raw_client("sqs", resources.endpoint), resources.queue_url))
+
+
+def test_store_unreachable_is_503_and_creates_nothing(resources: AwsResources, counts: tuple[int, int]) -> None:
+    with client_for(resources, store_down=True) as client:
+        for headers in ({}, {"Idempotency-Key": "down-1"}):
+            response = client.post("/api/v1/jobs", json=BODY, headers=headers)
+            assert response.status_code == 503
+            assert response.json()["error"] == "job_store_unavailable"
+            assert response.headers["Retry-After"] and response.headers["X-Trace-Id"]
+        assert client.get("/api/v1/jobs/some-id").status_code == 503
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "not ready" and ready.json()["reason"].startswith("job store")
+        assert client.get("/healthz").json() == {"status": "ok"}
+    assert current_counts(resources) == counts
+
+
+def test_queue_unreachable_still_201_and_job_waits_with_its_marker(resources: AwsResources,
+                                                                   counts: tuple[int, int]) -> None:
+    with client_for(resources, queue_down=True) as client:
+        response = client.post("/api/v1/jobs", json=BODY, headers={"Idempotency-Key": "queue-down-1"})
+        assert response.status_code == 201, response.text
+        job_id = response.json()["jobId"]
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["reason"].startswith("queue")
+    items, depth = current_counts(resources)
+    assert (items, depth) == (counts[0] + 1, counts[1])
+    item = raw_client("dynamodb", resources.endpoint).get_item(
+        TableName=resources.table_name, Key={"jobId": {"S": job_id}}, ConsistentRead=True)["Item"]
+    assert item["status"]["S"] == "PENDING"
+    assert "pendingShard" in item and "pendingSince" in item
+
+
+def test_unexpected_error_is_json_500_with_trace_id(resources: AwsResources) -> None:
+    client = client_for(resources)
+
+    class Broken:
+        def get(self, job_id: str) -> None:
+            raise RuntimeError("secret internals")
+
+    client.app.dependency_overrides[get_job_service] = lambda: Broken()  # type: ignore[attr-defined]
+    with client:
+        response = client.get("/api/v1/jobs/anything", headers={"X-Trace-Id": "t-500"})
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal_error" and "secret" not in response.text
+    assert response.headers["X-Trace-Id"] == "t-500"
