@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         if supervisor is not None:
             supervisor.stop()
         emulator.stop()
+        logs.log_event("local_stopped")
 
 
 if __name__ == "__main__":

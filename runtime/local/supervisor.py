@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from runtime.observability import logs
 
-STOP_GRACE_S = 5.0  # after SIGTERM, how long a child may take before it is killed
+STOP_GRACE_S = 10.0  # after SIGTERM, how long a child may take before it is killed (typically 2-3 s)
 READY_TIMEOUT_S = 90.0
 POLL_S = 0.2
 

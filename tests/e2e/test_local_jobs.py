@@ -1,0 +1,135 @@
+"""The job API end to end on the local all-in-one (`python -m runtime.local`), as a client uses it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.local_system import LocalSystem, wait_for_status
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def system() -> Iterator[LocalSystem]:
+    local = LocalSystem()
+    try:
+        local.wait_ready()
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="module")
+def client(system: LocalSystem) -> Iterator[httpx.Client]:
+    with system.client() as http:
+        yield http
+
+
+def document_job(system: LocalSystem, name: str) -> dict[str, Any]:
+    return {
+        "type": "process_document",
+        "params": {
+            "source": f"s3://{system.bucket}/in/{name}.txt",
+            "destination": f"s3://{system.bucket}/out/{name}.json",
+        },
+        "metadata": {"test": name},
+    }
+
+
+def put_source(system: LocalSystem, name: str, text: str) -> None:
+    system.s3().put_object(Bucket=system.bucket, Key=f"in/{name}.txt", Body=text.encode())
+
+
+def test_submit_replay_and_reuse_of_an_idempotency_key(system: LocalSystem, client: httpx.Client) -> None:
+    name = uuid.uuid4().hex
+    put_source(system, name, "one two three\nfour five\n")
+    key = f"key-{name}"
+    body = document_job(system, name)
+
+    created = client.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": key, "X-Trace-Id": f"trace-{name}"})
+    assert created.status_code == 201, created.text
+    job = created.json()
+    assert created.headers["Location"] == f"/api/v1/jobs/{job['jobId']}"
+    assert created.headers["X-Trace-Id"] == f"trace-{name}"
+    assert job["status"] == "PENDING"
+    assert job["traceId"] == f"trace-{name}"
+
+    finished = wait_for_status(client, job["jobId"])
+    replayed = client.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": key})
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json()["jobId"] == job["jobId"]
+    assert replayed.json()["status"] == finished["status"]
+
+    changed = {**body, "priority": "high"}
+    reused = client.post("/api/v1/jobs", json=changed, headers={"Idempotency-Key": key})
+    assert reused.status_code == 422, reused.text
+    assert reused.json()["error"] == "idempotency_key_reused"
+    assert reused.headers["X-Trace-Id"]
+
+
+def test_a_document_job_succeeds_with_a_real_summary(system: LocalSystem, client: httpx.Client) -> None:
+    name = uuid.uuid4().hex
+    text = "the quick brown fox\njumps over the lazy dog\n"
+    put_source(system, name, text)
+
+    created = client.post("/api/v1/jobs", json=document_job(system, name))
+    assert created.status_code == 201, created.text
+    job = wait_for_status(client, created.json()["jobId"])
+
+    assert job["status"] == "SUCCEEDED", job
+    assert job["attempts"] == 1
+    assert job["error"] is None
+    result = job["result"]
+    assert result["destination"] == f"s3://{system.bucket}/out/{name}.json"
+    summary = result["summary"]
+    assert summary["size_bytes"] == len(text.encode())
+    assert summary["lines"] == 2
+    assert summary["words"] == 9
+    assert summary["sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    written = json.loads(system.s3().get_object(Bucket=system.bucket, Key=f"out/{name}.json")["Body"].read())
+    assert written["summary"] == summary
+    assert written["source"] == f"s3://{system.bucket}/in/{name}.txt"
+    assert written["job_id"] == job["jobId"]
+    assert set(job["transitions"]) >= {"PENDING", "PROCESSING", "SUCCEEDED"}
+
+    retried = client.post(f"/api/v1/jobs/{job['jobId']}/retry")
+    assert retried.status_code == 409, retried.text
+    assert retried.json()["error"] == "job_not_retryable"
+
+
+def test_unknown_job_is_404(client: httpx.Client) -> None:
+    missing = client.get(f"/api/v1/jobs/{uuid.uuid4()}")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "job_not_found"
+    assert missing.headers["X-Trace-Id"]
+
+
+def test_missing_source_fails_final_and_a_manual_retry_succeeds(system: LocalSystem, client: httpx.Client) -> None:
+    name = uuid.uuid4().hex
+    created = client.post("/api/v1/jobs", json=document_job(system, name))
+    assert created.status_code == 201, created.text
+    job_id = created.json()["jobId"]
+
+    failed = wait_for_status(client, job_id)
+    assert failed["status"] == "FAILED_FINAL", failed
+    # Permanent at once: no waiting for redeliveries.
+    assert failed["attempts"] == 1
+    assert f"s3://{system.bucket}/in/{name}.txt" in failed["error"]["message"]
+
+    put_source(system, name, "now it exists\n")
+    retried = client.post(f"/api/v1/jobs/{job_id}/retry")
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["status"] == "PENDING"
+
+    done = wait_for_status(client, job_id)
+    assert done["status"] == "SUCCEEDED", done
+    assert done["result"]["summary"]["lines"] == 1
+    assert done["error"] is None
