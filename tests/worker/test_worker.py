@@ -16,6 +16,7 @@ from runtime.domain.backoff import Backoff, Jitter
 from runtime.domain.job import JobStatus
 from runtime.domain.ports import ReceivedMessage
 from runtime.domain.processing import MessageProcessor, Outcome, ProcessingConfig
+from runtime.observability import aws_calls
 from runtime.worker.runner import Worker
 from tests.worker.conftest import WorkerEnv
 from tests.worker.plugin_jobs import read_runs
@@ -106,11 +107,27 @@ def test_job_longer_than_the_visibility_timeout_runs_once(worker_env: WorkerEnv)
     run_log = str(env.tmp / "runs.log")
     # 2.5 visibility timeouts: without the heartbeat the message would reappear and the lease would expire.
     job = env.submit("test_slow", {"run_log": run_log, "hold_s": 2.5 * env.settings.visibility_timeout_s})
+    before = aws_calls.snapshot()
     with running(env, count=2):
         done = env.wait_terminal(job.job_id)
         env.wait_for("the queue to drain", lambda: env.queue_depth() == 0)
     assert done.status is JobStatus.SUCCEEDED and done.attempts == 1
     assert [event for event, _, _ in read_runs(run_log)] == ["start", "done"]
+    # The heartbeat's requests count as background work, the message's own as worker work.
+    calls = calls_since(before)
+    assert calls["background"]["sqs.ChangeMessageVisibilityBatch"] >= 2
+    assert calls["background"]["dynamodb.UpdateItem"] >= 2  # lease extensions
+    assert {"sqs.ReceiveMessage", "dynamodb.UpdateItem", "sqs.DeleteMessageBatch"} <= set(calls["worker"])
+
+
+def calls_since(before: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    delta: dict[str, dict[str, int]] = {}
+    for category, operations in aws_calls.snapshot().items():
+        for operation, count in operations.items():
+            grown = count - before.get(category, {}).get(operation, 0)
+            if grown > 0:
+                delta.setdefault(category, {})[operation] = grown
+    return delta
 
 
 def test_duplicate_and_late_messages_for_a_terminal_job_change_nothing(worker_env: WorkerEnv) -> None:
@@ -188,7 +205,7 @@ def test_dlq_handler_racing_a_worker_leaves_one_consistent_terminal_state(worker
     for job, _ in jobs:
         start = threading.Barrier(2)
         results: dict[str, Any] = {}
-        delay = rng.choice([0.0, 0.005, 0.02, 0.06])
+        delay = rng.choice([0.0, 0.01, 0.05, 0.1, 0.2])
 
         def work(job_id: str = job.job_id, results: dict[str, Any] = results, start: threading.Barrier = start) -> None:
             start.wait()
