@@ -1,0 +1,181 @@
+"""Issue 3, point 1: the stateful stack of every environment (table, queues, bucket, parameters)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from stacks.config import get_config
+from tests.infra.conftest import EnvTemplates
+
+# Construct IDs are a contract: a changed logical ID means CloudFormation replaces the resource (data loss).
+PINNED_LOGICAL_IDS = {
+    "JobStoreTableF88185D4": "AWS::DynamoDB::Table",
+    "QueuesJobsQueueED92C26D": "AWS::SQS::Queue",
+    "QueuesDeadLetterQueue82AA3FB7": "AWS::SQS::Queue",
+    "DocumentsBucket089EA665": "AWS::S3::Bucket",
+    "DocumentsAccessLogsBucketDA10EE7C": "AWS::S3::Bucket",
+    "Parametersenvironment03DD29EB": "AWS::SSM::Parameter",
+    "Parameterstablename6C58AE13": "AWS::SSM::Parameter",
+    "Parametersqueueurl300B74A4": "AWS::SSM::Parameter",
+    "Parametersdeadletterqueueurl6B76AAE4": "AWS::SSM::Parameter",
+    "ParametersdocumentsbucketB61172A3": "AWS::SSM::Parameter",
+    "ParametersvisibilitytimeoutsCB82FCC2": "AWS::SSM::Parameter",
+    "Parametersmaxattempts96BDB9C8": "AWS::SSM::Parameter",
+    "ParametersworkerconcurrencyBB7C2351": "AWS::SSM::Parameter",
+    "Parametersretentiondays948E1003": "AWS::SSM::Parameter",
+    "Parametersrepublishafters53FAEA13": "AWS::SSM::Parameter",
+    "ParametersrepublishintervalsE9D26BC8": "AWS::SSM::Parameter",
+}
+STATEFUL_TYPES = {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::S3::Bucket"}
+TABLE, JOBS_QUEUE, DLQ, BUCKET = (
+    "JobStoreTableF88185D4", "QueuesJobsQueueED92C26D", "QueuesDeadLetterQueue82AA3FB7", "DocumentsBucket089EA665"
+)
+
+
+def _resource(env: EnvTemplates, logical_id: str) -> dict[str, Any]:
+    return env.stateful["Resources"][logical_id]
+
+
+def test_logical_ids_of_stateful_resources_are_pinned(any_env: EnvTemplates) -> None:
+    actual = {
+        logical_id: resource["Type"]
+        for logical_id, resource in any_env.stateful["Resources"].items()
+        if resource["Type"] in STATEFUL_TYPES | {"AWS::SSM::Parameter"}
+    }
+    assert actual == PINNED_LOGICAL_IDS
+
+
+def test_table(any_env: EnvTemplates) -> None:
+    Template.from_json(any_env.stateful).has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [{"AttributeName": "jobId", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+            "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "SSESpecification": {"SSEEnabled": True},
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": "by-idempotency-key",
+                    "KeySchema": [{"AttributeName": "idempotencyKey", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                },
+                {
+                    "IndexName": "pending-by-age",
+                    "KeySchema": [
+                        {"AttributeName": "pendingShard", "KeyType": "HASH"},
+                        {"AttributeName": "pendingSince", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["traceId"]},
+                },
+            ],
+        },
+    )
+    assert "ProvisionedThroughput" not in _resource(any_env, TABLE)["Properties"]
+
+
+def test_queues(any_env: EnvTemplates) -> None:
+    config = get_config(any_env.env_name)
+    jobs = _resource(any_env, JOBS_QUEUE)["Properties"]
+    dlq = _resource(any_env, DLQ)["Properties"]
+    assert jobs["VisibilityTimeout"] == config.worker.visibility_timeout_s
+    assert jobs["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [DLQ, "Arn"]}, "maxReceiveCount": 3}
+    assert jobs["SqsManagedSseEnabled"] is True and dlq["SqsManagedSseEnabled"] is True
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    # The DLQ Lambda's event source requires the DLQ's visibility timeout >= the function timeout.
+    assert dlq["VisibilityTimeout"] >= config.dlq_handler_timeout_s
+    template = Template.from_json(any_env.stateful)
+    for queue in (JOBS_QUEUE, DLQ):
+        template.has_resource_properties(
+            "AWS::SQS::QueuePolicy",
+            {
+                "Queues": [{"Ref": queue}],
+                "PolicyDocument": {
+                    "Statement": Match.array_with([Match.object_like({
+                        "Effect": "Deny", "Action": "sqs:*",
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    })])
+                },
+            },
+        )
+
+
+def test_documents_bucket(any_env: EnvTemplates) -> None:
+    bucket = _resource(any_env, BUCKET)["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+    }
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "AES256"
+    }
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] > 0
+    assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert bucket["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": "DocumentsAccessLogsBucketDA10EE7C"}
+    Template.from_json(any_env.stateful).has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": BUCKET},
+            "PolicyDocument": {
+                "Statement": Match.array_with([Match.object_like({
+                    "Effect": "Deny", "Action": "s3:*", "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                })])
+            },
+        },
+    )
+
+
+def test_parameters_are_named_after_the_runtime_settings(any_env: EnvTemplates) -> None:
+    from runtime.settings import Settings
+
+    config = get_config(any_env.env_name)
+    parameters = {
+        resource["Properties"]["Name"]: resource["Properties"]["Value"]
+        for resource in any_env.resources(any_env.stateful, "AWS::SSM::Parameter").values()
+    }
+    prefix = f"/job-tickets/{any_env.env_name}/"
+    assert all(name.startswith(prefix) for name in parameters)
+    fields = {name.removeprefix(prefix).replace("-", "_") for name in parameters}
+    assert fields <= set(Settings.model_fields), fields - set(Settings.model_fields)
+    assert parameters[prefix + "environment"] == any_env.env_name
+    assert parameters[prefix + "table-name"] == {"Ref": TABLE}
+    assert parameters[prefix + "queue-url"] == {"Ref": JOBS_QUEUE}
+    assert parameters[prefix + "dead-letter-queue-url"] == {"Ref": DLQ}
+    assert parameters[prefix + "documents-bucket"] == {"Ref": BUCKET}
+    assert parameters[prefix + "visibility-timeout-s"] == str(config.worker.visibility_timeout_s)
+    assert parameters[prefix + "max-attempts"] == str(config.worker.max_attempts)
+    assert parameters[prefix + "worker-concurrency"] == str(config.worker.concurrency)
+    assert parameters[prefix + "retention-days"] == str(config.retention_days)
+    assert parameters[prefix + "republish-after-s"] == str(config.republish_after_s)
+    assert parameters[prefix + "republish-interval-s"] == str(config.republish_interval_s)
+
+
+@pytest.mark.parametrize(("env_name", "protected"), [("local", False), ("dev", False), ("staging", True),
+                                                     ("prod", True)])
+def test_retention_and_termination_protection(env_name: str, protected: bool) -> None:
+    from tests.infra.conftest import synthesized
+
+    env = synthesized(env_name)
+    policy = "Retain" if protected else "Delete"
+    for logical_id in (TABLE, JOBS_QUEUE, DLQ, BUCKET, "DocumentsAccessLogsBucketDA10EE7C"):
+        resource = env.stateful["Resources"][logical_id]
+        assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == (policy, policy), logical_id
+    assert env.stateful["Resources"][TABLE]["Properties"]["DeletionProtectionEnabled"] is protected
+    stack = env.synthesized.stacks.stateful
+    assert stack.termination_protection is protected
+
+
+def test_generated_physical_names_only(any_env: EnvTemplates) -> None:
+    for resource in any_env.stateful["Resources"].values():
+        assert not {"TableName", "QueueName", "BucketName"} & set(resource.get("Properties", {}))
+
+
+def test_emulator_deployable_no_assets_or_custom_resources(any_env: EnvTemplates) -> None:
+    types = {resource["Type"] for resource in any_env.stateful["Resources"].values()}
+    assert not any(t.startswith("Custom::") or t.startswith("AWS::Lambda::") for t in types), types
+    assert "CheckBootstrapVersion" not in any_env.stateful.get("Rules", {})
+    assert "BootstrapVersion" not in any_env.stateful.get("Parameters", {})
