@@ -65,6 +65,8 @@ COPY --from=deps-emulator /opt/venv /opt/venv
 COPY runtime/ /app/runtime/
 USER 10001:10001
 EXPOSE 5000
+# moto's server installs no SIGTERM handler and would ignore SIGTERM as PID 1; SIGINT stops it at once.
+STOPSIGNAL SIGINT
 CMD ["python", "-m", "moto.server", "-H", "0.0.0.0", "-p", "5000"]
 
 # Last, so that a plain `docker build .` without --target yields the Lambda image CDK assets expect.

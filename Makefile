@@ -16,7 +16,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: run test bench install system-deps python-deps node-deps
+.PHONY: run test bench install system-deps python-deps node-deps images
 
 run: install
 	$(PY) -m runtime.local --api-port $(API_PORT) --aws-port $(AWS_PORT)
@@ -30,9 +30,14 @@ bench: python-deps
 
 install: system-deps python-deps node-deps
 
-# Operating-system packages the tests need (e.g. podman for the container image tests); nothing yet.
+# Operating-system packages the tests need: podman, buildah, runc and mmdebstrap build and run the container
+# images without a Docker engine (tests/delivery/test_images.py). apt-get runs only when one is missing.
 system-deps:
-	@:
+	.ci/images.sh deps
+
+# The runtime images (api, worker, lambda, emulator) with podman, offline: see .ci/images.sh.
+images: system-deps python-deps
+	.ci/images.sh all api worker lambda emulator
 
 python-deps: $(PIP_STAMP)
 

@@ -112,11 +112,19 @@ cmd_base() {
 
 cmd_wheels() {
     mkdir -p "$WHEELS_DIR"
+    local wanted stamp="$WHEELS_DIR/.requirements"
+    wanted="$(cat "$ROOT/runtime/requirements.txt" "$ROOT/.ci/requirements-lambda.txt"; grep -E '^moto\[server\]==' "$ROOT/requirements.txt")"
+    # pip download resolves against the index even when every wheel is here (~30 s): skip it if nothing changed.
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+        log "wheels up to date in $WHEELS_DIR"
+        return 0
+    fi
     # Binary wheels for the image's platform, whatever the host is; the build installs them with --no-index.
     "$PYTHON" -m pip download --quiet --only-binary :all: --platform manylinux2014_x86_64 \
         --python-version 3.11 --implementation cp -d "$WHEELS_DIR" \
         -r "$ROOT/runtime/requirements.txt" -r "$ROOT/.ci/requirements-lambda.txt" \
         -r <(grep -E '^moto\[server\]==' "$ROOT/requirements.txt") 2> >(grep -v "is ignored: it is neither" >&2)
+    printf '%s' "$wanted" >"$stamp"
 }
 
 cmd_build() {

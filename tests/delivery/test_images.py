@@ -1,0 +1,287 @@
+"""The runtime images build from the Dockerfile with podman and run: the API answers /healthz and /readyz
+against a moto server provisioned from the stateful stack, the worker starts and drains on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES_SH = ROOT / ".ci" / "images.sh"
+BUILT_TARGETS = ("api", "worker", "lambda", "emulator")
+# Waits for something to happen, not assertions on how long it took: generous for a 2-core CI machine.
+START_DEADLINE_S = 60.0
+# The worker's drain deadline in the container, and what podman waits before SIGKILL: clearly above it.
+SHUTDOWN_DEADLINE_S = 5
+STOP_TIMEOUT_S = 30
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Images:
+    names: dict[str, str]
+    env: dict[str, str]
+
+    def podman(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["podman", *args], env=self.env, capture_output=True, text=True, check=check, timeout=timeout
+        )
+
+
+def _podman_env() -> dict[str, str]:
+    exports = subprocess.run([str(IMAGES_SH), "env"], capture_output=True, text=True, check=True).stdout
+    env = dict(os.environ)
+    for line in exports.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = value
+    return env
+
+
+@pytest.fixture(scope="session")
+def images() -> Images:
+    """Builds every target once per session, as `make images` does (the base image is cached in .build/)."""
+    if shutil.which("podman") is None and os.geteuid() != 0:
+        pytest.skip("podman is not installed and this user cannot install it (make system-deps as root)")
+    env = _podman_env()
+    build = subprocess.run(
+        [str(IMAGES_SH), "all", *BUILT_TARGETS], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert build.returncode == 0, f"image build failed:\n{build.stderr[-4000:]}"
+    names_out = subprocess.run([str(IMAGES_SH), "names"], capture_output=True, text=True, check=True).stdout
+    names = dict(line.split(" ", 1) for line in names_out.splitlines())
+    return Images(names=names, env=env)
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[str]:
+    """A moto server of this module's own, so that the stack it provisions shares names with no other test."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def provisioned(emulator: str) -> dict[str, str]:
+    """Deploys the stateful stack into the emulator's CloudFormation, the way the local all-in-one provisions."""
+    from stacks import stateful_template
+
+    cloudformation = boto3.client("cloudformation", endpoint_url=emulator)
+    stack_name = f"images-{uuid.uuid4().hex[:8]}"
+    cloudformation.create_stack(StackName=stack_name, TemplateBody=json.dumps(stateful_template("local")))
+    cloudformation.get_waiter("stack_create_complete").wait(
+        StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+
+
+def _container_env(emulator: str, ssm_path: str) -> list[str]:
+    env = {
+        "AWS_ENDPOINT_URL": emulator,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "JOBS_SSM_PATH": ssm_path,
+        "JOBS_SHUTDOWN_DEADLINE_S": str(SHUTDOWN_DEADLINE_S),
+    }
+    return [arg for name, value in env.items() for arg in ("-e", f"{name}={value}")]
+
+
+def _run_args(images: Images, name: str, emulator: str, ssm_path: str) -> list[str]:
+    # --network host: the only way here for a container to reach a server on the host's 127.0.0.1 (the
+    # emulator) without sending traffic to any other address. --read-only with a /tmp tmpfs mirrors the
+    # Kubernetes security context (read-only root filesystem, emptyDir /tmp).
+    return [
+        "run", "--rm", "--pull=never", "--name", name, "--network", "host", "--read-only", "--tmpfs", "/tmp",
+        "--stop-timeout", str(STOP_TIMEOUT_S), *_container_env(emulator, ssm_path),
+    ]  # fmt: skip
+
+
+def _image_config(images: Images, image: str) -> dict[str, Any]:
+    inspected = json.loads(images.podman("image", "inspect", image).stdout)[0]
+    config: dict[str, Any] = inspected["Config"]
+    return config
+
+
+def _get(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def _wait_for_status(url: str, process: subprocess.Popen[str], expected: int) -> tuple[int, dict[str, Any]]:
+    deadline = time.monotonic() + START_DEADLINE_S
+    last: tuple[int, dict[str, Any]] = (0, {})
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            pytest.fail(f"container exited with {process.returncode}:\n{output[-4000:]}")
+        try:
+            last = _get(url)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            last = (0, {})
+        if last[0] == expected:
+            return last
+        time.sleep(0.25)
+    return last
+
+
+def _stop(images: Images, name: str, process: subprocess.Popen[str], signal: str = "TERM") -> tuple[int, str]:
+    images.podman("kill", "--signal", signal, name)
+    try:
+        output, _ = process.communicate(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        images.podman("rm", "--force", name, check=False)
+        output, _ = process.communicate()
+        pytest.fail(f"container {name} did not stop within {STOP_TIMEOUT_S} s of SIGTERM:\n{output[-4000:]}")
+    return process.returncode, output
+
+
+def _json_lines(output: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in output.splitlines():
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict):
+            lines.append(parsed)
+    return lines
+
+
+def test_every_image_runs_as_the_non_root_user_with_its_entry_point(images: Images) -> None:
+    api = _image_config(images, images.names["api"])
+    assert api["User"] == "10001:10001"
+    assert api["Cmd"] == ["python", "-m", "runtime.api", "--host", "0.0.0.0", "--port", "8080"]
+    assert "8080/tcp" in api["ExposedPorts"]
+    worker = _image_config(images, images.names["worker"])
+    assert worker["User"] == "10001:10001"
+    assert worker["Cmd"] == ["python", "-m", "runtime.worker"]
+    lambda_ = _image_config(images, images.names["lambda"])
+    assert lambda_["User"] == "10001:10001"
+    assert lambda_["Entrypoint"] == ["python", "-m", "awslambdaric"]
+    assert lambda_["Cmd"] == ["runtime.dlq_handler.handler"]
+    whoami = images.podman("run", "--rm", "--pull=never", images.names["api"], "id", "-u")
+    assert whoami.stdout.strip() == "10001"
+
+
+def test_lambda_image_resolves_both_handlers(images: Images) -> None:
+    # Lambda imports the handler module named by CMD through awslambdaric; the API's Mangum handler is the
+    # same image with another CMD. Importing both proves the image has everything they need.
+    check = images.podman(
+        "run", "--rm", "--pull=never", "--entrypoint", "python", "-e", "AWS_REGION=us-east-1",
+        images.names["lambda"], "-c",
+        "import awslambdaric.bootstrap, runtime.dlq_handler as d, runtime.api.lambda_handler as a;"
+        "print(callable(d.handler), callable(a.handler))",
+        check=False,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.split() == ["True", "True"]
+
+
+def test_api_container_is_healthy_and_ready_against_the_emulator(
+    images: Images, emulator: str, provisioned: dict[str, str]
+) -> None:
+    port = free_port()
+    name = f"jt-api-{uuid.uuid4().hex[:8]}"
+    # The image's own command, bound to a free loopback port because the container shares the host network.
+    command = _image_config(images, images.names["api"])["Cmd"]
+    command = [*command[: command.index("--host")], "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(
+        ["podman", *_run_args(images, name, emulator, provisioned["SsmPath"]), images.names["api"], *command],
+        env=images.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        health = _wait_for_status(f"http://127.0.0.1:{port}/healthz", process, 200)
+        assert health == (200, {"status": "ok"})
+        ready = _wait_for_status(f"http://127.0.0.1:{port}/readyz", process, 200)
+        assert ready == (200, {"status": "ready"})
+    finally:
+        returncode, output = _stop(images, name, process)
+    assert returncode == 0, output[-4000:]
+
+
+def test_worker_container_starts_and_drains_on_sigterm(
+    images: Images, emulator: str, provisioned: dict[str, str]
+) -> None:
+    name = f"jt-worker-{uuid.uuid4().hex[:8]}"
+    process = subprocess.Popen(
+        ["podman", *_run_args(images, name, emulator, provisioned["SsmPath"]), images.names["worker"]],
+        env=images.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + START_DEADLINE_S
+        # The worker logs one JSON line when its receive loop runs; read until it appears.
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            events = _json_lines(line)
+            if events and events[0].get("event") == "worker_started":
+                break
+        started = [event for event in _json_lines("".join(lines)) if event.get("event") == "worker_started"]
+        assert started, "no worker_started log line:\n" + "".join(lines)[-4000:]
+        assert started[0]["service"]
+    finally:
+        returncode, rest = _stop(images, name, process)
+    output = "".join(lines) + rest
+    assert returncode == 0, output[-4000:]
+    events = [event.get("event") for event in _json_lines(output)]
+    assert "worker_stopped" in events, output[-4000:]
+
+
+def test_emulator_image_serves_moto(images: Images) -> None:
+    port = free_port()
+    name = f"jt-emulator-{uuid.uuid4().hex[:8]}"
+    command = _image_config(images, images.names["emulator"])["Cmd"]
+    assert command == ["python", "-m", "moto.server", "-H", "0.0.0.0", "-p", "5000"]
+    process = subprocess.Popen(
+        ["podman", "run", "--rm", "--pull=never", "--name", name, "--network", "host", "--read-only",
+         "--tmpfs", "/tmp", images.names["emulator"], *command[:3], "-H", "127.0.0.1", "-p", str(port)],
+        env=images.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + START_DEADLINE_S
+        queues: dict[str, Any] = {}
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{port}")
+                sqs.create_queue(QueueName="probe")
+                queues = sqs.list_queues()
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                time.sleep(0.25)
+        assert [url.rsplit("/", 1)[1] for url in queues.get("QueueUrls", [])] == ["probe"]
+    finally:
+        stop_signal = _image_config(images, images.names["emulator"]).get("StopSignal") or "TERM"
+        returncode, output = _stop(images, name, process, signal=stop_signal)
+    assert returncode == 0, output[-4000:]
