@@ -1,0 +1,152 @@
+"""Issue 3, points 2 and 3: cluster, API (both modes), worker, DLQ Lambda, images from the repo's Dockerfile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+
+from stacks.config import get_config
+from tests.infra.conftest import EnvTemplates
+
+
+def _one(env: EnvTemplates, resource_type: str, predicate: Any = None) -> dict[str, Any]:
+    assert env.service is not None
+    found = [r["Properties"] for r in env.resources(env.service, resource_type).values()
+             if predicate is None or predicate(r["Properties"])]
+    assert len(found) == 1, (resource_type, len(found))
+    return found[0]
+
+
+def _task(env: EnvTemplates, label: str) -> dict[str, Any]:
+    return _one(env, "AWS::ECS::TaskDefinition",
+                lambda p: p["ContainerDefinitions"][0].get("DockerLabels", {}).get("service") == label)
+
+
+def test_cluster_has_container_insights(deployed_env: EnvTemplates) -> None:
+    cluster = _one(deployed_env, "AWS::ECS::Cluster")
+    assert {"Name": "containerInsights", "Value": "enabled"} in cluster["ClusterSettings"]
+
+
+def test_vpc_has_flow_logs_and_gateway_endpoints(deployed_env: EnvTemplates) -> None:
+    assert deployed_env.service is not None
+    assert deployed_env.resources(deployed_env.service, "AWS::EC2::FlowLog")
+    assert len(deployed_env.resources(deployed_env.service, "AWS::EC2::VPCEndpoint")) == 2
+
+
+def test_api_on_fargate_behind_alb(prod: EnvTemplates) -> None:
+    target_group = _one(prod, "AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert target_group["HealthCheckPath"] == "/healthz"
+    assert target_group["Matcher"] == {"HttpCode": "200"}
+    service = _one(prod, "AWS::ECS::Service", lambda p: p["LoadBalancers"])
+    deployment = service["DeploymentConfiguration"]
+    assert deployment["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    assert deployment["MinimumHealthyPercent"] == 100
+    assert service["LoadBalancers"][0]["ContainerPort"] == 8080
+    assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+    load_balancer = _one(prod, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    attributes = {a["Key"]: a["Value"] for a in load_balancer["LoadBalancerAttributes"]}
+    assert attributes["access_logs.s3.enabled"] == "true"
+
+
+def test_worker_scales_on_backlog_and_keeps_one_task(deployed_env: EnvTemplates) -> None:
+    worker = get_config(deployed_env.env_name).worker
+    target = _one(deployed_env, "AWS::ApplicationAutoScaling::ScalableTarget",
+                  lambda p: "Worker" in str(p["ResourceId"]))
+    assert target["MinCapacity"] == worker.min_capacity >= 1
+    assert target["MaxCapacity"] == worker.max_capacity
+    assert deployed_env.service is not None
+    Template.from_json(deployed_env.service).has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Namespace": "AWS/SQS",
+            "Threshold": worker.backlog_per_task,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        },
+    )
+    policies = [p for p in deployed_env.resources(deployed_env.service, "AWS::ApplicationAutoScaling::ScalingPolicy")
+                .values() if "Worker" in str(p["Properties"]["ScalingTargetId"])]
+    # Backlog only: no CPU target tracking for an I/O-bound worker.
+    assert {p["Properties"]["PolicyType"] for p in policies} == {"StepScaling"}
+
+
+def test_worker_task_drains_within_stop_timeout_and_can_protect_itself(deployed_env: EnvTemplates) -> None:
+    worker = get_config(deployed_env.env_name).worker
+    app = _task(deployed_env, "worker")["ContainerDefinitions"][0]
+    environment = {e["Name"]: e["Value"] for e in app["Environment"]}
+    assert app["StopTimeout"] == worker.stop_timeout_s
+    assert int(environment["JOBS_SHUTDOWN_DEADLINE_S"]) < worker.stop_timeout_s
+    assert deployed_env.service is not None
+    Template.from_json(deployed_env.service).has_resource_properties(
+        "AWS::IAM::Policy",
+        {"PolicyDocument": {"Statement": Match.array_with([Match.object_like(
+            {"Action": "ecs:UpdateTaskProtection", "Effect": "Allow"})])}},
+    )
+
+
+def test_containers_read_settings_from_ssm_with_tracing_sidecar(deployed_env: EnvTemplates) -> None:
+    labels = ["worker", "api"] if get_config(deployed_env.env_name).api.mode == "fargate" else ["worker"]
+    for label in labels:
+        containers = {c["Name"]: c for c in _task(deployed_env, label)["ContainerDefinitions"]}
+        app = containers["app"]
+        environment = {e["Name"]: e["Value"] for e in app["Environment"]}
+        assert environment["JOBS_SSM_PATH"] == f"/job-tickets/{deployed_env.env_name}"
+        assert environment["AWS_REGION"] == get_config(deployed_env.env_name).region
+        assert environment["AWS_XRAY_DAEMON_ADDRESS"] == "127.0.0.1:2000"
+        assert app["ReadonlyRootFilesystem"] is True
+        assert app["LogConfiguration"]["LogDriver"] == "awslogs"
+        daemon = containers["xray-daemon"]
+        assert daemon["Image"].startswith("public.ecr.aws/xray/aws-xray-daemon:")
+        assert daemon["PortMappings"] == [{"ContainerPort": 2000, "Protocol": "udp"}]
+
+
+def test_log_groups_have_retention(deployed_env: EnvTemplates) -> None:
+    assert deployed_env.service is not None
+    groups = deployed_env.resources(deployed_env.service, "AWS::Logs::LogGroup")
+    assert groups
+    days = get_config(deployed_env.env_name).log_retention_days
+    assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {days}
+
+
+def test_images_come_from_the_repo_dockerfile(deployed_env: EnvTemplates) -> None:
+    name = f"JobTickets-{deployed_env.env_name}-service"
+    images = deployed_env.assets(name)["dockerImages"].values()
+    targets = {image["source"]["dockerBuildTarget"] for image in images}
+    expected = {"worker", "lambda"} | ({"api"} if get_config(deployed_env.env_name).api.mode == "fargate" else set())
+    assert targets == expected
+    for image in images:
+        staged = deployed_env.synthesized.outdir / image["source"]["directory"]
+        assert (staged / "Dockerfile").is_file()
+        assert (staged / "runtime" / "settings.py").is_file()
+        assert not (staged / ".venv").exists() and not (staged / ".build").exists()
+
+
+def test_dlq_lambda(deployed_env: EnvTemplates) -> None:
+    function = _one(deployed_env, "AWS::Lambda::Function",
+                    lambda p: p["ImageConfig"]["Command"] == ["runtime.dlq_handler.handler"])
+    assert function["PackageType"] == "Image"
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert function["Environment"]["Variables"]["JOBS_SSM_PATH"] == f"/job-tickets/{deployed_env.env_name}"
+    mapping = _one(deployed_env, "AWS::Lambda::EventSourceMapping")
+    assert mapping["BatchSize"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "QueuesDeadLetterQueue" in str(mapping["EventSourceArn"])
+
+
+def test_api_on_lambda_behind_http_api(dev: EnvTemplates) -> None:
+    function = _one(dev, "AWS::Lambda::Function",
+                    lambda p: p["ImageConfig"]["Command"] == ["runtime.api.lambda_handler.handler"])
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert function["Timeout"] < 30
+    _one(dev, "AWS::ApiGatewayV2::Api")
+    stage = _one(dev, "AWS::ApiGatewayV2::Stage")
+    assert stage["StageName"] == "$default" and stage["AutoDeploy"] is True
+    assert "DestinationArn" in stage["AccessLogSettings"]
+    assert dev.service is not None
+    assert not dev.resources(dev.service, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+
+
+def test_api_url_is_an_output(deployed_env: EnvTemplates) -> None:
+    assert deployed_env.service is not None
+    assert "ApiUrl" in deployed_env.service["Outputs"]
