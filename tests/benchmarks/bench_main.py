@@ -32,7 +32,7 @@ from tests.benchmarks.bench_pricing import (
     price_per_job,
     write_cost,
 )
-from tests.benchmarks.bench_stack import Calls, LocalStack, Resources, merge, subtract
+from tests.benchmarks.bench_stack import Calls, LocalStack, Resources, machine_busy_s, merge, subtract
 from tests.benchmarks.bench_stats import median_of, percentile, summarize_latencies
 
 IO_PLUGIN = "tests.benchmarks.bench_io_job"
@@ -57,6 +57,11 @@ Out = Callable[[str], None]
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def parse_time(text: str) -> float:
@@ -231,6 +236,7 @@ class BurstRun:
     cpu_by_role: dict[str, float]
     wall_s: float
     max_queue_depth: int
+    other_cpu_cores: float = 0.0  # CPU of processes outside the benchmark's tree (other sessions): noise
 
 
 @dataclass
@@ -360,6 +366,7 @@ def run_jobs(
     calls_before = stack.calls_by_role()
     bytes_before, lines_before, kinds_before, _ = stack.output.snapshot()
     cpu_before = stack.cpu_by_role()
+    busy_before, own_before = machine_busy_s(), _own_cpu_s()
     started = time.monotonic()
     load = submit()
     job_ids = [item.job_id for item in load.ok if item.job_id]
@@ -370,6 +377,8 @@ def run_jobs(
     calls_after = stack.calls_by_role()
     bytes_after, lines_after, kinds_after, _ = stack.output.snapshot()
     cpu_after = stack.cpu_by_role()
+    busy = machine_busy_s() - busy_before
+    ours = sum(cpu_after.values()) - sum(cpu_before.values()) + _own_cpu_s() - own_before
 
     statuses: dict[str, int] = {}
     latencies: list[float] = []
@@ -404,6 +413,7 @@ def run_jobs(
         cpu_by_role={role: cpu_after.get(role, 0.0) - cpu_before.get(role, 0.0) for role in cpu_after},
         wall_s=wall,
         max_queue_depth=depth_after_submit,
+        other_cpu_cores=max(0.0, busy - ours) / wall,
     )
 
 
@@ -464,6 +474,7 @@ def scenario_post(results: Results, out: Out, repeats: int, duration_s: float, c
                     peak_rss[role] = max(peak_rss.get(role, 0), value)
 
             cpu_before = stack.cpu_by_role()
+            busy_before, own_before = machine_busy_s(), _own_cpu_s()
             load = bench_load.closed_loop(
                 stack.api_url,
                 lambda index, bucket=bucket, run=run: doc_body(bucket, run, index),
@@ -473,6 +484,8 @@ def scenario_post(results: Results, out: Out, repeats: int, duration_s: float, c
                 on_tick=sample,
             )
             cpu_after = stack.cpu_by_role()
+            ours = sum(cpu_after.values()) - sum(cpu_before.values()) + _own_cpu_s() - own_before
+            other = max(0.0, machine_busy_s() - busy_before - ours) / load.wall_s
             sample()
             depth = queue_depth(env.sqs, env.resources.queue_url)
             ok = [item for item in load.submitted if item.status == 201]
@@ -490,10 +503,12 @@ def scenario_post(results: Results, out: Out, repeats: int, duration_s: float, c
                 "loadgen_cpu": load.cpu_share,
                 "queue_depth_end": depth,
                 "errors": len(load.submitted) - len(ok),
+                "other_cpu": other,
             }
             results.posts.append(measured)
             out(
-                f"  POST run {repeat + 1}: {measured['rps']:.1f} req/s, p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms, "
+                f"  POST run {repeat + 1}: {measured['rps']:.1f} req/s, p50 {lat.p50_ms:.1f} ms, "
+                f"p99 {lat.p99_ms:.1f} ms, "
                 f"errors {measured['errors']}, queue depth at end {depth}, "
                 f"RSS {', '.join(f'{r} {v / 2**20:.0f} MB' for r, v in sorted(peak_rss.items()))}"
             )
@@ -600,7 +615,8 @@ def report(results: Results, out: Out, prices: PriceTable) -> None:
     ceiling: dict[str, float] = {}
     if results.ceilings:
         out(
-            "EMULATOR CEILING (moto server, simple calls from one process, fresh state; median of runs, best thread count)"
+            "EMULATOR CEILING (moto server, simple calls from one process, fresh state; median of "
+            "runs, best thread count)"
         )
         for operation in ("PutItem", "SendMessage"):
             best = 0.0
@@ -613,7 +629,8 @@ def report(results: Results, out: Out, prices: PriceTable) -> None:
                 ]
                 if values:
                     out(
-                        f"  {operation:12s} threads {threads:2d}: {median_of(values):7.0f} req/s   runs {[round(v) for v in values]}"
+                        f"  {operation:12s} threads {threads:2d}: {median_of(values):7.0f} req/s   "
+                        f"runs {[round(v) for v in values]}"
                     )
                     best = max(best, median_of(values))
             ceiling[operation] = best
@@ -640,22 +657,24 @@ def report(results: Results, out: Out, prices: PriceTable) -> None:
         )
         if results.poll_calls_per_get is not None:
             out(
-                f"  status polling, shown apart: {results.poll_calls_per_get:.2f} AWS requests per GET /api/v1/jobs/{{id}}"
+                f"  status polling, shown apart: {results.poll_calls_per_get:.2f} AWS requests per "
+                f"GET /api/v1/jobs/{{id}}"
             )
         steady_calls = median_calls(results.steadies) if results.steadies else None
         if steady_calls:
             out(
-                f"  at the steady rate ({results.steady_rate:.1f} jobs/s): {system_requests(steady_calls):.3f} system requests per job "
+                f"  at the steady rate ({results.steady_rate:.1f} jobs/s): "
+                f"{system_requests(steady_calls):.3f} system requests per job "
                 + ", ".join(f"{cat} {sum(ops.values()):.3f}" for cat, ops in sorted(steady_calls.items()))
             )
         roles = {role for run in runs for role in run.calls_by_role}
-        out(
-            "  by process (first run): "
-            + "; ".join(
-                f"{role} {sum(sum(ops.values()) for ops in runs[0].calls_by_role.get(role, {}).values()) / max(runs[0].completed, 1):.3f}"
-                for role in sorted(roles)
-            )
-        )
+        first_run = runs[0]
+
+        def role_total(role: str) -> float:
+            ops = first_run.calls_by_role.get(role, {})
+            return sum(sum(counts.values()) for counts in ops.values()) / max(first_run.completed, 1)
+
+        out("  by process (first run): " + "; ".join(f"{role} {role_total(role):.3f}" for role in sorted(roles)))
 
         if results.states is not None:
             states = results.states
@@ -700,6 +719,8 @@ def report_costs(lines: list[CostLine], results: Results, runs: list[BurstRun], 
             f"table {cost.table_units} WRU + GSI {cost.index_units or {}} = {cost.total} WRU"
         )
     out(f"  GET (strongly consistent) of the final item: {item_size(states.final)} B -> 1 RRU per 4 KB started")
+    largest = sorted(states.final.items(), key=lambda pair: -item_size({pair[0]: pair[1]}))
+    out("  final item by attribute (B): " + ", ".join(f"{name} {item_size({name: value})}" for name, value in largest))
     out("")
     out(f"PRICE TABLE ({prices.region}, public list prices as of {prices.as_of}; no free tier)")
     for what, price in prices.rows():
@@ -709,7 +730,8 @@ def report_costs(lines: list[CostLine], results: Results, runs: list[BurstRun], 
     for line in lines:
         tag = "" if line.system else "   [job's own work, shown apart]"
         out(
-            f"  {line.service:10s} {line.what:40s} {line.quantity_per_job:10.3f} {line.unit:30s} ${line.dollars_per_million_jobs:8.3f}{tag}"
+            f"  {line.service:10s} {line.what:40s} {line.quantity_per_job:10.3f} {line.unit:30s} "
+            f"${line.dollars_per_million_jobs:8.3f}{tag}"
         )
     system = sum(line.dollars_per_million_jobs for line in lines if line.system)
     job_work = sum(line.dollars_per_million_jobs for line in lines if not line.system)
@@ -722,7 +744,8 @@ def report_costs(lines: list[CostLine], results: Results, runs: list[BurstRun], 
     log_lines = median_of([run.log_lines / max(run.completed, 1) for run in runs])
     log_bytes = median_of([run.log_bytes / max(run.completed, 1) for run in runs])
     out(
-        f"  stdout+stderr of all our processes: {log_bytes:.0f} B and {log_lines:.2f} lines per job (median); by kind, first run:"
+        f"  stdout+stderr of all our processes: {log_bytes:.0f} B and {log_lines:.2f} lines per job "
+        f"(median); by kind, first run:"
     )
     first = runs[0]
     for kind, size in sorted(first.log_kinds.items(), key=lambda pair: -pair[1])[:12]:
@@ -761,6 +784,7 @@ def report_throughput(
         out(
             f"      CPU cores used: load generator {load_cpu:.2f}; "
             + ", ".join(f"{r} {v:.2f}" for r, v in sorted(cpu.items()))
+            + f"; other processes on the machine {median_of([run.other_cpu_cores for run in series]):.2f}"
         )
         if bound and name == "burst":
             out(
@@ -779,10 +803,12 @@ def report_post(results: Results, out: Out) -> None:
     out("")
     out(f"API POST /api/v1/jobs, 16 clients (closed loop), median of {len(posts)} runs")
     out(
-        f"  {rps:.1f} req/s (runs {[round(p['rps'], 1) for p in posts]})   target >= {TARGET_POST_RPS:.0f}  {verdict(rps >= TARGET_POST_RPS)}"
+        f"  {rps:.1f} req/s (runs {[round(p['rps'], 1) for p in posts]})   target >= "
+        f"{TARGET_POST_RPS:.0f}  {verdict(rps >= TARGET_POST_RPS)}"
     )
     out(
-        f"  p50 {p50:.1f} ms, p99 {p99:.1f} ms   target p99 <= {TARGET_POST_P99_MS:.0f} ms  {verdict(p99 <= TARGET_POST_P99_MS)}"
+        f"  p50 {p50:.1f} ms, p99 {p99:.1f} ms   target p99 <= {TARGET_POST_P99_MS:.0f} ms  "
+        f"{verdict(p99 <= TARGET_POST_P99_MS)}"
     )
     roles = sorted({role for p in posts for role in p["rss"]})
     for role in roles:
@@ -793,7 +819,8 @@ def report_post(results: Results, out: Out) -> None:
         out(f"  RSS peak {role:26s} {peak / 2**20:6.1f} MB  CPU {cpu:.2f} cores   {tail}")
     out(
         f"  load generator CPU {median_of([p['loadgen_cpu'] for p in posts]):.2f} cores; queue depth at the end "
-        f"{[p['queue_depth_end'] for p in posts]}; errors {[p['errors'] for p in posts]}"
+        f"{[p['queue_depth_end'] for p in posts]}; errors {[p['errors'] for p in posts]}; "
+        f"other processes on the machine {median_of([p.get('other_cpu', 0.0) for p in posts]):.2f} cores"
     )
 
 
@@ -837,7 +864,8 @@ def machine() -> str:
     import moto
 
     return (
-        f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, Python "
+        f"{platform.python_version()}, "
         f"moto {moto.__version__}"
     )
 
@@ -894,7 +922,8 @@ def main(argv: list[str] | None = None) -> int:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     elapsed = (datetime.now(UTC) - started).total_seconds()
     out(
-        f"benchmark took {elapsed:.0f} s; its own CPU {usage.ru_utime + usage.ru_stime - cpu_started.ru_utime - cpu_started.ru_stime:.0f} s"
+        f"benchmark took {elapsed:.0f} s; its own CPU "
+        f"{usage.ru_utime + usage.ru_stime - cpu_started.ru_utime - cpu_started.ru_stime:.0f} s"
     )
     if args.markdown:
         command = "python -m tests.benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -381,3 +381,11 @@ def paused(pid: int | None) -> Iterator[None]:
         yield
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy (all cores, all processes) since boot, from /proc/stat."""
+    fields = (_read("/proc/stat") or "cpu 0").splitlines()[0].split()[1:]
+    values = [int(value) for value in fields]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return (sum(values[:8]) - idle) / CLOCK_TICKS

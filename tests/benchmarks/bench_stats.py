@@ -29,7 +29,10 @@ class LatencySummary:
     max_ms: float
 
     def row(self) -> str:
-        return f"p50 {self.p50_ms:7.1f} ms  p95 {self.p95_ms:7.1f} ms  p99 {self.p99_ms:7.1f} ms  max {self.max_ms:7.1f} ms"
+        return (
+            f"p50 {self.p50_ms:7.1f} ms  p95 {self.p95_ms:7.1f} ms  "
+            f"p99 {self.p99_ms:7.1f} ms  max {self.max_ms:7.1f} ms"
+        )
 
 
 def summarize_latencies(seconds: Sequence[float]) -> LatencySummary:
