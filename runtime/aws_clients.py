@@ -36,7 +36,7 @@ def build_client(service: str, *, region: str, endpoint_url: str | None, config:
     """A new client (counted by aws_calls). Prefer `client()`, which builds each one once per process."""
     # A session per client: boto3's default session is not thread-safe while it creates clients.
     session = boto3.session.Session(region_name=region)
-    built = session.client(service, endpoint_url=endpoint_url, config=config or client_config())
+    built = session.client(service, endpoint_url=endpoint_url, config=config or client_config())  # type: ignore[call-overload]
     aws_calls.install(built)
     return built
 

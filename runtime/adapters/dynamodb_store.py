@@ -212,7 +212,7 @@ class DynamoDbJobStore:
             except ClientError as exc:
                 if not _condition_failed(exc):
                     raise
-                old = exc.response.get("Item")
+                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
                 existing = item_to_job(old) if old else self.get(job.job_id)
                 if existing is not None:
                     return CreateOutcome(created=False, job=existing)
@@ -255,7 +255,7 @@ class DynamoDbJobStore:
         except ClientError as exc:
             if not _condition_failed(exc):
                 raise
-            old = exc.response.get("Item")
+            old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
             return ClaimOutcome(claimed=False, job=item_to_job(old) if old else self.get(job_id))
         return ClaimOutcome(claimed=True, job=item_to_job(response["Attributes"]))
 
