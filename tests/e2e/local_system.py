@@ -79,6 +79,18 @@ class LocalSystem:
                     found.append(record)
         return found
 
+    def wait_for_event(self, name: str, timeout_s: float = 10.0, **fields: Any) -> dict[str, Any]:
+        """The first log line of event `name` with these field values; the pipe from the children lags a
+        little behind their HTTP answers, so wait for it (bounded)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for record in self.events(name):
+                if all(record.get(key) == value for key, value in fields.items()):
+                    return record
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {name} log line with {fields}; last output:\n{self.tail()}")
+            time.sleep(0.05)
+
     @property
     def aws_url(self) -> str:
         return self.ready["aws"]
