@@ -504,6 +504,7 @@ def scenario_post(results: Results, out: Out, repeats: int, duration_s: float, c
                 "queue_depth_end": depth,
                 "errors": len(load.submitted) - len(ok),
                 "other_cpu": other,
+                "clients": clients,
             }
             results.posts.append(measured)
             out(
@@ -692,7 +693,7 @@ def report(results: Results, out: Out, prices: PriceTable) -> None:
     if results.bursts:
         report_throughput(results, ceiling, calls, out)
     if results.posts:
-        report_post(results, out)
+        report_post(results, ceiling, calls, out)
     if results.concurrency:
         report_concurrency(results, ceiling, calls, out)
 
@@ -795,8 +796,9 @@ def report_throughput(
             out(f"      = {fraction:.0%} of the emulator bound (below saturation by design)")
 
 
-def report_post(results: Results, out: Out) -> None:
+def report_post(results: Results, ceiling: dict[str, float], calls: dict[str, dict[str, float]], out: Out) -> None:
     posts = results.posts
+    clients = posts[0].get("clients", 16)
     rps = median_of([p["rps"] for p in posts])
     p50 = median_of([p["p50_ms"] for p in posts])
     p99 = median_of([p["p99_ms"] for p in posts])
@@ -810,6 +812,16 @@ def report_post(results: Results, out: Out) -> None:
         f"  p50 {p50:.1f} ms, p99 {p99:.1f} ms   target p99 <= {TARGET_POST_P99_MS:.0f} ms  "
         f"{verdict(p99 <= TARGET_POST_P99_MS)}"
     )
+    if ceiling:
+        # One moto process serves every request of a POST in turn: its bound is the submit mix at the ceiling.
+        submit_mix = {"submit": calls.get("submit") or {"dynamodb.PutItem": 1.0, "sqs.SendMessage": 1.0}}
+        per_post = sum(submit_mix["submit"].values())
+        bound = mixed_ceiling(ceiling, submit_mix) / per_post
+        out(
+            f"  emulator bound for POST: {per_post:.2f} requests per POST at the mixed ceiling = {bound:.1f} POST/s; "
+            f"measured = {rps / bound:.0%} of it. With {clients} closed-loop clients at that rate the mean latency "
+            f"cannot be below {clients / bound * 1000:.0f} ms (Little's law)"
+        )
     roles = sorted({role for p in posts for role in p["rss"]})
     for role in roles:
         peak = max(p["rss"].get(role, 0) for p in posts)
