@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import importlib.util
 import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -126,19 +127,27 @@ def load_template(path: Path) -> dict[str, Any]:
 
 
 @cache
+def _schema_files() -> tuple[Path, dict[str, str]]:
+    # Read cfn-lint's bundled schema files directly: importing cfnlint loads ~900 modules (seconds) for nothing.
+    spec = importlib.util.find_spec("cfnlint")
+    if spec is None or not spec.submodule_search_locations:
+        raise GateInputError("cfn-lint is not installed: it ships the resource schemas the gate reads")
+    schemas = Path(next(iter(spec.submodule_search_locations))) / "data" / "schemas"
+    providers = json.loads((schemas / "providers" / "us-east-1.json").read_text(encoding="utf-8"))
+    return schemas / "resources", providers
+
+
+@cache
 def replacement_paths(resource_type: str) -> tuple[str, ...]:
     """Property paths ("/properties/A/*/B") whose change replaces a resource of this type.
 
-    From the CloudFormation registry schemas cfn-lint ships offline (createOnlyProperties), plus the few the
-    schemas miss. An unknown type has none: the gate then relies on the resource being added or removed."""
-    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
-
+    From the CloudFormation registry schemas cfn-lint ships (createOnlyProperties), read offline, plus the few
+    the schemas miss. An unknown type has none: the gate then sees only its additions and removals."""
+    resources, providers = _schema_files()
     paths: list[str] = []
-    try:
-        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource_type).schema
-    except Exception:  # noqa: BLE001 - cfn-lint raises its own not-found types; an unknown type has no spec
-        schema = {}
-    paths.extend(schema.get("createOnlyProperties", []))
+    if resource_type in providers:
+        schema = json.loads((resources / f"{providers[resource_type]}.json").read_text(encoding="utf-8"))
+        paths.extend(schema.get("createOnlyProperties", []))
     paths.extend(path for path in EXTRA_REPLACEMENT_PATHS.get(resource_type, ()) if path not in paths)
     return tuple(paths)
 
@@ -248,7 +257,7 @@ def classify_stack(stack: str, old: Mapping[str, Any], new: Mapping[str, Any]) -
             replaced[lid] = reasons
 
     # A replaced resource gets a new physical ID: whatever names it in a replacement property is replaced too.
-    grew = True
+    grew = bool(replaced)
     while grew:
         grew = False
         for lid in both:

