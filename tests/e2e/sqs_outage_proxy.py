@@ -40,7 +40,7 @@ class SqsOutageProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
-                connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
+                connection = http.client.HTTPConnection(upstream.hostname or "127.0.0.1", upstream.port, timeout=60)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                     connection.request(self.command, self.path, body=body, headers=headers)
