@@ -30,11 +30,11 @@ bench: python-deps
 
 install: system-deps python-deps node-deps
 
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
 # Operating-system packages the tests need: podman, buildah, runc and mmdebstrap build and run the container
 # images without a Docker engine (tests/delivery/test_images.py). apt-get runs only when one is missing.
 # shellcheck: actionlint runs it on the workflows' scripts (tests/delivery/test_workflows.py).
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-
 system-deps:
 	.ci/images.sh deps
 	command -v shellcheck >/dev/null 2>&1 || $(SUDO) apt-get install -y -q shellcheck \
