@@ -83,8 +83,7 @@ def test_every_workflow_passes_actionlint() -> None:
 
 
 def test_actionlint_checks_the_scripts_with_shellcheck() -> None:
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (make system-deps installs it)")
+    assert shutil.which("shellcheck"), "shellcheck is missing: `make system-deps` installs it"
     # The same linter fails a workflow whose script has a shellcheck finding: the check above is not vacuous.
     broken = textwrap.dedent(
         """\
