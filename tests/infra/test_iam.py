@@ -1,0 +1,109 @@
+"""Issue 3, point 5: each role's statements name only the actions and resources its process needs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import EnvTemplates, synthesized
+
+XRAY_DAEMON = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+               "xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries"}
+XRAY_LAMBDA = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+SSM = {"ssm:GetParametersByPath"}
+API_TABLE = {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DescribeTable"}
+API_QUEUE = {"sqs:SendMessage", "sqs:GetQueueAttributes"}
+
+# role logical-ID prefix -> {action: resource the action must be scoped to ("*" only for X-Ray)}
+EXPECTED: dict[str, dict[str, set[str]]] = {
+    "WorkerTaskTaskRole": {
+        "*": XRAY_DAEMON,
+        "QueuesJobsQueue": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                            "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
+        "JobStoreTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:Query",
+                          "dynamodb:DescribeTable"},
+        "DocumentsBucket": {"s3:GetObject", "s3:PutObject"},
+        ":parameter/job-tickets/": SSM,
+        ":task/": {"ecs:UpdateTaskProtection"},
+    },
+    "ApiTaskTaskRole": {"*": XRAY_DAEMON, "JobStoreTable": API_TABLE, "QueuesJobsQueue": API_QUEUE,
+                        ":parameter/job-tickets/": SSM},
+    "ApiFunctionServiceRole": {"*": XRAY_LAMBDA, "JobStoreTable": API_TABLE, "QueuesJobsQueue": API_QUEUE,
+                               ":parameter/job-tickets/": SSM},
+    "DlqHandlerFunctionServiceRole": {
+        "*": XRAY_LAMBDA,
+        "QueuesDeadLetterQueue": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                                  "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
+        "JobStoreTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        ":parameter/job-tickets/": SSM,
+    },
+}
+
+
+def _statements_by_role(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    by_role: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Policy":
+            continue
+        for role in resource["Properties"]["Roles"]:
+            by_role[role["Ref"]].extend(resource["Properties"]["PolicyDocument"]["Statement"])
+    return by_role
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _granted(statements: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """action -> the resources it is allowed on (as JSON text, to look for the resource they name)."""
+    granted: dict[str, set[str]] = defaultdict(set)
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert "NotAction" not in statement and "NotResource" not in statement
+        for action in _as_list(statement["Action"]):
+            assert "*" not in action, action
+            for resource in _as_list(statement["Resource"]):
+                granted[action].add(resource if isinstance(resource, str) else str(resource))
+    return granted
+
+
+@pytest.mark.parametrize("env_name", ["dev", "prod"])  # Lambda API and Fargate API
+def test_roles_are_least_privilege(env_name: str) -> None:
+    env: EnvTemplates = synthesized(env_name)
+    assert env.service is not None
+    by_role = _statements_by_role(env.service)
+    checked = 0
+    for role_id, statements in by_role.items():
+        prefix = next((p for p in EXPECTED if role_id.startswith(p)), None)
+        if prefix is None:
+            continue
+        checked += 1
+        expected = EXPECTED[prefix]
+        granted = _granted(statements)
+        assert set(granted) == set().union(*expected.values()), role_id
+        for marker, actions in expected.items():
+            for action in actions:
+                resources = granted[action]
+                if marker == "*":
+                    assert resources == {"*"}, (role_id, action, resources)
+                else:
+                    assert all(marker in r for r in resources), (role_id, action, resources)
+                    assert next(iter(resources)) != "*"
+                    if marker == ":parameter/job-tickets/":
+                        assert all(f"/job-tickets/{env_name}" in r for r in resources)
+    assert checked == 3  # worker, DLQ handler, and the API of this mode
+
+
+def test_no_role_has_a_managed_policy_beyond_lambda_logging(deployed_env: EnvTemplates) -> None:
+    assert deployed_env.service is not None
+    for logical_id, resource in deployed_env.resources(deployed_env.service, "AWS::IAM::Role").items():
+        for arn in resource["Properties"].get("ManagedPolicyArns", []):
+            assert "AWSLambdaBasicExecutionRole" in str(arn), (logical_id, arn)
+
+
+def test_no_secret_like_values_in_templates(any_env: EnvTemplates) -> None:
+    text = str(any_env.stateful) + str(any_env.service)
+    for marker in ("AKIA", "aws_secret_access_key", "password", "BEGIN PRIVATE KEY"):
+        assert marker.lower() not in text.lower()
