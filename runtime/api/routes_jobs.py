@@ -79,6 +79,8 @@ def parse_json(body: bytes) -> Any:
                                             f"(char {exc.pos}): {exc.msg.lower()}") from None
     except ValueError as exc:
         raise ApiError(422, "invalid_json", f"body: {exc}") from None
+    except RecursionError:
+        raise ApiError(422, "invalid_json", "body: json nested too deeply") from None
 
 
 def check_idempotency_key(key: str | None) -> str | None:

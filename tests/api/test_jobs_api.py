@@ -135,6 +135,13 @@ BAD_INPUTS: list[tuple[str, Any, dict[str, str], int, str, str]] = [
     ("malformed json", b'{"type": "process_document", "params": {', {}, 422, "invalid_json", "line 1 column"),
     ("nan is not json", b'{"type": "process_document", "params": {"a": NaN}}', {}, 422, "invalid_json", "NaN"),
     ("empty body", b"", {}, 422, "invalid_json", "body"),
+    ("absurdly deep json", b'{"type": "process_document", "params": {"a": ' + b"[" * 30_000 + b"]" * 30_000 + b"}}",
+     {}, 422, "invalid_json", "nested too deeply"),
+    ("deep but parseable", b'{"type": "process_document", "params": {"source": "s3://docs/a", '
+     b'"destination": "s3://docs/b"}, "metadata": {"a": ' + b"[" * 40 + b"]" * 40 + b"}}", {}, 422,
+     "validation_error", "metadata.a"),
+    ("infinite number", b'{"type": "process_document", "params": {"source": "s3://docs/a", '
+     b'"destination": "s3://docs/b"}, "metadata": {"n": 1e400}}', {}, 422, "validation_error", "metadata.n"),
     ("not utf-8", b'{"type": "\xff"}', {}, 422, "invalid_json", "utf-8"),
     ("key empty", body(), {"Idempotency-Key": ""}, 422, "invalid_idempotency_key", "Idempotency-Key"),
     ("key too long", body(), {"Idempotency-Key": "k" * 256}, 422, "invalid_idempotency_key", "Idempotency-Key"),
