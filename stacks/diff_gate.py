@@ -15,6 +15,7 @@ import enum
 import importlib.util
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -47,8 +48,11 @@ EXTRA_REPLACEMENT_PATHS: Mapping[str, tuple[str, ...]] = {
 # Resource attributes whose change alters the deployed resource; Metadata and DependsOn do not.
 COMPARED_ATTRIBUTES = ("Type", "Properties", "DeletionPolicy", "UpdateReplacePolicy", "Condition", "UpdatePolicy")
 IGNORED_TYPES = frozenset({"AWS::CDK::Metadata"})
-# GitHub rejects comments above 65,536 characters; three environments with cdk diff output must fit.
-MAX_CDK_DIFF_CHARS = 15_000
+# GitHub rejects comments above 65,536 characters; three environments with table and cdk diff output must fit.
+MAX_COMMENT_CHARS = 65_000
+MAX_CDK_DIFF_CHARS = 8_000
+MAX_TABLE_ROWS = 60
+OPEN_TABLE_ROWS = 15
 
 
 class ChangeKind(enum.StrEnum):
@@ -315,7 +319,9 @@ def _replacement_reasons(before: Mapping[str, Any], after: Mapping[str, Any]) ->
 def decide(
     env: str, changes: Iterable[ResourceChange], labels: Iterable[str] = (), *, override_label: str = OVERRIDE_LABEL
 ) -> Verdict:
-    return Verdict(env, tuple(changes), override_label, frozenset(label.strip() for label in labels if label.strip()))
+    # Blocking changes first, so that a shortened table still shows every one of them.
+    ordered = sorted(changes, key=lambda change: (not change.destructive, change.stack, change.logical_id))
+    return Verdict(env, tuple(ordered), override_label, frozenset(label.strip() for label in labels if label.strip()))
 
 
 # --- cloud assemblies ---------------------------------------------------------------------------------------
@@ -397,7 +403,21 @@ def check_assembly(
 # --- reports ------------------------------------------------------------------------------------------------
 
 
-def render_report(verdict: Verdict, cdk_diff: str | None = None) -> str:
+def _row(change: ResourceChange) -> str:
+    mark = "❌" if change.destructive else ("🗄️" if change.stateful else "")
+    details = ", ".join(change.reasons) if change.reasons else ", ".join(change.changed)
+    if change.kind is ChangeKind.REPLACED and change.reasons:
+        details = f"replacement: {details}"
+    if change.destructive and change.retained:
+        kept = "orphaned, not deleted" if change.kind is ChangeKind.REMOVED else "old one kept, new one empty"
+        details = f"{details} (retained: {kept})".strip()
+    return (
+        f"| {mark} | {change.stack} | `{change.logical_id}` | {change.resource_type} | {change.kind} | "
+        f"{details.replace('|', '/')} |"
+    )
+
+
+def render_report(verdict: Verdict, cdk_diff: str | None = None, *, max_rows: int | None = MAX_TABLE_ROWS) -> str:
     """The markdown section of one environment: verdict, a table of resource changes, the cdk diff output."""
     if not verdict.passed:
         headline = (
@@ -415,20 +435,23 @@ def render_report(verdict: Verdict, cdk_diff: str | None = None) -> str:
         headline = f"### ✅ `{verdict.env}`: no resource changes."
     lines = [headline, ""]
     if verdict.changes:
-        lines += ["| | stack | resource | type | change | details |", "|---|---|---|---|---|---|"]
-        for change in verdict.changes:
-            mark = "❌" if change.destructive else ("🗄️" if change.stateful else "")
-            details = ", ".join(change.reasons) if change.reasons else ", ".join(change.changed)
-            if change.kind is ChangeKind.REPLACED and change.reasons:
-                details = f"replacement: {details}"
-            if change.destructive and change.retained:
-                kept = "orphaned, not deleted" if change.kind is ChangeKind.REMOVED else "old one kept, new one empty"
-                details = f"{details} (retained: {kept})".strip()
-            lines.append(
-                f"| {mark} | {change.stack} | `{change.logical_id}` | {change.resource_type} | {change.kind} | "
-                f"{details.replace('|', '/')} |"
-            )
-        lines += ["", "❌ blocks, 🗄️ stateful (table, queue, bucket, parameter, or retained)."]
+        counts = Counter(change.kind for change in verdict.changes)
+        summary = ", ".join(f"{counts[kind]} {kind}" for kind in ChangeKind if counts[kind])
+        shown = verdict.changes if max_rows is None else verdict.changes[:max_rows]
+        rows = [_row(change) for change in shown]
+        if len(shown) < len(verdict.changes):
+            rows.append(f"| | | ... and {len(verdict.changes) - len(shown)} more: see the job log | | | |")
+        lines += [
+            f"<details{' open' if len(verdict.changes) <= OPEN_TABLE_ROWS else ''}>"
+            f"<summary>{len(verdict.changes)} resource change(s): {summary}</summary>",
+            "",
+            "| | stack | resource | type | change | details |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "❌ blocks, 🗄️ stateful (table, queue, bucket, parameter, or retained).",
+            "</details>",
+        ]
     if cdk_diff is not None:
         text = cdk_diff.strip() or "(no differences)"
         if len(text) > MAX_CDK_DIFF_CHARS:
@@ -452,7 +475,10 @@ def render_comment(reports: Mapping[str, str], *, head_sha: str | None = None) -
         lines += [f"For commit {head_sha}.", ""]
     for report in reports.values():
         lines += [report.strip(), ""]
-    return "\n".join(lines)
+    body = "\n".join(lines)
+    if len(body) > MAX_COMMENT_CHARS:
+        body = body[: MAX_COMMENT_CHARS - 200] + "\n\n... (truncated: see the job summaries of this run)\n"
+    return body
 
 
 # --- command line -------------------------------------------------------------------------------------------
@@ -514,11 +540,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.env, args.assembly, args.baseline, _split_labels(args.labels), override_label=args.override_label
             )
             cdk_diff = args.cdk_diff.read_text(encoding="utf-8", errors="replace") if args.cdk_diff else None
-            report = render_report(verdict, cdk_diff)
             if args.report:
                 args.report.parent.mkdir(parents=True, exist_ok=True)
-                args.report.write_text(report, encoding="utf-8")
-            print(report)
+                args.report.write_text(render_report(verdict, cdk_diff), encoding="utf-8")
+            # The job log gets every row; the comment and the job summary get a table that fits.
+            print(render_report(verdict, max_rows=None))
             return verdict.exit_code
         files = {path.stem: path for path in sorted(args.reports.rglob("*.md"))}
         ordered = [env for env in ENV_ORDER if env in files] + sorted(set(files) - set(ENV_ORDER))

@@ -548,3 +548,12 @@ def test_cdk_cli_fails_a_task_size_change_the_gate_lets_through(
     code, output = cli_diffs["task-size"]
     assert code == 1 and "AWS::ECS::TaskDefinition" in output
     assert gate(service, "task-size").passed
+
+
+def test_a_long_table_is_shortened_but_keeps_every_blocking_change() -> None:
+    added = [ResourceChange("a-stack", f"Thing{i:03}", "AWS::SNS::Topic", ChangeKind.ADDED, False) for i in range(100)]
+    removed = ResourceChange("z-stack", "Table", "AWS::DynamoDB::Table", ChangeKind.REMOVED, True)
+    verdict = decide("prod", [*added, removed])
+    short, full = render_report(verdict), render_report(verdict, max_rows=None)
+    assert "`Table`" in short and "and 41 more: see the job log" in short
+    assert "`Thing099`" in full and "more: see the job log" not in full
