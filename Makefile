@@ -16,7 +16,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: run test bench install system-deps python-deps node-deps images
+.PHONY: run test bench install system-deps python-deps node-deps synth cfn-lint cdk-synth images
 
 run: install
 	$(PY) -m runtime.local --api-port $(API_PORT) --aws-port $(AWS_PORT)
@@ -29,6 +29,19 @@ bench: python-deps
 	$(PY) -m tests.benchmarks $(BENCH_ARGS)
 
 install: system-deps python-deps node-deps
+
+# CloudFormation of one environment (ENV=local|dev|staging|prod|all) as JSON and YAML in cdk.out/<env>/.
+ENV ?= all
+synth: python-deps
+	$(PY) -m stacks.synth --env $(ENV)
+
+# cfn-lint over every synthesized template (.cfnlintrc.yaml lists them).
+cfn-lint: synth
+	$(VENV)/bin/cfn-lint
+
+# The same through the pinned CDK CLI, offline (e.g. make cdk-synth ENV=prod).
+cdk-synth: install
+	npx cdk synth --quiet -c env=$(if $(filter all,$(ENV)),dev,$(ENV))
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 

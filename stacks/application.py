@@ -123,16 +123,21 @@ class AppStacks:
     service: ServiceStack | None  # None for "local": the emulator only gets the stateful stack
 
 
-def build_stacks(app: cdk.App, config: EnvironmentConfig, *, source_directory: str = str(REPO_ROOT),
-                 with_nag: bool = True) -> AppStacks:
+def build_stacks(
+    app: cdk.App, config: EnvironmentConfig, *, source_directory: str = str(REPO_ROOT), with_nag: bool = True
+) -> AppStacks:
     """The stacks of one environment, tagged and (by default) checked by cdk-nag's AwsSolutions rules."""
     env = cdk.Environment(account=config.account, region=config.region)
     stateful = StatefulStack(app, f"{config.stack_prefix}-stateful", config=config, env=env)
     service = None
     if config.name != "local":
         service = ServiceStack(
-            app, f"{config.stack_prefix}-service", config=config, stateful=stateful,
-            source_directory=source_directory, env=env,
+            app,
+            f"{config.stack_prefix}-service",
+            config=config,
+            stateful=stateful,
+            source_directory=source_directory,
+            env=env,
         )
     cdk.Tags.of(app).add("app", "job-tickets")
     cdk.Tags.of(app).add("environment", config.name)

@@ -143,7 +143,12 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         protect_data=True,
         nat_gateways=2,
         worker=WorkerConfig(
-            visibility_timeout_s=120, concurrency=16, max_attempts=3, cpu=1024, memory_mib=2048, min_capacity=2,
+            visibility_timeout_s=120,
+            concurrency=16,
+            max_attempts=3,
+            cpu=1024,
+            memory_mib=2048,
+            min_capacity=2,
             max_capacity=10,
         ),
         api=ApiConfig(mode="fargate", cpu=512, memory_mib=1024, desired_count=2, max_capacity=6),

@@ -60,8 +60,10 @@ def suppress_reviewed_findings(service: ServiceStack | None) -> None:
 
     dlq_role = service.dlq_handler.function.role
     assert dlq_role is not None
-    _suppress(dlq_role, NagPackSuppression(id="AwsSolutions-IAM4", reason=BASIC_EXECUTION,
-                                           applies_to=[BASIC_EXECUTION_POLICY]))
+    _suppress(
+        dlq_role,
+        NagPackSuppression(id="AwsSolutions-IAM4", reason=BASIC_EXECUTION, applies_to=[BASIC_EXECUTION_POLICY]),
+    )
     _suppress(
         _role_policy(dlq_role),
         NagPackSuppression(id="AwsSolutions-IAM5", reason=XRAY, applies_to=[XRAY_RESOURCE]),
@@ -133,8 +135,10 @@ def suppress_reviewed_findings(service: ServiceStack | None) -> None:
         function = service.api_function
         api_role = function.function.role
         assert api_role is not None
-        _suppress(api_role, NagPackSuppression(id="AwsSolutions-IAM4", reason=BASIC_EXECUTION,
-                                               applies_to=[BASIC_EXECUTION_POLICY]))
+        _suppress(
+            api_role,
+            NagPackSuppression(id="AwsSolutions-IAM4", reason=BASIC_EXECUTION, applies_to=[BASIC_EXECUTION_POLICY]),
+        )
         _suppress(
             _role_policy(api_role),
             NagPackSuppression(id="AwsSolutions-IAM5", reason=XRAY, applies_to=[XRAY_RESOURCE]),

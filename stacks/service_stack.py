@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, SymlinkFollowMode
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -49,17 +50,30 @@ def log_retention(days: int) -> logs.RetentionDays:
 class ServiceStack(Stack):
     """Everything that can be replaced at will; receives the stateful resources as objects."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, stateful: StatefulStack,
-                 source_directory: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        stateful: StatefulStack,
+        source_directory: str,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
-            scope, construct_id, description=f"job tickets {config.name}: api, worker, dlq handler, monitoring",
+            scope,
+            construct_id,
+            description=f"job tickets {config.name}: api, worker, dlq handler, monitoring",
             **kwargs,
         )
         self.add_stack_dependency(stateful)
         retention = log_retention(config.log_retention_days)
         environment = runtime_environment(config)
         job_store, queues, documents, parameters = (
-            stateful.job_store, stateful.queues, stateful.documents, stateful.parameters
+            stateful.job_store,
+            stateful.queues,
+            stateful.documents,
+            stateful.parameters,
         )
         # One Dockerfile (repo root) with a target per process; both Lambdas share the `lambda` image.
         lambda_image: dict[str, Any] = {"directory": source_directory, "target": "lambda", **IMAGE_CONTEXT}
@@ -99,6 +113,7 @@ class ServiceStack(Stack):
         parameters.grant_read_by_path(worker_role)
 
         api: FargateApi | ApiFunction
+        api_role: iam.IGrantable
         self.api_service: ApiService | None = None
         self.api_function: ApiFunction | None = None
         if config.api.mode == "fargate":

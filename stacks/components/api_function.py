@@ -30,16 +30,32 @@ class _AccessLogs:
     @property
     def format(self) -> apigw.AccessLogFormat:
         return apigw.AccessLogFormat.json_with_standard_fields(
-            caller=False, http_method=True, ip=True, protocol=True, request_time=True, resource_path=True,
-            response_length=True, status=True, user=False,
+            caller=False,
+            http_method=True,
+            ip=True,
+            protocol=True,
+            request_time=True,
+            resource_path=True,
+            response_length=True,
+            status=True,
+            user=False,
         )
 
 
 class ApiFunction(Construct):
     """Cheaper than Fargate + ALB when traffic is low (dev): no idle tasks, no load balancer hours."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, code: lambda_.DockerImageCode, api: ApiConfig,
-                 environment: dict[str, str], log_retention: logs.RetentionDays, tracing_enabled: bool) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.DockerImageCode,
+        api: ApiConfig,
+        environment: dict[str, str],
+        log_retention: logs.RetentionDays,
+        tracing_enabled: bool,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.function = lambda_.DockerImageFunction(

@@ -18,9 +18,19 @@ API_PORT = 8080
 class ApiService(Construct):
     """`python -m runtime.api --port 8080`; the ALB checks /healthz, deployments roll back on failure."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, cluster: ecs.ICluster, image: ecs.ContainerImage,
-                 api: ApiConfig, environment: dict[str, str], log_retention: logs.RetentionDays,
-                 tracing_enabled: bool, removal_policy: RemovalPolicy) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cluster: ecs.ICluster,
+        image: ecs.ContainerImage,
+        api: ApiConfig,
+        environment: dict[str, str],
+        log_retention: logs.RetentionDays,
+        tracing_enabled: bool,
+        removal_policy: RemovalPolicy,
+    ) -> None:
         super().__init__(scope, construct_id)
         task = runtime_task(
             self,
@@ -76,4 +86,3 @@ class ApiService(Construct):
         )
         scaling.scale_on_cpu_utilization("Cpu", target_utilization_percent=60)
         scaling.scale_on_request_count("Requests", requests_per_target=500, target_group=self.service.target_group)
-

@@ -15,9 +15,18 @@ DLQ_HANDLER = "runtime.dlq_handler.handler"
 class DlqHandler(Construct):
     """One record per invocation, partial batch failures reported: a failed record stays on the DLQ."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, code: lambda_.DockerImageCode,
-                 dead_letter_queue: sqs.IQueue, timeout: Duration, environment: dict[str, str],
-                 log_retention: logs.RetentionDays, tracing_enabled: bool) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.DockerImageCode,
+        dead_letter_queue: sqs.IQueue,
+        timeout: Duration,
+        environment: dict[str, str],
+        log_retention: logs.RetentionDays,
+        tracing_enabled: bool,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.function = lambda_.DockerImageFunction(

@@ -11,8 +11,15 @@ from constructs import Construct
 class Documents(Construct):
     """Private, encrypted, SSL-only, versioned bucket with lifecycle rules and server access logs."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, noncurrent_version_days: int,
-                 access_log_days: int, removal_policy: RemovalPolicy) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        noncurrent_version_days: int,
+        access_log_days: int,
+        removal_policy: RemovalPolicy,
+    ) -> None:
         super().__init__(scope, construct_id)
         # No auto_delete_objects: it adds an asset Lambda custom resource, which the local emulator's
         # CloudFormation cannot deploy. A non-empty bucket in dev must be emptied before stack deletion.

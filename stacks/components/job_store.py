@@ -15,8 +15,9 @@ TTL_ATTRIBUTE = "expiresAt"
 class JobStore(Construct):
     """The DynamoDB table holding jobs and idempotency heads."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy,
-                 deletion_protection: bool) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy, deletion_protection: bool
+    ) -> None:
         super().__init__(scope, construct_id)
         # aws_dynamodb.Table, not TableV2: TableV2 becomes AWS::DynamoDB::GlobalTable, which the
         # local emulator's CloudFormation cannot create, and the local all-in-one deploys this stack.
@@ -52,14 +53,22 @@ class JobStore(Construct):
     def grant_submit(self, grantee: iam.IGrantable) -> iam.Grant:
         """The API: conditional create, consistent get, retry/key-generation updates, key lookup, readiness."""
         return self.table.grant(
-            grantee, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query",
+            grantee,
+            "dynamodb:PutItem",
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Query",
             "dynamodb:DescribeTable",
         )
 
     def grant_process(self, grantee: iam.IGrantable) -> iam.Grant:
         """The worker: claim/lease/finish updates, republisher sweep (Query + BatchGetItem), readiness."""
         return self.table.grant(
-            grantee, "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:Query",
+            grantee,
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Query",
             "dynamodb:DescribeTable",
         )
 

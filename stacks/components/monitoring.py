@@ -32,10 +32,22 @@ class FargateApi:
 class Monitoring(Construct):
     """One SNS topic for every alarm; the dashboard shows the API, the queues, the worker and the jobs."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, dashboard_name: str, thresholds: AlarmThresholds,
-                 service_name: str, table: dynamodb.ITable, jobs_queue: sqs.IQueue, dead_letter_queue: sqs.IQueue,
-                 worker_service: ecs.BaseService, dlq_function: lambda_.IFunction, api: FargateApi | ApiFunction,
-                 alarm_email: str | None = None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        dashboard_name: str,
+        thresholds: AlarmThresholds,
+        service_name: str,
+        table: dynamodb.ITable,
+        jobs_queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        worker_service: ecs.BaseService,
+        dlq_function: lambda_.IFunction,
+        api: FargateApi | ApiFunction,
+        alarm_email: str | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.alarm_topic = sns.Topic(self, "AlarmTopic", display_name=f"{dashboard_name} alarms", enforce_ssl=True)
         if alarm_email:
@@ -55,7 +67,8 @@ class Monitoring(Construct):
         )
         self.alarms: dict[str, cloudwatch.Alarm] = {
             "DeadLetterQueueNotEmpty": dlq_depth.create_alarm(
-                self, "DeadLetterQueueNotEmpty",
+                self,
+                "DeadLetterQueueNotEmpty",
                 alarm_description="jobs reached the dead-letter queue",
                 threshold=thresholds.dlq_messages,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -63,7 +76,8 @@ class Monitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
             "OldestMessageTooOld": oldest_age.create_alarm(
-                self, "OldestMessageTooOld",
+                self,
+                "OldestMessageTooOld",
                 alarm_description="the oldest job message waits too long: workers are behind or down",
                 threshold=thresholds.oldest_message_age_s,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -71,7 +85,8 @@ class Monitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
             "Api5xx": api_5xx.create_alarm(
-                self, "Api5xx",
+                self,
+                "Api5xx",
                 alarm_description="the api answers 5xx",
                 threshold=thresholds.api_5xx_per_5min,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -82,7 +97,8 @@ class Monitoring(Construct):
         for index, errors in enumerate(lambda_errors):
             alarm_id = "DlqHandlerErrors" if index == 0 else "ApiFunctionErrors"
             self.alarms[alarm_id] = errors.create_alarm(
-                self, alarm_id,
+                self,
+                alarm_id,
                 alarm_description=f"{errors.label} in 5 minutes",
                 threshold=thresholds.lambda_errors_per_5min,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -132,8 +148,9 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(title="DLQ depth", left=[dlq_depth], width=8),
         )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Jobs (EMF)", left=[self._job_metric(service_name, n) for n in JOB_METRICS],
-                                   width=8),
+            cloudwatch.GraphWidget(
+                title="Jobs (EMF)", left=[self._job_metric(service_name, n) for n in JOB_METRICS], width=8
+            ),
             cloudwatch.GraphWidget(
                 title="Job duration and queue lag p90 (ms, EMF)",
                 left=[self._job_metric(service_name, n, statistic="p90") for n in JOB_LATENCIES],
@@ -149,7 +166,7 @@ class Monitoring(Construct):
     @staticmethod
     def _api_metrics(
         api: FargateApi | ApiFunction,
-    ) -> tuple[cloudwatch.IMetric, cloudwatch.IMetric, cloudwatch.IMetric]:
+    ) -> tuple[cloudwatch.Metric, cloudwatch.Metric, cloudwatch.Metric | cloudwatch.MathExpression]:
         if isinstance(api, ApiFunction):
             return (
                 api.http_api.metric_count(period=FIVE_MINUTES, label="requests"),
@@ -176,7 +193,7 @@ class Monitoring(Construct):
     def _job_metric(service_name: str, metric_name: str, *, statistic: str = "Sum") -> cloudwatch.IMetric:
         # EMF lines may carry extra dimensions (e.g. JobType) next to Service: search, then add them up.
         search = (
-            f"SEARCH('Namespace=\"{METRICS_NAMESPACE}\" MetricName=\"{metric_name}\" Service=\"{service_name}\"', "
+            f'SEARCH(\'Namespace="{METRICS_NAMESPACE}" MetricName="{metric_name}" Service="{service_name}"\', '
             f"'{statistic}', 300)"
         )
         expression = f"SUM({search})" if statistic == "Sum" else f"MAX({search})"

@@ -13,9 +13,16 @@ MAX_RECEIVE_COUNT = 3
 class Queues(Construct):
     """Jobs queue with redrive to a DLQ after MAX_RECEIVE_COUNT receives; both SSE and SSL-only."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, visibility_timeout: Duration,
-                 dead_letter_retention: Duration, dead_letter_visibility_timeout: Duration,
-                 removal_policy: RemovalPolicy) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        visibility_timeout: Duration,
+        dead_letter_retention: Duration,
+        dead_letter_visibility_timeout: Duration,
+        removal_policy: RemovalPolicy,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -47,6 +54,10 @@ class Queues(Construct):
     def grant_process(self, grantee: iam.IGrantable) -> iam.Grant:
         """The worker: receive, (batch) delete, (batch) change visibility, probe; and send (republisher)."""
         return self.jobs_queue.grant(
-            grantee, "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage",
+            grantee,
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:SendMessage",
             "sqs:GetQueueAttributes",
         )

@@ -21,9 +21,19 @@ class WorkerService(Construct):
     calls ecs:UpdateTaskProtection with the task role's credentials, so the task role is granted exactly that
     (cluster.grant_task_protection) on the cluster's tasks."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, cluster: ecs.Cluster, image: ecs.ContainerImage,
-                 queue: sqs.IQueue, worker: WorkerConfig, environment: dict[str, str],
-                 log_retention: logs.RetentionDays, tracing_enabled: bool) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cluster: ecs.Cluster,
+        image: ecs.ContainerImage,
+        queue: sqs.IQueue,
+        worker: WorkerConfig,
+        environment: dict[str, str],
+        log_retention: logs.RetentionDays,
+        tracing_enabled: bool,
+    ) -> None:
         super().__init__(scope, construct_id)
         task = runtime_task(
             self,

@@ -9,8 +9,13 @@ import pytest
 
 from tests.infra.conftest import EnvTemplates, synthesized
 
-XRAY_DAEMON = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
-               "xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries"}
+XRAY_DAEMON = {
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+}
 XRAY_LAMBDA = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 SSM = {"ssm:GetParametersByPath"}
 API_TABLE = {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DescribeTable"}
@@ -20,22 +25,46 @@ API_QUEUE = {"sqs:SendMessage", "sqs:GetQueueAttributes"}
 EXPECTED: dict[str, dict[str, set[str]]] = {
     "WorkerTaskTaskRole": {
         "*": XRAY_DAEMON,
-        "QueuesJobsQueue": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                            "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
-        "JobStoreTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:Query",
-                          "dynamodb:DescribeTable"},
+        "QueuesJobsQueue": {
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:SendMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+        },
+        "JobStoreTable": {
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Query",
+            "dynamodb:DescribeTable",
+        },
         "DocumentsBucket": {"s3:GetObject", "s3:PutObject"},
         ":parameter/job-tickets/": SSM,
         ":task/": {"ecs:UpdateTaskProtection"},
     },
-    "ApiTaskTaskRole": {"*": XRAY_DAEMON, "JobStoreTable": API_TABLE, "QueuesJobsQueue": API_QUEUE,
-                        ":parameter/job-tickets/": SSM},
-    "ApiFunctionServiceRole": {"*": XRAY_LAMBDA, "JobStoreTable": API_TABLE, "QueuesJobsQueue": API_QUEUE,
-                               ":parameter/job-tickets/": SSM},
+    "ApiTaskTaskRole": {
+        "*": XRAY_DAEMON,
+        "JobStoreTable": API_TABLE,
+        "QueuesJobsQueue": API_QUEUE,
+        ":parameter/job-tickets/": SSM,
+    },
+    "ApiFunctionServiceRole": {
+        "*": XRAY_LAMBDA,
+        "JobStoreTable": API_TABLE,
+        "QueuesJobsQueue": API_QUEUE,
+        ":parameter/job-tickets/": SSM,
+    },
     "DlqHandlerFunctionServiceRole": {
         "*": XRAY_LAMBDA,
-        "QueuesDeadLetterQueue": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                                  "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
+        "QueuesDeadLetterQueue": {
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+        },
         "JobStoreTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         ":parameter/job-tickets/": SSM,
     },

@@ -19,8 +19,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _alarms(env: EnvTemplates) -> dict[str, dict[str, Any]]:
     assert env.service is not None
-    return {k: v["Properties"] for k, v in env.resources(env.service, "AWS::CloudWatch::Alarm").items()
-            if k.startswith("Monitoring")}
+    return {
+        k: v["Properties"]
+        for k, v in env.resources(env.service, "AWS::CloudWatch::Alarm").items()
+        if k.startswith("Monitoring")
+    }
 
 
 def _metric_names(alarm: dict[str, Any]) -> set[str]:
@@ -54,8 +57,18 @@ def test_dashboard_shows_every_signal(deployed_env: EnvTemplates) -> None:
     assert deployed_env.service is not None
     (dashboard,) = deployed_env.resources(deployed_env.service, "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
-    for title in ("API requests", "API latency", "API 5xx", "Jobs queue depth", "Age of oldest message",
-                  "DLQ depth", "Jobs (EMF)", "Worker tasks", "Lambda errors", "Table throttles"):
+    for title in (
+        "API requests",
+        "API latency",
+        "API 5xx",
+        "Jobs queue depth",
+        "Age of oldest message",
+        "DLQ depth",
+        "Jobs (EMF)",
+        "Worker tasks",
+        "Lambda errors",
+        "Table throttles",
+    ):
         assert title in body, title
     for metric in ("JobsCreated", "JobsSucceeded", "JobsFailed", "JobsFailedFinal", "JobDuration", "QueueLag"):
         assert metric in body, metric
@@ -77,8 +90,14 @@ def test_every_nag_suppression_has_a_specific_reason(deployed_env: EnvTemplates)
     for rule_id, reason in reasons:
         assert len(reason) >= 60, (rule_id, reason)
     # Only the reviewed kinds of finding are suppressed; a new kind must be reviewed in stacks/nag.py.
-    allowed = {"AwsSolutions-IAM4", "AwsSolutions-IAM5", "AwsSolutions-ECS2", "AwsSolutions-EC23",
-               "AwsSolutions-S1", "AwsSolutions-APIG4"}
+    allowed = {
+        "AwsSolutions-IAM4",
+        "AwsSolutions-IAM5",
+        "AwsSolutions-ECS2",
+        "AwsSolutions-EC23",
+        "AwsSolutions-S1",
+        "AwsSolutions-APIG4",
+    }
     assert {rule_id for rule_id, _ in reasons} <= allowed
 
 
@@ -91,7 +110,10 @@ def test_cfn_lint_is_clean_on_every_template_of_every_environment() -> None:
     assert len(files) == 2 * (1 + 2 * 3)  # json + yaml; local: stateful only
     result = subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), "--config-file", str(REPO / ".cfnlintrc.yaml"), "--", *files],
-        capture_output=True, text=True, check=False, cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

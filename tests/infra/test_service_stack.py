@@ -12,15 +12,21 @@ from tests.infra.conftest import EnvTemplates
 
 def _one(env: EnvTemplates, resource_type: str, predicate: Any = None) -> dict[str, Any]:
     assert env.service is not None
-    found = [r["Properties"] for r in env.resources(env.service, resource_type).values()
-             if predicate is None or predicate(r["Properties"])]
+    found = [
+        r["Properties"]
+        for r in env.resources(env.service, resource_type).values()
+        if predicate is None or predicate(r["Properties"])
+    ]
     assert len(found) == 1, (resource_type, len(found))
     return found[0]
 
 
 def _task(env: EnvTemplates, label: str) -> dict[str, Any]:
-    return _one(env, "AWS::ECS::TaskDefinition",
-                lambda p: p["ContainerDefinitions"][0].get("DockerLabels", {}).get("service") == label)
+    return _one(
+        env,
+        "AWS::ECS::TaskDefinition",
+        lambda p: p["ContainerDefinitions"][0].get("DockerLabels", {}).get("service") == label,
+    )
 
 
 def test_cluster_has_container_insights(deployed_env: EnvTemplates) -> None:
@@ -51,8 +57,9 @@ def test_api_on_fargate_behind_alb(prod: EnvTemplates) -> None:
 
 def test_worker_scales_on_backlog_and_keeps_one_task(deployed_env: EnvTemplates) -> None:
     worker = get_config(deployed_env.env_name).worker
-    target = _one(deployed_env, "AWS::ApplicationAutoScaling::ScalableTarget",
-                  lambda p: "Worker" in str(p["ResourceId"]))
+    target = _one(
+        deployed_env, "AWS::ApplicationAutoScaling::ScalableTarget", lambda p: "Worker" in str(p["ResourceId"])
+    )
     assert target["MinCapacity"] == worker.min_capacity >= 1
     assert target["MaxCapacity"] == worker.max_capacity
     assert deployed_env.service is not None
@@ -65,8 +72,11 @@ def test_worker_scales_on_backlog_and_keeps_one_task(deployed_env: EnvTemplates)
             "ComparisonOperator": "GreaterThanOrEqualToThreshold",
         },
     )
-    policies = [p for p in deployed_env.resources(deployed_env.service, "AWS::ApplicationAutoScaling::ScalingPolicy")
-                .values() if "Worker" in str(p["Properties"]["ScalingTargetId"])]
+    policies = [
+        p
+        for p in deployed_env.resources(deployed_env.service, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+        if "Worker" in str(p["Properties"]["ScalingTargetId"])
+    ]
     # Backlog only: no CPU target tracking for an I/O-bound worker.
     assert {p["Properties"]["PolicyType"] for p in policies} == {"StepScaling"}
 
@@ -80,8 +90,13 @@ def test_worker_task_drains_within_stop_timeout_and_can_protect_itself(deployed_
     assert deployed_env.service is not None
     Template.from_json(deployed_env.service).has_resource_properties(
         "AWS::IAM::Policy",
-        {"PolicyDocument": {"Statement": Match.array_with([Match.object_like(
-            {"Action": "ecs:UpdateTaskProtection", "Effect": "Allow"})])}},
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Action": "ecs:UpdateTaskProtection", "Effect": "Allow"})]
+                )
+            }
+        },
     )
 
 
@@ -123,8 +138,9 @@ def test_images_come_from_the_repo_dockerfile(deployed_env: EnvTemplates) -> Non
 
 
 def test_dlq_lambda(deployed_env: EnvTemplates) -> None:
-    function = _one(deployed_env, "AWS::Lambda::Function",
-                    lambda p: p["ImageConfig"]["Command"] == ["runtime.dlq_handler.handler"])
+    function = _one(
+        deployed_env, "AWS::Lambda::Function", lambda p: p["ImageConfig"]["Command"] == ["runtime.dlq_handler.handler"]
+    )
     assert function["PackageType"] == "Image"
     assert function["TracingConfig"] == {"Mode": "Active"}
     assert function["Environment"]["Variables"]["JOBS_SSM_PATH"] == f"/job-tickets/{deployed_env.env_name}"
@@ -135,8 +151,9 @@ def test_dlq_lambda(deployed_env: EnvTemplates) -> None:
 
 
 def test_api_on_lambda_behind_http_api(dev: EnvTemplates) -> None:
-    function = _one(dev, "AWS::Lambda::Function",
-                    lambda p: p["ImageConfig"]["Command"] == ["runtime.api.lambda_handler.handler"])
+    function = _one(
+        dev, "AWS::Lambda::Function", lambda p: p["ImageConfig"]["Command"] == ["runtime.api.lambda_handler.handler"]
+    )
     assert function["TracingConfig"] == {"Mode": "Active"}
     assert function["Timeout"] < 30
     _one(dev, "AWS::ApiGatewayV2::Api")

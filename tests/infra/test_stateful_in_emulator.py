@@ -59,9 +59,7 @@ def test_jobs_queue_redrives_to_the_dead_letter_queue(deployed: dict[str, Any], 
     assert attributes["VisibilityTimeout"] == "30"
 
 
-def test_parameters_are_readable_by_path_as_the_runtime_reads_them(
-    deployed: dict[str, Any], moto_server: str
-) -> None:
+def test_parameters_are_readable_by_path_as_the_runtime_reads_them(deployed: dict[str, Any], moto_server: str) -> None:
     ssm = boto3.client("ssm", endpoint_url=moto_server)
     pages = ssm.get_paginator("get_parameters_by_path").paginate(Path="/job-tickets/local/", WithDecryption=True)
     values = {p["Name"].rsplit("/", 1)[1]: p["Value"] for page in pages for p in page["Parameters"]}

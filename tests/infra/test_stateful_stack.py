@@ -31,7 +31,10 @@ PINNED_LOGICAL_IDS = {
 }
 STATEFUL_TYPES = {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::S3::Bucket"}
 TABLE, JOBS_QUEUE, DLQ, BUCKET = (
-    "JobStoreTableF88185D4", "QueuesJobsQueueED92C26D", "QueuesDeadLetterQueue82AA3FB7", "DocumentsBucket089EA665"
+    "JobStoreTableF88185D4",
+    "QueuesJobsQueueED92C26D",
+    "QueuesDeadLetterQueue82AA3FB7",
+    "DocumentsBucket089EA665",
 )
 
 
@@ -94,10 +97,17 @@ def test_queues(any_env: EnvTemplates) -> None:
             {
                 "Queues": [{"Ref": queue}],
                 "PolicyDocument": {
-                    "Statement": Match.array_with([Match.object_like({
-                        "Effect": "Deny", "Action": "sqs:*",
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    })])
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Effect": "Deny",
+                                    "Action": "sqs:*",
+                                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                                }
+                            )
+                        ]
+                    )
                 },
             },
         )
@@ -106,7 +116,10 @@ def test_queues(any_env: EnvTemplates) -> None:
 def test_documents_bucket(any_env: EnvTemplates) -> None:
     bucket = _resource(any_env, BUCKET)["Properties"]
     assert bucket["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
     }
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
         "SSEAlgorithm": "AES256"
@@ -121,9 +134,17 @@ def test_documents_bucket(any_env: EnvTemplates) -> None:
         {
             "Bucket": {"Ref": BUCKET},
             "PolicyDocument": {
-                "Statement": Match.array_with([Match.object_like({
-                    "Effect": "Deny", "Action": "s3:*", "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                })])
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "s3:*",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
             },
         },
     )
@@ -154,8 +175,9 @@ def test_parameters_are_named_after_the_runtime_settings(any_env: EnvTemplates) 
     assert parameters[prefix + "republish-interval-s"] == str(config.republish_interval_s)
 
 
-@pytest.mark.parametrize(("env_name", "protected"), [("local", False), ("dev", False), ("staging", True),
-                                                     ("prod", True)])
+@pytest.mark.parametrize(
+    ("env_name", "protected"), [("local", False), ("dev", False), ("staging", True), ("prod", True)]
+)
 def test_retention_and_termination_protection(env_name: str, protected: bool) -> None:
     from tests.infra.conftest import synthesized
 
