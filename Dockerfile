@@ -63,6 +63,9 @@ CMD ["python", "-m", "runtime.worker"]
 FROM runtime-base AS emulator
 COPY --from=deps-emulator /opt/venv /opt/venv
 COPY runtime/ /app/runtime/
+# The stateful stack's template, synthesized from stacks/ on the host (`.ci/images.sh template`): the dev
+# overlay's provisioning Job deploys it into this emulator. The image needs no CDK, no Node.
+COPY .build/templates/stateful-local.json /app/templates/stateful-local.json
 USER 10001:10001
 EXPOSE 5000
 # moto's server installs no SIGTERM handler and would ignore SIGTERM as PID 1; SIGINT stops it at once.

@@ -7,6 +7,7 @@
 #   .ci/images.sh config         write .build/containers/{containers,storage}.conf
 #   .ci/images.sh base           build localhost/python-base:local with mmdebstrap (skipped when it exists)
 #   .ci/images.sh wheels         download the runtime's wheels on the host into .build/wheels
+#   .ci/images.sh template       synthesize the local stateful template for the emulator image (dev overlay)
 #   .ci/images.sh build [T...]   podman build each target (default: api worker lambda)
 #   .ci/images.sh names          print "target image" for every target (the names k8s/ uses)
 #   .ci/images.sh env            print the exports that point podman at the project-local configuration
@@ -19,6 +20,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="$ROOT/.build"
 CONTAINERS_DIR="$BUILD_DIR/containers"
 WHEELS_DIR="$BUILD_DIR/wheels"
+TEMPLATES_DIR="$BUILD_DIR/templates"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 
 # The one place the image names are defined; k8s/ and the tests read them through `names`.
@@ -127,10 +129,21 @@ cmd_wheels() {
     printf '%s' "$wanted" >"$stamp"
 }
 
+cmd_template() {
+    mkdir -p "$TEMPLATES_DIR"
+    # The local all-in-one's own synthesis and cache (runtime.local.provision), so both use one template.
+    "$PYTHON" -c 'import json, sys; from runtime.local.provision import stateful_template
+json.dump(stateful_template("local"), sys.stdout)' >"$TEMPLATES_DIR/stateful-local.json.$$"
+    mv "$TEMPLATES_DIR/stateful-local.json.$$" "$TEMPLATES_DIR/stateful-local.json"
+}
+
 cmd_build() {
     local targets=("$@")
     [ "${#targets[@]}" -gt 0 ] || targets=("${DEFAULT_TARGETS[@]}")
     local target started
+    if [[ " ${targets[*]} " == *" emulator "* ]]; then
+        (cd "$ROOT" && cmd_template)
+    fi
     for target in "${targets[@]}"; do
         started=$(date +%s%N)
         podman build --isolation chroot --pull=never --layers \
@@ -153,19 +166,32 @@ cmd_env() {
     echo "export CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF"
 }
 
+# One build at a time per checkout (parallel test sessions share .build/): the others wait, then find the
+# base image, the wheels and the layers already there.
+lock() {
+    mkdir -p "$BUILD_DIR"
+    exec 9>"$BUILD_DIR/images.lock"
+    flock 9
+}
+
 main() {
     local command="${1:-all}"
     [ "$#" -eq 0 ] || shift
+    case "$command" in
+        names | env) ;;
+        *) lock ;;
+    esac
     case "$command" in
         deps) cmd_deps ;;
         config) cmd_config ;;
         base) cmd_config && cmd_base ;;
         wheels) cmd_wheels ;;
+        template) cd "$ROOT" && cmd_template ;;
         build) cmd_config && cmd_build "$@" ;;
         names) cmd_names ;;
         env) cmd_env ;;
         all) cmd_deps && cmd_config && cmd_base && cmd_wheels && cmd_build "$@" ;;
-        *) echo "unknown command: $command (deps, config, base, wheels, build, names, env, all)" >&2; return 2 ;;
+        *) echo "unknown command: $command (deps, config, base, wheels, template, build, names, env, all)" >&2; return 2 ;;
     esac
 }
 

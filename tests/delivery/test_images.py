@@ -259,29 +259,68 @@ def test_worker_container_starts_and_drains_on_sigterm(
     assert "worker_stopped" in events, output[-4000:]
 
 
-def test_emulator_image_serves_moto(images: Images) -> None:
+def _dev_overlay_commands() -> dict[str, list[str]]:
+    """The provisioning Job's and the wait-for-provisioning init container's commands, as rendered."""
+    import yaml
+
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(ROOT / "k8s" / "overlays" / "dev")], capture_output=True, text=True, check=True
+    ).stdout
+    commands: dict[str, list[str]] = {}
+    for document in yaml.safe_load_all(rendered):
+        if document and document["kind"] == "Job":
+            commands["provision"] = document["spec"]["template"]["spec"]["containers"][0]["command"]
+        if document and document["kind"] == "Deployment" and document["metadata"]["name"] == "job-tickets-api":
+            commands["wait"] = document["spec"]["template"]["spec"]["initContainers"][0]["command"]
+    return commands
+
+
+def test_emulator_image_runs_moto_and_the_dev_overlay_provisioning(images: Images) -> None:
+    """What overlays/dev does in a cluster, with containers: moto from the emulator image, the Job's command
+    deploying the baked-in stateful template into it, and the API's init container seeing the parameters."""
     port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
     name = f"jt-emulator-{uuid.uuid4().hex[:8]}"
-    command = _image_config(images, images.names["emulator"])["Cmd"]
+    emulator_image = images.names["emulator"]
+    command = _image_config(images, emulator_image)["Cmd"]
     assert command == ["python", "-m", "moto.server", "-H", "0.0.0.0", "-p", "5000"]
     process = subprocess.Popen(
         ["podman", "run", "--rm", "--pull=never", "--name", name, "--network", "host", "--read-only",
-         "--tmpfs", "/tmp", images.names["emulator"], *command[:3], "-H", "127.0.0.1", "-p", str(port)],
+         "--tmpfs", "/tmp", emulator_image, *command[:3], "-H", "127.0.0.1", "-p", str(port)],
         env=images.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
+        commands = _dev_overlay_commands()
+        job_args = [*_run_args(images, f"{name}-job", endpoint, "/job-tickets/local"), "--entrypoint", ""]
+        # The Job retries until the emulator answers (backoffLimit); here the container is simply run again.
         deadline = time.monotonic() + START_DEADLINE_S
-        queues: dict[str, Any] = {}
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{port}")
-                sqs.create_queue(QueueName="probe")
-                queues = sqs.list_queues()
-                break
-            except Exception:  # noqa: BLE001 - not listening yet
-                time.sleep(0.25)
-        assert [url.rsplit("/", 1)[1] for url in queues.get("QueueUrls", [])] == ["probe"]
+        job = images.podman(*job_args, emulator_image, *commands["provision"], check=False)
+        while job.returncode != 0 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.5)
+            job = images.podman(*job_args, emulator_image, *commands["provision"], check=False)
+        assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-2000:]
+        provisioned = _json_lines(job.stdout)[-1]
+        assert provisioned["event"] == "provisioned"
+        assert provisioned["ssm_path"] == "/job-tickets/local"
+
+        dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+        table = dynamodb.describe_table(TableName=provisioned["table_name"])["Table"]
+        assert {index["IndexName"] for index in table["GlobalSecondaryIndexes"]} == {
+            "by-idempotency-key",
+            "pending-by-age",
+        }
+        ttl = dynamodb.describe_time_to_live(TableName=provisioned["table_name"])["TimeToLiveDescription"]
+        assert ttl["TimeToLiveStatus"] in ("ENABLED", "ENABLING")
+        sqs = boto3.client("sqs", endpoint_url=endpoint)
+        redrive = sqs.get_queue_attributes(QueueUrl=provisioned["queue_url"], AttributeNames=["RedrivePolicy"])
+        assert json.loads(redrive["Attributes"]["RedrivePolicy"])["maxReceiveCount"] == 3
+
+        wait = images.podman(
+            *_run_args(images, f"{name}-wait", endpoint, "/job-tickets/local"), emulator_image, *commands["wait"],
+            check=False,
+        )  # fmt: skip
+        assert wait.returncode == 0, wait.stdout[-2000:] + wait.stderr[-2000:]
     finally:
-        stop_signal = _image_config(images, images.names["emulator"]).get("StopSignal") or "TERM"
+        stop_signal = _image_config(images, emulator_image).get("StopSignal") or "TERM"
         returncode, output = _stop(images, name, process, signal=stop_signal)
     assert returncode == 0, output[-4000:]
