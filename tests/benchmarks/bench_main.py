@@ -943,10 +943,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+KEPT_SECTION = "\n## Findings"
+
+
 def write_markdown(path: Path, command: str, started: datetime, lines: list[str]) -> None:
+    """Writes the recorded run; a hand-written "## Findings" section already in the file is kept below it."""
+    kept = ""
+    if path.exists():
+        existing = path.read_text(encoding="utf-8")
+        if KEPT_SECTION in existing:
+            kept = existing[existing.index(KEPT_SECTION) :]
     body = "\n".join(lines)
     path.write_text(
-        f"# Benchmarks\n\nRecorded by `{command}` on {started:%Y-%m-%d} ({machine()}).\n\n```text\n{body}\n```\n",
+        "# Benchmarks\n\n"
+        f"Recorded by `{command}` (also `make bench`) on {started:%Y-%m-%d %H:%M} UTC, {machine()}.\n"
+        "Each scenario starts a fresh `python -m runtime.local` (empty table and queues); figures are medians of the "
+        "runs, ratios are against the emulator ceiling measured in the same run.\n\n"
+        f"```text\n{body}\n```\n{kept}",
         encoding="utf-8",
     )
 
