@@ -468,12 +468,25 @@ def render_report(verdict: Verdict, cdk_diff: str | None = None, *, max_rows: in
     return "\n".join(lines) + "\n"
 
 
-def render_comment(reports: Mapping[str, str], *, head_sha: str | None = None) -> str:
-    """One pull-request comment from every environment's report, under the marker the comment job looks for."""
+def render_comment(
+    reports: Mapping[str, str],
+    *,
+    expected: Sequence[str] = (),
+    head_sha: str | None = None,
+    run_url: str | None = None,
+) -> str:
+    """One pull-request comment from every environment's report, under the marker the comment job looks for.
+
+    An expected environment without a report is named: its job failed before the gate could decide."""
     lines = [COMMENT_MARKER, "## Diff gate", ""]
-    if head_sha:
-        lines += [f"For commit {head_sha}.", ""]
-    for report in reports.values():
+    if head_sha or run_url:
+        commit = f"commit {head_sha}" if head_sha else "this commit"
+        lines += [f"For {commit}" + (f", [workflow run]({run_url})." if run_url else "."), ""]
+    order = [*expected, *sorted(set(reports) - set(expected))]
+    for env in order:
+        report = reports.get(env)
+        if report is None:
+            report = f"### ⚠️ `{env}`: no verdict: the job failed before the gate ran (see the workflow run)."
         lines += [report.strip(), ""]
     body = "\n".join(lines)
     if len(body) > MAX_COMMENT_CHARS:
@@ -489,9 +502,6 @@ def _split_labels(raw: str) -> list[str]:
     if raw.startswith("["):
         return [str(label) for label in json.loads(raw)]
     return [label for label in raw.split(",") if label.strip()]
-
-
-ENV_ORDER = ("dev", "staging", "prod")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -516,7 +526,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     comment_cmd = commands.add_parser("comment", help="join the reports (<env>.md) into one comment")
     comment_cmd.add_argument("--reports", type=Path, required=True)
     comment_cmd.add_argument("--out", type=Path, required=True)
+    comment_cmd.add_argument("--envs", default="dev,staging,prod", help="environments that must have a report")
     comment_cmd.add_argument("--head-sha", default=None)
+    comment_cmd.add_argument("--run-url", default=None)
     args = parser.parse_args(argv)
 
     try:
@@ -546,12 +558,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The job log gets every row; the comment and the job summary get a table that fits.
             print(render_report(verdict, max_rows=None))
             return verdict.exit_code
-        files = {path.stem: path for path in sorted(args.reports.rglob("*.md"))}
-        ordered = [env for env in ENV_ORDER if env in files] + sorted(set(files) - set(ENV_ORDER))
-        reports = {env: files[env].read_text(encoding="utf-8") for env in ordered}
-        if not reports:
-            reports = {"gate": "### ⚠️ No environment produced a report: see the workflow run."}
-        args.out.write_text(render_comment(reports, head_sha=args.head_sha), encoding="utf-8")
+        reports = {path.stem: path.read_text(encoding="utf-8") for path in sorted(args.reports.rglob("*.md"))}
+        expected = [env.strip() for env in args.envs.split(",") if env.strip()]
+        body = render_comment(reports, expected=expected, head_sha=args.head_sha, run_url=args.run_url)
+        args.out.write_text(body, encoding="utf-8")
         return 0
     except (GateInputError, OSError, KeyError, json.JSONDecodeError) as error:
         print(f"diff gate: {error}", file=sys.stderr)

@@ -418,11 +418,21 @@ def test_one_comment_holds_every_environment_in_order(tmp_path: Path) -> None:
     for env, mark in (("prod", "❌"), ("dev", "✅"), ("staging", "✅")):
         (reports / f"{env}.md").write_text(f"### {mark} `{env}`\n")
     out = tmp_path / "comment.md"
-    assert main(["comment", "--reports", str(reports), "--out", str(out), "--head-sha", "abc123"]) == 0
+    args = ["comment", "--reports", str(reports), "--out", str(out), "--head-sha", "abc123", "--run-url", "https://r"]
+    assert main(args) == 0
     body = out.read_text()
     assert body.startswith(COMMENT_MARKER)
     assert body.index("`dev`") < body.index("`staging`") < body.index("`prod`")
-    assert "abc123" in body
+    assert "For commit abc123, [workflow run](https://r)." in body
+
+
+def test_the_comment_names_an_environment_whose_job_failed_before_the_gate(tmp_path: Path) -> None:
+    (tmp_path / "dev.md").write_text("### ✅ `dev`: passes\n")
+    out = tmp_path / "comment.md"
+    assert main(["comment", "--reports", str(tmp_path), "--out", str(out), "--envs", "dev,staging,prod"]) == 0
+    body = out.read_text()
+    assert "### ⚠️ `staging`: no verdict" in body and "### ⚠️ `prod`: no verdict" in body
+    assert "### ✅ `dev`: passes" in body
 
 
 def test_long_cdk_diff_output_is_truncated_to_fit_a_comment() -> None:
