@@ -11,6 +11,9 @@ import pytest
 
 from stacks import stateful_template
 
+# moto's CloudFormation skips queue and bucket policies (SSL-only); the template tests check those.
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::(SQS::QueuePolicy|S3::BucketPolicy):UserWarning")
+
 
 @pytest.fixture(scope="module")
 def deployed(moto_server: str) -> dict[str, Any]:
