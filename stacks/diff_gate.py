@@ -5,7 +5,8 @@ and block replacements or removals of stateful resources unless the pull request
     python -m stacks.diff_gate fetch   --assembly DIR --out DIR           deployed templates (GetTemplate)
     python -m stacks.diff_gate check   --assembly DIR --baseline DIR --env ENV [--labels a,b] [--cdk-diff FILE]
                                        [--report FILE]                    exit 0 passes, 1 blocked, 2 bad input
-    python -m stacks.diff_gate comment --reports DIR --out FILE           one pull-request comment from all reports
+    python -m stacks.diff_gate comment --reports DIR --out FILE [--envs dev,staging,prod] [--head-sha SHA]
+                                       [--run-url URL]                    one pull-request comment from all reports
 """
 
 from __future__ import annotations
