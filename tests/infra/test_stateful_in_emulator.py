@@ -12,7 +12,7 @@ import pytest
 from stacks import stateful_template
 
 # moto's CloudFormation skips queue and bucket policies (SSL-only); the template tests check those.
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::(SQS::QueuePolicy|S3::BucketPolicy):UserWarning")
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 
 
 @pytest.fixture(scope="module")
