@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -300,3 +301,111 @@ def test_a_failed_deploy_says_where_in_the_job_summary() -> None:
     step_ids = {step["id"] for step in steps(job) if "id" in step}
     referenced = set(re.findall(r"steps\.([\w-]+)\.outcome", json.dumps(report)))
     assert referenced and referenced <= step_ids
+
+
+# --- rehearsal: the diff gate job's own scripts against the AWS emulator ----------------------------------------
+
+
+def step_script(job: dict[str, Any], name: str) -> str:
+    [step] = [step for step in steps(job) if step.get("name") == name]
+    return str(step["run"])
+
+
+def run_step(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Runs a `run:` script the way GitHub's runner does (bash -eo pipefail), from the repository root."""
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def _table(key: str) -> dict[str, Any]:
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": key, "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    }
+
+
+@pytest.fixture()
+def deployed_stack(moto_server: str, tmp_path: Path) -> dict[str, str]:
+    """A deployed stack in the emulator and a new assembly that changes its table key: the gate's inputs."""
+    import boto3
+
+    stack = f"GateRehearsal-{tmp_path.name[-12:].replace('_', '-')}"
+    old = {"Resources": {"Table": _table("jobId"), "Queue": {"Type": "AWS::SQS::Queue", "Properties": {}}}}
+    new = {
+        "Resources": {
+            "Table": _table("ticketId"),
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": 60}},
+        }
+    }
+    cloudformation = boto3.client("cloudformation", region_name="us-east-1", endpoint_url=moto_server)
+    cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps(old))
+    assembly = tmp_path / "assembly"
+    assembly.mkdir()
+    (assembly / f"{stack}.template.json").write_text(json.dumps(new))
+    artifact = {
+        "type": "aws:cloudformation:stack",
+        "environment": "aws://unknown-account/unknown-region",
+        "properties": {"templateFile": f"{stack}.template.json"},
+    }
+    (assembly / "manifest.json").write_text(json.dumps({"version": "48.0.0", "artifacts": {stack: artifact}}))
+    summary = tmp_path / "step-summary.md"
+    summary.touch()
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "CDK_DISABLE_CLI_TELEMETRY": "true",
+        "CDK_DISABLE_VERSION_CHECK": "1",
+        "ENV_NAME": "dev",
+        "ASSEMBLY": str(assembly),
+        "GATE_DIR": str(tmp_path / "gate"),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "STACK": stack,
+    }
+
+
+def test_diff_gate_job_scripts_block_a_table_key_change_and_the_label_lets_it_through(
+    deployed_stack: dict[str, str],
+) -> None:
+    if not (REPO_ROOT / "node_modules" / ".bin" / "cdk").exists():
+        pytest.fail("the CDK CLI pinned in package.json is not installed: run `make install`")
+    diff = load("diff-gate.yml")["jobs"]["diff"]
+    env = deployed_stack
+    gate_dir = Path(env["GATE_DIR"])
+
+    fetched = run_step(step_script(diff, "Fetch the deployed templates"), env)
+    assert fetched.returncode == 0, fetched.stderr
+    assert (gate_dir / "baseline" / f"{env['STACK']}.template.json").is_file()
+
+    cdk_diff = run_step(step_script(diff, "cdk diff against the deployed stacks"), env)
+    assert cdk_diff.returncode == 0, cdk_diff.stdout + cdk_diff.stderr
+    assert "KeySchema (requires replacement)" in (gate_dir / "cdk-diff.txt").read_text()
+
+    verdict = step_script(diff, "Verdict")
+    blocked = run_step(verdict, {**env, "PR_LABELS": json.dumps(["documentation"])})
+    assert blocked.returncode == 1, blocked.stdout + blocked.stderr
+    report = (gate_dir / "reports" / "dev.md").read_text()
+    assert report.startswith("### ❌ `dev`: blocked") and "KeySchema (requires replacement)" in report
+    assert Path(env["GITHUB_STEP_SUMMARY"]).read_text() == report
+
+    allowed = run_step(verdict, {**env, "PR_LABELS": json.dumps(["documentation", OVERRIDE_LABEL])})
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert (gate_dir / "reports" / "dev.md").read_text().startswith("### ⚠️ `dev`: passes by override")
