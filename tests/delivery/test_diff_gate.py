@@ -326,6 +326,29 @@ def test_the_spec_knows_the_replacing_properties_of_the_stateful_types() -> None
     assert replacement_paths("AWS::Nothing::Known") == ()
 
 
+@pytest.mark.parametrize(
+    ("resource_type", "before", "after", "kind"),
+    [
+        ("AWS::SSM::Parameter", {"Name": "/a", "Type": "String"}, {"Name": "/a", "Type": "StringList"}, "modified"),
+        ("AWS::SSM::Parameter", {"Name": "/a", "Type": "String"}, {"Name": "/b", "Type": "String"}, "replaced"),
+        ("AWS::SQS::Queue", {}, {"FifoQueue": True}, "replaced"),
+        ("AWS::SQS::Queue", {"VisibilityTimeout": 30}, {"VisibilityTimeout": 60}, "modified"),
+        ("AWS::DynamoDB::Table", {"TableName": "a"}, {"TableName": "b"}, "replaced"),
+        ("AWS::DynamoDB::Table", {"BillingMode": "PROVISIONED"}, {"BillingMode": "PAY_PER_REQUEST"}, "modified"),
+        ("AWS::S3::Bucket", {}, {"ObjectLockEnabled": True}, "replaced"),
+        ("AWS::S3::Bucket", {}, {"VersioningConfiguration": {"Status": "Enabled"}}, "modified"),
+    ],
+)
+def test_update_behaviour_of_stateful_properties(
+    resource_type: str, before: dict[str, Any], after: dict[str, Any], kind: str
+) -> None:
+    old = _template(R={"Type": resource_type, "Properties": before})
+    new = _template(R={"Type": resource_type, "Properties": after})
+    [change] = classify_stack("s", old, new)
+    assert change.kind is {"modified": ChangeKind.MODIFIED, "replaced": ChangeKind.REPLACED}[kind]
+    assert decide("dev", [change]).passed is (kind == "modified")
+
+
 def test_nested_replacing_paths_compare_only_the_named_values() -> None:
     # S3 lifecycle transitions are nested write-only paths, not replacing ones: a changed rule is in place.
     rules = {"LifecycleConfiguration": {"Rules": [{"Status": "Enabled", "ExpirationInDays": 30}]}}
