@@ -409,3 +409,61 @@ def test_diff_gate_job_scripts_block_a_table_key_change_and_the_label_lets_it_th
     allowed = run_step(verdict, {**env, "PR_LABELS": json.dumps(["documentation", OVERRIDE_LABEL])})
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert (gate_dir / "reports" / "dev.md").read_text().startswith("### ⚠️ `dev`: passes by override")
+
+
+def test_failed_deploy_summary_names_the_step_and_this_runs_failed_resources(tmp_path: Path) -> None:
+    [job] = load("deploy-environment.yml")["jobs"].values()
+    script = step_script(job, "Say where it failed")
+    # The script runs from a checkout: give it the project's venv and stacks package, and a deploy start time.
+    (tmp_path / ".venv").symlink_to(REPO_ROOT / ".venv")
+    (tmp_path / "stacks").symlink_to(REPO_ROOT / "stacks")
+    (tmp_path / ".build" / "deploy").mkdir(parents=True)
+    (tmp_path / ".build" / "deploy" / "started-at").write_text("2026-11-02T10:00:00\n")
+    assembly = tmp_path / "cdk.out" / "dev"
+    assembly.mkdir(parents=True)
+    artifacts = {
+        name: {"type": "aws:cloudformation:stack", "properties": {"templateFile": f"{name}.template.json"}}
+        for name in ("JobTickets-dev-stateful", "JobTickets-dev-service")
+    }
+    (assembly / "manifest.json").write_text(json.dumps({"version": "48.0.0", "artifacts": artifacts}))
+    # A stand-in for the AWS CLI: one failure from an earlier deploy, two from this one, for the service stack.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    events = (
+        "2026-11-01T09:00:00.000000+00:00\tOldFailure\tAWS::SQS::Queue\tUPDATE_FAILED\tlast week\n"
+        "2026-11-02T10:05:00.000000+00:00\tWorkerService\tAWS::ECS::Service\tCREATE_FAILED\tcircuit breaker\n"
+        "2026-11-02T10:06:00.000000+00:00\tJobTickets-dev-service\tAWS::CloudFormation::Stack\tUPDATE_ROLLBACK_FAILED\tx\n"
+    )
+    (bin_dir / "aws").write_text(
+        "#!/usr/bin/env bash\n"
+        'for a in "$@"; do if [[ "$a" == JobTickets-dev-service ]]; then printf %s "$EVENTS"; fi; done\n'
+    )
+    (bin_dir / "aws").chmod(0o755)
+    summary = tmp_path / "summary.md"
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "EVENTS": events,
+        "ENV_NAME": "dev",
+        "ASSEMBLY": str(assembly),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "INSTALL": "success",
+        "SYNTH": "success",
+        "CREDENTIALS": "success",
+        "DEPLOY": "failure",
+    }
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    text = summary.read_text()
+    assert "### ❌ `dev` deploy failed" in text and "| cdk deploy | failure |" in text
+    assert "#### JobTickets-dev-service" in text and "WorkerService" in text and "circuit breaker" in text
+    assert "OldFailure" not in text  # an earlier deploy's failure does not point the reader to the wrong place
+    assert "#### JobTickets-dev-stateful" not in text
+    assert "::error title=deploy dev failed::" in done.stdout
