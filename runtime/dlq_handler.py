@@ -18,6 +18,11 @@ from runtime.observability import aws_calls, logs, metrics, tracing
 DEAD_LETTERED = "dead_lettered"
 
 
+class JobLeased(Exception):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} is processing under a live lease; retry the dead letter later")
+
+
 class _UtcClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -61,8 +66,12 @@ class DeadLetterHandler:
             )
             job = self._store.fail_final(message.job_id, error=error, now=self._clock.now())
             if job is None:
-                # Already SUCCEEDED/FAILED_FINAL (or unknown): a terminal job is never moved again.
                 current = self._store.get(message.job_id)
+                if current is not None and not current.is_terminal:
+                    # A live worker holds the job: let it finish. The record comes back after the DLQ's
+                    # visibility timeout; if that worker died meanwhile, its lease has expired by then.
+                    raise JobLeased(message.job_id)
+                # Already SUCCEEDED/FAILED_FINAL (or unknown): a terminal job is never moved again.
                 logs.log_event(
                     "dlq_job_unchanged",
                     status=current.status.value if current is not None else None,

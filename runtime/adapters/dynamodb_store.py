@@ -315,12 +315,14 @@ class DynamoDbJobStore:
             job_id,
             update=("SET #s = :final, #e = :error, updatedAt = :now, transitions.#final = :now "
                     "REMOVE leaseExpiresAt, pendingShard, pendingSince"),
-            condition="#s IN (:pending, :processing, :failed)",
+            # A PROCESSING job under a live lease belongs to a running worker: it decides the outcome.
+            condition="#s IN (:pending, :failed) OR (#s = :processing AND leaseExpiresAt < :now_ms)",
             names={"#s": "status", "#e": "error", "#final": JobStatus.FAILED_FINAL.value},
             values={
                 ":final": {"S": JobStatus.FAILED_FINAL.value},
                 ":error": _error_attr(error),
                 ":now": {"S": iso(now)},
+                ":now_ms": {"N": str(epoch_ms(now))},
                 ":pending": {"S": _NON_TERMINAL[0]},
                 ":processing": {"S": _NON_TERMINAL[1]},
                 ":failed": {"S": _NON_TERMINAL[2]},

@@ -57,8 +57,9 @@ class JobStore(Protocol):
         """PROCESSING (this attempt) -> FAILED, or FAILED_FINAL when `final`."""
 
     def fail_final(self, job_id: str, *, error: JobError, now: datetime) -> Job | None:
-        """Dead-letter verdict: any non-terminal state -> FAILED_FINAL. Returns the job after the
-        change, or None when the job was already terminal (nothing changed) or does not exist."""
+        """Dead-letter verdict: PENDING, FAILED, or PROCESSING whose lease has expired -> FAILED_FINAL.
+        Returns the job after the change, or None when nothing changed: the job is terminal, does not
+        exist, or is PROCESSING under a live lease (its worker is alive and decides the outcome)."""
 
     def requeue(self, job_id: str, *, now: datetime) -> Job | None:
         """Manual retry of FAILED_FINAL -> PENDING (pending marker set). None if not FAILED_FINAL."""

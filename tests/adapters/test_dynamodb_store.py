@@ -162,7 +162,7 @@ def test_extend_lease_only_for_the_current_attempt(store: DynamoDbJobStore) -> N
     assert current is not None and current.lease_expires_at == later
 
 
-def test_fail_final_from_any_non_terminal_state(store: DynamoDbJobStore) -> None:
+def test_fail_final_from_any_non_terminal_state_but_a_live_lease(store: DynamoDbJobStore) -> None:
     error = JobError("dead_lettered", "received 3 times")
     pending = make_job()
     store.create(pending)
@@ -172,8 +172,12 @@ def test_fail_final_from_any_non_terminal_state(store: DynamoDbJobStore) -> None
     assert store.fail_final("no-such-job", error=error, now=T0) is None
     processing = make_job()
     store.create(processing)
-    claim(store, processing.job_id)
-    after = store.fail_final(processing.job_id, error=error, now=T0)
+    claimed = claim(store, processing.job_id).job
+    assert claimed is not None and claimed.lease_expires_at is not None
+    # Its worker holds a live lease: the dead-letter verdict must wait for it.
+    assert store.fail_final(processing.job_id, error=error, now=claimed.lease_expires_at - timedelta(seconds=1)) is None
+    assert store.get(processing.job_id) == claimed
+    after = store.fail_final(processing.job_id, error=error, now=claimed.lease_expires_at + timedelta(seconds=1))
     assert after is not None and after.error == error and after.lease_expires_at is None
 
 

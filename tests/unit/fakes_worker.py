@@ -143,6 +143,8 @@ class InMemoryJobStore:
             job = self.jobs.get(job_id)
             if job is None or job.is_terminal:
                 return None
+            if job.status is JobStatus.PROCESSING and job.lease_expires_at is not None and job.lease_expires_at >= now:
+                return None
             return self._move(job, JobStatus.FAILED_FINAL, now, error=error, lease_expires_at=None, pending_since=None)
 
     def requeue(self, job_id: str, *, now: datetime) -> Job | None:

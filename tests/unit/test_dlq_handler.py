@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -95,3 +96,22 @@ def test_one_failing_record_does_not_fail_the_others() -> None:
     response = run(store, sqs_record("m1", job_body("job-1")), sqs_record("m2", job_body("job-2")))
     assert response == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
     assert store.jobs["job-1"].status is JobStatus.FAILED_FINAL and store.jobs["job-2"].status is JobStatus.PENDING
+
+
+def test_processing_job_under_a_live_lease_is_left_to_its_worker_and_the_record_retried() -> None:
+    store = InMemoryJobStore()
+    now = FakeClock().now()
+    store.create(make_job(status=JobStatus.PROCESSING, attempts=1, lease_expires_at=now + timedelta(seconds=30)))
+    before = store.jobs["job-1"]
+    response = run(store, sqs_record("m1", job_body("job-1")))
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert store.jobs["job-1"] == before
+
+
+def test_processing_job_whose_lease_expired_becomes_failed_final() -> None:
+    store = InMemoryJobStore()
+    now = FakeClock().now()
+    store.create(make_job(status=JobStatus.PROCESSING, attempts=3, lease_expires_at=now - timedelta(seconds=1)))
+    assert run(store, sqs_record("m1", job_body("job-1"))) == {"batchItemFailures": []}
+    job = store.jobs["job-1"]
+    assert job.status is JobStatus.FAILED_FINAL and job.error is not None and job.error.code == "dead_lettered"

@@ -198,15 +198,36 @@ def test_missing_job_and_poison_message_are_deleted() -> None:
     assert store.calls == calls_before  # a poison body never reaches the store
 
 
-def test_dead_letter_verdict_during_the_run_wins_and_the_message_is_deleted(store: InMemoryJobStore) -> None:
+def test_dead_letter_verdict_after_the_lease_expired_wins_and_the_message_is_deleted(
+    store: InMemoryJobStore,
+) -> None:
     clock = FakeClock()
     script = Script()
     verdict = JobError("dead_lettered", "moved to the dead-letter queue", permanent=True)
-    script.during = lambda: store.fail_final("job-1", error=verdict, now=clock.now())
+
+    def lease_runs_out_then_verdict() -> None:
+        clock.advance(VISIBILITY_S + 1)
+        assert store.fail_final("job-1", error=verdict, now=clock.now()) is not None
+
+    script.during = lease_runs_out_then_verdict
     decision = processor(store, script, clock).process(received())
     job = store.jobs["job-1"]
     assert (decision.action, decision.outcome) == (Action.DELETE, Outcome.LOST_CLAIM)
     assert job.status is JobStatus.FAILED_FINAL and job.error == verdict and job.result is None
+
+
+def test_dead_letter_verdict_under_a_live_lease_changes_nothing_and_the_worker_decides(
+    store: InMemoryJobStore,
+) -> None:
+    clock = FakeClock()
+    script = Script()
+    verdict = JobError("dead_lettered", "moved to the dead-letter queue", permanent=True)
+    refused: list[object] = []
+    script.during = lambda: refused.append(store.fail_final("job-1", error=verdict, now=clock.now()))
+    decision = processor(store, script, clock).process(received())
+    assert refused == [None]
+    assert (decision.action, decision.outcome) == (Action.DELETE, Outcome.SUCCEEDED)
+    assert store.jobs["job-1"].status is JobStatus.SUCCEEDED
 
 
 def test_takeover_during_the_run_keeps_the_message_for_the_new_holder(store: InMemoryJobStore) -> None:
