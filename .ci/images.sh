@@ -95,8 +95,23 @@ apt_source() {
     return 1
 }
 
+# Everything that decides the base image's content; its hash is a label, so a changed recipe rebuilds it.
+BASE_PACKAGES="python3,python3-venv,ca-certificates,passwd"
+BASE_DPKG_OPTS=(
+    # No manuals, translations or docs in a server image (~50 MB), but keep the license files.
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*'
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+)
+
+base_recipe() {
+    echo "$DEBIAN_SUITE $BASE_PACKAGES ${BASE_DPKG_OPTS[*]}" | sha256sum | cut -c1-16
+}
+
 cmd_base() {
-    if podman image exists "$BASE_IMAGE"; then
+    local recipe
+    recipe="$(base_recipe)"
+    if podman image exists "$BASE_IMAGE" &&
+        [ "$(podman image inspect --format '{{index .Labels "recipe"}}' "$BASE_IMAGE")" = "$recipe" ]; then
         log "base image $BASE_IMAGE exists"
         return 0
     fi
@@ -105,11 +120,13 @@ cmd_base() {
     started=$(date +%s)
     log "building $BASE_IMAGE from $source"
     # passwd: useradd for the non-root user; python3-venv: a venv with pip for the wheel install.
-    mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates,passwd \
+    mmdebstrap --quiet --variant=minbase --include="$BASE_PACKAGES" "${BASE_DPKG_OPTS[@]}" \
         --aptopt='Acquire::Retries "3"' --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/*' \
         "$DEBIAN_SUITE" - "$source" \
-        | podman import --change 'CMD ["python3"]' --change 'ENV LANG=C.UTF-8' - "$BASE_IMAGE" >/dev/null
-    log "base image built in $(($(date +%s) - started)) s"
+        | podman import --quiet --change 'CMD ["python3"]' --change 'ENV LANG=C.UTF-8' \
+            --change "LABEL recipe=$recipe" - "$BASE_IMAGE" >/dev/null
+    log "base image built in $(($(date +%s) - started)) s, $(podman image inspect --format '{{.Size}}' "$BASE_IMAGE" \
+        | awk '{printf "%.0f MB", $1/1e6}')"
 }
 
 cmd_wheels() {
