@@ -65,7 +65,8 @@ def test_heartbeat_stops_extending_a_lease_it_lost() -> None:
     heartbeat = Heartbeat(queue=queue, store=store, clock=clock, visibility_timeout_s=30, interval_s=10)
     heartbeat.track("rh-1", "job-1")
     heartbeat.claimed("rh-1", claim.job.attempts)
-    store.fail_final("job-1", error=JobError("dead_lettered", "x"), now=clock.now())
+    clock.advance(31)  # the lease ran out (a stalled process): the dead-letter verdict takes the job
+    assert store.fail_final("job-1", error=JobError("dead_lettered", "x"), now=clock.now()) is not None
     heartbeat.beat()
     heartbeat.beat()
     assert store.calls.count("extend_lease") == 1
