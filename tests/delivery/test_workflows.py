@@ -426,17 +426,21 @@ def test_failed_deploy_summary_names_the_step_and_this_runs_failed_resources(tmp
         for name in ("JobTickets-dev-stateful", "JobTickets-dev-service")
     }
     (assembly / "manifest.json").write_text(json.dumps({"version": "48.0.0", "artifacts": artifacts}))
-    # A stand-in for the AWS CLI: one failure from an earlier deploy, two from this one, for the service stack.
+    # A stand-in for the AWS CLI: for the service stack one failure from an earlier deploy, two from this one and
+    # a paging token; the stateful stack does not exist.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     events = (
         "2026-11-01T09:00:00.000000+00:00\tOldFailure\tAWS::SQS::Queue\tUPDATE_FAILED\tlast week\n"
         "2026-11-02T10:05:00.000000+00:00\tWorkerService\tAWS::ECS::Service\tCREATE_FAILED\tcircuit breaker\n"
         "2026-11-02T10:06:00.000000+00:00\tJobTickets-dev-service\tAWS::CloudFormation::Stack\tUPDATE_ROLLBACK_FAILED\tx\n"
+        "NEXTTOKEN\teyJOZXh0VG9rZW4iOiBudWxsfQ==\n"
     )
     (bin_dir / "aws").write_text(
         "#!/usr/bin/env bash\n"
-        'for a in "$@"; do if [[ "$a" == JobTickets-dev-service ]]; then printf %s "$EVENTS"; fi; done\n'
+        'for a in "$@"; do if [[ "$a" == JobTickets-dev-service ]]; then printf %s "$EVENTS"; exit 0; fi; done\n'
+        'echo "An error occurred (ValidationError): Stack with id JobTickets-dev-stateful does not exist" >&2\n'
+        "exit 254\n"
     )
     (bin_dir / "aws").chmod(0o755)
     summary = tmp_path / "summary.md"
@@ -465,5 +469,7 @@ def test_failed_deploy_summary_names_the_step_and_this_runs_failed_resources(tmp
     assert "### ❌ `dev` deploy failed" in text and "| cdk deploy | failure |" in text
     assert "#### JobTickets-dev-service" in text and "WorkerService" in text and "circuit breaker" in text
     assert "OldFailure" not in text  # an earlier deploy's failure does not point the reader to the wrong place
-    assert "#### JobTickets-dev-stateful" not in text
+    assert "NEXTTOKEN" not in text
+    # A stack the CLI cannot read is named with the reason, not skipped.
+    assert "#### JobTickets-dev-stateful" in text and "(no events: An error occurred (ValidationError)" in text
     assert "::error title=deploy dev failed::" in done.stdout
