@@ -16,6 +16,7 @@ from botocore.config import Config
 CEILING_THREADS = (1, 4)
 CEILING_MAX_REQUESTS = 1500
 CEILING_MAX_S = 4.0
+SENDS_PER_QUEUE = 50
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,9 @@ def _run(call: Callable[[int], None], threads: int, max_requests: int, max_s: fl
     return done[0], time.perf_counter() - started, time.process_time() - cpu_before
 
 
-def measure_ceiling(endpoint_url: str) -> list[Ceiling]:
-    """PutItem and SendMessage rates at 1 and 4 threads of one process, bounded in count and time."""
+def measure_ceiling(endpoint_url: str, backlog: int = 0) -> list[Ceiling]:
+    """PutItem and SendMessage rates at 1 and 4 threads of one process, bounded in count and time; then
+    SendMessage behind `backlog` waiting messages."""
     dynamodb = aws_client("dynamodb", endpoint_url)
     sqs = aws_client("sqs", endpoint_url)
     suffix = uuid.uuid4().hex[:8]
@@ -78,10 +80,18 @@ def measure_ceiling(endpoint_url: str) -> list[Ceiling]:
         BillingMode="PAY_PER_REQUEST",
     )
     queue_url = sqs.create_queue(QueueName=f"bench-ceiling-{suffix}")["QueueUrl"]
+    # moto's SendMessage slows as its queue fills: a fresh queue every SENDS_PER_QUEUE sends keeps the depth
+    # near zero, so that this is the fresh-state ceiling; the backlog case is measured apart below.
+    fresh_queues: list[str] = []
     results: list[Ceiling] = []
     try:
         for threads in CEILING_THREADS:
             prefix = uuid.uuid4().hex[:6]
+            run_queues = [
+                sqs.create_queue(QueueName=f"bench-ceiling-{suffix}-{threads}-{n}")["QueueUrl"]
+                for n in range(CEILING_MAX_REQUESTS // SENDS_PER_QUEUE + 1)
+            ]
+            fresh_queues.extend(run_queues)
 
             def put(index: int, prefix: str = prefix) -> None:
                 dynamodb.put_item(
@@ -89,13 +99,26 @@ def measure_ceiling(endpoint_url: str) -> list[Ceiling]:
                     Item={"jobId": {"S": f"{prefix}-{index}"}, "status": {"S": "PENDING"}, "attempts": {"N": "0"}},
                 )
 
-            def send(index: int, prefix: str = prefix) -> None:
-                sqs.send_message(QueueUrl=queue_url, MessageBody=f'{{"jobId":"{prefix}-{index}"}}')
+            def send(index: int, prefix: str = prefix, run_queues: list[str] = run_queues) -> None:
+                target = run_queues[index // SENDS_PER_QUEUE]
+                sqs.send_message(QueueUrl=target, MessageBody=f'{{"jobId":"{prefix}-{index}"}}')
 
             for name, call in (("PutItem", put), ("SendMessage", send)):
                 requests, wall, cpu = _run(call, threads, CEILING_MAX_REQUESTS, CEILING_MAX_S)
                 results.append(Ceiling(name, threads, requests, wall, cpu))
+        # moto's SQS work grows with the queue's depth: measure again behind a backlog like the burst's.
+        for start in range(0, backlog, 10):
+            entries = [{"Id": str(n), "MessageBody": '{"jobId":"backlog"}'} for n in range(min(10, backlog - start))]
+            sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        if backlog:
+
+            def send_deep(index: int) -> None:
+                sqs.send_message(QueueUrl=queue_url, MessageBody=f'{{"jobId":"deep-{index}"}}')
+
+            requests, wall, cpu = _run(send_deep, 1, CEILING_MAX_REQUESTS, CEILING_MAX_S)
+            results.append(Ceiling(f"SendMessage@{backlog}", 1, requests, wall, cpu))
     finally:
         dynamodb.delete_table(TableName=table)
-        sqs.delete_queue(QueueUrl=queue_url)
+        for url in [queue_url, *fresh_queues]:
+            sqs.delete_queue(QueueUrl=url)
     return results
