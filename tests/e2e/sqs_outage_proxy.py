@@ -57,7 +57,14 @@ class SqsOutageProxy:
                 finally:
                     connection.close()
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
+            def _forward_unless_gone(self) -> None:
+                try:
+                    self._forward()
+                except (BrokenPipeError, ConnectionResetError):
+                    # The caller went away (a worker stopped mid long poll): nobody to answer.
+                    self.close_connection = True
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward_unless_gone
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
