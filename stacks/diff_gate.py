@@ -404,8 +404,8 @@ def check_assembly(
 # --- reports ------------------------------------------------------------------------------------------------
 
 
-def _row(change: ResourceChange) -> str:
-    mark = "❌" if change.destructive else ("🗄️" if change.stateful else "")
+def _row(change: ResourceChange, *, overridden: bool) -> str:
+    mark = ("⚠️" if overridden else "❌") if change.destructive else ("🗄️" if change.stateful else "")
     details = ", ".join(change.reasons) if change.reasons else ", ".join(change.changed)
     if change.kind is ChangeKind.REPLACED and change.reasons:
         details = f"replacement: {details}"
@@ -439,7 +439,7 @@ def render_report(verdict: Verdict, cdk_diff: str | None = None, *, max_rows: in
         counts = Counter(change.kind for change in verdict.changes)
         summary = ", ".join(f"{counts[kind]} {kind}" for kind in ChangeKind if counts[kind])
         shown = verdict.changes if max_rows is None else verdict.changes[:max_rows]
-        rows = [_row(change) for change in shown]
+        rows = [_row(change, overridden=verdict.overridden) for change in shown]
         if len(shown) < len(verdict.changes):
             rows.append(f"| | | ... and {len(verdict.changes) - len(shown)} more: see the job log | | | |")
         lines += [
@@ -450,7 +450,7 @@ def render_report(verdict: Verdict, cdk_diff: str | None = None, *, max_rows: in
             "|---|---|---|---|---|---|",
             *rows,
             "",
-            "❌ blocks, 🗄️ stateful (table, queue, bucket, parameter, or retained).",
+            "❌ blocks, ⚠️ would block without the label, 🗄️ stateful (table, queue, bucket, parameter, or retained).",
             "</details>",
         ]
     if cdk_diff is not None:

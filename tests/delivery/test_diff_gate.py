@@ -276,6 +276,8 @@ def test_override_label_lets_a_destructive_change_through(stateful: Synthesized)
     assert allowed.destructive == blocked.destructive  # still reported, just not blocking
     assert f"passes by override (`{OVERRIDE_LABEL}`)" in render_report(allowed)
     assert f"Add the label `{OVERRIDE_LABEL}`" in render_report(blocked)
+    assert "| ⚠️ | stack | `JobStoreTable" in render_report(allowed)
+    assert "| ❌ | stack | `JobStoreTable" in render_report(blocked)
 
 
 # --- the rules on small templates -----------------------------------------------------------------------------
