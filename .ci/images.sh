@@ -154,6 +154,18 @@ json.dump(stateful_template("local"), sys.stdout)' >"$TEMPLATES_DIR/stateful-loc
     mv "$TEMPLATES_DIR/stateful-local.json.$$" "$TEMPLATES_DIR/stateful-local.json"
 }
 
+# A digest of everything the build reads (the .dockerignore allow-list, the base image): an unchanged image is
+# not rebuilt, which saves ~10 s per target even when every layer would come from the cache.
+context_hash() {
+    (
+        cd "$ROOT"
+        find Dockerfile .dockerignore requirements.txt .ci/requirements-lambda.txt runtime .build/wheels \
+            .build/templates -type f -not -path '*/__pycache__/*' -not -name '*.pyc' -print0 2>/dev/null \
+            | sort -z | xargs -0 sha256sum
+        podman image inspect --format '{{.Id}}' "$BASE_IMAGE"
+    ) | sha256sum | cut -c1-16
+}
+
 cmd_build() {
     local targets=("$@")
     [ "${#targets[@]}" -gt 0 ] || targets=("${DEFAULT_TARGETS[@]}")
@@ -161,13 +173,23 @@ cmd_build() {
     if [[ " ${targets[*]} " == *" emulator "* ]]; then
         (cd "$ROOT" && cmd_template)
     fi
+    local inputs current
+    inputs="$(context_hash)"
     for target in "${targets[@]}"; do
+        # The stamp names the inputs and the image they produced (a label would not do: buildah drops it when
+        # the final image comes from its layer cache).
+        current="$inputs $(podman image inspect --format '{{.Id}}' "$(image_name "$target")" 2>/dev/null || true)"
+        if [ "$current" = "$(cat "$CONTAINERS_DIR/built-$target" 2>/dev/null)" ]; then
+            log "$(image_name "$target") is up to date"
+            continue
+        fi
         started=$(date +%s%N)
         podman build --isolation chroot --pull=never --layers \
             --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg PIP_OFFLINE=1 \
             --target "$target" -t "$(image_name "$target")" -f "$ROOT/Dockerfile" "$ROOT" >&2
         log "$(image_name "$target") built in $(( ($(date +%s%N) - started) / 1000000 )) ms," \
             "$(podman image inspect --format '{{.Size}}' "$(image_name "$target")" | awk '{printf "%.0f MB", $1/1e6}')"
+        echo "$inputs $(podman image inspect --format '{{.Id}}' "$(image_name "$target")")" >"$CONTAINERS_DIR/built-$target"
     done
 }
 

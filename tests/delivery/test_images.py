@@ -85,17 +85,11 @@ def emulator() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def provisioned(emulator: str) -> dict[str, str]:
-    """Deploys the stateful stack into the emulator's CloudFormation, the way the local all-in-one provisions."""
-    from stacks import stateful_template
+    """The stateful stack deployed into the emulator's CloudFormation by the local all-in-one's own code."""
+    from runtime.local.provision import provision
 
-    cloudformation = boto3.client("cloudformation", endpoint_url=emulator)
-    stack_name = f"images-{uuid.uuid4().hex[:8]}"
-    cloudformation.create_stack(StackName=stack_name, TemplateBody=json.dumps(stateful_template("local")))
-    cloudformation.get_waiter("stack_create_complete").wait(
-        StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-    )
-    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+    resources = provision(endpoint_url=emulator, env_name="local")
+    return {"SsmPath": resources.ssm_path, "TableName": resources.table_name, "QueueUrl": resources.queue_url}
 
 
 def _container_env(emulator: str, ssm_path: str) -> list[str]:
