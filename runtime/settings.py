@@ -109,7 +109,7 @@ def _read_ssm_path(path: str | None) -> dict[str, str]:
             for parameter in page["Parameters"]:
                 name = parameter["Name"][len(prefix):].replace("-", "_")
                 values[name] = parameter["Value"]
-    except Exception as exc:  # noqa: BLE001 - any failure here is a configuration error
+    except Exception as exc:  # any failure here is a configuration error
         raise SettingsError(f"cannot read ssm parameters under {prefix!r}: {exc}") from exc
     return values
 

@@ -48,6 +48,7 @@ class JobContext:
 
 
 Handler = Callable[[Any, JobContext], dict[str, Any]]
+TypedHandler = Callable[[P, JobContext], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ class JobType(Generic[P]):
 _REGISTRY: dict[str, JobType[Any]] = {}
 
 
-def job_type(name: str, *, params: type[P]) -> Callable[[Callable[[P, JobContext], dict[str, Any]]], Callable[[P, JobContext], dict[str, Any]]]:
-    def register(handler: Callable[[P, JobContext], dict[str, Any]]) -> Callable[[P, JobContext], dict[str, Any]]:
+def job_type(name: str, *, params: type[P]) -> Callable[[TypedHandler[P]], TypedHandler[P]]:
+    def register(handler: TypedHandler[P]) -> TypedHandler[P]:
         if name in _REGISTRY:
             raise ValueError(f"job type {name!r} is registered twice")
         _REGISTRY[name] = JobType(name, params, handler, (handler.__doc__ or "").strip().split("\n")[0])
