@@ -78,5 +78,6 @@ COPY --from=deps-lambda /opt/venv /opt/venv
 COPY runtime/ /app/runtime/
 RUN python -m compileall -q /app/runtime
 USER 10001:10001
-ENTRYPOINT ["python", "-m", "awslambdaric"]
+# An absolute interpreter path: the entry point must not depend on the PATH the Lambda service sets.
+ENTRYPOINT ["/opt/venv/bin/python", "-m", "awslambdaric"]
 CMD ["runtime.dlq_handler.handler"]

@@ -186,7 +186,7 @@ def test_every_image_runs_as_the_non_root_user_with_its_entry_point(images: Imag
     assert worker["Cmd"] == ["python", "-m", "runtime.worker"]
     lambda_ = _image_config(images, images.names["lambda"])
     assert lambda_["User"] == "10001:10001"
-    assert lambda_["Entrypoint"] == ["python", "-m", "awslambdaric"]
+    assert lambda_["Entrypoint"] == ["/opt/venv/bin/python", "-m", "awslambdaric"]
     assert lambda_["Cmd"] == ["runtime.dlq_handler.handler"]
     whoami = images.podman("run", "--rm", "--pull=never", images.names["api"], "id", "-u")
     assert whoami.stdout.strip() == "10001"
