@@ -260,6 +260,54 @@ def test_worker_container_starts_and_drains_on_sigterm(
     assert "worker_stopped" in events, output[-4000:]
 
 
+def test_api_and_worker_containers_run_a_job_end_to_end(
+    images: Images, emulator: str, provisioned: dict[str, str]
+) -> None:
+    """Both images together, as on ECS or Kubernetes: a job submitted to the API container is processed by the
+    worker container and ends SUCCEEDED."""
+    port = free_port()
+    suffix = uuid.uuid4().hex[:8]
+    api_command = [*_image_config(images, images.names["api"])["Cmd"][:3], "--host", "127.0.0.1", "--port", str(port)]
+    api = subprocess.Popen(
+        ["podman", *_run_args(images, f"jt-e2e-api-{suffix}", emulator, provisioned["SsmPath"]),
+         images.names["api"], *api_command],
+        env=images.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        ["podman", *_run_args(images, f"jt-e2e-worker-{suffix}", emulator, provisioned["SsmPath"]),
+         images.names["worker"]],
+        env=images.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert _wait_for_status(f"http://127.0.0.1:{port}/readyz", api, 200)[0] == 200
+        body = json.dumps(
+            {
+                "type": "transform_data",
+                "params": {"records": [{"a": "x"}], "operations": [{"op": "uppercase", "fields": ["a"]}]},
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/jobs", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 201
+            job_id = json.loads(response.read())["jobId"]
+        deadline = time.monotonic() + START_DEADLINE_S
+        job: dict[str, Any] = {}
+        while time.monotonic() < deadline and worker.poll() is None:
+            job = _get(f"http://127.0.0.1:{port}/api/v1/jobs/{job_id}")[1]
+            if job.get("status") in ("SUCCEEDED", "FAILED_FINAL"):
+                break
+            time.sleep(0.25)
+        assert job.get("status") == "SUCCEEDED", job
+        assert job["attempts"] == 1
+    finally:
+        worker_exit, worker_output = _stop(images, f"jt-e2e-worker-{suffix}", worker)
+        api_exit, api_output = _stop(images, f"jt-e2e-api-{suffix}", api)
+    assert worker_exit == 0, worker_output[-4000:]
+    assert api_exit == 0, api_output[-4000:]
+
+
 def _dev_overlay_commands() -> dict[str, list[str]]:
     """The provisioning Job's and the wait-for-provisioning init container's commands, as rendered."""
     import yaml
