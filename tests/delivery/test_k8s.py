@@ -225,7 +225,10 @@ def test_keda_scales_the_worker_on_queue_depth() -> None:
     assert trigger["type"] == "aws-sqs-queue"
     assert trigger["authenticationRef"]["name"] in _by_kind(documents, "TriggerAuthentication")
     # KEDA reads the queue URL from the worker container's environment: the ConfigMap must carry it.
-    assert _config(documents)[trigger["metadata"]["queueURLFromEnv"]].startswith("https://sqs.")
+    config = _config(documents)
+    assert config[trigger["metadata"]["queueURLFromEnv"]].startswith("https://sqs.")
+    # ...under a name the runtime ignores: its queue URL comes from SSM, never from this placeholder.
+    assert not trigger["metadata"]["queueURLFromEnv"].startswith("JOBS_")
 
 
 def test_dev_scales_the_worker_on_cpu_without_keda() -> None:
