@@ -1,5 +1,6 @@
 """The runtime images build from the Dockerfile with podman and run: the API answers /healthz and /readyz
-against a moto server provisioned from the stateful stack, the worker starts and drains on SIGTERM."""
+against a moto server provisioned from the stateful stack, the worker starts and drains on SIGTERM, both run a
+job together, the Lambda image resolves its handlers, and the emulator image runs the dev overlay's Job."""
 
 from __future__ import annotations
 
@@ -109,9 +110,9 @@ def _container_env(emulator: str, ssm_path: str) -> list[str]:
 
 
 def _run_args(images: Images, name: str, emulator: str, ssm_path: str) -> list[str]:
-    # --network host: the only way here for a container to reach a server on the host's 127.0.0.1 (the
-    # emulator) without sending traffic to any other address. --read-only with a /tmp tmpfs mirrors the
-    # Kubernetes security context (read-only root filesystem, emptyDir /tmp).
+    # --network host: the container reaches the emulator on the host's 127.0.0.1 and nothing but 127.0.0.1
+    # carries traffic (slirp4netns' host loopback or a bridge would route through 10.x addresses).
+    # --read-only with a /tmp tmpfs mirrors the Kubernetes security context (read-only root, emptyDir /tmp).
     return [
         "run", "--rm", "--pull=never", "--name", name, "--network", "host", "--read-only", "--tmpfs", "/tmp",
         "--stop-timeout", str(STOP_TIMEOUT_S), *_container_env(emulator, ssm_path),
