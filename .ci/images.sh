@@ -120,6 +120,7 @@ cmd_base() {
     started=$(date +%s)
     log "building $BASE_IMAGE from $source"
     # passwd: useradd for the non-root user; python3-venv: a venv with pip for the wheel install.
+    # shellcheck disable=SC2016 # "$1" in the hook is mmdebstrap's to expand (the chroot), not this shell's
     mmdebstrap --quiet --variant=minbase --include="$BASE_PACKAGES" "${BASE_DPKG_OPTS[@]}" \
         --aptopt='Acquire::Retries "3"' --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/*' \
         "$DEBIAN_SUITE" - "$source" \

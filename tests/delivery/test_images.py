@@ -179,6 +179,13 @@ def test_dockerfile_is_hadolint_clean() -> None:
     assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
+def test_image_script_is_shellcheck_clean() -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is missing: `make system-deps` installs it"
+    checked = subprocess.run([shellcheck, str(IMAGES_SH)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_every_image_runs_as_the_non_root_user_with_its_entry_point(images: Images) -> None:
     api = _image_config(images, images.names["api"])
     assert api["User"] == "10001:10001"
