@@ -37,7 +37,7 @@ def aws_client(service: str, endpoint_url: str, pool: int = 16) -> Any:
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
     )
     config = Config(max_pool_connections=pool, retries={"mode": "standard", "max_attempts": 3}, read_timeout=30)
-    return session.client(service, endpoint_url=endpoint_url, config=config)
+    return session.client(service, endpoint_url=endpoint_url, config=config)  # type: ignore[call-overload]
 
 
 def _run(call: Callable[[int], None], threads: int, max_requests: int, max_s: float) -> tuple[int, float, float]:

@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import statistics
 import sys
 import time
@@ -276,9 +277,8 @@ def capture_item_states(stack: LocalStack, env: Env, results: Results, out: Out)
     run = uuid.uuid4().hex[:6]
     worker = stack.pid_of("worker")
     with httpx.Client(base_url=stack.api_url, timeout=10) as client:
-        with_pause = worker is not None
-        if with_pause:
-            os.kill(worker, 19)  # SIGSTOP: see the PENDING item before any claim
+        if worker is not None:
+            os.kill(worker, signal.SIGSTOP)  # see the PENDING item before any claim
         try:
             doc = client.post("/api/v1/jobs", json=doc_body(env.resources.documents_bucket, run, 0))
             slow = submit_io(stack, env, 1, wait_ms=3000).ok
@@ -287,8 +287,8 @@ def capture_item_states(stack: LocalStack, env: Env, results: Results, out: Out)
             slow_id = slow[0].job_id if slow else None
             pending_slow = read_items(env.dynamodb, env.resources.table_name, [slow_id])[slow_id] if slow_id else None
         finally:
-            if with_pause:
-                os.kill(worker, 18)  # SIGCONT
+            if worker is not None:
+                os.kill(worker, signal.SIGCONT)
         processing: dict[str, Any] | None = None
         if slow_id and pending_slow:
             deadline = time.monotonic() + 20
@@ -544,12 +544,12 @@ def scenario_concurrency(results: Results, out: Out, repeats: int, levels: list[
                     resumed: list[float] = resumed,
                 ) -> bench_load.LoadResult:
                     # A backlog first (worker paused), then the drain is timed from the moment it resumes.
-                    os.kill(worker, 19)
+                    os.kill(worker, signal.SIGSTOP)
                     try:
                         load = submit_io(stack, env, jobs)
                     finally:
                         resumed.append(time.time())
-                        os.kill(worker, 18)
+                        os.kill(worker, signal.SIGCONT)
                     return load
 
                 measured = run_jobs(stack, env, submit, out=out, start_wall=lambda _load, resumed=resumed: resumed[0])
