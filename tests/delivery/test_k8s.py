@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 OVERLAYS = ("dev", "aws")
 COMPONENTS = ("hpa-cpu", "keda-sqs")
-KUBERNETES_VALIDATE = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "kubernetes-validate"
+# Installed into the test interpreter's environment (requirements.txt), which need not be on PATH.
+KUBERNETES_VALIDATE = Path(sys.executable).with_name("kubernetes-validate")
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed")
 
