@@ -13,7 +13,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,17 +72,9 @@ def images() -> Images:
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[str]:
+def emulator(isolated_moto_server: str) -> str:
     """A moto server of this module's own, so that the stack it provisions shares names with no other test."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    return isolated_moto_server
 
 
 @pytest.fixture(scope="module")

@@ -3,16 +3,12 @@ the worker's republisher publishes it and it succeeds within the documented boun
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from tests.e2e.local_system import LocalSystem, wait_for_status
 from tests.e2e.sqs_outage_proxy import SqsOutageProxy
 
@@ -23,30 +19,9 @@ REPUBLISH_INTERVAL_S = 1
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[str]:
-    """A moto server in a process of its own: moto's state is per process, and the stack's fixed SSM
-    parameter names (/job-tickets/local/...) must not meet another deployment in the session's server."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/moto-api/", timeout=2)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.1)  # the server process is still starting
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+def emulator(isolated_moto_server: str) -> str:
+    # The stack's fixed SSM names (/job-tickets/local/...) must not meet another deployment.
+    return isolated_moto_server
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
 
 
 @pytest.fixture(scope="module")
-def deployed(moto_server: str) -> dict[str, Any]:
+def deployed(isolated_moto_server: str) -> dict[str, Any]:
     template = stateful_template("local")
-    cloudformation = boto3.client("cloudformation", endpoint_url=moto_server)
+    cloudformation = boto3.client("cloudformation", endpoint_url=isolated_moto_server)
     stack_name = f"stateful-{uuid.uuid4().hex[:8]}"
     cloudformation.create_stack(StackName=stack_name, TemplateBody=json.dumps(template))
     cloudformation.get_waiter("stack_create_complete").wait(
@@ -37,8 +37,8 @@ def test_stack_is_created_with_outputs(deployed: dict[str, Any]) -> None:
     assert deployed["outputs"]["SsmPath"] == "/job-tickets/local"
 
 
-def test_table_has_key_and_both_indexes(deployed: dict[str, Any], moto_server: str) -> None:
-    dynamodb = boto3.client("dynamodb", endpoint_url=moto_server)
+def test_table_has_key_and_both_indexes(deployed: dict[str, Any], isolated_moto_server: str) -> None:
+    dynamodb = boto3.client("dynamodb", endpoint_url=isolated_moto_server)
     table = dynamodb.describe_table(TableName=deployed["outputs"]["TableName"])["Table"]
     assert table["KeySchema"] == [{"AttributeName": "jobId", "KeyType": "HASH"}]
     indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
@@ -51,8 +51,8 @@ def test_table_has_key_and_both_indexes(deployed: dict[str, Any], moto_server: s
     assert indexes["pending-by-age"]["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["traceId"]}
 
 
-def test_jobs_queue_redrives_to_the_dead_letter_queue(deployed: dict[str, Any], moto_server: str) -> None:
-    sqs = boto3.client("sqs", endpoint_url=moto_server)
+def test_jobs_queue_redrives_to_the_dead_letter_queue(deployed: dict[str, Any], isolated_moto_server: str) -> None:
+    sqs = boto3.client("sqs", endpoint_url=isolated_moto_server)
     outputs = deployed["outputs"]
     attributes = sqs.get_queue_attributes(QueueUrl=outputs["QueueUrl"], AttributeNames=["All"])["Attributes"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["QueueArn"])[
@@ -62,8 +62,10 @@ def test_jobs_queue_redrives_to_the_dead_letter_queue(deployed: dict[str, Any], 
     assert attributes["VisibilityTimeout"] == "30"
 
 
-def test_parameters_are_readable_by_path_as_the_runtime_reads_them(deployed: dict[str, Any], moto_server: str) -> None:
-    ssm = boto3.client("ssm", endpoint_url=moto_server)
+def test_parameters_are_readable_by_path_as_the_runtime_reads_them(
+    deployed: dict[str, Any], isolated_moto_server: str
+) -> None:
+    ssm = boto3.client("ssm", endpoint_url=isolated_moto_server)
     pages = ssm.get_paginator("get_parameters_by_path").paginate(Path="/job-tickets/local/", WithDecryption=True)
     values = {p["Name"].rsplit("/", 1)[1]: p["Value"] for page in pages for p in page["Parameters"]}
     outputs = deployed["outputs"]
@@ -82,8 +84,8 @@ def test_parameters_are_readable_by_path_as_the_runtime_reads_them(deployed: dic
     }
 
 
-def test_documents_bucket_exists(deployed: dict[str, Any], moto_server: str) -> None:
-    s3 = boto3.client("s3", endpoint_url=moto_server)
+def test_documents_bucket_exists(deployed: dict[str, Any], isolated_moto_server: str) -> None:
+    s3 = boto3.client("s3", endpoint_url=isolated_moto_server)
     bucket = deployed["outputs"]["DocumentsBucketName"]
     # moto's CloudFormation ignores VersioningConfiguration; the template test checks that property.
     s3.put_object(Bucket=bucket, Key="probe.txt", Body=b"x")
