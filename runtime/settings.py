@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=65_536, ge=1024, le=350_000)
     # How long after its creation a PENDING job's submit may still be in progress (409 window).
     submit_in_flight_s: float = Field(default=5.0, gt=0)
+    # The API coalesces concurrent submits into SendMessageBatch, waiting at most this long for company
+    # after the first message; 0 sends each message on its own.
+    send_linger_s: float = Field(default=0.005, ge=0, le=1.0)
 
     worker_concurrency: int = Field(default=16, ge=1, le=256)
     visibility_timeout_s: int = Field(default=60, ge=2, le=43_200)

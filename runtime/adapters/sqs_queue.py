@@ -47,11 +47,25 @@ class SqsJobQueue:
         self._trace_header = trace_header
 
     def send(self, message: JobMessage) -> None:
-        kwargs: dict[str, Any] = {"QueueUrl": self._url, "MessageBody": encode(message)}
+        self._call("send_message", QueueUrl=self._url, **self.batch_entry(message))
+
+    def batch_entry(self, message: JobMessage) -> dict[str, Any]:
+        """The message's fields for SendMessage or a SendMessageBatch entry (call it in the sender's context:
+        it reads the current trace header)."""
+        entry: dict[str, Any] = {"MessageBody": encode(message)}
         header = self._trace_header() if self._trace_header is not None else None
         if header:
-            kwargs["MessageSystemAttributes"] = {"AWSTraceHeader": {"DataType": "String", "StringValue": header}}
-        self._call("send_message", **kwargs)
+            entry["MessageSystemAttributes"] = {"AWSTraceHeader": {"DataType": "String", "StringValue": header}}
+        return entry
+
+    def send_batch(self, entries: Sequence[dict[str, Any]]) -> dict[int, str]:
+        """One SendMessageBatch of at most 10 `batch_entry()` values; the failed ones by index -> error code.
+        Raises QueueUnavailable when the call itself fails."""
+        if not 0 < len(entries) <= BATCH_SIZE:
+            raise ValueError(f"sqs send batch needs 1-{BATCH_SIZE} entries, got {len(entries)}")
+        response = self._call("send_message_batch", QueueUrl=self._url,
+                              Entries=[{"Id": str(index), **entry} for index, entry in enumerate(entries)])
+        return {int(failed["Id"]): str(failed.get("Code", "")) for failed in response.get("Failed", [])}
 
     def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]:
         response = self._call(

@@ -13,6 +13,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _handler
     if _handler is None:
         from runtime.api.app import create_app
+        from runtime.settings import get_settings
 
-        _handler = Mangum(create_app(), lifespan="off")
+        # One request at a time per execution environment: nothing to coalesce sends with, so no linger.
+        _handler = Mangum(create_app(get_settings().model_copy(update={"send_linger_s": 0.0})), lifespan="off")
     return dict(_handler(event, context))

@@ -1,0 +1,149 @@
+"""Coalesces concurrent sends into SendMessageBatch (up to 10 entries), so a busy API pays about one SQS
+request per ten submits. A JobQueue: everything but send goes straight to the wrapped SqsJobQueue."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.adapters.sqs_queue import BATCH_SIZE, SqsJobQueue
+from runtime.domain.ports import JobMessage, QueueUnavailable, ReceivedMessage
+from runtime.observability import aws_calls, logs, tracing
+
+# How long a submitting thread waits for its batch. A send that outlives it may still go out: a duplicate
+# message is harmless, and a job left unpublished is the republisher's.
+SEND_WAIT_S = 10.0
+
+
+@dataclass
+class _Waiting:
+    entry: dict[str, Any]
+    future: Future[None] = field(default_factory=Future)
+
+
+class BatchingSqsJobQueue:
+    """send() queues the message and waits for its own batch's answer; a flusher thread (one per instance,
+    started on the first send, daemon) sends when 10 are waiting or `linger_s` after the first one waits.
+    A failed entry, or a failed call, raises QueueUnavailable in exactly the senders concerned."""
+
+    def __init__(
+        self,
+        queue: SqsJobQueue,
+        *,
+        linger_s: float,
+        wait_s: float = SEND_WAIT_S,
+        category: str = "submit",
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._queue = queue
+        self._linger_s = linger_s
+        self._wait_s = wait_s
+        self._category = category
+        self._monotonic = monotonic
+        self._cond = threading.Condition()
+        self._waiting: list[_Waiting] = []
+        self._oldest_at: float | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def send(self, message: JobMessage) -> None:
+        # The entry (body, trace header) is built here: the trace header lives in this thread's context.
+        waiting = _Waiting(self._queue.batch_entry(message))
+        with self._cond:
+            closed = self._closed
+            if not closed:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="sqs-batch-sender", daemon=True)
+                    self._thread.start()
+                if self._oldest_at is None:
+                    self._oldest_at = self._monotonic()
+                self._waiting.append(waiting)
+                self._cond.notify()
+        if closed:  # after close(): nothing left to coalesce with
+            self._queue.send(message)
+            return
+        try:
+            waiting.future.result(timeout=self._wait_s)
+        except FutureTimeout:
+            raise QueueUnavailable(f"sqs send not answered within {self._wait_s} s") from None
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Sends whatever is waiting, then ends the flusher thread; later sends go out one by one."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+        self.flush()
+
+    def flush(self) -> None:
+        while True:
+            batch = self._take(force=True)
+            if not batch:
+                return
+            self._send(batch)
+
+    def _take(self, *, force: bool) -> list[_Waiting]:
+        with self._cond:
+            if not self._waiting:
+                return []
+            due = self._oldest_at is not None and self._monotonic() - self._oldest_at >= self._linger_s
+            if not (force or due or len(self._waiting) >= BATCH_SIZE):
+                return []
+            batch, self._waiting = self._waiting[:BATCH_SIZE], self._waiting[BATCH_SIZE:]
+            self._oldest_at = self._monotonic() if self._waiting else None
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and not self._waiting:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                if len(self._waiting) < BATCH_SIZE and self._oldest_at is not None:
+                    remaining = self._linger_s - (self._monotonic() - self._oldest_at)
+                    if remaining > 0:
+                        self._cond.wait(remaining)
+                        continue
+            batch = self._take(force=True)
+            if batch:
+                self._send(batch)
+
+    def _send(self, batch: list[_Waiting]) -> None:
+        try:
+            with aws_calls.category(self._category), tracing.segment("sqs.send_batch"):
+                failed = self._queue.send_batch([waiting.entry for waiting in batch])
+        except Exception as exc:  # noqa: BLE001 - every sender of the batch hears it; their jobs stay PENDING
+            logs.log_event("send_batch_failed", level="warning", count=len(batch), error=f"{type(exc).__name__}: {exc}")
+            for waiting in batch:
+                waiting.future.set_exception(QueueUnavailable(f"sqs send batch failed: {exc}"))
+            return
+        for index, waiting in enumerate(batch):
+            code = failed.get(index)
+            if code is None:
+                waiting.future.set_result(None)
+            else:
+                waiting.future.set_exception(QueueUnavailable(f"sqs send batch refused the entry: {code}"))
+
+    # The rest of JobQueue, unchanged.
+    def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]:
+        return self._queue.receive(max_messages=max_messages, wait_s=wait_s, visibility_timeout_s=visibility_timeout_s)
+
+    def delete_batch(self, receipt_handles: Sequence[str]) -> None:
+        self._queue.delete_batch(receipt_handles)
+
+    def change_visibility(self, receipt_handle: str, timeout_s: int) -> None:
+        self._queue.change_visibility(receipt_handle, timeout_s)
+
+    def change_visibility_batch(self, receipt_handles: Sequence[str], timeout_s: int) -> None:
+        self._queue.change_visibility_batch(receipt_handles, timeout_s)
+
+    def ping(self) -> None:
+        self._queue.ping()
