@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +67,9 @@ class AwsResources:
     bucket: str
 
 
-def create_resources(endpoint: str, prefix: str) -> AwsResources:
+def create_resources(
+    endpoint: str, prefix: str, *, visibility_timeout_s: int = 30, max_receive_count: int = 3
+) -> AwsResources:
     dynamodb = raw_client("dynamodb", endpoint)
     sqs = raw_client("sqs", endpoint)
     s3 = raw_client("s3", endpoint)
@@ -74,10 +77,10 @@ def create_resources(endpoint: str, prefix: str) -> AwsResources:
     create_jobs_table(dynamodb, table)
     dlq_url = sqs.create_queue(QueueName=unique(f"{prefix}-dlq"))["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)})
     queue_url = sqs.create_queue(
         QueueName=unique(f"{prefix}-queue"),
-        Attributes={"VisibilityTimeout": "30",
-                    "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"3"}}'},
+        Attributes={"VisibilityTimeout": str(visibility_timeout_s), "RedrivePolicy": redrive},
     )["QueueUrl"]
     bucket = unique(f"{prefix}-docs")
     s3.create_bucket(Bucket=bucket)

@@ -24,43 +24,11 @@ from runtime.aws_clients import build_client
 from runtime.domain.job import Job, JobStatus, Priority
 from runtime.domain.ports import JobMessage
 from runtime.settings import Settings, load_settings
+from tests.adapters.resources import create_resources
 
 REPO = Path(__file__).resolve().parents[2]
 VISIBILITY_S = 2
 WAIT_LIMIT_S = 60.0  # a generous limit for conditions to become true, never an assertion on timing
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def create_table(dynamodb: Any, name: str) -> None:
-    dynamodb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "jobId", "AttributeType": "S"},
-            {"AttributeName": "idempotencyKey", "AttributeType": "S"},
-            {"AttributeName": "pendingShard", "AttributeType": "S"},
-            {"AttributeName": "pendingSince", "AttributeType": "N"},
-        ],
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by-idempotency-key",
-                "KeySchema": [{"AttributeName": "idempotencyKey", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            },
-            {
-                "IndexName": "pending-by-age",
-                "KeySchema": [
-                    {"AttributeName": "pendingShard", "KeyType": "HASH"},
-                    {"AttributeName": "pendingSince", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["traceId"]},
-            },
-        ],
-    )
 
 
 @dataclass
@@ -166,18 +134,11 @@ def worker_env(moto_server: str, tmp_path: Path) -> Iterator[WorkerEnv]:
     dynamodb = build_client("dynamodb", region="us-east-1", endpoint_url=moto_server)
     sqs = build_client("sqs", region="us-east-1", endpoint_url=moto_server)
     s3 = build_client("s3", region="us-east-1", endpoint_url=moto_server)
-    table = unique("wk-jobs")
-    create_table(dynamodb, table)
-    dlq_url = sqs.create_queue(QueueName=unique("wk-dlq"))["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     # Receives for a leased job also count: the redrive limit sits well above max_attempts.
-    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10"})
-    queue_url = sqs.create_queue(
-        QueueName=unique("wk-queue"),
-        Attributes={"VisibilityTimeout": str(VISIBILITY_S), "RedrivePolicy": redrive},
-    )["QueueUrl"]
-    bucket = unique("wk-docs")
-    s3.create_bucket(Bucket=bucket)
+    resources = create_resources(moto_server, "wk", visibility_timeout_s=VISIBILITY_S, max_receive_count=10)
+    table, queue_url, dlq_url, bucket = (
+        resources.table_name, resources.queue_url, resources.dead_letter_queue_url, resources.bucket
+    )
     settings = load_settings(
         table_name=table,
         queue_url=queue_url,
