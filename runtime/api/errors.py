@@ -44,10 +44,13 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]
     for error in exc.errors(include_url=False):
         parts = [str(part) for part in error.get("loc", ())]
         field = ".".join([prefix, *parts] if prefix else parts) or (prefix or "body")
-        message = str(error.get("msg", "invalid")).lower()
+        message = str(error.get("msg", "invalid"))
+        message = message[:1].lower() + message[1:]  # lowercase house style, bad values shown as they are
         if error.get("type") not in ("missing", "extra_forbidden") and "input" in error:
             shown = repr(error["input"])
-            message += f", got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+            if shown not in message:  # our own validators already name the bad value
+                message += f", got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+            message = message.removeprefix("value error, ")
         problems.append({"field": field, "message": message})
     return problems
 

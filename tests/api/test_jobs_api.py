@@ -281,3 +281,15 @@ def test_openapi_documents_the_contract(http: httpx.Client) -> None:
     assert {"Idempotency-Key", "X-Trace-Id"} <= names
     assert "ErrorOut" in spec["components"]["schemas"]
     assert set(spec["paths"]) >= {"/api/v1/jobs/{jobId}", "/api/v1/jobs/{jobId}/retry", "/healthz", "/readyz"}
+
+
+def test_a_bad_value_is_shown_once_and_as_sent(http: httpx.Client) -> None:
+    response = http.post(
+        "/api/v1/jobs",
+        json={"type": "process_document", "params": {"source": "S3:/Bucket/Key", "destination": "s3://bucket/out"}},
+    )
+    assert response.status_code == 422
+    problem = response.json()["errors"][0]
+    assert problem["field"] == "params.source"
+    assert problem["message"].count("'S3:/Bucket/Key'") == 1
+    assert not problem["message"].startswith("value error")
