@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     backoff_base_s: float = Field(default=2.0, gt=0)
     backoff_max_s: float = Field(default=300.0, gt=0)
     shutdown_deadline_s: float = Field(default=25.0, gt=0)
-    delete_linger_s: float = Field(default=0.05, ge=0)
+    # Deletes wait this long for company (DeleteMessageBatch of up to 10). The job's outcome is already
+    # recorded, so a late delete risks at most a redelivery that finds the job terminal and is deleted.
+    delete_linger_s: float = Field(default=0.5, ge=0)
 
     # No job lost: a PENDING job older than this is published again; the sweep runs this often.
     republish_after_s: int = Field(default=60, ge=1)

@@ -1,0 +1,74 @@
+"""The worker's receive loop with fakes: a full batch of ten is asked for whenever a slot is free, the
+prefetch stays bounded and heartbeat-tracked, and stop() hands back what no job thread started."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from runtime.domain.ports import ReceivedMessage
+from runtime.job_types.registry import JobContext, JobType
+from runtime.settings import load_settings
+from runtime.worker.runner import Worker
+from tests.unit.fakes_worker import FakeClock, FakeQueue, InMemoryJobStore, InMemoryObjects, make_job, received
+
+CONCURRENCY = 2
+
+
+class GateParams(BaseModel):
+    value: int = 1
+
+
+class PollingQueue(FakeQueue):
+    """Records each receive's MaxNumberOfMessages; an empty inbox holds the poll like a long poll would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[int] = []
+        self.polled = threading.Condition()
+        self.stop_polling = threading.Event()
+
+    def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]:
+        with self.polled:
+            self.asked.append(max_messages)
+            self.polled.notify_all()
+        taken = super().receive(max_messages=max_messages, wait_s=wait_s, visibility_timeout_s=visibility_timeout_s)
+        if not taken:
+            self.stop_polling.wait(5)
+        return taken
+
+
+def test_a_full_batch_is_asked_for_and_the_prefetch_is_bounded_and_given_back_at_stop() -> None:
+    gate = threading.Event()
+    started = threading.Semaphore(0)
+
+    def handler(params: GateParams, context: JobContext) -> dict[str, Any]:
+        started.release()
+        gate.wait(10)
+        return {}
+
+    store, queue = InMemoryJobStore(), PollingQueue()
+    for index in range(25):
+        store.create(make_job(f"job-{index}", job_type="gate"))
+        queue.inbox.append(received(f"job-{index}", handle=f"rh-{index}"))
+    settings = load_settings(table_name="t", queue_url="q", dead_letter_queue_url="d", documents_bucket="b",
+                             worker_concurrency=CONCURRENCY, visibility_timeout_s=30, receive_wait_s=1)
+    gate_type = JobType("gate", GateParams, handler, "gate")
+    worker = Worker(store=store, queue=queue, objects=InMemoryObjects(), settings=settings, clock=FakeClock(),
+                    job_types=lambda name: gate_type if name == "gate" else None, republish=False)
+    worker.start()
+    for _ in range(CONCURRENCY):
+        assert started.acquire(timeout=10)
+    # Both slots are busy and eight messages wait: no second receive until a slot frees.
+    assert queue.asked == [10]
+    assert worker.in_flight == 10
+    assert len(worker._heartbeat.receipt_handles()) == 10
+    queue.stop_polling.set()
+    worker.stop(deadline_s=0.01)
+    gate.set()
+    given_back = {handle for handles, timeout in queue.batch_visibility if timeout == 0 for handle in handles}
+    assert len(given_back) == 10  # eight never started, two past the deadline
+    assert worker.in_flight in (0, CONCURRENCY)  # the two late jobs may still be finishing
