@@ -1,12 +1,12 @@
 """Visibility heartbeat: every visibility_timeout_s/3, one ChangeMessageVisibilityBatch per 10 in-flight
 messages and one lease extension per claimed job, so a job that outlives the visibility timeout is
-neither redelivered nor taken over while its worker is alive."""
+neither redelivered nor taken over while its worker is alive. Sub-interval jobs never pay for one."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from runtime.domain.ports import Clock, JobQueue, JobStore
 from runtime.observability import aws_calls, logs
@@ -18,6 +18,7 @@ SQS_BATCH_LIMIT = 10
 class InFlight:
     receipt_handle: str
     job_id: str | None
+    tracked_at: datetime
     attempt: int | None = None  # set once this worker claimed the job
     lease_lost: bool = False
 
@@ -44,7 +45,7 @@ class Heartbeat:
 
     def track(self, receipt_handle: str, job_id: str | None) -> None:
         with self._lock:
-            self._in_flight[receipt_handle] = InFlight(receipt_handle, job_id)
+            self._in_flight[receipt_handle] = InFlight(receipt_handle, job_id, self._clock.now())
 
     def claimed(self, receipt_handle: str, attempt: int) -> None:
         with self._lock:
@@ -75,9 +76,16 @@ class Heartbeat:
                 self.beat()
 
     def beat(self) -> None:
-        """One round: extends the visibility of every in-flight message and the lease of every claimed job."""
+        """One round: extends the visibility of every message tracked for at least one interval and the lease
+        of every such claimed job. A younger one still has more than visibility_timeout_s - interval left (the
+        claim set its lease to a full timeout), and the next beat, within one interval, extends it."""
+        due_before = self._clock.now() - timedelta(seconds=self._interval_s)
         with self._lock:
-            entries = [InFlight(e.receipt_handle, e.job_id, e.attempt, e.lease_lost) for e in self._in_flight.values()]
+            entries = [
+                InFlight(e.receipt_handle, e.job_id, e.tracked_at, e.attempt, e.lease_lost)
+                for e in self._in_flight.values()
+                if e.tracked_at <= due_before
+            ]
         if not entries:
             return
         handles = [e.receipt_handle for e in entries]

@@ -57,6 +57,35 @@ def test_heartbeat_extends_visibility_of_all_in_flight_and_leases_of_claimed_job
     assert store.calls.count("extend_lease") == 1  # unclaimed messages have no lease to extend
 
 
+def test_heartbeat_skips_entries_tracked_for_less_than_one_interval() -> None:
+    clock, queue, store = FakeClock(), FakeQueue(), InMemoryJobStore()
+    for job_id in ("job-old", "job-new"):
+        store.create(make_job(job_id))
+    heartbeat = Heartbeat(queue=queue, store=store, clock=clock, visibility_timeout_s=30, interval_s=10)
+    heartbeat.track("rh-old", "job-old")
+    claim = store.claim("job-old", now=clock.now(), lease_until=clock.now() + timedelta(seconds=30))
+    assert claim.job is not None
+    heartbeat.claimed("rh-old", claim.job.attempts)
+    clock.advance(9.9)
+    heartbeat.track("rh-new", "job-new")
+    clock.advance(0.1)
+    heartbeat.beat()
+    assert queue.batch_visibility == [(("rh-old",), 30)]
+    assert store.calls.count("extend_lease") == 1
+    clock.advance(10)
+    heartbeat.beat()  # one interval later the young one is due too
+    assert queue.batch_visibility[-1] == (("rh-old", "rh-new"), 30)
+
+
+def test_heartbeat_with_only_young_entries_makes_no_request() -> None:
+    clock, queue, store = FakeClock(), FakeQueue(), InMemoryJobStore()
+    heartbeat = Heartbeat(queue=queue, store=store, clock=clock, visibility_timeout_s=30, interval_s=10)
+    heartbeat.track("rh-1", "job-1")
+    clock.advance(0.1)
+    heartbeat.beat()
+    assert queue.batch_visibility == [] and store.calls == []
+
+
 def test_heartbeat_stops_extending_a_lease_it_lost() -> None:
     clock, queue, store = FakeClock(), FakeQueue(), InMemoryJobStore()
     store.create(make_job())
