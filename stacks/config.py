@@ -101,12 +101,14 @@ class EnvironmentConfig:
 
 
 ENVIRONMENTS: dict[str, EnvironmentConfig] = {
-    # Only for the local all-in-one on the emulator: short timings so that tests see redeliveries quickly.
+    # Only for the local all-in-one on the emulator: short retention and visibility timeout; tests that need
+    # a quick republish set JOBS_REPUBLISH_AFTER_S / JOBS_REPUBLISH_INTERVAL_S themselves.
     "local": EnvironmentConfig(
         name="local",
         retention_days=1,
-        republish_after_s=10,
-        republish_interval_s=5,
+        # The production bound: behind a burst backlog a shorter one re-sent messages that were only queued.
+        republish_after_s=60,
+        republish_interval_s=15,
         tracing_enabled=False,
         log_retention_days=1,
         worker=WorkerConfig(visibility_timeout_s=30, concurrency=8, max_attempts=3),

@@ -79,8 +79,8 @@ def test_parameters_are_readable_by_path_as_the_runtime_reads_them(
         "max-attempts": "3",
         "worker-concurrency": "8",
         "retention-days": "1",
-        "republish-after-s": "10",
-        "republish-interval-s": "5",
+        "republish-after-s": "60",
+        "republish-interval-s": "15",
     }
 
 
