@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from runtime.adapters.dynamodb_store import job_to_item
+from runtime.domain.job import JobStatus
 from runtime.job_types.registry import JobContext, PermanentJobError, get_job_type, job_type_names
-from tests.unit.fakes_worker import InMemoryObjects
+from tests.benchmarks.bench_pricing import item_size, write_units
+from tests.unit.fakes_worker import T0, InMemoryObjects, make_job
 
 DOC = "The quick brown fox.\nThe lazy dog sleeps; the fox runs.\n"
 
@@ -40,18 +43,35 @@ def test_process_document_writes_a_summary_and_returns_it() -> None:
     objects = InMemoryObjects({"s3://docs/in/a.txt": DOC.encode()})
     result = run("process_document", {"source": "s3://docs/in/a.txt", "destination": "s3://docs/out/a.json"}, objects)
     summary = result["summary"]
-    assert result["destination"] == "s3://docs/out/a.json"
+    assert set(result) == {"summary"} and "top_words" not in summary  # both stay in S3 only
     assert summary["size_bytes"] == len(DOC.encode()) and summary["sha256"] == hashlib.sha256(DOC.encode()).hexdigest()
     assert (summary["lines"], summary["words"], summary["characters"]) == (2, 11, len(DOC))
     assert summary["content_type"] == "text/plain"
-    assert summary["top_words"][:2] == [{"word": "the", "count": 3}, {"word": "fox", "count": 2}]
     written = json.loads(objects.objects["s3://docs/out/a.json"])
-    assert written["summary"] == summary and written["source"] == "s3://docs/in/a.txt"
+    assert written["summary"]["top_words"][:2] == [{"word": "the", "count": 3}, {"word": "fox", "count": 2}]
+    assert written["summary"] == summary | {"top_words": written["summary"]["top_words"]}
+    assert written["source"] == "s3://docs/in/a.txt"
     assert objects.content_types["s3://docs/out/a.json"] == "application/json"
     # Deterministic: the same input gives byte-identical output.
     again = InMemoryObjects({"s3://docs/in/a.txt": DOC.encode()})
     run("process_document", {"source": "s3://docs/in/a.txt", "destination": "s3://docs/out/a.json"}, again)
     assert again.objects["s3://docs/out/a.json"] == objects.objects["s3://docs/out/a.json"]
+
+
+def test_a_completed_process_document_item_stays_under_one_kb() -> None:
+    # A realistic small job: uuid job id, X-Ray style trace id, bucket paths like the all-in-one's.
+    params = {"source": "s3://job-tickets-local-documents-000000000000/in/report-2025-03-01.txt",
+              "destination": "s3://job-tickets-local-documents-000000000000/out/report-2025-03-01.json"}
+    objects = InMemoryObjects({params["source"]: (DOC * 20).encode()})
+    result = run("process_document", params, objects)
+    done = make_job("0b7c6b0e-8f1e-4a57-9d5c-3f2a1e4b6c7d", job_type="process_document", params=params,
+                    trace_id="1-67c2f6c0-0123456789abcdef01234567", fingerprint="f" * 64,
+                    status=JobStatus.SUCCEEDED, attempts=1, result=result, pending_since=None,
+                    transitions={"PENDING": T0, "PROCESSING": T0, "SUCCEEDED": T0},
+                    expires_at=int(T0.timestamp()) + 30 * 86_400)
+    size = item_size(job_to_item(done))
+    assert size < 1024, size
+    assert write_units(size) == 1
 
 
 def test_process_document_summarises_binary_content() -> None:
