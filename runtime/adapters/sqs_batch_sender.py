@@ -3,7 +3,6 @@ request per ten submits. A JobQueue: everything but send goes straight to the wr
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -12,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.adapters.sqs_queue import BATCH_SIZE, SqsJobQueue
+from runtime.batching import Coalescer
 from runtime.domain.ports import JobMessage, QueueUnavailable, ReceivedMessage
 from runtime.observability import aws_calls, logs, tracing
 
@@ -41,30 +41,16 @@ class BatchingSqsJobQueue:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue = queue
-        self._linger_s = linger_s
         self._wait_s = wait_s
         self._category = category
-        self._monotonic = monotonic
-        self._cond = threading.Condition()
-        self._waiting: list[_Waiting] = []
-        self._oldest_at: float | None = None
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        self._batches = Coalescer(
+            self._send, linger_s=linger_s, batch_size=BATCH_SIZE, name="sqs-batch-sender", monotonic=monotonic
+        )
 
     def send(self, message: JobMessage) -> None:
         # The entry (body, trace header) is built here: the trace header lives in this thread's context.
         waiting = _Waiting(self._queue.batch_entry(message))
-        with self._cond:
-            closed = self._closed
-            if not closed:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="sqs-batch-sender", daemon=True)
-                    self._thread.start()
-                if self._oldest_at is None:
-                    self._oldest_at = self._monotonic()
-                self._waiting.append(waiting)
-                self._cond.notify()
-        if closed:  # after close(): nothing left to coalesce with
+        if not self._batches.add(waiting):  # after close(): nothing left to coalesce with
             self._queue.send(message)
             return
         try:
@@ -74,47 +60,10 @@ class BatchingSqsJobQueue:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Sends whatever is waiting, then ends the flusher thread; later sends go out one by one."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout_s)
-        self.flush()
+        self._batches.close(timeout_s)
 
     def flush(self) -> None:
-        while True:
-            batch = self._take(force=True)
-            if not batch:
-                return
-            self._send(batch)
-
-    def _take(self, *, force: bool) -> list[_Waiting]:
-        with self._cond:
-            if not self._waiting:
-                return []
-            due = self._oldest_at is not None and self._monotonic() - self._oldest_at >= self._linger_s
-            if not (force or due or len(self._waiting) >= BATCH_SIZE):
-                return []
-            batch, self._waiting = self._waiting[:BATCH_SIZE], self._waiting[BATCH_SIZE:]
-            self._oldest_at = self._monotonic() if self._waiting else None
-            return batch
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._closed and not self._waiting:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                if len(self._waiting) < BATCH_SIZE and self._oldest_at is not None:
-                    remaining = self._linger_s - (self._monotonic() - self._oldest_at)
-                    if remaining > 0:
-                        self._cond.wait(remaining)
-                        continue
-            batch = self._take(force=True)
-            if batch:
-                self._send(batch)
+        self._batches.flush()
 
     def _send(self, batch: list[_Waiting]) -> None:
         try:

@@ -119,7 +119,6 @@ class Worker:
             thread = threading.Thread(target=self._pool_loop, name=f"job-{index}", daemon=True)
             thread.start()
             self._pool.append(thread)
-        self._deleter.start()
         self._heartbeat.start()
         if self._republisher is not None:
             self._republisher.start()

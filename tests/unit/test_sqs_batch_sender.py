@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from runtime.adapters.sqs_batch_sender import BatchingSqsJobQueue, _Waiting
+from runtime.adapters.sqs_batch_sender import BatchingSqsJobQueue
 from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.domain.ports import JobMessage, QueueUnavailable
 
@@ -86,16 +86,6 @@ def test_a_lone_message_goes_out_after_the_linger() -> None:
     queue.close()
 
 
-def test_a_partial_batch_is_due_only_after_the_linger() -> None:
-    now = [0.0]
-    queue = BatchingSqsJobQueue(SqsJobQueue(FakeSqsClient(), QUEUE_URL), linger_s=0.005, monotonic=lambda: now[0])
-    queue._waiting.append(_Waiting({"MessageBody": "a"}))
-    queue._oldest_at = 0.0
-    assert queue._take(force=False) == []  # not due yet, fewer than ten
-    now[0] = 0.005
-    assert [waiting.entry["MessageBody"] for waiting in queue._take(force=False)] == ["a"]
-
-
 def test_refused_entries_raise_only_in_their_senders() -> None:
     client = FakeSqsClient(refuse=frozenset({"job-3", "job-7"}))
     queue = sender(client)
@@ -132,9 +122,8 @@ def test_close_sends_what_waits_and_later_sends_go_out_alone() -> None:
     waiting = threading.Thread(target=queue.send, args=(JobMessage(job_id="job-1", trace_id="t"),))
     waiting.start()
     while True:
-        with queue._cond:
-            if queue._waiting:
-                break
+        if queue._batches.pending_count():
+            break
         threading.Event().wait(0.001)
     queue.close()
     waiting.join()

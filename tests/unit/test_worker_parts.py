@@ -20,21 +20,9 @@ def test_deletes_go_out_in_batches_of_at_most_ten() -> None:
     assert queue.deleted == [f"rh-{index}" for index in range(23)]
 
 
-def test_a_lingering_partial_batch_is_sent_by_the_thread() -> None:
-    queue = FakeQueue()
-    now = [0.0]
-    deleter = BatchDeleter(queue, linger_s=0.05, monotonic=lambda: now[0])
-    deleter.add("rh-1")
-    deleter.add("rh-2")
-    assert deleter._take(force=False) == []  # not due yet, fewer than ten
-    now[0] = 1.0
-    assert deleter._take(force=False) == ["rh-1", "rh-2"]
-
-
 def test_stop_flushes_what_is_waiting() -> None:
     queue = FakeQueue()
     deleter = BatchDeleter(queue, linger_s=3600)
-    deleter.start()
     deleter.add("rh-1")
     deleter.stop()
     assert queue.deleted == ["rh-1"] and deleter.pending_count() == 0
