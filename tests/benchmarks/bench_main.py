@@ -33,7 +33,7 @@ from tests.benchmarks.bench_pricing import (
     price_per_job,
     write_cost,
 )
-from tests.benchmarks.bench_stack import Calls, LocalStack, Resources, machine_busy_s, merge, subtract
+from tests.benchmarks.bench_stack import Calls, LocalStack, Resources, machine_busy_s, merge, paused, subtract
 from tests.benchmarks.bench_stats import median_of, percentile, summarize_latencies
 
 IO_PLUGIN = "tests.benchmarks.bench_io_job"
@@ -249,6 +249,7 @@ class Results:
     steadies: list[BurstRun] = field(default_factory=list)
     steady_rate: float = 0.0
     posts: list[dict[str, Any]] = field(default_factory=list)
+    posts_paused: list[dict[str, Any]] = field(default_factory=list)  # the same POST load with the worker stopped
     concurrency: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     states: JobItemStates | None = None
     table_keys: tuple[str, ...] = ()
@@ -463,65 +464,103 @@ def scenario_steady(results: Results, out: Out, repeats: int, duration_s: float,
             )
 
 
+def measure_post(stack: LocalStack, env: Env, duration_s: float, clients: int) -> dict[str, Any]:
+    """One closed-loop POST run against a started all-in-one: rate, latency, peak RSS, CPU by role, queue depth."""
+    run = uuid.uuid4().hex[:6]
+    bucket = env.resources.documents_bucket
+    peak_rss: dict[str, int] = {}
+
+    def sample() -> None:
+        for role, value in stack.rss_by_role().items():
+            peak_rss[role] = max(peak_rss.get(role, 0), value)
+
+    cpu_before = stack.cpu_by_role()
+    busy_before, own_before = machine_busy_s(), _own_cpu_s()
+    load = bench_load.closed_loop(
+        stack.api_url,
+        lambda index: doc_body(bucket, run, index),
+        clients=clients,
+        duration_s=duration_s,
+        max_requests=int(duration_s * 2000),
+        on_tick=sample,
+    )
+    cpu_after = stack.cpu_by_role()
+    ours = sum(cpu_after.values()) - sum(cpu_before.values()) + _own_cpu_s() - own_before
+    other = max(0.0, machine_busy_s() - busy_before - ours) / load.wall_s
+    sample()
+    depth = queue_depth(env.sqs, env.resources.queue_url)
+    ok = [item for item in load.submitted if item.status == 201]
+    lat = summarize_latencies([item.latency_s for item in load.submitted])
+    # The queue fills during the run (the worker drains slower than the API submits) and moto's SQS slows
+    # with depth: the first seconds show the API while the queue is still shallow.
+    t0 = min(item.sent_wall_s for item in load.submitted)
+    early = [item for item in load.submitted if item.sent_wall_s + item.latency_s <= t0 + EARLY_WINDOW_S]
+    early_lat = summarize_latencies([item.latency_s for item in early]) if early else lat
+    return {
+        "requests": len(load.submitted),
+        "ok": len(ok),
+        "rps": len(ok) / load.wall_s,
+        "p50_ms": lat.p50_ms,
+        "p99_ms": lat.p99_ms,
+        "rss": peak_rss,
+        "cpu": {role: (cpu_after.get(role, 0.0) - cpu_before.get(role, 0.0)) / load.wall_s for role in cpu_after},
+        "loadgen_cpu": load.cpu_share,
+        "queue_depth_end": depth,
+        "early_rps": len(early) / EARLY_WINDOW_S,
+        "early_p99_ms": early_lat.p99_ms,
+        "early_p50_ms": early_lat.p50_ms,
+        "errors": len(load.submitted) - len(ok),
+        "other_cpu": other,
+        "clients": clients,
+    }
+
+
+def _rss_text(rss: dict[str, int]) -> str:
+    return ", ".join(f"{role} {value / 2**20:.0f} MB" for role, value in sorted(rss.items()))
+
+
+def api_calls(stack: LocalStack) -> Calls:
+    """The API process's AWS calls so far (every category: its batched sends run off the request's context)."""
+    return stack.calls_by_role().get("api", {})
+
+
 def scenario_post(results: Results, out: Out, repeats: int, duration_s: float, clients: int) -> None:
     for repeat in range(repeats):
+        # System: the worker drains concurrently, so the one moto process serves the whole pipeline.
         with LocalStack(env=stack_env()) as stack:
-            env = Env.of(stack)
-            run = uuid.uuid4().hex[:6]
-            bucket = env.resources.documents_bucket
-            peak_rss: dict[str, int] = {}
-
-            def sample(stack: LocalStack = stack, peak_rss: dict[str, int] = peak_rss) -> None:
-                for role, value in stack.rss_by_role().items():
-                    peak_rss[role] = max(peak_rss.get(role, 0), value)
-
-            cpu_before = stack.cpu_by_role()
-            busy_before, own_before = machine_busy_s(), _own_cpu_s()
-            load = bench_load.closed_loop(
-                stack.api_url,
-                lambda index, bucket=bucket, run=run: doc_body(bucket, run, index),
-                clients=clients,
-                duration_s=duration_s,
-                max_requests=int(duration_s * 2000),
-                on_tick=sample,
-            )
-            cpu_after = stack.cpu_by_role()
-            ours = sum(cpu_after.values()) - sum(cpu_before.values()) + _own_cpu_s() - own_before
-            other = max(0.0, machine_busy_s() - busy_before - ours) / load.wall_s
-            sample()
-            depth = queue_depth(env.sqs, env.resources.queue_url)
-            ok = [item for item in load.submitted if item.status == 201]
-            lat = summarize_latencies([item.latency_s for item in load.submitted])
-            # The queue fills during the run (the worker drains slower than the API submits) and moto's SQS slows
-            # with depth: the first seconds show the API while the queue is still shallow.
-            t0 = min(item.sent_wall_s for item in load.submitted)
-            early = [item for item in load.submitted if item.sent_wall_s + item.latency_s <= t0 + EARLY_WINDOW_S]
-            early_lat = summarize_latencies([item.latency_s for item in early]) if early else lat
-            measured = {
-                "requests": len(load.submitted),
-                "ok": len(ok),
-                "rps": len(ok) / load.wall_s,
-                "p50_ms": lat.p50_ms,
-                "p99_ms": lat.p99_ms,
-                "rss": peak_rss,
-                "cpu": {
-                    role: (cpu_after.get(role, 0.0) - cpu_before.get(role, 0.0)) / load.wall_s for role in cpu_after
-                },
-                "loadgen_cpu": load.cpu_share,
-                "queue_depth_end": depth,
-                "early_rps": len(early) / EARLY_WINDOW_S,
-                "early_p99_ms": early_lat.p99_ms,
-                "early_p50_ms": early_lat.p50_ms,
-                "errors": len(load.submitted) - len(ok),
-                "other_cpu": other,
-                "clients": clients,
-            }
+            measured = measure_post(stack, Env.of(stack), duration_s, clients)
             results.posts.append(measured)
             out(
-                f"  POST run {repeat + 1}: {measured['rps']:.1f} req/s, p50 {lat.p50_ms:.1f} ms, "
-                f"p99 {lat.p99_ms:.1f} ms, "
-                f"errors {measured['errors']}, queue depth at end {depth}, "
-                f"RSS {', '.join(f'{r} {v / 2**20:.0f} MB' for r, v in sorted(peak_rss.items()))}"
+                f"  POST run {repeat + 1}: {measured['rps']:.1f} req/s, p50 {measured['p50_ms']:.1f} ms, "
+                f"p99 {measured['p99_ms']:.1f} ms, "
+                f"errors {measured['errors']}, queue depth at end {measured['queue_depth_end']}, "
+                f"RSS {_rss_text(measured['rss'])}"
+            )
+        # API capacity: the same load on a fresh all-in-one with the worker stopped for the whole run, so moto
+        # serves only the submit path. The worker is resumed before the stack stops (a stopped process cannot
+        # handle SIGTERM); its backlog is not drained, nothing is measured after the load.
+        with LocalStack(env=stack_env()) as stack:
+            env = Env.of(stack)
+            with paused(stack.pid_of("worker")):
+                time.sleep(DUMP_SETTLE_S)  # the call files are rewritten every second: start from a settled count
+                before = api_calls(stack)
+                measured = measure_post(stack, env, duration_s, clients)
+                time.sleep(DUMP_SETTLE_S)
+                made = subtract(api_calls(stack), before)
+            per_post = {
+                op: count / max(measured["ok"], 1)
+                for cat, ops in made.items()
+                if cat not in ("poll", "health")
+                for op, count in ops.items()
+            }
+            measured["calls_per_post"] = per_post
+            results.posts_paused.append(measured)
+            out(
+                f"  POST run {repeat + 1} (API capacity, worker paused): {measured['rps']:.1f} req/s, "
+                f"p50 {measured['p50_ms']:.1f} ms, p99 {measured['p99_ms']:.1f} ms, errors {measured['errors']}, "
+                f"queue depth at end {measured['queue_depth_end']}, "
+                + ", ".join(f"{op} {count:.3f}" for op, count in sorted(per_post.items()))
+                + f" per POST, RSS {_rss_text(measured['rss'])} (worker paused)"
             )
 
 
@@ -836,6 +875,7 @@ def report_post(results: Results, ceiling: dict[str, float], calls: dict[str, di
     p99 = median_of([p["p99_ms"] for p in posts])
     out("")
     out(f"API POST /api/v1/jobs, 16 clients (closed loop), median of {len(posts)} runs")
+    out("  system (worker running: the one moto process serves the submit path and the jobs' whole pipeline)")
     out(
         f"  {rps:.1f} req/s (runs {[round(p['rps'], 1) for p in posts]})   target >= "
         f"{TARGET_POST_RPS:.0f}  {verdict(rps >= TARGET_POST_RPS)}"
@@ -871,6 +911,77 @@ def report_post(results: Results, ceiling: dict[str, float], calls: dict[str, di
         f"  load generator CPU {median_of([p['loadgen_cpu'] for p in posts]):.2f} cores; queue depth at the end "
         f"{[p['queue_depth_end'] for p in posts]}; errors {[p['errors'] for p in posts]}; "
         f"other processes on the machine {median_of([p.get('other_cpu', 0.0) for p in posts]):.2f} cores"
+    )
+    if results.posts_paused:
+        report_post_paused(results.posts_paused, rps, ceiling, out)
+
+
+def submit_bound(ceiling: dict[str, float], per_post: dict[str, float]) -> float:
+    """POST/s one moto process can serve when it serves only the submit path: the API's calls per POST (PutItem and
+    its share of a SendMessageBatch) at the ceiling's rates."""
+    total = sum(per_post.values())
+    if not ceiling or not total:
+        return 0.0
+    return mixed_ceiling(ceiling, {"submit": per_post}) / total
+
+
+def report_post_paused(
+    paused_posts: list[dict[str, Any]], system_rps: float, ceiling: dict[str, float], out: Out
+) -> None:
+    clients = paused_posts[0].get("clients", 16)
+    rps = median_of([p["rps"] for p in paused_posts])
+    p50 = median_of([p["p50_ms"] for p in paused_posts])
+    p99 = median_of([p["p99_ms"] for p in paused_posts])
+    out(
+        f"  API capacity (worker paused: SIGSTOP for the whole run on a fresh all-in-one, so moto serves only the "
+        f"submit path), same {clients} clients, median of {len(paused_posts)} runs"
+    )
+    out(
+        f"  {rps:.1f} req/s (runs {[round(p['rps'], 1) for p in paused_posts]})   target >= "
+        f"{TARGET_POST_RPS:.0f}  {verdict(rps >= TARGET_POST_RPS)}"
+    )
+    out(
+        f"  p50 {p50:.1f} ms, p99 {p99:.1f} ms   target p99 <= {TARGET_POST_P99_MS:.0f} ms  "
+        f"{verdict(p99 <= TARGET_POST_P99_MS)}"
+    )
+    ops = sorted({op for p in paused_posts for op in p.get("calls_per_post", {})})
+    per_post = {op: median_of([p.get("calls_per_post", {}).get(op, 0.0) for p in paused_posts]) for op in ops}
+    out(
+        "  API's AWS requests per POST (measured, worker paused): "
+        + (", ".join(f"{op} {count:.3f}" for op, count in per_post.items()) or "none counted")
+    )
+    bound = submit_bound(ceiling, per_post)
+    if bound:
+        out(
+            f"  emulator submit bound: {sum(per_post.values()):.2f} requests per POST at the ceiling = {bound:.1f} "
+            f"POST/s; API capacity = {rps / bound:.0%} of it, system (worker running) {system_rps:.1f} req/s = "
+            f"{system_rps / bound:.0%} of it"
+        )
+        deep = sorted(name for name in ceiling if name.startswith("SendMessage@"))
+        if deep:
+            # The paused run leaves thousands of messages in the queue and moto's SQS slows with depth.
+            deep_bound = submit_bound({**ceiling, "SendMessage": ceiling[deep[0]]}, per_post)
+            out(
+                f"      with SQS at its behind-a-backlog rate ({deep[0]}): {deep_bound:.1f} POST/s; "
+                f"API capacity = {rps / deep_bound:.0%} of it"
+            )
+    roles = sorted({role for p in paused_posts for role in p["rss"]})
+    for role in roles:
+        peak = max(p["rss"].get(role, 0) for p in paused_posts)
+        cpu = median_of([p["cpu"].get(role, 0.0) for p in paused_posts])
+        if role == "worker":
+            # A stopped process neither grows nor uses CPU: its figure here is its idle size, judged above.
+            tail = "PAUSED (SIGSTOP): idle size, not judged; judged in the system run above"
+        elif role in ("api", "dlq poller"):
+            tail = f"target < 200 MB  {verdict(peak < TARGET_RSS_BYTES)}"
+        else:
+            tail = "(moto's state lives here)"
+        out(f"  RSS peak {role:26s} {peak / 2**20:6.1f} MB  CPU {cpu:.2f} cores   {tail}")
+    out(
+        f"  load generator CPU {median_of([p['loadgen_cpu'] for p in paused_posts]):.2f} cores; queue depth at the end "
+        f"{[p['queue_depth_end'] for p in paused_posts]} (nothing drained: worker paused); errors "
+        f"{[p['errors'] for p in paused_posts]}; "
+        f"other processes on the machine {median_of([p.get('other_cpu', 0.0) for p in paused_posts]):.2f} cores"
     )
 
 
