@@ -1,0 +1,129 @@
+"""The emulator's ceiling for our exact per-job calls: one process replays, as fast as the emulator answers,
+the requests the system makes for a job (conditional put, batched send, batched receive, conditional claim
+and completion returning the item, the job's S3 read and write, batched delete), behind a backlog as deep as
+the burst's. The end-to-end figure divided by this is the share of the emulator's capacity we reach."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from tests.benchmarks.bench_emulator import aws_client
+
+REPLAY_THREADS = 4
+REPLAY_MAX_JOBS = 400
+REPLAY_MAX_S = 8.0
+BATCH = 10
+
+
+@dataclass(frozen=True)
+class Replay:
+    jobs: int
+    wall_s: float
+    backlog: int
+    requests_per_job: float  # emulator requests per job in the replay, S3 job work included
+
+    @property
+    def jobs_per_s(self) -> float:
+        return self.jobs / self.wall_s
+
+
+def measure_replay(endpoint_url: str, backlog: int = 0) -> Replay:
+    dynamodb = aws_client("dynamodb", endpoint_url)
+    sqs = aws_client("sqs", endpoint_url)
+    s3 = aws_client("s3", endpoint_url)
+    suffix = uuid.uuid4().hex[:8]
+    table, bucket = f"bench-replay-{suffix}", f"bench-replay-{suffix}"
+    dynamodb.create_table(
+        TableName=table,
+        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    queue_url = sqs.create_queue(QueueName=f"bench-replay-{suffix}")["QueueUrl"]
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="in/source.txt", Body=b"small document\nfor the replay\n")
+    for start in range(0, backlog, BATCH):
+        entries = [{"Id": str(n), "MessageBody": '{"jobId":"backlog"}', "DelaySeconds": 900}
+                   for n in range(min(BATCH, backlog - start))]
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)  # delayed: deep, but never received
+    lock = threading.Lock()
+    batches = iter(range(REPLAY_MAX_JOBS // BATCH))
+    deadline = time.perf_counter() + REPLAY_MAX_S
+    done = [0]
+
+    def one_batch(index: int) -> None:
+        ids = [f"{suffix}-{index}-{n}" for n in range(BATCH)]
+        for job_id in ids:
+            dynamodb.put_item(
+                TableName=table,
+                Item={"jobId": {"S": job_id}, "status": {"S": "PENDING"}, "attempts": {"N": "0"},
+                      "params": {"M": {"source": {"S": f"s3://{bucket}/in/source.txt"}}}},
+                ConditionExpression="attribute_not_exists(jobId)",
+            )
+        sqs.send_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(n), "MessageBody": f'{{"jobId":"{job_id}"}}'}
+                                         for n, job_id in enumerate(ids)]
+        )
+        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=BATCH, WaitTimeSeconds=1)
+        for job_id in ids:
+            dynamodb.update_item(
+                TableName=table, Key={"jobId": {"S": job_id}},
+                UpdateExpression="SET #s = :processing, attempts = attempts + :one",
+                ConditionExpression="#s IN (:pending, :failed)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":processing": {"S": "PROCESSING"}, ":one": {"N": "1"},
+                                           ":pending": {"S": "PENDING"}, ":failed": {"S": "FAILED"}},
+                ReturnValues="ALL_NEW",
+            )
+            body = s3.get_object(Bucket=bucket, Key="in/source.txt")["Body"].read()
+            s3.put_object(Bucket=bucket, Key=f"out/{job_id}.json", Body=b'{"size": %d}' % len(body))
+            dynamodb.update_item(
+                TableName=table, Key={"jobId": {"S": job_id}},
+                UpdateExpression="SET #s = :done, #r = :result",
+                ConditionExpression="#s = :processing AND attempts = :one",
+                ExpressionAttributeNames={"#s": "status", "#r": "result"},
+                ExpressionAttributeValues={":done": {"S": "SUCCEEDED"}, ":processing": {"S": "PROCESSING"},
+                                           ":one": {"N": "1"}, ":result": {"M": {"size": {"N": str(len(body))}}}},
+                ReturnValues="ALL_NEW",
+            )
+        handles = [message["ReceiptHandle"] for message in received.get("Messages", [])]
+        if handles:
+            sqs.delete_message_batch(
+                QueueUrl=queue_url, Entries=[{"Id": str(n), "ReceiptHandle": h} for n, h in enumerate(handles)]
+            )
+
+    def loop() -> None:
+        while time.perf_counter() < deadline:
+            with lock:
+                index = next(batches, None)
+            if index is None:
+                return
+            one_batch(index)
+            with lock:
+                done[0] += BATCH
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=loop) for _ in range(REPLAY_THREADS)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - started
+    finally:
+        _cleanup(dynamodb, sqs, s3, table, queue_url, bucket)
+    # per job: put, claim, get, put object, completion = 5; per ten: send batch, receive, delete batch = 0.3
+    return Replay(jobs=done[0], wall_s=wall, backlog=backlog, requests_per_job=5.3)
+
+
+def _cleanup(dynamodb: Any, sqs: Any, s3: Any, table: str, queue_url: str, bucket: str) -> None:
+    dynamodb.delete_table(TableName=table)
+    sqs.delete_queue(QueueUrl=queue_url)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=item["Key"])
+    s3.delete_bucket(Bucket=bucket)
