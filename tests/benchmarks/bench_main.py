@@ -33,7 +33,7 @@ from tests.benchmarks.bench_pricing import (
     price_per_job,
     write_cost,
 )
-from tests.benchmarks.bench_replay import REPLAY_THREADS, Replay, measure_replay
+from tests.benchmarks.bench_replay import REPLAY_THREADS, Replay, measure_replay, measure_submit_replay
 from tests.benchmarks.bench_stack import Calls, LocalStack, Resources, machine_busy_s, merge, paused, subtract
 from tests.benchmarks.bench_stats import median_of, percentile, summarize_latencies
 
@@ -247,6 +247,7 @@ class BurstRun:
 class Results:
     ceilings: list[list[Ceiling]] = field(default_factory=list)
     replays: list[Replay] = field(default_factory=list)  # the emulator's ceiling for our exact per-job calls
+    submit_replays: list[float] = field(default_factory=list)  # POST/s the emulator serves for the submit calls
     bursts: list[BurstRun] = field(default_factory=list)
     steadies: list[BurstRun] = field(default_factory=list)
     steady_rate: float = 0.0
@@ -276,6 +277,8 @@ def scenario_ceiling(results: Results, out: Out, repeats: int, backlog: int) -> 
                 replay = measure_replay(stack.aws_url, depth)
                 results.replays.append(replay)
                 out(f"  replay run {repeat + 1} (backlog {depth}): {replay.jobs_per_s:.1f} jobs/s")
+            results.submit_replays.append(measure_submit_replay(stack.aws_url))
+            out(f"  submit replay run {repeat + 1}: {results.submit_replays[-1]:.1f} POST/s")
 
 
 def capture_item_states(stack: LocalStack, env: Env, results: Results, out: Out) -> None:
@@ -935,7 +938,9 @@ def report_post(results: Results, ceiling: dict[str, float], calls: dict[str, di
         f"other processes on the machine {median_of([p.get('other_cpu', 0.0) for p in posts]):.2f} cores"
     )
     if results.posts_paused:
-        report_post_paused(results.posts_paused, rps, ceiling, out)
+        report_post_paused(
+            results.posts_paused, rps, ceiling, out, submit_replay=median_of(results.submit_replays or [0.0])
+        )
 
 
 def submit_bound(ceiling: dict[str, float], per_post: dict[str, float]) -> float:
@@ -948,7 +953,11 @@ def submit_bound(ceiling: dict[str, float], per_post: dict[str, float]) -> float
 
 
 def report_post_paused(
-    paused_posts: list[dict[str, Any]], system_rps: float, ceiling: dict[str, float], out: Out
+    paused_posts: list[dict[str, Any]],
+    system_rps: float,
+    ceiling: dict[str, float],
+    out: Out,
+    submit_replay: float = 0.0,
 ) -> None:
     clients = paused_posts[0].get("clients", 16)
     rps = median_of([p["rps"] for p in paused_posts])
@@ -987,6 +996,13 @@ def report_post_paused(
                 f"      with SQS at its behind-a-backlog rate ({deep[0]}): {deep_bound:.1f} POST/s; "
                 f"API capacity = {rps / deep_bound:.0%} of it"
             )
+    if submit_replay:
+        out(
+            f"  emulator ceiling for our exact submit calls (the API's item and conditional put, one SendMessageBatch "
+            f"per ten; {REPLAY_THREADS} threads of one process, no HTTP): {submit_replay:.1f} POST/s; API capacity = "
+            f"{rps / submit_replay:.0%} of it   target >= {TARGET_E2E_FRACTION:.0%}  "
+            f"{verdict(rps / submit_replay >= TARGET_E2E_FRACTION)}"
+        )
     roles = sorted({role for p in paused_posts for role in p["rss"]})
     for role in roles:
         peak = max(p["rss"].get(role, 0) for p in paused_posts)

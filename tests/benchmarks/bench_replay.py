@@ -127,3 +127,68 @@ def _cleanup(dynamodb: Any, sqs: Any, s3: Any, table: str, queue_url: str, bucke
         for item in page.get("Contents", []):
             s3.delete_object(Bucket=bucket, Key=item["Key"])
     s3.delete_bucket(Bucket=bucket)
+
+
+def measure_submit_replay(endpoint_url: str) -> float:
+    """POSTs per second the emulator serves for exactly the submit path's calls (the job item as the API
+    writes it, with the conditional put, into a table with the design's two indexes, and one
+    SendMessageBatch per ten jobs), replayed by REPLAY_THREADS threads of one process with no HTTP in front."""
+    from datetime import UTC, datetime
+
+    from runtime.adapters.dynamodb_store import job_to_item
+    from runtime.domain.job import Job, JobStatus, Priority
+    from tests.adapters.resources import create_jobs_table
+
+    dynamodb = aws_client("dynamodb", endpoint_url)
+    sqs = aws_client("sqs", endpoint_url)
+    suffix = uuid.uuid4().hex[:8]
+    table = f"bench-submit-{suffix}"
+    create_jobs_table(dynamodb, table)
+    queue_url = sqs.create_queue(QueueName=f"bench-submit-{suffix}")["QueueUrl"]
+    lock = threading.Lock()
+    batches = iter(range(REPLAY_MAX_JOBS // BATCH))
+    deadline = time.perf_counter() + REPLAY_MAX_S
+    done = [0]
+
+    def one_batch(index: int) -> None:
+        now = datetime.now(UTC)
+        ids = [str(uuid.uuid4()) for _ in range(BATCH)]
+        for job_id in ids:
+            job = Job(
+                job_id=job_id, status=JobStatus.PENDING, job_type="process_document", priority=Priority.NORMAL,
+                params={"source": f"s3://bench-bucket/in/{index}.txt", "destination": f"s3://bench-bucket/out/{index}"},
+                metadata={}, created_at=now, updated_at=now, trace_id=f"1-{suffix}-{uuid.uuid4().hex[:24]}",
+                fingerprint="f" * 64, transitions={"PENDING": now}, pending_since=now,
+                expires_at=int(now.timestamp()) + 30 * 86_400,
+            )
+            dynamodb.put_item(
+                TableName=table, Item=job_to_item(job), ConditionExpression="attribute_not_exists(jobId)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        sqs.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(n), "MessageBody": f'{{"jobId":"{job_id}"}}'} for n, job_id in enumerate(ids)],
+        )
+
+    def loop() -> None:
+        while time.perf_counter() < deadline:
+            with lock:
+                index = next(batches, None)
+            if index is None:
+                return
+            one_batch(index)
+            with lock:
+                done[0] += BATCH
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=loop) for _ in range(REPLAY_THREADS)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - started
+    finally:
+        dynamodb.delete_table(TableName=table)
+        sqs.delete_queue(QueueUrl=queue_url)
+    return done[0] / wall
