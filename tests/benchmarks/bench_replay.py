@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,11 +51,6 @@ def measure_replay(endpoint_url: str, backlog: int = 0) -> Replay:
         entries = [{"Id": str(n), "MessageBody": '{"jobId":"backlog"}', "DelaySeconds": 900}
                    for n in range(min(BATCH, backlog - start))]
         sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)  # delayed: deep, but never received
-    lock = threading.Lock()
-    batches = iter(range(REPLAY_MAX_JOBS // BATCH))
-    deadline = time.perf_counter() + REPLAY_MAX_S
-    done = [0]
-
     def one_batch(index: int) -> None:
         ids = [f"{suffix}-{index}-{n}" for n in range(BATCH)]
         for job_id in ids:
@@ -96,6 +92,22 @@ def measure_replay(endpoint_url: str, backlog: int = 0) -> Replay:
                 QueueUrl=queue_url, Entries=[{"Id": str(n), "ReceiptHandle": h} for n, h in enumerate(handles)]
             )
 
+    try:
+        jobs, wall = _replay_batches(one_batch)
+    finally:
+        _cleanup(dynamodb, sqs, s3, table, queue_url, bucket)
+    # per job: put, claim, get, put object, completion = 5; per ten: send batch, receive, delete batch = 0.3
+    return Replay(jobs=jobs, wall_s=wall, backlog=backlog, requests_per_job=5.3)
+
+
+def _replay_batches(one_batch: Callable[[int], None]) -> tuple[int, float]:
+    """Runs batches of BATCH jobs on REPLAY_THREADS threads, bounded by REPLAY_MAX_JOBS and REPLAY_MAX_S;
+    returns the jobs done and the wall time."""
+    lock = threading.Lock()
+    batches = iter(range(REPLAY_MAX_JOBS // BATCH))
+    deadline = time.perf_counter() + REPLAY_MAX_S
+    done = [0]
+
     def loop() -> None:
         while time.perf_counter() < deadline:
             with lock:
@@ -108,16 +120,11 @@ def measure_replay(endpoint_url: str, backlog: int = 0) -> Replay:
 
     started = time.perf_counter()
     threads = [threading.Thread(target=loop) for _ in range(REPLAY_THREADS)]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - started
-    finally:
-        _cleanup(dynamodb, sqs, s3, table, queue_url, bucket)
-    # per job: put, claim, get, put object, completion = 5; per ten: send batch, receive, delete batch = 0.3
-    return Replay(jobs=done[0], wall_s=wall, backlog=backlog, requests_per_job=5.3)
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return done[0], time.perf_counter() - started
 
 
 def _cleanup(dynamodb: Any, sqs: Any, s3: Any, table: str, queue_url: str, bucket: str) -> None:
@@ -145,11 +152,6 @@ def measure_submit_replay(endpoint_url: str) -> float:
     table = f"bench-submit-{suffix}"
     create_jobs_table(dynamodb, table)
     queue_url = sqs.create_queue(QueueName=f"bench-submit-{suffix}")["QueueUrl"]
-    lock = threading.Lock()
-    batches = iter(range(REPLAY_MAX_JOBS // BATCH))
-    deadline = time.perf_counter() + REPLAY_MAX_S
-    done = [0]
-
     def one_batch(index: int) -> None:
         now = datetime.now(UTC)
         ids = [str(uuid.uuid4()) for _ in range(BATCH)]
@@ -170,25 +172,9 @@ def measure_submit_replay(endpoint_url: str) -> float:
             Entries=[{"Id": str(n), "MessageBody": f'{{"jobId":"{job_id}"}}'} for n, job_id in enumerate(ids)],
         )
 
-    def loop() -> None:
-        while time.perf_counter() < deadline:
-            with lock:
-                index = next(batches, None)
-            if index is None:
-                return
-            one_batch(index)
-            with lock:
-                done[0] += BATCH
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=loop) for _ in range(REPLAY_THREADS)]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.perf_counter() - started
+        jobs, wall = _replay_batches(one_batch)
     finally:
         dynamodb.delete_table(TableName=table)
         sqs.delete_queue(QueueUrl=queue_url)
-    return done[0] / wall
+    return jobs / wall
