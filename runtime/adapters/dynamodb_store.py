@@ -141,6 +141,8 @@ def job_to_item(job: Job) -> dict[str, Any]:
         item["expiresAt"] = {"N": str(job.expires_at)}
     if job.key_generation:
         item["keyGeneration"] = {"N": str(job.key_generation)}
+    if job.retry_base:
+        item["retryBase"] = {"N": str(job.retry_base)}
     return item
 
 
@@ -185,6 +187,7 @@ def item_to_job(item: dict[str, Any]) -> Job:
         pending_since=from_epoch_ms(pending) if pending is not None else None,
         expires_at=number("expiresAt"),
         key_generation=number("keyGeneration") or 0,
+        retry_base=number("retryBase") or 0,
     )
 
 
@@ -338,7 +341,7 @@ class DynamoDbJobStore:
         attributes = self._conditional_update(
             job_id,
             update=("SET #s = :pending, updatedAt = :now, transitions.#pending = :now, "
-                    "pendingShard = :shard, pendingSince = :since REMOVE #e, leaseExpiresAt"),
+                    "pendingShard = :shard, pendingSince = :since, retryBase = attempts REMOVE #e, leaseExpiresAt"),
             condition="#s = :final",
             names={"#s": "status", "#e": "error", "#pending": JobStatus.PENDING.value},
             values={

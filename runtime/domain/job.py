@@ -90,6 +90,13 @@ class Job:
     expires_at: int | None = None
     # For an idempotency-key head record: the latest generation of that key (see submit).
     key_generation: int = 0
+    # `attempts` when the job was last retried by hand: each manual retry gets the full attempt budget again,
+    # while `attempts` itself only grows (a stale worker's "attempts = mine" condition never matches again).
+    retry_base: int = 0
+
+    @property
+    def attempts_since_retry(self) -> int:
+        return self.attempts - self.retry_base
 
     @property
     def is_terminal(self) -> bool:

@@ -62,7 +62,8 @@ class JobStore(Protocol):
         exist, or is PROCESSING under a live lease (its worker is alive and decides the outcome)."""
 
     def requeue(self, job_id: str, *, now: datetime) -> Job | None:
-        """Manual retry of FAILED_FINAL -> PENDING (pending marker set). None if not FAILED_FINAL."""
+        """Manual retry of FAILED_FINAL -> PENDING (pending marker set, retry_base = attempts so that the job
+        gets its full attempt budget again). None if not FAILED_FINAL."""
 
     def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
         """Moves the pending marker of a still-PENDING job forward, so that one republisher wins."""

@@ -125,7 +125,7 @@ class MessageProcessor:
                 return Decision(Action.DELETE, Outcome.SUCCEEDED, job=job, attempt=attempt, handler_ms=handler_ms)
             return self._lost_claim(job_id, attempt, handler_ms, None)
 
-        final = error.permanent or attempt >= self._config.max_attempts
+        final = error.permanent or job.attempts_since_retry >= self._config.max_attempts
         if not self._store.fail(job_id, attempt=attempt, error=error, final=final, now=self._clock.now()):
             return self._lost_claim(job_id, attempt, handler_ms, error)
         if final:

@@ -191,6 +191,7 @@ def test_requeue_only_from_failed_final(store: DynamoDbJobStore) -> None:
     requeued = store.requeue(job.job_id, now=later)
     assert requeued is not None and requeued.status == JobStatus.PENDING
     assert requeued.pending_since == later and requeued.error is None and requeued.attempts == 1
+    assert requeued.retry_base == 1 and requeued.attempts_since_retry == 0  # a fresh attempt budget
     assert store.requeue(job.job_id, now=later) is None
 
 

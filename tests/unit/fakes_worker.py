@@ -153,7 +153,7 @@ class InMemoryJobStore:
             job = self.jobs.get(job_id)
             if job is None or job.status is not JobStatus.FAILED_FINAL:
                 return None
-            return self._move(job, JobStatus.PENDING, now, pending_since=now)
+            return self._move(job, JobStatus.PENDING, now, pending_since=now, retry_base=job.attempts)
 
     def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
         self._enter("mark_republished")

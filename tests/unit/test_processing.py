@@ -143,6 +143,19 @@ def test_transient_then_success_counts_attempts(store: InMemoryJobStore) -> None
     assert set(job.transitions) == {"PENDING", "PROCESSING", "FAILED", "SUCCEEDED"}
 
 
+def test_a_manual_retry_gets_the_full_attempt_budget_again(store: InMemoryJobStore) -> None:
+    clock = FakeClock()
+    worker = processor(store, Script(RuntimeError("a"), RuntimeError("b"), RuntimeError("c")), clock, max_attempts=2)
+    worker.process(received())
+    assert worker.process(received(receive_count=2)).outcome is Outcome.FAILED_FINAL
+    assert store.requeue("job-1", now=clock.now()) is not None  # the API's manual retry
+    # attempt 3 is the first of the retry's two: a transient failure is retried, not final
+    third = worker.process(received(receive_count=1, handle="rh-retry"))
+    job = store.jobs["job-1"]
+    assert (third.outcome, third.action) == (Outcome.FAILED, Action.RETRY)
+    assert job.status is JobStatus.FAILED and job.attempts == 3 and job.retry_base == 2
+
+
 def test_transient_error_on_the_last_attempt_is_final(store: InMemoryJobStore) -> None:
     worker = processor(store, Script(RuntimeError("a"), RuntimeError("b")), FakeClock(), max_attempts=2)
     first = worker.process(received())
