@@ -242,7 +242,8 @@ def _get(service: JobService, job_id: str) -> Job:
     response_model=JobOut,
     description="""`PENDING` (stuck) or `FAILED` (waiting for its automatic retry): the message is published again
 now (a duplicate message is harmless: a worker claims a job only from the expected state). `FAILED_FINAL`: the job
-goes back to `PENDING` (attempts keep counting) and is published. All answer `200` with the job; if the queue does
+goes back to `PENDING` with its full attempt budget again (`attempts` keeps counting) and is published.
+All answer `200` with the job; if the queue does
 not answer, the job is still `PENDING` and the republisher publishes it within the documented bound.
 `PROCESSING` and `SUCCEEDED`: `409 job_not_retryable`. Unknown id: `404 job_not_found`.""",
     responses={
