@@ -11,6 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.components.image_function import image_function
 from stacks.config import ApiConfig
 
 API_HANDLER = "runtime.api.lambda_handler.handler"
@@ -57,17 +58,14 @@ class ApiFunction(Construct):
         tracing_enabled: bool,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
-        self.function = lambda_.DockerImageFunction(
+        self.function, self.log_group = image_function(
             self,
-            "Function",
             code=code,
-            memory_size=api.lambda_memory_mib,
+            memory_mib=api.lambda_memory_mib,
             timeout=Duration.seconds(api.lambda_timeout_s),
             environment=environment,
-            tracing=lambda_.Tracing.ACTIVE if tracing_enabled else lambda_.Tracing.DISABLED,
-            log_group=self.log_group,
-            architecture=lambda_.Architecture.X86_64,
+            log_retention=log_retention,
+            tracing_enabled=tracing_enabled,
         )
         self.http_api = apigwv2.HttpApi(
             self,

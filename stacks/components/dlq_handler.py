@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from stacks.components.image_function import image_function
 
 DLQ_HANDLER = "runtime.dlq_handler.handler"
 
@@ -28,17 +30,14 @@ class DlqHandler(Construct):
         tracing_enabled: bool,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
-        self.function = lambda_.DockerImageFunction(
+        self.function, self.log_group = image_function(
             self,
-            "Function",
             code=code,
-            memory_size=512,
+            memory_mib=512,
             timeout=timeout,
             environment=environment,
-            tracing=lambda_.Tracing.ACTIVE if tracing_enabled else lambda_.Tracing.DISABLED,
-            log_group=self.log_group,
-            architecture=lambda_.Architecture.X86_64,
+            log_retention=log_retention,
+            tracing_enabled=tracing_enabled,
         )
         self.function.add_event_source(
             event_sources.SqsEventSource(dead_letter_queue, batch_size=1, report_batch_item_failures=True)
