@@ -108,18 +108,20 @@ def validate_submit(document: Any, trace_id: str, idempotency_key: str | None) -
         raise ApiError(422, "unknown_job_type",
                        f"type: unknown job type {request.type!r}; known types: {', '.join(known)}", knownTypes=known)
     try:
-        job_type.parse_params(request.params)
+        # Stored and fingerprinted with the type's defaults applied: leaving a default out or sending it
+        # explicitly is the same request.
+        params = job_type.parse_params(request.params).model_dump(mode="json")
     except ValidationError as exc:
         raise validation_error(field_errors(exc, prefix="params")) from None
     metadata = request.metadata or {}
-    for name, value in (("params", request.params), ("metadata", metadata)):
+    for name, value in (("params", params), ("metadata", metadata)):
         problem = storable_problem(value, name)
         if problem:
             raise validation_error([{"field": problem.split(":", 1)[0], "message": problem.split(": ", 1)[1]}])
     return SubmitRequest(
         job_type=request.type,
         priority=Priority(request.priority),
-        params=request.params,
+        params=params,
         metadata=metadata,
         trace_id=trace_id,
         idempotency_key=idempotency_key,

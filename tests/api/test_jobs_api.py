@@ -293,3 +293,21 @@ def test_a_bad_value_is_shown_once_and_as_sent(http: httpx.Client) -> None:
     assert problem["field"] == "params.source"
     assert problem["message"].count("'S3:/Bucket/Key'") == 1
     assert not problem["message"].startswith("value error")
+
+
+def test_a_default_left_out_or_sent_explicitly_is_the_same_request(http: httpx.Client) -> None:
+    report = {
+        "title": "sales",
+        "rows": [{"region": "eu", "amount": 3}],
+        "group_by": "region",
+        "metric": "amount",
+        "destination": "s3://bucket/reports/sales.json",
+    }
+    idempotency = {"Idempotency-Key": key()}
+    first = http.post("/api/v1/jobs", json={"type": "generate_report", "params": report}, headers=idempotency)
+    explicit = {**report, "format": "json"}  # the params model's default, now sent
+    again = http.post("/api/v1/jobs", json={"type": "generate_report", "params": explicit}, headers=idempotency)
+    assert first.status_code == 201
+    assert again.status_code in (200, 409), again.text  # a replay (409 while the first is in flight), not 422
+    assert again.json().get("error") != "idempotency_key_reused"
+    assert first.json()["params"]["format"] == "json"
