@@ -42,6 +42,9 @@ class StatefulStack(Stack):
             self,
             "Queues",
             visibility_timeout=Duration.seconds(config.worker.visibility_timeout_s),
+            # One receive per attempt: the worker decides FAILED_FINAL on its last attempt, the DLQ catches
+            # what a crash or a poison message keeps from any decision.
+            max_receive_count=config.worker.max_attempts,
             dead_letter_retention=Duration.days(config.dlq_retention_days),
             # AWS's guidance for SQS event sources: at least six times the function timeout.
             dead_letter_visibility_timeout=Duration.seconds(6 * config.dlq_handler_timeout_s),

@@ -7,11 +7,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-MAX_RECEIVE_COUNT = 3
-
 
 class Queues(Construct):
-    """Jobs queue with redrive to a DLQ after MAX_RECEIVE_COUNT receives; both SSE and SSL-only."""
+    """Jobs queue with redrive to a DLQ after `max_receive_count` receives; both SSE and SSL-only."""
 
     def __init__(
         self,
@@ -19,6 +17,7 @@ class Queues(Construct):
         construct_id: str,
         *,
         visibility_timeout: Duration,
+        max_receive_count: int,
         dead_letter_retention: Duration,
         dead_letter_visibility_timeout: Duration,
         removal_policy: RemovalPolicy,
@@ -43,7 +42,7 @@ class Queues(Construct):
             receive_message_wait_time=Duration.seconds(20),
             # Longer than the DLQ redrive path can take; PENDING jobs are republished anyway.
             retention_period=Duration.days(4),
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=MAX_RECEIVE_COUNT, queue=self.dead_letter_queue),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=max_receive_count, queue=self.dead_letter_queue),
             removal_policy=removal_policy,
         )
 
