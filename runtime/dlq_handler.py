@@ -4,7 +4,6 @@ non-terminal state) with why, and reports store errors as batch item failures so
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -12,7 +11,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from runtime.adapters.sqs_queue import decode
 from runtime.domain.job import JobError
-from runtime.domain.ports import Clock, JobStore
+from runtime.domain.ports import Clock, JobStore, UtcClock
 from runtime.observability import aws_calls, logs, metrics, tracing
 
 DEAD_LETTERED = "dead_lettered"
@@ -23,17 +22,12 @@ class JobLeased(Exception):
         super().__init__(f"job {job_id} is processing under a live lease; retry the dead letter later")
 
 
-class _UtcClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
 class DeadLetterHandler:
     """The per-record logic, with the store injected (tests pass fakes, `handler` the DynamoDB store)."""
 
     def __init__(self, store: JobStore, clock: Clock | None = None) -> None:
         self._store = store
-        self._clock: Clock = clock or _UtcClock()
+        self._clock: Clock = clock or UtcClock()
 
     def handle_record(self, record: SQSRecord) -> str:
         """Returns what happened: "failed_final", "already_terminal" or "poison". Store errors raise (after
@@ -104,7 +98,6 @@ def _default_dead_letters() -> DeadLetterHandler:
 
     settings = get_settings()
     observability.configure(settings)
-    tracing.patch_aws_sdk()
     return DeadLetterHandler(DynamoDbJobStore(aws_clients.client("dynamodb", settings), settings.table_name))
 
 

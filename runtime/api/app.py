@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from runtime import aws_clients
-from runtime.adapters.clock import UtcClock
 from runtime.adapters.dynamodb_store import DynamoDbJobStore
 from runtime.adapters.sqs_batch_sender import BatchingSqsJobQueue
 from runtime.adapters.sqs_queue import SqsJobQueue
@@ -14,7 +13,7 @@ from runtime.api.deps import Container
 from runtime.api.errors import install_error_handlers
 from runtime.api.middleware import TraceIdMiddleware
 from runtime.api.routes_health import ReadinessProbe
-from runtime.domain.ports import Clock, JobQueue, JobStore
+from runtime.domain.ports import Clock, JobQueue, JobStore, UtcClock
 from runtime.domain.submit import JobService
 from runtime.observability import configure as configure_observability
 from runtime.observability import tracing

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from runtime.api.deps import ReadinessDep
-from runtime.api.schemas import ReadyOut
+from runtime.api.schemas import HealthOut, ReadyOut
 from runtime.domain.ports import JobQueue, JobStore
 from runtime.observability import aws_calls
 
@@ -54,8 +54,7 @@ class ReadinessProbe:
         return None
 
 
-@router.get("/healthz", summary="Liveness", responses={200: {"content": {"application/json": {
-    "example": {"status": "ok"}}}}})
+@router.get("/healthz", summary="Liveness", response_model=HealthOut)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 

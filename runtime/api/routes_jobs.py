@@ -44,10 +44,6 @@ def trace_id_header(
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(trace_id_header)])
 
 
-class PayloadTooLarge(Exception):
-    pass
-
-
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused (413) past `limit` bytes by its Content-Length and by the bytes actually read."""
     declared = request.headers.get("content-length")

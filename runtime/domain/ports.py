@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from runtime.domain.job import Job, JobError
@@ -132,3 +132,10 @@ class ObjectNotFound(Exception):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class UtcClock:
+    """The real clock: aware UTC datetimes."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)

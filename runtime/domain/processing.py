@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -15,7 +15,15 @@ from pydantic import ValidationError
 
 from runtime.domain.backoff import MAX_VISIBILITY_TIMEOUT_S, Backoff
 from runtime.domain.job import Job, JobError, JobStatus
-from runtime.domain.ports import Clock, JobStore, JobStoreUnavailable, ObjectNotFound, ObjectStore, ReceivedMessage
+from runtime.domain.ports import (
+    Clock,
+    JobStore,
+    JobStoreUnavailable,
+    ObjectNotFound,
+    ObjectStore,
+    ReceivedMessage,
+    UtcClock,
+)
 from runtime.job_types.registry import JobContext, JobType, PermanentJobError, TransientJobError, get_job_type
 
 # A message kept for a job leased by someone else comes back this long after the lease ends, so that
@@ -55,11 +63,6 @@ class Decision:
     handler_ms: float | None = None  # time spent in the job type's handler
 
 
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class ProcessingConfig:
     visibility_timeout_s: int
@@ -86,7 +89,7 @@ class MessageProcessor:
         self._objects = objects
         self._config = config
         self._backoff = backoff
-        self._clock: Clock = clock or SystemClock()
+        self._clock: Clock = clock or UtcClock()
         self._job_types = job_types
 
     def process(self, received: ReceivedMessage, *, on_claimed: OnClaimed | None = None) -> Decision:

@@ -68,11 +68,6 @@ def bind(*, trace_id: str | None = None, job_id: str | None = None) -> Iterator[
         _bound.reset(token)
 
 
-def bound() -> dict[str, str]:
-    """The traceId/jobId bound here (a copy)."""
-    return dict(_bound.get())
-
-
 def propagate(fn: Callable[..., T]) -> Callable[..., T]:
     """Wraps `fn` to run in a copy of the caller's context: hand this to a thread pool so the
     worker thread logs with the submitter's traceId/jobId (threads do not inherit contextvars)."""
@@ -82,10 +77,6 @@ def propagate(fn: Callable[..., T]) -> Callable[..., T]:
         return context.run(fn, *args, **kwargs)
 
     return run
-
-
-def enabled(level: str) -> bool:
-    return _LEVELS.get(level, logging.INFO) >= _min_level
 
 
 def log_event(event: str, level: str = "info", **fields: Any) -> None:

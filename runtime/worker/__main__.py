@@ -37,7 +37,6 @@ def main() -> int:
         print(str(exc), file=sys.stderr)
         return 2
     observability.configure(settings)
-    tracing.patch_aws_sdk()
     plugins = load_plugins(os.environ.get(PLUGINS_ENV))
 
     clients = aws_clients.clients(settings)

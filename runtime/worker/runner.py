@@ -13,14 +13,13 @@ from typing import Any
 
 from runtime.domain.backoff import Backoff, Jitter
 from runtime.domain.job import Job
-from runtime.domain.ports import Clock, JobQueue, JobStore, ObjectStore, ReceivedMessage
+from runtime.domain.ports import Clock, JobQueue, JobStore, ObjectStore, ReceivedMessage, UtcClock
 from runtime.domain.processing import (
     Action,
     Decision,
     MessageProcessor,
     Outcome,
     ProcessingConfig,
-    SystemClock,
 )
 from runtime.job_types.registry import JobType, get_job_type
 from runtime.observability import aws_calls, logs, metrics, tracing
@@ -63,7 +62,7 @@ class Worker:
         self._store = store
         self._queue = queue
         self._settings = settings
-        self._clock: Clock = clock or SystemClock()
+        self._clock: Clock = clock or UtcClock()
         self._concurrency = settings.worker_concurrency
         self._processor = MessageProcessor(
             store=store,
