@@ -121,10 +121,11 @@ def test_close_sends_what_waits_and_later_sends_go_out_alone() -> None:
     queue = sender(client)
     waiting = threading.Thread(target=queue.send, args=(JobMessage(job_id="job-1", trace_id="t"),))
     waiting.start()
-    while True:
+    for _ in range(10_000):  # bounded: a send that never queues fails the test instead of hanging it
         if queue._batches.pending_count():
             break
         threading.Event().wait(0.001)
+    assert queue._batches.pending_count() == 1, "the send never queued"
     queue.close()
     waiting.join()
     assert client.batches == [["job-1"]]
