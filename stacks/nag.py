@@ -49,6 +49,14 @@ def _suppress(construct: IConstruct, *suppressions: NagPackSuppression) -> None:
     NagSuppressions.add_resource_suppressions(construct, list(suppressions), apply_to_children=True)
 
 
+# What every runtime role (API, worker, DLQ handler) is granted with a wildcard, and why.
+RUNTIME_ROLE_SUPPRESSIONS = (
+    NagPackSuppression(id="AwsSolutions-IAM5", reason=XRAY, applies_to=[XRAY_RESOURCE]),
+    NagPackSuppression(id="AwsSolutions-IAM5", reason=TABLE_INDEXES, applies_to=[INDEX_RESOURCE]),
+    NagPackSuppression(id="AwsSolutions-IAM5", reason=SSM_PATH, applies_to=[SSM_RESOURCE]),
+)
+
+
 def _role_policy(role: iam.IRole) -> IConstruct:
     """The DefaultPolicy of a role, where grants land."""
     return role.node.find_child("DefaultPolicy")
@@ -66,17 +74,13 @@ def suppress_reviewed_findings(service: ServiceStack | None) -> None:
     )
     _suppress(
         _role_policy(dlq_role),
-        NagPackSuppression(id="AwsSolutions-IAM5", reason=XRAY, applies_to=[XRAY_RESOURCE]),
-        NagPackSuppression(id="AwsSolutions-IAM5", reason=TABLE_INDEXES, applies_to=[INDEX_RESOURCE]),
-        NagPackSuppression(id="AwsSolutions-IAM5", reason=SSM_PATH, applies_to=[SSM_RESOURCE]),
+        *RUNTIME_ROLE_SUPPRESSIONS,
     )
 
     worker = service.worker.task_definition
     _suppress(
         _role_policy(worker.task_role),
-        NagPackSuppression(id="AwsSolutions-IAM5", reason=XRAY, applies_to=[XRAY_RESOURCE]),
-        NagPackSuppression(id="AwsSolutions-IAM5", reason=TABLE_INDEXES, applies_to=[INDEX_RESOURCE]),
-        NagPackSuppression(id="AwsSolutions-IAM5", reason=SSM_PATH, applies_to=[SSM_RESOURCE]),
+        *RUNTIME_ROLE_SUPPRESSIONS,
         NagPackSuppression(
             id="AwsSolutions-IAM5",
             reason="job types read sources and write results under keys given in job params, anywhere in the "
@@ -105,9 +109,7 @@ def suppress_reviewed_findings(service: ServiceStack | None) -> None:
         api = service.api_service
         _suppress(
             _role_policy(api.task_definition.task_role),
-            NagPackSuppression(id="AwsSolutions-IAM5", reason=XRAY, applies_to=[XRAY_RESOURCE]),
-            NagPackSuppression(id="AwsSolutions-IAM5", reason=TABLE_INDEXES, applies_to=[INDEX_RESOURCE]),
-            NagPackSuppression(id="AwsSolutions-IAM5", reason=SSM_PATH, applies_to=[SSM_RESOURCE]),
+            *RUNTIME_ROLE_SUPPRESSIONS,
         )
         _suppress(
             _role_policy(api.task_definition.obtain_execution_role()),
@@ -141,9 +143,7 @@ def suppress_reviewed_findings(service: ServiceStack | None) -> None:
         )
         _suppress(
             _role_policy(api_role),
-            NagPackSuppression(id="AwsSolutions-IAM5", reason=XRAY, applies_to=[XRAY_RESOURCE]),
-            NagPackSuppression(id="AwsSolutions-IAM5", reason=TABLE_INDEXES, applies_to=[INDEX_RESOURCE]),
-            NagPackSuppression(id="AwsSolutions-IAM5", reason=SSM_PATH, applies_to=[SSM_RESOURCE]),
+            *RUNTIME_ROLE_SUPPRESSIONS,
         )
         _suppress(
             function.http_api,
