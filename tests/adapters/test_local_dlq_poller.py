@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from runtime.local.dlq_poller import DeadLetterPoller, LambdaContext, failed_message_ids
+from tests.adapters.resources import queue_depth
 
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
 
@@ -38,13 +39,6 @@ class RecordingHandler:
             return self.response
         ids = [record["messageId"] for record in event["Records"]]
         return {"batchItemFailures": [{"itemIdentifier": i} for i in ids] if self.fail else []}
-
-
-def visible_messages(sqs: Any, url: str) -> int:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
 def test_event_is_shaped_as_lambda_builds_it_and_handled_records_are_deleted(
@@ -88,7 +82,7 @@ def test_event_is_shaped_as_lambda_builds_it_and_handled_records_are_deleted(
     assert isinstance(context, LambdaContext)
     assert 0 < context.get_remaining_time_in_millis() <= 30_000
     assert context.aws_request_id and context.function_name
-    assert visible_messages(sqs, url) == 0
+    assert queue_depth(sqs, url) == 0
 
 
 def test_reported_failures_stay_and_come_back(dead_letter_queue: tuple[Any, str]) -> None:
@@ -96,7 +90,7 @@ def test_reported_failures_stay_and_come_back(dead_letter_queue: tuple[Any, str]
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"jobId": "j-2", "traceId": "t-2"}))
     failing = RecordingHandler(fail=True)
     assert DeadLetterPoller(sqs, url, failing, region="us-east-1", wait_time_s=1).poll_once() == 0
-    assert visible_messages(sqs, url) == 1
+    assert queue_depth(sqs, url) == 1
 
     # After the visibility timeout the same message is delivered again, with a higher receive count.
     succeeding = RecordingHandler()
@@ -108,7 +102,7 @@ def test_reported_failures_stay_and_come_back(dead_letter_queue: tuple[Any, str]
             break
     assert deleted == 1
     assert succeeding.events[0]["Records"][0]["attributes"]["ApproximateReceiveCount"] == "2"
-    assert visible_messages(sqs, url) == 0
+    assert queue_depth(sqs, url) == 0
 
 
 def test_a_crashing_handler_fails_the_whole_batch(dead_letter_queue: tuple[Any, str]) -> None:
@@ -119,7 +113,7 @@ def test_a_crashing_handler_fails_the_whole_batch(dead_letter_queue: tuple[Any, 
         raise RuntimeError("handler crashed")
 
     assert DeadLetterPoller(sqs, url, crash, region="us-east-1", wait_time_s=1).poll_once() == 0
-    assert visible_messages(sqs, url) == 1
+    assert queue_depth(sqs, url) == 1
 
 
 def test_partial_batch_response_is_read_as_lambda_reads_it() -> None:

@@ -24,7 +24,7 @@ from runtime.aws_clients import build_client
 from runtime.domain.job import Job, JobStatus, Priority
 from runtime.domain.ports import JobMessage
 from runtime.settings import Settings, load_settings
-from tests.adapters.resources import create_resources
+from tests.adapters.resources import create_resources, queue_depth
 
 REPO = Path(__file__).resolve().parents[2]
 VISIBILITY_S = 2
@@ -83,11 +83,7 @@ class WorkerEnv:
         return self.job(job_id)
 
     def queue_depth(self, url: str | None = None) -> int:
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=url or self.settings.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        return queue_depth(self.sqs, url or self.settings.queue_url)
 
     def process_env(self, **extra: str) -> dict[str, str]:
         """Environment for `python -m runtime.worker` against this env's resources."""
