@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import pytest
 
-from stacks.diff_gate import (
+from tools.diff_gate.gate import (
     COMMENT_MARKER,
     OVERRIDE_LABEL,
     ChangeKind,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stacks.diff_gate import COMMENT_MARKER, OVERRIDE_LABEL
+from tools.diff_gate.gate import COMMENT_MARKER, OVERRIDE_LABEL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
@@ -193,9 +193,9 @@ def test_diff_gate_runs_per_environment_on_every_pull_request_change_and_label()
     assert "if" not in diff
     assert diff["permissions"] == {"id-token": "write", "contents": "read"}
     script = runs(diff)
-    assert "python -m stacks.diff_gate fetch" in script
+    assert "python -m tools.diff_gate fetch" in script
     assert "npx cdk diff" in script
-    assert "python -m stacks.diff_gate check" in script and '--labels "$PR_LABELS"' in script
+    assert "python -m tools.diff_gate check" in script and '--labels "$PR_LABELS"' in script
     assert diff["env"]["PR_LABELS"] == "${{ toJSON(github.event.pull_request.labels.*.name) }}"
 
 
@@ -206,7 +206,7 @@ def test_diff_gate_updates_one_comment_found_by_the_module_marker() -> None:
     assert comment["permissions"] == {"contents": "read", "pull-requests": "write"}
     [script_step] = uses(comment, "actions/github-script")
     assert script_step["env"]["COMMENT_MARKER"] == COMMENT_MARKER
-    assert "python -m stacks.diff_gate comment" in runs(comment)
+    assert "python -m tools.diff_gate comment" in runs(comment)
 
 
 def run_comment_script(existing: list[dict[str, Any]], body: str, tmp_path: Path) -> list[list[Any]]:
@@ -414,9 +414,9 @@ def test_diff_gate_job_scripts_block_a_table_key_change_and_the_label_lets_it_th
 def test_failed_deploy_summary_names_the_step_and_this_runs_failed_resources(tmp_path: Path) -> None:
     [job] = load("deploy-environment.yml")["jobs"].values()
     script = step_script(job, "Say where it failed")
-    # The script runs from a checkout: give it the project's venv and stacks package, and a deploy start time.
+    # The script runs from a checkout: give it the project's venv and the diff gate's package, and a deploy start time.
     (tmp_path / ".venv").symlink_to(REPO_ROOT / ".venv")
-    (tmp_path / "stacks").symlink_to(REPO_ROOT / "stacks")
+    (tmp_path / "tools").symlink_to(REPO_ROOT / "tools")
     (tmp_path / ".build" / "deploy").mkdir(parents=True)
     (tmp_path / ".build" / "deploy" / "started-at").write_text("2026-11-02T10:00:00\n")
     assembly = tmp_path / "cdk.out" / "dev"

@@ -1,11 +1,11 @@
 """The pull-request diff gate: classify every resource change between deployed and new CloudFormation templates,
 and block replacements or removals of stateful resources unless the pull request carries the override label.
 
-    python -m stacks.diff_gate stacks  --assembly DIR                     stack names of a synthesized assembly
-    python -m stacks.diff_gate fetch   --assembly DIR --out DIR           deployed templates (GetTemplate)
-    python -m stacks.diff_gate check   --assembly DIR --baseline DIR --env ENV [--labels a,b] [--cdk-diff FILE]
+    python -m tools.diff_gate stacks  --assembly DIR                     stack names of a synthesized assembly
+    python -m tools.diff_gate fetch   --assembly DIR --out DIR           deployed templates (GetTemplate)
+    python -m tools.diff_gate check   --assembly DIR --baseline DIR --env ENV [--labels a,b] [--cdk-diff FILE]
                                        [--report FILE]                    exit 0 passes, 1 blocked, 2 bad input
-    python -m stacks.diff_gate comment --reports DIR --out FILE [--envs dev,staging,prod] [--head-sha SHA]
+    python -m tools.diff_gate comment --reports DIR --out FILE [--envs dev,staging,prod] [--head-sha SHA]
                                        [--run-url URL]                    one pull-request comment from all reports
 """
 
@@ -507,7 +507,7 @@ def _split_labels(raw: str) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m stacks.diff_gate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m tools.diff_gate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
     stacks_cmd = commands.add_parser("stacks", help="print the stack names of an assembly")
@@ -568,6 +568,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"diff gate: {error}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

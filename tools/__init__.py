@@ -1,0 +1,1 @@
+"""Delivery tools that CI runs beside the CDK app (not part of it): see tools/diff_gate."""

@@ -1,0 +1,9 @@
+"""`python -m tools.diff_gate`: the diff gate's command line (see tools/diff_gate/gate.py)."""
+
+from __future__ import annotations
+
+import sys
+
+from tools.diff_gate.gate import main
+
+sys.exit(main())
