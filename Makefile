@@ -26,7 +26,7 @@ test: install
 
 # The performance benchmark of issue 5 (about 15 minutes on 2 cores); BENCH_ARGS e.g. --repeats 1.
 bench: python-deps
-	$(PY) -m tests.benchmarks $(BENCH_ARGS)
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 install: system-deps python-deps node-deps
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.benchmarks.bench_pricing import (
+from benchmarks.bench_pricing import (
     Gsi,
     JobItemStates,
     PriceTable,
@@ -16,7 +16,7 @@ from tests.benchmarks.bench_pricing import (
     write_cost,
     write_units,
 )
-from tests.benchmarks.bench_stats import percentile
+from benchmarks.bench_stats import percentile
 
 TABLE_KEYS = ("jobId",)
 GSIS = (

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from benchmarks.bench_pricing import item_size, write_units
 from runtime.adapters.dynamodb_store import job_to_item
 from runtime.domain.job import JobStatus
 from runtime.job_types.registry import JobContext, PermanentJobError, get_job_type, job_type_names
-from tests.benchmarks.bench_pricing import item_size, write_units
 from tests.unit.fakes_worker import T0, InMemoryObjects, make_job
 
 DOC = "The quick brown fox.\nThe lazy dog sleeps; the fox runs.\n"

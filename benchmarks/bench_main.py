@@ -21,10 +21,10 @@ from typing import Any
 
 import httpx
 
-from tests.benchmarks import bench_load
-from tests.benchmarks.bench_emulator import Ceiling, aws_client, measure_ceiling
-from tests.benchmarks.bench_io_job import IO_WAIT_TYPE
-from tests.benchmarks.bench_pricing import (
+from benchmarks import bench_load
+from benchmarks.bench_emulator import Ceiling, aws_client, measure_ceiling
+from benchmarks.bench_io_job import IO_WAIT_TYPE
+from benchmarks.bench_pricing import (
     CostLine,
     JobItemStates,
     PriceTable,
@@ -33,11 +33,11 @@ from tests.benchmarks.bench_pricing import (
     price_per_job,
     write_cost,
 )
-from tests.benchmarks.bench_replay import REPLAY_THREADS, Replay, measure_replay, measure_submit_replay
-from tests.benchmarks.bench_stack import Calls, LocalStack, Resources, machine_busy_s, merge, paused, subtract
-from tests.benchmarks.bench_stats import median_of, percentile, summarize_latencies
+from benchmarks.bench_replay import REPLAY_THREADS, Replay, measure_replay, measure_submit_replay
+from benchmarks.bench_stack import Calls, LocalStack, Resources, machine_busy_s, merge, paused, subtract
+from benchmarks.bench_stats import median_of, percentile, summarize_latencies
 
-IO_PLUGIN = "tests.benchmarks.bench_io_job"
+IO_PLUGIN = "benchmarks.bench_io_job"
 TERMINAL = ("SUCCEEDED", "FAILED_FINAL")
 DRAIN_TIMEOUT_S = 180.0
 DUMP_SETTLE_S = 1.6
@@ -1078,7 +1078,7 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--scenarios", default="ceiling,burst,steady,post,concurrency")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=500, help="burst size (process_document jobs)")
@@ -1133,7 +1133,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{usage.ru_utime + usage.ru_stime - cpu_started.ru_utime - cpu_started.ru_stime:.0f} s"
     )
     if args.markdown:
-        command = "python -m tests.benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+        command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
         write_markdown(args.markdown, command.strip(), started, captured)
     return 0
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.benchmarks.bench_emulator import aws_client
+from benchmarks.bench_emulator import aws_client
 
 REPLAY_THREADS = 4
 REPLAY_MAX_JOBS = 400

@@ -1,1 +1,0 @@
-"""The performance benchmark of issue 5: `python -m tests.benchmarks` (a script that prints figures, not a test)."""

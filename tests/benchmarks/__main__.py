@@ -1,9 +1,0 @@
-"""`python -m tests.benchmarks`: runs the benchmark of issue 5 (see BENCHMARKS.md)."""
-
-from __future__ import annotations
-
-import sys
-
-from tests.benchmarks.bench_main import main
-
-sys.exit(main())
