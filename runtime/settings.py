@@ -6,8 +6,9 @@ from __future__ import annotations
 import functools
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -54,6 +55,20 @@ class Settings(BaseSettings):
     # No job lost: a PENDING job older than this is published again; the sweep runs this often.
     republish_after_s: int = Field(default=60, ge=1)
     republish_interval_s: int = Field(default=15, ge=1)
+
+    # ECS sets ECS_AGENT_URI in every task: the container agent's endpoint, where the worker sets its task's
+    # scale-in protection. Unset (local, k8s, tests) means the worker makes no protection calls at all.
+    ecs_agent_uri: str | None = Field(default=None, validation_alias="ECS_AGENT_URI")
+
+    @field_validator("ecs_agent_uri")
+    @classmethod
+    def _check_ecs_agent_uri(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"not an http url: {value!r}")
+        return value.rstrip("/")
 
     tracing_enabled: bool = False
     log_level: str = "INFO"
@@ -127,7 +142,8 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"]) or "settings"
-            env_name = f"JOBS_{name.upper()}" if not name.startswith("AWS_") else name
+            # Fields read from a variable of their own (AWS_REGION, ECS_AGENT_URI) report it by that name.
+            env_name = name if name.isupper() else f"JOBS_{name.upper()}"
             problems.append(f"{env_name}: {error['msg'].lower()}")
         raise SettingsError("bad configuration: " + "; ".join(problems)) from None
 
