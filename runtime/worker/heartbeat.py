@@ -1,10 +1,12 @@
 """Visibility heartbeat: every visibility_timeout_s/3, one ChangeMessageVisibilityBatch per 10 in-flight
 messages and one lease extension per claimed job, so a job that outlives the visibility timeout is
-neither redelivered nor taken over while its worker is alive. Sub-interval jobs never pay for one."""
+neither redelivered nor taken over while its worker is alive. Sub-interval jobs never pay for one. Each beat
+first calls `on_beat` (the task protection's renewal, which must not block)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,12 +34,14 @@ class Heartbeat:
         clock: Clock,
         visibility_timeout_s: int,
         interval_s: float,
+        on_beat: Callable[[], None] | None = None,
     ) -> None:
         self._queue = queue
         self._store = store
         self._clock = clock
         self._visibility_timeout_s = visibility_timeout_s
         self._interval_s = interval_s
+        self._on_beat = on_beat
         self._lock = threading.Lock()
         self._in_flight: dict[str, InFlight] = {}
         self._stop = threading.Event()
@@ -72,6 +76,8 @@ class Heartbeat:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
+            if self._on_beat is not None:
+                self._on_beat()
             with aws_calls.category("background"):
                 self.beat()
 

@@ -1,5 +1,6 @@
 """The worker: a receive loop (long poll, 10 messages whenever a slot is free), a pool of job threads, the
-visibility heartbeat, batched deletes, the republisher, and a graceful stop. Usable in-process by tests."""
+visibility heartbeat, batched deletes, the republisher, the task's scale-in protection (on ECS), and a graceful
+stop. Usable in-process by tests."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from runtime.settings import Settings
 from runtime.worker.deleter import BatchDeleter
 from runtime.worker.heartbeat import Heartbeat
 from runtime.worker.republisher import Republisher
+from runtime.worker.task_protection import TaskProtection
 
 SQS_BATCH_LIMIT = 10
 # After a failed receive, wait this long (doubling up to the cap) before polling again.
@@ -74,12 +76,19 @@ class Worker:
             clock=self._clock,
             job_types=job_types,
         )
+        # Only on ECS, where the agent's endpoint exists; elsewhere no thread and no request at all.
+        self._protection = (
+            TaskProtection(settings.ecs_agent_uri, heartbeat_interval_s=settings.heartbeat_interval_s)
+            if settings.ecs_agent_uri
+            else None
+        )
         self._heartbeat = Heartbeat(
             queue=queue,
             store=store,
             clock=self._clock,
             visibility_timeout_s=settings.visibility_timeout_s,
             interval_s=settings.heartbeat_interval_s,
+            on_beat=self._protection.beat if self._protection is not None else None,
         )
         self._deleter = BatchDeleter(queue, linger_s=settings.delete_linger_s)
         self._republisher = (
@@ -112,6 +121,8 @@ class Worker:
         if self._started:
             raise RuntimeError("worker already started")
         self._started = True
+        if self._protection is not None:
+            self._protection.start()
         # Daemon threads: a job still running when stop() gives up must not hold the process open;
         # its message was released and its lease runs out, so another worker takes it over.
         for index in range(self._concurrency):
@@ -141,6 +152,9 @@ class Worker:
         for _ in self._pool:
             self._tasks.put(None)
         self._heartbeat.stop()
+        if self._protection is not None:
+            # Unfinished jobs were released above: nothing here is worth protecting any more.
+            self._protection.stop()
         if self._republisher is not None:
             self._republisher.stop()
         if self._receiver is not None:
@@ -166,8 +180,7 @@ class Worker:
             self._heartbeat.untrack(handle)
         self._release(handles)
         with self._slots:
-            self._in_flight -= len(waiting)
-            self._slots.notify_all()
+            self._change_held(-len(waiting))
         return len(waiting)
 
     def _release_unfinished(self) -> int:
@@ -219,7 +232,7 @@ class Worker:
                 return
             for message in received:
                 with self._slots:
-                    self._in_flight += 1
+                    self._change_held(+1)
                 self._heartbeat.track(message.receipt_handle, message.message.job_id if message.message else None)
                 self._tasks.put(message)
 
@@ -235,8 +248,19 @@ class Worker:
             finally:
                 self._heartbeat.untrack(message.receipt_handle)
                 with self._slots:
-                    self._in_flight -= 1
-                    self._slots.notify_all()
+                    self._change_held(-1)
+
+    def _change_held(self, delta: int) -> None:
+        """Counts messages held (running or waiting); call with self._slots held. The protection hears of
+        0 -> busy and busy -> 0 under the same lock, so two threads cannot report them out of order."""
+        before = self._in_flight
+        self._in_flight += delta
+        self._slots.notify_all()
+        if self._protection is not None:
+            if before == 0 and self._in_flight > 0:
+                self._protection.busy()
+            elif before > 0 and self._in_flight == 0:
+                self._protection.idle()
 
     def _handle(self, message: ReceivedMessage) -> None:
         job_message = message.message

@@ -17,7 +17,11 @@ from stacks.config import WorkerConfig
 class WorkerService(Construct):
     """`python -m runtime.worker`; it also runs the republisher, so at least one task always runs.
 
-    Scale-in protection: while jobs run, the worker PUTs $ECS_AGENT_URI/task-protection/v1/state. The agent
+    Scale-in protection (runtime/worker/task_protection.py): when the worker goes from holding no job to
+    holding one, it PUTs {"ProtectionEnabled": true, "ExpiresInMinutes": n} to the ECS_AGENT_URI that ECS sets
+    in the task, at $ECS_AGENT_URI/task-protection/v1/state; n covers a little more than one heartbeat interval
+    and the heartbeat renews it before it runs out. Going idle, or stopping, it PUTs {"ProtectionEnabled":
+    false}. A failed PUT is logged and counted (TaskProtectionFailures) and never holds up a job. The agent
     calls ecs:UpdateTaskProtection with the task role's credentials, so the task role is granted exactly that
     (cluster.grant_task_protection) on the cluster's tasks."""
 
