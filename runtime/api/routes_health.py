@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from runtime.api.deps import ReadinessDep
 from runtime.api.schemas import HealthOut, ReadyOut
 from runtime.domain.ports import JobQueue, JobStore
-from runtime.observability import aws_calls
+from runtime.observability import aws_calls, log_event
 
 READY_CACHE_S = 1.0
 
@@ -42,15 +42,16 @@ class ReadinessProbe:
             return self._reason
 
     def _probe(self) -> str | None:
+        # The reason names the dependency only: the exception's text (endpoints, table and queue names) goes to
+        # the logs, with the trace id of the probe that found it.
         with aws_calls.category("health"):
-            try:
-                self._store.ping()
-            except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason says which
-                return f"job store: {exc}"[:300]
-            try:
-                self._queue.ping()
-            except Exception as exc:  # noqa: BLE001
-                return f"queue: {exc}"[:300]
+            for name, ping in (("job store", self._store.ping), ("queue", self._queue.ping)):
+                try:
+                    ping()
+                except Exception as exc:  # noqa: BLE001 - any failure means not ready
+                    log_event("readiness.failed", level="warning", dependency=name,
+                              errorType=type(exc).__name__, message=str(exc)[:500])
+                    return f"{name} is not answering"
         return None
 
 

@@ -11,7 +11,16 @@ from starlette.concurrency import run_in_threadpool
 
 from runtime.api.deps import JobServiceDep, SettingsDep, TraceIdDep
 from runtime.api.errors import ApiError, field_errors, validation_error
-from runtime.api.schemas import ErrorOut, JobOut, SubmitJobRequest, job_document, storable_problem
+from runtime.api.schemas import (
+    MAX_INT_DIGITS,
+    ErrorOut,
+    JobOut,
+    LongInteger,
+    SubmitJobRequest,
+    decoded_problem,
+    job_document,
+    storable_problem,
+)
 from runtime.domain.job import Job, JobStatus, Priority
 from runtime.domain.submit import JobNotFound, JobService, SubmitRequest, SubmitResult
 from runtime.job_types.registry import get_job_type, job_type_names
@@ -57,8 +66,18 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+class _NotJson(ValueError):
+    pass
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid json")
+    raise _NotJson(f"{name} is not valid json")
+
+
+def _parse_int(literal: str) -> int | LongInteger:
+    # Past the limit, int() would refuse with Python's own message (int max str digits); decoded_problem
+    # names the field instead.
+    return LongInteger(literal) if len(literal.lstrip("-")) > MAX_INT_DIGITS else int(literal)
 
 
 def parse_json(body: bytes) -> Any:
@@ -69,12 +88,14 @@ def parse_json(body: bytes) -> Any:
     if not text.strip():
         raise ApiError(422, "invalid_json", "body: empty, expected a json object")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise ApiError(422, "invalid_json", f"body: malformed json at line {exc.lineno} column {exc.colno} "
                                             f"(char {exc.pos}): {exc.msg.lower()}") from None
-    except ValueError as exc:
+    except _NotJson as exc:
         raise ApiError(422, "invalid_json", f"body: {exc}") from None
+    except ValueError:  # Python's own words stay in here
+        raise ApiError(422, "invalid_json", "body: not valid json") from None
     except RecursionError:
         raise ApiError(422, "invalid_json", "body: json nested too deeply") from None
 
@@ -94,6 +115,10 @@ def validate_submit(document: Any, trace_id: str, idempotency_key: str | None) -
     """The checked request, or an ApiError (422) naming the first bad field."""
     if not isinstance(document, dict):
         raise ApiError(422, "validation_error", f"body: must be a json object, got {type(document).__name__}")
+    # Before the models: a lone surrogate would pass them and fail at the first encode (a 500).
+    problem = decoded_problem(document)
+    if problem:
+        raise validation_error([{"field": problem.split(":", 1)[0], "message": problem.split(": ", 1)[1]}])
     try:
         request = SubmitJobRequest.model_validate(document)
     except ValidationError as exc:

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from runtime.domain.job import Job, JobStatus
 
 # DynamoDB numbers carry 38 significant digits and nest 32 levels deep; refuse what it cannot store.
-MAX_INT_ABS = 10**38
+MAX_INT_DIGITS = 38
+MAX_INT_ABS = 10**MAX_INT_DIGITS
 MAX_DEPTH = 30
 
 
@@ -101,6 +102,52 @@ def job_document(job: Job) -> dict[str, Any]:
         "traceId": job.trace_id,
         "transitions": {status: iso(moment) for status, moment in job.transitions.items()},
     }
+
+
+class LongInteger:
+    """Stands in for a JSON integer literal of more than MAX_INT_DIGITS digits (see routes_jobs.parse_json):
+    converting a 5,000-digit literal would fail with Python's own message, and it could never be stored."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, literal: str) -> None:
+        self.digits = len(literal.lstrip("-"))
+
+    def __repr__(self) -> str:
+        return f"<integer of {self.digits} digits>"
+
+
+def decoded_problem(value: Any, path: str = "") -> str | None:
+    """The first value of a parsed body that cannot be taken at all, naming its path: a string that UTF-8
+    cannot encode (a lone surrogate written as a \\u escape) or an over-long integer. None when fine."""
+    if isinstance(value, str):
+        bad = _lone_surrogate(value)
+        if bad is not None:
+            return f"{path or 'body'}: string is not valid unicode (lone surrogate {value[bad]!r} at index {bad})"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if _lone_surrogate(key) is not None:
+                return f"{path or 'body'}: key {key!r} is not valid unicode (lone surrogate)"
+            problem = decoded_problem(item, f"{path}.{key}" if path else key)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = decoded_problem(item, f"{path or 'body'}[{index}]")
+            if problem:
+                return problem
+    elif isinstance(value, LongInteger):
+        return f"{path or 'body'}: number has {value.digits} digits; at most {MAX_INT_DIGITS} can be stored"
+    return None
+
+
+def _lone_surrogate(text: str) -> int | None:
+    if text.isascii():
+        return None
+    for index, char in enumerate(text):
+        if "\ud800" <= char <= "\udfff":
+            return index
+    return None
 
 
 def storable_problem(value: Any, path: str, depth: int = 0) -> str | None:

@@ -96,3 +96,20 @@ def test_unexpected_error_is_json_500_with_trace_id(resources: AwsResources) -> 
     assert response.status_code == 500
     assert response.json()["error"] == "internal_error" and "secret" not in response.text
     assert response.headers["X-Trace-Id"] == "t-500"
+
+
+@pytest.mark.parametrize("down", ["store", "queue"])
+def test_readiness_and_store_errors_never_show_internal_names(resources: AwsResources, down: str,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    internals = (resources.table_name, resources.queue_url, "127.0.0.1", "http://", "endpoint", "arn:")
+    with client_for(resources, store_down=down == "store", queue_down=down == "queue") as client:
+        ready = client.get("/readyz", headers={"X-Trace-Id": f"ready-{down}"})
+        answers = [ready, client.post("/api/v1/jobs", json=BODY), client.get("/api/v1/jobs/x")]
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "not ready", "reason": f"{'job store' if down == 'store' else 'queue'} "
+                                                             "is not answering"}
+    for response in answers:
+        assert not any(name in response.text for name in internals), response.text
+    # The details are in the logs, with the trace id of the probe that found them.
+    logged = [line for line in capsys.readouterr().out.splitlines() if '"readiness.failed"' in line]
+    assert any(f'"traceId":"ready-{down}"' in line and "127.0.0.1" in line for line in logged), logged

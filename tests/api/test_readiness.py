@@ -1,4 +1,4 @@
-"""The readiness probe: store and queue pinged at most once per cache period, reason names the failing one."""
+"""The readiness probe: store and queue pinged at most once per cache period, reason names the failing one (and nothing internal)."""
 
 from __future__ import annotations
 
@@ -34,13 +34,11 @@ def test_answers_are_cached_for_the_period() -> None:
     assert (store.pings, queue.pings) == (1, 1)
     clock.now += 0.6
     store.error = JobStoreUnavailable("dynamodb describe_table failed: ResourceNotFoundException")
-    reason = probe.check()
-    assert reason is not None and reason.startswith("job store:") and "ResourceNotFoundException" in reason
+    assert probe.check() == "job store is not answering"  # the exception's text is for the logs only
     assert queue.pings == 1  # the queue is not asked when the store already failed
 
 
 def test_queue_failure_is_named() -> None:
     probe = ReadinessProbe(Pingable(), Pingable(QueueUnavailable("sqs get_queue_attributes failed")),  # type: ignore[arg-type]
                            monotonic=FakeMonotonic())
-    reason = probe.check()
-    assert reason is not None and reason.startswith("queue:")
+    assert probe.check() == "queue is not answering"
