@@ -3,6 +3,7 @@ decide the message's fate (delete it, retry it after a backoff delay, or keep it
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +32,8 @@ from runtime.job_types.registry import JobContext, JobType, PermanentJobError, T
 LEASE_MARGIN_S = 1
 # Error messages are stored in the job record: keep them short (item size is billed per KB).
 MAX_ERROR_MESSAGE_CHARS = 500
+# The stored code of a handler exception that is not one of the job errors the registry defines.
+UNEXPECTED_ERROR_CODE = "handler_error"
 
 
 class Action(StrEnum):
@@ -61,6 +64,8 @@ class Decision:
     attempt: int | None = None  # this worker's attempt, when it claimed the job
     error: JobError | None = None
     handler_ms: float | None = None  # time spent in the job type's handler
+    # An unexpected handler exception's own text ("KeyError: 'x'"): for the logs only, never stored or shown.
+    error_detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ class MessageProcessor:
             on_claimed(job)
 
         started = time.perf_counter()
-        error, result = self._run_handler(job, attempt)
+        error, result, detail = self._run_handler(job, attempt)
         handler_ms = (time.perf_counter() - started) * 1000.0
 
         if error is None:
@@ -130,38 +135,40 @@ class MessageProcessor:
 
         final = error.permanent or job.attempts_since_retry >= self._config.max_attempts
         if not self._store.fail(job_id, attempt=attempt, error=error, final=final, now=self._clock.now()):
-            return self._lost_claim(job_id, attempt, handler_ms, error)
+            return dataclasses.replace(self._lost_claim(job_id, attempt, handler_ms, error), error_detail=detail)
         if final:
-            return Decision(
-                Action.DELETE, Outcome.FAILED_FINAL, job=job, attempt=attempt, error=error, handler_ms=handler_ms
-            )
+            return Decision(Action.DELETE, Outcome.FAILED_FINAL, job=job, attempt=attempt, error=error,
+                            handler_ms=handler_ms, error_detail=detail)
         delay = self._backoff.visibility_delay_s(attempt)
-        return Decision(
-            Action.RETRY, Outcome.FAILED, delay_s=delay, job=job, attempt=attempt, error=error, handler_ms=handler_ms
-        )
+        return Decision(Action.RETRY, Outcome.FAILED, delay_s=delay, job=job, attempt=attempt, error=error,
+                        handler_ms=handler_ms, error_detail=detail)
 
-    def _run_handler(self, job: Job, attempt: int) -> tuple[JobError | None, dict[str, Any] | None]:
+    def _run_handler(self, job: Job, attempt: int) -> tuple[JobError | None, dict[str, Any] | None, str | None]:
+        """(error, result, detail): `detail` is an unexpected exception's own text, for the logs only."""
         job_type = self._job_types(job.job_type)
         if job_type is None:
-            return JobError("unknown_job_type", f"no job type {job.job_type!r}", permanent=True), None
+            return JobError("unknown_job_type", f"no job type {job.job_type!r}", permanent=True), None, None
         context = JobContext(job_id=job.job_id, attempt=attempt, trace_id=job.trace_id, objects=self._objects)
         try:
             params = job_type.parse_params(job.params)
             result = job_type.handler(params, context)
         except PermanentJobError as exc:
-            return JobError(exc.code, _short(exc.message), permanent=True), None
+            return JobError(exc.code, _short(exc.message), permanent=True), None, None
         except ValidationError as exc:
-            return JobError("invalid_params", _short(_describe_validation(exc)), permanent=True), None
+            return JobError("invalid_params", _short(_describe_validation(exc)), permanent=True), None, None
         except ObjectNotFound as exc:
-            return JobError("object_not_found", _short(str(exc)), permanent=True), None
+            return JobError("object_not_found", _short(str(exc)), permanent=True), None, None
         except TransientJobError as exc:
-            return JobError(exc.code, _short(exc.message)), None
+            return JobError(exc.code, _short(exc.message)), None, None
         except Exception as exc:  # noqa: BLE001 - any other handler error is worth a retry
-            return JobError("handler_error", _short(f"{type(exc).__name__}: {exc}")), None
+            # Its text may carry internals (a KeyError's key, a bucket or ARN in an SDK error): the job shows a
+            # stable code and a sentence; the text goes to the logs under the job's trace id.
+            return (JobError(UNEXPECTED_ERROR_CODE, unexpected_error_message(job.trace_id)), None,
+                    _short(f"{type(exc).__name__}: {exc}"))
         if not isinstance(result, dict):
             message = f"handler returned {type(result).__name__}, not an object"
-            return JobError("bad_handler_result", message, permanent=True), None
-        return None, result
+            return JobError("bad_handler_result", message, permanent=True), None, None
+        return None, result, None
 
     def _lost_claim(self, job_id: str, attempt: int, handler_ms: float, error: JobError | None) -> Decision:
         # Someone else moved the job while the handler ran (lease takeover, dead-letter verdict): our
@@ -191,6 +198,10 @@ class MessageProcessor:
             return Decision(Action.KEEP, Outcome.LEASED, delay_s=delay, job=job)
         # PENDING/FAILED/expired lease yet the claim failed: a write raced ours. Look again shortly.
         return Decision(Action.KEEP, Outcome.NOT_READY, delay_s=LEASE_MARGIN_S, job=job)
+
+
+def unexpected_error_message(trace_id: str) -> str:
+    return f"the job failed with an unexpected error; its details are logged under trace id {trace_id}"
 
 
 def _short(message: str) -> str:

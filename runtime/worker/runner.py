@@ -310,6 +310,8 @@ class Worker:
         level = "info"
         if decision.outcome in (Outcome.POISON, Outcome.MISSING, Outcome.LOST_CLAIM, Outcome.STORE_UNAVAILABLE):
             level = "warning"
+        if decision.error_detail is not None:
+            level = "warning"  # an unexpected handler exception: its text is only here
         error = decision.error
         logs.log_event(
             "job_message",
@@ -325,5 +327,6 @@ class Worker:
             queueLagMs=round(queue_lag_ms),
             errorCode=error.code if error is not None else None,
             error=error.message if error is not None else None,
+            errorDetail=decision.error_detail,
             body=message.raw_body[:200] if decision.outcome is Outcome.POISON else None,
         )

@@ -1,4 +1,5 @@
-"""The readiness probe: store and queue pinged at most once per cache period, reason names the failing one (and nothing internal)."""
+"""The readiness probe: store and queue pinged at most once per cache period; the reason names the failing
+one and nothing internal."""
 
 from __future__ import annotations
 

@@ -163,7 +163,9 @@ def test_transient_error_on_the_last_attempt_is_final(store: InMemoryJobStore) -
     assert (first.outcome, second.outcome, second.action) == (Outcome.FAILED, Outcome.FAILED_FINAL, Action.DELETE)
     job = store.jobs["job-1"]
     assert job.status is JobStatus.FAILED_FINAL and job.attempts == 2 and job.error is not None
-    assert job.error.message == "RuntimeError: b"
+    # The job shows a stable code and a safe sentence; the exception's own text is only for the logs.
+    assert job.error.code == "handler_error" and "RuntimeError" not in job.error.message
+    assert "trace-job-1" in job.error.message and second.error_detail == "RuntimeError: b"
 
 
 @pytest.mark.parametrize("status", [JobStatus.SUCCEEDED, JobStatus.FAILED_FINAL])

@@ -54,3 +54,13 @@ def slow_job(params: SlowParams, ctx: JobContext) -> dict[str, Any]:
         raise TransientJobError("test_transient", f"attempt {ctx.attempt} fails on purpose")
     _append(params.run_log, f"done {os.getpid()} {ctx.attempt}")
     return {"pid": os.getpid(), "attempt": ctx.attempt}
+
+
+class BrokenParams(BaseModel):
+    key: str = Field(min_length=1)
+
+
+@job_type("test_broken", params=BrokenParams)
+def broken_job(params: BrokenParams, ctx: JobContext) -> dict[str, Any]:
+    """Fails as a buggy handler does: an unexpected exception whose text names an internal detail."""
+    raise KeyError(params.key)

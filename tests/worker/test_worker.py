@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from runtime.dlq_handler import DeadLetterHandler, handle_event
 from runtime.domain.backoff import Backoff, Jitter
 from runtime.domain.job import JobStatus
@@ -254,3 +256,20 @@ def test_dlq_handler_racing_a_worker_leaves_one_consistent_terminal_state(worker
             assert final.error is not None and final.error.code == "dead_lettered"
             assert decision.outcome in (Outcome.DUPLICATE, Outcome.LOST_CLAIM)
     assert sum(outcomes.values()) == len(jobs)
+
+
+def test_an_unexpected_handler_exception_is_stored_as_a_code_and_logged_with_its_text(
+    worker_env: WorkerEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = dataclasses.replace(worker_env, settings=worker_env.settings.model_copy(update={"max_attempts": 1}))
+    job = env.submit("test_broken", {"key": "arn:aws:dynamodb:internal-table"})
+    with running(env):
+        done = env.wait_terminal(job.job_id)
+    assert done.status is JobStatus.FAILED_FINAL and done.error is not None
+    assert done.error.code == "handler_error"
+    assert done.error.message == (
+        f"the job failed with an unexpected error; its details are logged under trace id {job.trace_id}")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"job_message"' in line]
+    logged = [line for line in lines if line.get("jobId") == job.job_id and line.get("errorDetail")]
+    assert logged and logged[0]["errorDetail"] == "KeyError: 'arn:aws:dynamodb:internal-table'"
+    assert logged[0]["traceId"] == job.trace_id and logged[0]["level"] == "warning"
