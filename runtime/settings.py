@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     # The API coalesces concurrent submits into SendMessageBatch, waiting at most this long for company
     # after the first message; 0 sends each message on its own.
     send_linger_s: float = Field(default=0.005, ge=0, le=1.0)
+    # Slow clients (python -m runtime.api): a request's headers must be in within http_header_timeout_s of the
+    # connection opening or of the request's first byte, its body within http_body_timeout_s after that. An idle
+    # keep-alive connection closes after http_keep_alive_s: longer than the ALB's 60 s idle timeout, so that the
+    # ALB never sends a request on a connection the API is closing (a 502).
+    http_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    http_body_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    http_keep_alive_s: int = Field(default=65, ge=1, le=3600)
 
     worker_concurrency: int = Field(default=16, ge=1, le=256)
     visibility_timeout_s: int = Field(default=60, ge=2, le=43_200)

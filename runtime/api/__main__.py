@@ -18,17 +18,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("JOBS_API_PORT", "8080")))
     args = parser.parse_args(argv)
     try:
-        get_settings()
+        settings = get_settings()
     except SettingsError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     from runtime.api.app import create_app
+    from runtime.api.http_server import server_config
 
-    app = create_app()
-    # log_config=None keeps the JSON log handlers that observability installed; no access log (bytes cost).
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=10)
-    return 0
+    server = uvicorn.Server(server_config(create_app(), settings, host=args.host, port=args.port))
+    server.run()
+    return 0 if server.started else 3  # 3: as uvicorn.run, the server never started (port taken, ...)
 
 
 if __name__ == "__main__":

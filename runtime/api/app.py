@@ -11,7 +11,7 @@ from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.api import routes_health, routes_jobs
 from runtime.api.deps import Container
 from runtime.api.errors import install_error_handlers
-from runtime.api.middleware import TraceIdMiddleware
+from runtime.api.middleware import RequestBodyMiddleware, SecurityHeadersMiddleware, TraceIdMiddleware
 from runtime.api.routes_health import ReadinessProbe
 from runtime.domain.ports import Clock, JobQueue, JobStore, UtcClock
 from runtime.domain.submit import JobService
@@ -73,13 +73,17 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
             # The documented limits are this deployment's settings.
             route.description = routes_jobs.SUBMIT_DESCRIPTION.format(  # type: ignore[attr-defined]
                 max_body_bytes=settings.max_body_bytes,
+                body_timeout_s=settings.http_body_timeout_s,
                 republish_bound_s=settings.republish_bound_s,
                 submit_in_flight_s=settings.submit_in_flight_s,
             )
     app.include_router(routes_jobs.router)
     app.include_router(routes_health.router)
-    # Added first = innermost: the X-Ray segment sits inside the trace id middleware, which is outermost so
-    # that every answer (errors included) carries X-Trace-Id.
+    # Added first = innermost: the X-Ray segment sits inside the trace id middleware, which is outside all but
+    # the security headers so that every answer (errors included) carries X-Trace-Id.
     tracing.add_fastapi_middleware(app)
+    app.add_middleware(RequestBodyMiddleware, body_timeout_s=settings.http_body_timeout_s)
     app.add_middleware(TraceIdMiddleware)
+    # Outermost, so that every answer gets the headers, the trace id middleware's own 500 included.
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -1,7 +1,9 @@
-"""ASGI middleware: the request's trace id (X-Trace-Id on every answer) and a JSON 500 for anything unhandled."""
+"""ASGI middleware: security headers on every answer; the request's trace id (X-Trace-Id on every answer) and
+a JSON 500 for anything unhandled; JSON-only request bodies, read within a deadline."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -9,6 +11,9 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+
+from runtime.api.errors import ApiError, error_response
 from runtime.observability import log_event, logs, tracing
 
 Scope = MutableMapping[str, Any]
@@ -73,6 +78,9 @@ class TraceIdMiddleware:
         with logs.bind(trace_id=trace_id):
             try:
                 await self.app(scope, receive, send_with_trace_id)
+            except ClientDisconnect:
+                # The caller hung up mid-request: nobody to answer, nothing wrong with the service.
+                log_event("http.client_disconnected", path=scope.get("path"), method=scope.get("method"))
             except Exception as exc:
                 log_event("http.unhandled_error", level="error", path=scope.get("path"),
                           errorType=type(exc).__name__, message=str(exc)[:500])
@@ -84,3 +92,86 @@ class TraceIdMiddleware:
                     (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                     trace_header]})
                 await send({"type": "http.response.body", "body": body})
+
+
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff")]
+# Job answers are one caller's data and change over time: no shared or browser cache may keep them.
+NO_STORE_PREFIX = "/api/"
+NO_STORE = (b"cache-control", b"no-store")
+
+
+class SecurityHeadersMiddleware:
+    """Outermost: `X-Content-Type-Options: nosniff` on every answer, `Cache-Control: no-store` on /api/ answers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        added = SECURITY_HEADERS + ([NO_STORE] if str(scope.get("path", "")).startswith(NO_STORE_PREFIX) else [])
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *added]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+class RequestBodyMiddleware:
+    """A request with a body must say it is JSON (415 otherwise: a cross-site form post cannot be made to look like
+    one) and deliver it within `body_timeout_s` of its headers (408 otherwise, and the connection is closed), so
+    a client trickling its body cannot hold a request open. The size limit is the submit route's (read_body)."""
+
+    def __init__(self, app: ASGIApp, *, body_timeout_s: float) -> None:
+        self.app = app
+        self.body_timeout_s = body_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        content_type = None
+        has_body = False
+        for name, value in scope.get("headers", ()):
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"content-length":
+                has_body = value.strip() not in (b"0", b"")
+            elif name == b"transfer-encoding":
+                has_body = True
+        if not has_body:
+            await self.app(scope, receive, send)
+            return
+        if not is_json_media_type(content_type):
+            shown = "none" if content_type is None else repr(content_type[:60])
+            response = error_response(415, "unsupported_media_type",
+                                      f"Content-Type: must be application/json (or a +json type), got {shown}")
+            await response(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_timeout_s
+        body_done = False
+
+        async def receive_within_deadline() -> Message:
+            nonlocal body_done
+            if body_done:  # later receives wait for a disconnect, which has no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                log_event("http.body_timeout", path=scope.get("path"), timeoutS=self.body_timeout_s)
+                raise ApiError(408, "request_timeout", f"body: not received within {self.body_timeout_s:g} s",
+                               headers={"Connection": "close"}) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        await self.app(scope, receive_within_deadline, send)

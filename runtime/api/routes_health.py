@@ -60,6 +60,10 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# HEAD for probes and monitors that only look at the status; the server sends no body for HEAD.
+router.head("/healthz", include_in_schema=False)(healthz)
+
+
 @router.get(
     "/readyz",
     summary="Readiness",
@@ -73,3 +77,6 @@ def readyz(readiness: ReadinessDep) -> JSONResponse:
     if reason is None:
         return JSONResponse({"status": "ready"})
     return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+
+
+router.head("/readyz", include_in_schema=False)(readyz)

@@ -177,7 +177,9 @@ it is now and `Idempotent-Replayed: true`: no second job, no second message. Aft
 and a new job is created. Keys are scoped to the caller.
 
 The request body is limited to **{max_body_bytes} bytes** (`413` past it, checked on `Content-Length` and on the
-bytes read). Unknown top-level fields are ignored. `params` is validated with the job type's params schema;
+bytes read) and must arrive within **{body_timeout_s:g} s** of the headers (`408` past it). Its `Content-Type` must
+be `application/json` or a `+json` type (`415` otherwise). Unknown top-level fields are ignored. `params` is
+validated with the job type's params schema;
 `422` answers name the field (`params.source: field required`).
 
 The new job is written first (one conditional write), then its message is published. If the queue does not
@@ -205,7 +207,9 @@ the answer is `503 job_store_unavailable` and nothing was created.
                           "X-Trace-Id": _TRACE_HEADER_DOC}},
         409: _error_doc("`idempotency_key_in_flight`: the first request with this key is still being handled.",
                         **{"Retry-After": _RETRY_AFTER_DOC}),
+        408: _error_doc("`request_timeout`: the body did not arrive in time; the connection is closed."),
         413: _error_doc("`payload_too_large`: the body is over the size limit."),
+        415: _error_doc("`unsupported_media_type`: the body's Content-Type is not `application/json` (or `+json`)."),
         422: _error_doc("`validation_error`, `invalid_json`, `unknown_job_type` (lists `knownTypes`), "
                         "`invalid_idempotency_key`, `idempotency_key_reused`; `detail` names the field."),
         503: _error_doc("`job_store_unavailable`: nothing was created.", **{"Retry-After": _RETRY_AFTER_DOC}),

@@ -28,7 +28,7 @@ def raw_body(**changes: Any) -> str:
     (raw_body(metadata={"k\udfff": 1}), "metadata"),
     (raw_body(params={**GOOD_PARAMS, "source": "s3://docs/\ud800.txt"}), "params.source"),
     (raw_body(metadata={"list": ["fine", "\udc00"]}), "metadata.list[1]"),
-])
+], ids=["metadata-value", "metadata-key", "params-value", "list-item"])
 def test_a_lone_surrogate_is_a_422_naming_the_field(live_api: LiveApi, http: httpx.Client, payload: str,
                                                     field: str) -> None:
     items = live_api.item_count()
@@ -59,7 +59,7 @@ def test_a_body_that_is_not_json_is_415_and_creates_nothing(live_api: LiveApi, h
     headers = {"Content-Type": content_type} if content_type else {}
     request = http.build_request("POST", "/api/v1/jobs", content=raw_body(), headers=headers)
     if content_type is None:
-        del request.headers["Content-Type"]
+        request.headers.pop("Content-Type", None)
     response = http.send(request)
     assert response.status_code == 415, response.text
     assert response.json()["error"] == "unsupported_media_type"
