@@ -40,8 +40,11 @@ def start_emulator(port: int) -> Emulator:
 
 
 def _check_port_free(port: int) -> None:
-    # moto's server thread would die quietly on a taken port; say so up front instead.
+    # moto's server thread would die quietly on a taken port; say so up front instead. SO_REUSEADDR as the
+    # server itself binds: without it, the previous run's connections in TIME_WAIT block the port for a minute,
+    # while a port another process listens on is still refused.
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError as exc:

@@ -1,14 +1,27 @@
-"""The local all-in-one's supervisor with real (tiny) child processes: failure detection and stopping."""
+"""The local all-in-one's supervisor with real (tiny) child processes: restarts, crash loops and stopping; and
+the emulator's port check."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from runtime.local.supervisor import ChildFailed, ChildSpec, Supervisor, child_environment, child_specs
+from runtime.local.emulator import _check_port_free
+from runtime.local.supervisor import (
+    ChildFailed,
+    ChildSpec,
+    RestartPolicy,
+    Supervisor,
+    child_environment,
+    child_specs,
+)
+from tests.conftest import free_port
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 # Ignores SIGTERM, so only the kill after the grace period stops it; touches argv[1] once it does.
@@ -18,18 +31,85 @@ STUBBORN = (
 )
 
 
-def test_a_child_that_dies_is_named_and_the_others_are_stopped() -> None:
-    supervisor = Supervisor(
-        [ChildSpec("api", SLEEPER), ChildSpec("worker", [sys.executable, "-c", "raise SystemExit(3)"])], env={}
-    )
+FAST = RestartPolicy(max_crashes=3, window_s=30, backoff_base_s=0.05, backoff_max_s=0.2)
+
+
+def run_for(supervisor: Supervisor, seconds: float) -> None:
+    """Supervises for a while, as run_until_stopped does, without a stop request."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        supervisor.check_children()
+        time.sleep(0.02)
+
+
+def test_a_killed_child_is_restarted_and_the_others_keep_running() -> None:
+    supervisor = Supervisor([ChildSpec("api", SLEEPER), ChildSpec("worker", SLEEPER)], env={}, restart=FAST)
     supervisor.start()
     try:
-        with pytest.raises(ChildFailed, match="worker exited unexpectedly with code 3") as failed:
+        api, worker = supervisor.pid("api"), supervisor.pid("worker")
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while supervisor.pid("worker") == worker:
+            assert time.monotonic() < deadline, "the worker was not restarted"
+            supervisor.check_children()
+            time.sleep(0.02)
+        run_for(supervisor, 0.3)
+        assert supervisor.pid("api") == api and os.waitpid(supervisor.pid("worker"), os.WNOHANG) == (0, 0)
+    finally:
+        assert supervisor.stop(grace_s=10) == []
+
+
+def test_a_child_that_keeps_crashing_is_named_and_the_others_are_stopped() -> None:
+    supervisor = Supervisor(
+        [ChildSpec("api", SLEEPER), ChildSpec("worker", [sys.executable, "-c", "raise SystemExit(3)"])], env={},
+        restart=FAST,
+    )
+    supervisor.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(ChildFailed, match=r"worker keeps crashing: it exited 3 times within 30 s "
+                                              r"\(last exit code 3\)") as failed:
             supervisor.run_until_stopped()
         assert (failed.value.name, failed.value.returncode) == ("worker", 3)
+        # Two restarts in between, after 0.05 s and 0.1 s of backoff.
+        assert time.monotonic() - started >= 0.15
     finally:
         killed = supervisor.stop(grace_s=10)
     assert killed == []  # the sleeper stopped on SIGTERM
+
+
+@pytest.mark.parametrize(("crashes", "delay"), [(1, 0.5), (2, 1.0), (3, 2.0), (5, 8.0), (6, 10.0), (20, 10.0)])
+def test_restart_backoff_doubles_up_to_its_ceiling(crashes: int, delay: float) -> None:
+    assert RestartPolicy().delay_s(crashes) == delay
+
+
+def time_wait_on(port: int) -> None:
+    """A connection to `port` that the server side closes first: the server's end sits in TIME_WAIT for a
+    minute, as after a `make run` stopped with Ctrl-C while clients were connected."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listener.accept()
+        accepted.close()  # the server closes first: TIME_WAIT is on its side, on `port`
+        client.recv(1)
+        client.close()
+
+
+def test_the_emulator_port_check_ignores_time_wait_connections() -> None:
+    port = free_port()
+    time_wait_on(port)
+    _check_port_free(port)  # would fail with "address already in use" without SO_REUSEADDR
+
+
+def test_the_emulator_port_check_still_refuses_a_port_in_use() -> None:
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with pytest.raises(RuntimeError, match=f"aws emulator port {listener.getsockname()[1]} is taken"):
+            _check_port_free(listener.getsockname()[1])
 
 
 def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
