@@ -82,7 +82,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     # Added first = innermost: the X-Ray segment sits inside the trace id middleware, which is outside all but
     # the security headers so that every answer (errors included) carries X-Trace-Id.
     tracing.add_fastapi_middleware(app)
-    app.add_middleware(RequestBodyMiddleware, body_timeout_s=settings.http_body_timeout_s)
+    app.add_middleware(RequestBodyMiddleware, max_body_bytes=settings.max_body_bytes,
+                       body_timeout_s=settings.http_body_timeout_s)
     app.add_middleware(TraceIdMiddleware)
     # Outermost, so that every answer gets the headers, the trace id middleware's own 500 included.
     app.add_middleware(SecurityHeadersMiddleware)

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect
 
-from runtime.api.errors import ApiError, error_response
+from runtime.api.errors import error_response
 from runtime.observability import log_event, logs, tracing
 
 Scope = MutableMapping[str, Any]
@@ -126,52 +126,81 @@ def is_json_media_type(content_type: str | None) -> bool:
 
 
 class RequestBodyMiddleware:
-    """A request with a body must say it is JSON (415 otherwise: a cross-site form post cannot be made to look like
-    one) and deliver it within `body_timeout_s` of its headers (408 otherwise, and the connection is closed), so
-    a client trickling its body cannot hold a request open. The size limit is the submit route's (read_body)."""
+    """Reads a request's body before any route (or authentication) sees it, and refuses it unless it is JSON (415:
+    a cross-site form post cannot pass for one), at most `max_body_bytes` (413, by Content-Length and by the bytes
+    read) and complete within `body_timeout_s` of the headers (408: a client trickling its body cannot hold a
+    request open). A refused body's connection is closed; a caller hanging up mid-body raises ClientDisconnect
+    (logged at info by TraceIdMiddleware). The route then receives the body from memory."""
 
-    def __init__(self, app: ASGIApp, *, body_timeout_s: float) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout_s: float) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        content_type = None
-        has_body = False
+        content_type = declared = None
+        chunked = False
         for name, value in scope.get("headers", ()):
             if name == b"content-type":
                 content_type = value.decode("latin-1")
             elif name == b"content-length":
-                has_body = value.strip() not in (b"0", b"")
+                declared = value.strip()
             elif name == b"transfer-encoding":
-                has_body = True
-        if not has_body:
+                chunked = True
+        if not chunked and declared in (None, b"0"):
             await self.app(scope, receive, send)
             return
         if not is_json_media_type(content_type):
             shown = "none" if content_type is None else repr(content_type[:60])
-            response = error_response(415, "unsupported_media_type",
-                                      f"Content-Type: must be application/json (or a +json type), got {shown}")
-            await response(scope, receive, send)
+            await _refuse(scope, receive, send, 415, "unsupported_media_type",
+                          f"Content-Type: must be application/json (or a +json type), got {shown}")
             return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.body_timeout_s
-        body_done = False
+        limit = self.max_body_bytes
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _refuse(scope, receive, send, 413, "payload_too_large",
+                          f"body: {int(declared)} bytes is over the limit of {limit} bytes")
+            return
+        try:
+            body = await asyncio.wait_for(_read_body(receive, limit), timeout=self.body_timeout_s)
+        except TimeoutError:
+            log_event("http.body_timeout", path=scope.get("path"), timeoutS=self.body_timeout_s)
+            await _refuse(scope, receive, send, 408, "request_timeout",
+                          f"body: not received within {self.body_timeout_s:g} s")
+            return
+        if body is None:
+            await _refuse(scope, receive, send, 413, "payload_too_large",
+                          f"body: more than {limit} bytes is over the limit")
+            return
+        delivered = False
 
-        async def receive_within_deadline() -> Message:
-            nonlocal body_done
-            if body_done:  # later receives wait for a disconnect, which has no deadline
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:  # later receives wait for a disconnect
                 return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - loop.time()))
-            except TimeoutError:
-                log_event("http.body_timeout", path=scope.get("path"), timeoutS=self.body_timeout_s)
-                raise ApiError(408, "request_timeout", f"body: not received within {self.body_timeout_s:g} s",
-                               headers={"Connection": "close"}) from None
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_done = True
-            return message
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, receive_within_deadline, send)
+        await self.app(scope, replay, send)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None once it passes `limit` bytes."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return None
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str) -> None:
+    # The rest of the body is not read, so the connection cannot carry another request: close it.
+    response = error_response(status, code, detail, {"Connection": "close"})
+    await response(scope, receive, send)

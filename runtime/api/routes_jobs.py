@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from runtime.api.deps import JobServiceDep, SettingsDep, TraceIdDep
+from runtime.api.deps import JobServiceDep, TraceIdDep
 from runtime.api.errors import ApiError, field_errors, validation_error
 from runtime.api.schemas import (
     MAX_INT_DIGITS,
@@ -51,19 +51,6 @@ def trace_id_header(
 
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(trace_id_header)])
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused (413) past `limit` bytes by its Content-Length and by the bytes actually read."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-        raise ApiError(413, "payload_too_large", f"body: {int(declared)} bytes is over the limit of {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ApiError(413, "payload_too_large", f"body: more than {limit} bytes is over the limit")
-    return bytes(body)
 
 
 class _NotJson(ValueError):
@@ -218,13 +205,12 @@ the answer is `503 job_store_unavailable` and nothing was created.
 async def submit_job(
     request: Request,
     service: JobServiceDep,
-    settings: SettingsDep,
     trace_id: TraceIdDep,
     idempotency_key: Annotated[str | None, Header(
         alias="Idempotency-Key", description="Optional, 1-255 printable ASCII characters.")] = None,
 ) -> Response:
     key = check_idempotency_key(idempotency_key)
-    body = await read_body(request, settings.max_body_bytes)
+    body = await request.body()  # size, type and time already checked by RequestBodyMiddleware
     try:
         submit_request = validate_submit(parse_json(body), trace_id, key)
     except ApiError as exc:
