@@ -184,7 +184,7 @@ def io_requests(count: int, wait_ms: int = 200) -> list[Any]:
 
 def job_service(env: Env) -> Any:
     """The submit use case on the benchmark's own clients, for the benchmark-only job type."""
-    from runtime.adapters.dynamodb_store import DynamoDbJobStore
+    from runtime.adapters.dynamodb.store import DynamoDbJobStore
     from runtime.adapters.sqs_queue import SqsJobQueue
     from runtime.domain.ports import UtcClock
     from runtime.domain.submit import JobService

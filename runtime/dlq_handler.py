@@ -93,7 +93,7 @@ def handle_event(event: dict[str, Any], context: Any, *, dead_letters: DeadLette
 def _default_dead_letters() -> DeadLetterHandler:
     # Built once per Lambda container, on the first event, so that importing this module stays cheap.
     from runtime import aws_clients, observability
-    from runtime.adapters.dynamodb_store import DynamoDbJobStore
+    from runtime.adapters.dynamodb.store import DynamoDbJobStore
     from runtime.settings import get_settings
 
     settings = get_settings()

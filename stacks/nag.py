@@ -11,6 +11,8 @@ from aws_cdk import aws_iam as iam
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import IConstruct
 
+from runtime.adapters.dynamodb.schema import INDEXES
+
 if TYPE_CHECKING:
     from stacks.service_stack import ServiceStack
 
@@ -19,9 +21,10 @@ SSM_PATH = (
     "ssm:GetParametersByPath reads this environment's own hierarchy /job-tickets/<env>/*, which is how the "
     "runtime loads its settings (runtime/settings.py); no other path is readable"
 )
+_COUNT_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 TABLE_INDEXES = (
-    "Query on the table's own two GSIs (by-idempotency-key, pending-by-age); Table.grant() scopes index "
-    "access to <table arn>/index/*, which names no other table"
+    f"Query on the table's own {_COUNT_WORDS[len(INDEXES)]} GSIs ({', '.join(index.name for index in INDEXES)}); "
+    "Table.grant() scopes index access to <table arn>/index/*, which names no other table"
 )
 BASIC_EXECUTION = (
     "AWSLambdaBasicExecutionRole only allows writing this function's CloudWatch logs (CreateLogStream, "

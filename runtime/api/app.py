@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from runtime import aws_clients
-from runtime.adapters.dynamodb_store import DynamoDbJobStore
+from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.adapters.sqs_batch_sender import BatchingSqsJobQueue
 from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.api import routes_health, routes_jobs

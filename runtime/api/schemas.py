@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from runtime.domain.job import Job, JobStatus
+from runtime.domain.times import iso
 
 # DynamoDB numbers carry 38 significant digits and nest 32 levels deep; refuse what it cannot store.
 MAX_INT_DIGITS = 38
@@ -77,10 +78,6 @@ class HealthOut(BaseModel):
 class ReadyOut(BaseModel):
     status: Literal["ready", "not ready"]
     reason: str | None = None
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def job_document(job: Job) -> dict[str, Any]:

@@ -46,6 +46,12 @@ class InvalidTransition(Exception):
         self.target = target
 
 
+def prior_statuses(target: JobStatus) -> tuple[JobStatus, ...]:
+    """The statuses a job may leave for `target`, in declaration order (the store's conditions are built
+    from these, so this table is the state machine the data actually follows)."""
+    return tuple(status for status in JobStatus if target in ALLOWED_TRANSITIONS[status])
+
+
 def can_transition(current: JobStatus, target: JobStatus) -> bool:
     return target in ALLOWED_TRANSITIONS[current]
 

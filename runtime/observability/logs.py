@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from runtime.domain.times import iso
+
 if TYPE_CHECKING:
     from runtime.settings import Settings
 
@@ -98,7 +100,7 @@ def _line(level: str, event: str, fields: dict[str, Any]) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
 
 
 def write_line(line: str, stream: IO[str] | None = None) -> None:

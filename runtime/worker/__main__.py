@@ -11,7 +11,7 @@ import threading
 from types import FrameType
 
 from runtime import aws_clients, observability
-from runtime.adapters.dynamodb_store import DynamoDbJobStore
+from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.adapters.s3_objects import S3ObjectStore
 from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.observability import logs, tracing

@@ -7,9 +7,18 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-IDEMPOTENCY_INDEX = "by-idempotency-key"
-PENDING_INDEX = "pending-by-age"
-TTL_ATTRIBUTE = "expiresAt"
+from runtime.adapters.dynamodb.schema import INDEXES, TABLE_KEY, TTL_ATTRIBUTE, KeyAttribute, KeyType, Projection
+
+_KEY_TYPES = {KeyType.STRING: dynamodb.AttributeType.STRING, KeyType.NUMBER: dynamodb.AttributeType.NUMBER}
+_PROJECTIONS = {
+    Projection.KEYS_ONLY: dynamodb.ProjectionType.KEYS_ONLY,
+    Projection.INCLUDE: dynamodb.ProjectionType.INCLUDE,
+    Projection.ALL: dynamodb.ProjectionType.ALL,
+}
+
+
+def _attribute(key: KeyAttribute) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=key.name, type=_KEY_TYPES[key.type])
 
 
 class JobStore(Construct):
@@ -24,7 +33,7 @@ class JobStore(Construct):
         self.table = dynamodb.Table(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(name="jobId", type=dynamodb.AttributeType.STRING),
+            partition_key=_attribute(TABLE_KEY),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             time_to_live_attribute=TTL_ATTRIBUTE,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -34,21 +43,17 @@ class JobStore(Construct):
             deletion_protection=deletion_protection,
             removal_policy=removal_policy,
         )
-        self.table.add_global_secondary_index(
-            index_name=IDEMPOTENCY_INDEX,
-            partition_key=dynamodb.Attribute(name="idempotencyKey", type=dynamodb.AttributeType.STRING),
-            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
-        )
-        # The republisher's sweep: only PENDING jobs carry pendingShard/pendingSince (sparse index).
-        self.table.add_global_secondary_index(
-            index_name=PENDING_INDEX,
-            partition_key=dynamodb.Attribute(name="pendingShard", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="pendingSince", type=dynamodb.AttributeType.NUMBER),
-            projection_type=dynamodb.ProjectionType.INCLUDE,
-            non_key_attributes=["traceId"],
-        )
+        # The table's indexes as runtime/adapters/dynamodb/schema.py defines them (the store queries the same).
+        for index in INDEXES:
+            self.table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=_attribute(index.partition_key),
+                sort_key=_attribute(index.sort_key) if index.sort_key is not None else None,
+                projection_type=_PROJECTIONS[index.projection],
+                non_key_attributes=list(index.non_key_attributes) or None,
+            )
 
-    # What each process does with the table (runtime/adapters/dynamodb_store.py); Table.grant also covers
+    # What each process does with the table (runtime/adapters/dynamodb/store.py); Table.grant also covers
     # the index ARNs, which Query needs.
     def grant_submit(self, grantee: iam.IGrantable) -> iam.Grant:
         """The API: conditional create, consistent get, retry/key-generation updates, key lookup, readiness."""

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import uvicorn
 
-from runtime.adapters.dynamodb_store import DynamoDbJobStore
+from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.api.app import build_container, create_app
 from runtime.settings import Settings, load_settings
 from tests.adapters.resources import AwsResources, create_resources, queue_depth, raw_client, scan_all

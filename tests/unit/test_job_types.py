@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from benchmarks.bench_pricing import item_size, write_units
-from runtime.adapters.dynamodb_store import job_to_item
+from runtime.adapters.dynamodb.codec import job_to_item
 from runtime.domain.job import JobStatus
 from runtime.job_types.registry import JobContext, PermanentJobError, get_job_type, job_type_names
 from tests.unit.fakes_worker import T0, InMemoryObjects, make_job

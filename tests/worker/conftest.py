@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import tests.worker.plugin_jobs  # noqa: F401 - registers test_slow in this process too
-from runtime.adapters.dynamodb_store import DynamoDbJobStore
+from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.adapters.s3_objects import S3ObjectStore
 from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.aws_clients import build_client

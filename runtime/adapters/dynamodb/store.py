@@ -1,0 +1,393 @@
+"""JobStore on DynamoDB: compact items, every status change a conditional update on the expected prior state,
+reads strongly consistent.
+
+The expected prior states come from the domain's state machine (`runtime.domain.job.ALLOWED_TRANSITIONS`):
+a write that moves a job to a status accepts exactly the statuses allowed to move there, PROCESSING only once
+its lease expired (a worker holding a live lease decides the outcome itself). A worker's own writes (lease
+renewal, its verdict) are conditioned on owning the job: PROCESSING under the worker's attempt number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from runtime.adapters.dynamodb.codec import (
+    AttributeValue,
+    ItemIn,
+    epoch_ms,
+    error_attr,
+    item_to_job,
+    job_to_item,
+    key,
+    pending_shard,
+    to_attr,
+)
+from runtime.adapters.dynamodb.schema import IDEMPOTENCY_INDEX, PENDING_INDEX, PENDING_SHARDS, TABLE_KEY, Attr
+from runtime.domain.job import Job, JobError, JobStatus, check_transition, prior_statuses
+from runtime.domain.ports import ClaimOutcome, CreateOutcome, JobStoreUnavailable
+from runtime.domain.times import iso
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Errors that mean "the store is not answering" rather than "we sent a bad request".
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "ResourceNotFoundException",  # the table is missing: not ready
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "LimitExceededException",
+        "TransactionInProgressException",
+    }
+)
+# Reserved words in DynamoDB expressions, always written through these placeholders.
+_NAMES = {"#s": Attr.STATUS, "#e": Attr.ERROR, "#r": Attr.RESULT}
+_BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+
+
+def entry_condition(target: JobStatus, values: dict[str, AttributeValue]) -> str:
+    """The condition of a write moving a job to `target` (adds its placeholders to `values`): its status is one
+    allowed to move there, PROCESSING only with an expired lease (`:now_ms` must be in `values`)."""
+    priors = prior_statuses(target)
+    free = [status for status in priors if status is not JobStatus.PROCESSING]
+    parts: list[str] = []
+    if free:
+        for status in free:
+            values[f":was_{status.value.lower()}"] = {"S": status.value}
+        parts.append(f"#s IN ({', '.join(f':was_{status.value.lower()}' for status in free)})")
+    if JobStatus.PROCESSING in priors:
+        values[":was_processing"] = {"S": JobStatus.PROCESSING.value}
+        parts.append(f"(#s = :was_processing AND {Attr.LEASE_EXPIRES_AT} < :now_ms)")
+    if not parts:
+        raise ValueError(f"no status may move to {target}")
+    return " OR ".join(parts)
+
+
+def owner_condition(target: JobStatus, values: dict[str, AttributeValue], attempt: int) -> str:
+    """The condition of a worker's write moving its job to `target`: the job is PROCESSING under `attempt`."""
+    check_transition(JobStatus.PROCESSING, target)
+    values[":was_processing"] = {"S": JobStatus.PROCESSING.value}
+    values[":attempt"] = {"N": str(attempt)}
+    return f"#s = :was_processing AND {Attr.ATTEMPTS} = :attempt"
+
+
+class DynamoDbJobStore:
+    """JobStore over the jobs table of `schema` (its key, the sparse idempotency and pending indexes).
+    `client` is a boto3 DynamoDB client (built once per process)."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def create(self, job: Job) -> CreateOutcome:
+        item = job_to_item(job)
+        for _ in range(3):
+            try:
+                with _translated("put_item"):
+                    self._client.put_item(
+                        TableName=self._table,
+                        Item=item,
+                        ConditionExpression=f"attribute_not_exists({TABLE_KEY.name})",
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    )
+                return CreateOutcome(created=True, job=job)
+            except ClientError as exc:
+                if not _condition_failed(exc):
+                    raise
+                old = _old_item(exc)
+                existing = item_to_job(old) if old else self.get(job.job_id)
+                if existing is not None:
+                    return CreateOutcome(created=False, job=existing)
+                # It existed at the put and was gone at the read (TTL deletion): put again.
+        raise JobStoreUnavailable(f"job {job.job_id} kept appearing and disappearing")
+
+    def get(self, job_id: str) -> Job | None:
+        with _translated("get_item"):
+            response = self._client.get_item(TableName=self._table, Key=key(job_id), ConsistentRead=True)
+        item = response.get("Item")
+        return item_to_job(item) if item else None
+
+    def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> ClaimOutcome:
+        values: dict[str, AttributeValue] = {
+            ":processing": {"S": JobStatus.PROCESSING.value},
+            ":zero": {"N": "0"},
+            ":one": {"N": "1"},
+            ":lease": {"N": str(epoch_ms(lease_until))},
+            ":now": {"S": iso(now)},
+            ":now_ms": {"N": str(epoch_ms(now))},
+        }
+        condition = entry_condition(JobStatus.PROCESSING, values)
+        try:
+            with _translated("update_item"):
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key=key(job_id),
+                    UpdateExpression=(
+                        f"SET #s = :processing, {Attr.ATTEMPTS} = if_not_exists({Attr.ATTEMPTS}, :zero) + :one, "
+                        f"{Attr.LEASE_EXPIRES_AT} = :lease, {Attr.UPDATED_AT} = :now, "
+                        f"{Attr.TRANSITIONS}.#processing = :now "
+                        f"REMOVE {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"
+                    ),
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#s": Attr.STATUS, "#processing": JobStatus.PROCESSING.value},
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ClientError as exc:
+            if not _condition_failed(exc):
+                raise
+            old = _old_item(exc)
+            return ClaimOutcome(claimed=False, job=item_to_job(old) if old else self.get(job_id))
+        return ClaimOutcome(claimed=True, job=item_to_job(response["Attributes"]))
+
+    def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> bool:
+        values: dict[str, AttributeValue] = {":lease": {"N": str(epoch_ms(lease_until))}}
+        return self._conditional_update(
+            job_id,
+            update=f"SET {Attr.LEASE_EXPIRES_AT} = :lease",
+            condition=owner_condition(JobStatus.PROCESSING, values, attempt),
+            names={"#s": Attr.STATUS},
+            values=values,
+        ) is not None
+
+    def succeed(self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime) -> bool:
+        return self._finish(job_id, attempt=attempt, status=JobStatus.SUCCEEDED, now=now,
+                            set_extra="#r = :result", extra_values={":result": to_attr(result)},
+                            extra_names=("#r",), remove_extra=", #e", remove_names=("#e",))
+
+    def fail(self, job_id: str, *, attempt: int, error: JobError, final: bool, now: datetime) -> bool:
+        status = JobStatus.FAILED_FINAL if final else JobStatus.FAILED
+        return self._finish(job_id, attempt=attempt, status=status, now=now, set_extra="#e = :error",
+                            extra_values={":error": error_attr(error)}, extra_names=("#e",))
+
+    def _finish(
+        self,
+        job_id: str,
+        *,
+        attempt: int,
+        status: JobStatus,
+        now: datetime,
+        set_extra: str,
+        extra_values: dict[str, AttributeValue],
+        extra_names: tuple[str, ...],
+        remove_extra: str = "",
+        remove_names: tuple[str, ...] = (),
+    ) -> bool:
+        values: dict[str, AttributeValue] = {":status": {"S": status.value}, ":now": {"S": iso(now)}, **extra_values}
+        condition = owner_condition(status, values, attempt)
+        return self._conditional_update(
+            job_id,
+            update=(f"SET #s = :status, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#to = :now, {set_extra} "
+                    f"REMOVE {Attr.LEASE_EXPIRES_AT}{remove_extra}"),
+            condition=condition,
+            names={"#s": Attr.STATUS, "#to": status.value,
+                   **{name: _NAMES[name] for name in extra_names + remove_names}},
+            values=values,
+        ) is not None
+
+    def fail_final(self, job_id: str, *, error: JobError, now: datetime) -> Job | None:
+        values: dict[str, AttributeValue] = {
+            ":final": {"S": JobStatus.FAILED_FINAL.value},
+            ":error": error_attr(error),
+            ":now": {"S": iso(now)},
+            ":now_ms": {"N": str(epoch_ms(now))},
+        }
+        attributes = self._conditional_update(
+            job_id,
+            update=(f"SET #s = :final, #e = :error, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#final = :now "
+                    f"REMOVE {Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"),
+            condition=entry_condition(JobStatus.FAILED_FINAL, values),
+            names={"#s": Attr.STATUS, "#e": Attr.ERROR, "#final": JobStatus.FAILED_FINAL.value},
+            values=values,
+            return_new=True,
+        )
+        return item_to_job(attributes) if attributes is not None else None
+
+    def requeue(self, job_id: str, *, now: datetime) -> Job | None:
+        values: dict[str, AttributeValue] = {
+            ":pending": {"S": JobStatus.PENDING.value},
+            ":now": {"S": iso(now)},
+            ":shard": {"S": pending_shard(job_id)},
+            ":since": {"N": str(epoch_ms(now))},
+        }
+        # attempts stays monotonic: conditions on "attempts = mine" must never match a stale worker again.
+        attributes = self._conditional_update(
+            job_id,
+            update=(f"SET #s = :pending, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#pending = :now, "
+                    f"{Attr.PENDING_SHARD} = :shard, {Attr.PENDING_SINCE} = :since, "
+                    f"{Attr.RETRY_BASE} = {Attr.ATTEMPTS} REMOVE #e, {Attr.LEASE_EXPIRES_AT}"),
+            condition=entry_condition(JobStatus.PENDING, values),
+            names={"#s": Attr.STATUS, "#e": Attr.ERROR, "#pending": JobStatus.PENDING.value},
+            values=values,
+            return_new=True,
+        )
+        return item_to_job(attributes) if attributes is not None else None
+
+    def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
+        # Not a status change: it moves the marker of a job still PENDING since the time the sweep saw.
+        return self._conditional_update(
+            job_id,
+            update=f"SET {Attr.PENDING_SINCE} = :now_ms",
+            condition=f"#s = :pending AND {Attr.PENDING_SINCE} = :expected",
+            names={"#s": Attr.STATUS},
+            values={
+                ":now_ms": {"N": str(epoch_ms(now))},
+                ":pending": {"S": JobStatus.PENDING.value},
+                ":expected": {"N": str(epoch_ms(expected_pending_since))},
+            },
+        ) is not None
+
+    def stuck_pending(self, *, older_than: datetime, limit: int) -> Sequence[Job]:
+        """Reads the sparse index shard by shard, then the full items (consistent batch read), keeping the
+        ones still PENDING with a marker older than `older_than` (the index is eventually consistent)."""
+        if limit <= 0:
+            return []
+        threshold = str(epoch_ms(older_than))
+        job_ids: list[str] = []
+        for shard in range(PENDING_SHARDS):
+            start_key: Mapping[str, Any] | None = None
+            while len(job_ids) < limit:
+                kwargs: dict[str, Any] = {
+                    "TableName": self._table,
+                    "IndexName": PENDING_INDEX.name,
+                    "KeyConditionExpression": f"{Attr.PENDING_SHARD} = :shard AND {Attr.PENDING_SINCE} < :threshold",
+                    "ExpressionAttributeValues": {":shard": {"S": str(shard)}, ":threshold": {"N": threshold}},
+                    "ProjectionExpression": TABLE_KEY.name,
+                    "Limit": limit - len(job_ids),
+                }
+                if start_key:
+                    kwargs["ExclusiveStartKey"] = start_key
+                with _translated("query"):
+                    response = self._client.query(**kwargs)
+                job_ids.extend(item[TABLE_KEY.name]["S"] for item in response.get("Items", []))
+                start_key = response.get("LastEvaluatedKey")
+                if not start_key:
+                    break
+            if len(job_ids) >= limit:
+                break
+        jobs = self._batch_get(job_ids)
+        stuck = [
+            job for job in jobs
+            if job.status == JobStatus.PENDING and job.pending_since is not None and job.pending_since < older_than
+        ]
+        return sorted(stuck, key=lambda job: job.pending_since or job.created_at)
+
+    def _batch_get(self, job_ids: Sequence[str]) -> list[Job]:
+        jobs: list[Job] = []
+        for start in range(0, len(job_ids), _BATCH_GET_LIMIT):
+            batch = dict.fromkeys(job_ids[start:start + _BATCH_GET_LIMIT])
+            keys: list[Mapping[str, Any]] = [key(job_id) for job_id in batch]
+            for _ in range(10):
+                if not keys:
+                    break
+                with _translated("batch_get_item"):
+                    response = self._client.batch_get_item(
+                        RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
+                    )
+                jobs.extend(item_to_job(item) for item in response.get("Responses", {}).get(self._table, []))
+                unprocessed = response.get("UnprocessedKeys", {}).get(self._table)
+                keys = list(unprocessed.get("Keys", [])) if unprocessed else []
+        return jobs
+
+    def advance_key_generation(self, head_job_id: str, *, expected: int, new: int, keep_until: int) -> bool:
+        condition = f"attribute_exists({TABLE_KEY.name}) AND "
+        condition += (
+            f"(attribute_not_exists({Attr.KEY_GENERATION}) OR {Attr.KEY_GENERATION} = :expected)"
+            if expected == 0
+            else f"{Attr.KEY_GENERATION} = :expected"
+        )
+        return self._conditional_update(
+            head_job_id,
+            update=f"SET {Attr.KEY_GENERATION} = :new, {Attr.EXPIRES_AT} = :keep",
+            condition=condition,
+            names=None,
+            values={":new": {"N": str(new)}, ":expected": {"N": str(expected)}, ":keep": {"N": str(keep_until)}},
+        ) is not None
+
+    def find_by_idempotency_key(self, idempotency_key: str) -> Sequence[str]:
+        job_ids: list[str] = []
+        start_key: Mapping[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": IDEMPOTENCY_INDEX.name,
+                "KeyConditionExpression": f"{IDEMPOTENCY_INDEX.partition_key.name} = :key",
+                "ExpressionAttributeValues": {":key": {"S": idempotency_key}},
+            }
+            if start_key:
+                kwargs["ExclusiveStartKey"] = start_key
+            with _translated("query"):
+                response = self._client.query(**kwargs)
+            job_ids.extend(item[TABLE_KEY.name]["S"] for item in response.get("Items", []))
+            start_key = response.get("LastEvaluatedKey")
+            if not start_key:
+                return job_ids
+
+    def ping(self) -> None:
+        with _translated("describe_table"):
+            self._client.describe_table(TableName=self._table)
+
+    # -- helpers --------------------------------------------------------------------------------------------
+
+    def _conditional_update(
+        self,
+        job_id: str,
+        *,
+        update: str,
+        condition: str,
+        names: dict[str, str] | None,
+        values: dict[str, AttributeValue],
+        return_new: bool = False,
+    ) -> ItemIn | None:
+        """The item after the update (or {} when not asked for), None when the condition failed."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": key(job_id),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+            "ReturnValues": "ALL_NEW" if return_new else "NONE",
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        try:
+            with _translated("update_item"):
+                response = self._client.update_item(**kwargs)
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return None
+            raise
+        return response.get("Attributes", {}) if return_new else {}
+
+
+@contextmanager
+def _translated(operation: str) -> Iterator[None]:
+    """Turns "the store is not answering" into JobStoreUnavailable; other client errors pass unchanged."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _UNAVAILABLE_CODES or status >= 500:
+            raise JobStoreUnavailable(f"dynamodb {operation} failed: {code or status}") from exc
+        raise
+    except BotoCoreError as exc:
+        raise JobStoreUnavailable(f"dynamodb {operation} failed: {exc}") from exc
+
+
+def _old_item(exc: ClientError) -> ItemIn | None:
+    old: ItemIn | None = exc.response.get("Item")  # type: ignore[assignment]
+    return old
+
+
+def _condition_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
