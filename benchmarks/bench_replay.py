@@ -142,7 +142,7 @@ def measure_submit_replay(endpoint_url: str) -> float:
     SendMessageBatch per ten jobs), replayed by REPLAY_THREADS threads of one process with no HTTP in front."""
     from datetime import UTC, datetime
 
-    from runtime.adapters.dynamodb_store import job_to_item
+    from runtime.adapters.dynamodb.codec import job_to_item
     from runtime.domain.job import Job, JobStatus, Priority
     from tests.adapters.resources import create_jobs_table
 
@@ -150,7 +150,7 @@ def measure_submit_replay(endpoint_url: str) -> float:
     sqs = aws_client("sqs", endpoint_url)
     suffix = uuid.uuid4().hex[:8]
     table = f"bench-submit-{suffix}"
-    create_jobs_table(dynamodb, table)
+    create_jobs_table(endpoint_url, table)
     queue_url = sqs.create_queue(QueueName=f"bench-submit-{suffix}")["QueueUrl"]
     def one_batch(index: int) -> None:
         now = datetime.now(UTC)

@@ -16,7 +16,7 @@ import sys
 import warnings
 
 from runtime.local.emulator import start_emulator
-from runtime.local.provision import provision
+from runtime.local.provision import LOCAL_ENV, provision
 from runtime.local.supervisor import (
     ChildFailed,
     Supervisor,
@@ -28,7 +28,7 @@ from runtime.local.supervisor import (
 from runtime.observability import logs
 
 REGION = "us-east-1"
-ENV_NAME = "local"
+ENV_NAME = LOCAL_ENV
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -21,8 +21,12 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from runtime.adapters.dynamodb import schema as jobs_table_schema
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = REPO_ROOT / ".cache" / "local-templates"
+# The environment the local all-in-one (and the adapter tests) deploy.
+LOCAL_ENV = "local"
 SYNTH_TIMEOUT_S = 300
 DEPLOY_TIMEOUT_S = 120
 # The default synthesizer's rule reads this parameter; the emulator has no bootstrap stack.
@@ -50,7 +54,9 @@ def source_hash(repo_root: Path = REPO_ROOT) -> str:
         except importlib.metadata.PackageNotFoundError:
             digest.update(f"{version_of} missing\n".encode())
     inputs = sorted((repo_root / "stacks").rglob("*.py"))
-    inputs += [path for path in (repo_root / "cdk.json",) if path.exists()]
+    # The stacks build the jobs table from the runtime's schema module.
+    schema_source = repo_root / Path(jobs_table_schema.__file__).resolve().relative_to(REPO_ROOT)
+    inputs += [path for path in (repo_root / "cdk.json", schema_source) if path.exists()]
     for path in inputs:
         digest.update(str(path.relative_to(repo_root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
@@ -87,7 +93,25 @@ def stateful_template(env_name: str, *, cache_dir: Path = CACHE_DIR, repo_root: 
 def deploy(
     template: dict[str, Any], *, endpoint_url: str, stack_name: str, region: str = "us-east-1"
 ) -> LocalResources:
-    """Creates (or updates) the stack, waits for it, then applies what the emulator ignores (TTL)."""
+    """Deploys the stateful stack (see deploy_stack) and reads the resources from its outputs."""
+    outputs = deploy_stack(template, endpoint_url=endpoint_url, stack_name=stack_name, region=region)
+    missing = {"TableName", "QueueUrl", "DeadLetterQueueUrl", "DocumentsBucketName", "SsmPath"} - set(outputs)
+    if missing:
+        raise RuntimeError(f"stack {stack_name} lacks outputs: {sorted(missing)}")
+    return LocalResources(
+        stack_name=stack_name,
+        table_name=outputs["TableName"],
+        queue_url=outputs["QueueUrl"],
+        dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
+        documents_bucket=outputs["DocumentsBucketName"],
+        ssm_path=outputs["SsmPath"],
+    )
+
+
+def deploy_stack(
+    template: dict[str, Any], *, endpoint_url: str, stack_name: str, region: str = "us-east-1"
+) -> dict[str, str]:
+    """Creates (or updates) the stack, waits for it, then applies what the emulator ignores (TTL); its outputs."""
     session = boto3.session.Session(region_name=region)
     cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
     if "BootstrapVersion" in template.get("Parameters", {}):
@@ -107,19 +131,8 @@ def deploy(
     else:
         raise RuntimeError(f"stack {stack_name} is in state {existing}; delete it first")
     stack = _wait_for_stack(cloudformation, stack_name)
-    outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
     _apply_time_to_live(session.client("dynamodb", endpoint_url=endpoint_url), cloudformation, stack_name, template)
-    missing = {"TableName", "QueueUrl", "DeadLetterQueueUrl", "DocumentsBucketName", "SsmPath"} - set(outputs)
-    if missing:
-        raise RuntimeError(f"stack {stack_name} lacks outputs: {sorted(missing)}")
-    return LocalResources(
-        stack_name=stack_name,
-        table_name=outputs["TableName"],
-        queue_url=outputs["QueueUrl"],
-        dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
-        documents_bucket=outputs["DocumentsBucketName"],
-        ssm_path=outputs["SsmPath"],
-    )
+    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
 
 
 def _stack_status(cloudformation: Any, stack_name: str) -> str | None:
@@ -177,7 +190,7 @@ def _apply_time_to_live(dynamodb: Any, cloudformation: Any, stack_name: str, tem
         )
 
 
-def provision(*, endpoint_url: str, env_name: str = "local", region: str = "us-east-1") -> LocalResources:
+def provision(*, endpoint_url: str, env_name: str = LOCAL_ENV, region: str = "us-east-1") -> LocalResources:
     """The stateful stack of `env_name`, synthesized (or cached) and deployed into the emulator."""
     stack_name = f"JobTickets-{env_name}-stateful"
     return deploy(stateful_template(env_name), endpoint_url=endpoint_url, stack_name=stack_name, region=region)

@@ -1,7 +1,8 @@
-"""Test helpers: a uniquely named jobs table (same key schema and GSIs as the design) and queues on moto."""
+"""Test helpers: a uniquely named jobs table (from the synthesized stateful template) and queues on moto."""
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 import boto3
 
 from runtime.aws_clients import build_client, client_config
+from runtime.local.provision import LOCAL_ENV, deploy_stack, stateful_template
 from tests.conftest import free_port
 
 
@@ -26,36 +28,21 @@ def counted_client(service: str, endpoint: str) -> Any:
     return build_client(service, region="us-east-1", endpoint_url=endpoint)
 
 
-def create_jobs_table(dynamodb: Any, name: str) -> None:
-    dynamodb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "jobId", "AttributeType": "S"},
-            {"AttributeName": "idempotencyKey", "AttributeType": "S"},
-            {"AttributeName": "pendingShard", "AttributeType": "S"},
-            {"AttributeName": "pendingSince", "AttributeType": "N"},
-        ],
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by-idempotency-key",
-                "KeySchema": [{"AttributeName": "idempotencyKey", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            },
-            {
-                "IndexName": "pending-by-age",
-                "KeySchema": [
-                    {"AttributeName": "pendingShard", "KeyType": "HASH"},
-                    {"AttributeName": "pendingSince", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["traceId"]},
-            },
-        ],
-    )
-    dynamodb.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
-    )
+def jobs_table_template(table_name: str) -> dict[str, Any]:
+    """The jobs table exactly as the synthesized stateful stack declares it (the local all-in-one's template,
+    cached by source hash), alone in a template of its own and named `table_name`."""
+    resources = stateful_template(LOCAL_ENV)["Resources"]
+    tables = {logical_id: resource for logical_id, resource in resources.items()
+              if resource["Type"] == "AWS::DynamoDB::Table"}
+    (logical_id, table), = tables.items()
+    table = copy.deepcopy(table)
+    table["Properties"]["TableName"] = table_name
+    return {"Resources": {logical_id: table}}
+
+
+def create_jobs_table(endpoint: str, name: str) -> None:
+    """Deploys the jobs table of the stateful template into moto's CloudFormation, as the local all-in-one does."""
+    deploy_stack(jobs_table_template(name), endpoint_url=endpoint, stack_name=name)
 
 
 @dataclass(frozen=True)
@@ -70,11 +57,10 @@ class AwsResources:
 def create_resources(
     endpoint: str, prefix: str, *, visibility_timeout_s: int = 30, max_receive_count: int = 3
 ) -> AwsResources:
-    dynamodb = raw_client("dynamodb", endpoint)
     sqs = raw_client("sqs", endpoint)
     s3 = raw_client("s3", endpoint)
     table = unique(f"{prefix}-jobs")
-    create_jobs_table(dynamodb, table)
+    create_jobs_table(endpoint, table)
     dlq_url = sqs.create_queue(QueueName=unique(f"{prefix}-dlq"))["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)})

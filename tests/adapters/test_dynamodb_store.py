@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
-from runtime.adapters.dynamodb_store import DynamoDbJobStore, job_to_item
+from runtime.adapters.dynamodb.codec import job_to_item
+from runtime.adapters.dynamodb.schema import Attr
+from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.domain.job import Job, JobError, JobStatus, Priority
 from runtime.domain.ports import JobStoreUnavailable
 from runtime.observability import aws_calls
-from tests.adapters.resources import counted_client, create_jobs_table, dead_client, raw_client, unique
+from tests.adapters.resources import counted_client, create_jobs_table, dead_client, unique
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
@@ -21,7 +23,7 @@ T0 = datetime(2025, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def table(moto_server: str) -> Iterator[str]:
     name = unique("store-jobs")
-    create_jobs_table(raw_client("dynamodb", moto_server), name)
+    create_jobs_table(moto_server, name)
     yield name
 
 
@@ -76,7 +78,7 @@ def test_small_item_is_compact(store: DynamoDbJobStore) -> None:
                                         "destination": "s3://bucket/output/doc.json"},
                                 idempotency_key="anonymous#" + "k" * 64))
     assert len(json.dumps(item)) < 1024
-    assert "result" not in item and "error" not in item and "keyGeneration" not in item
+    assert Attr.RESULT not in item and Attr.ERROR not in item and Attr.KEY_GENERATION not in item
 
 
 def claim(store: DynamoDbJobStore, job_id: str, now: datetime = T0) -> Any:
@@ -198,7 +200,7 @@ def test_requeue_only_from_failed_final(store: DynamoDbJobStore) -> None:
 def test_stuck_pending_and_mark_republished(store: DynamoDbJobStore, moto_server: str) -> None:
     # A fresh table: other tests leave PENDING jobs behind.
     name = unique("stuck-jobs")
-    create_jobs_table(raw_client("dynamodb", moto_server), name)
+    create_jobs_table(moto_server, name)
     store = DynamoDbJobStore(counted_client("dynamodb", moto_server), name)
     old = [make_job(pending_since=T0 - timedelta(minutes=10 + i)) for i in range(5)]
     young = make_job(pending_since=T0)
