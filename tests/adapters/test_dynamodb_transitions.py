@@ -1,0 +1,128 @@
+"""Every conditional write of DynamoDbJobStore accepts exactly the prior states the domain's state machine
+(runtime.domain.job.ALLOWED_TRANSITIONS) allows and rejects all others, checked against the moto server over
+HTTP: an item is seeded in each status, the write is tried, and the stored item shows what happened."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from runtime.adapters.dynamodb.store import DynamoDbJobStore
+from runtime.domain.job import Job, JobError, JobStatus, Priority, can_transition, prior_statuses
+from tests.adapters.resources import counted_client, create_jobs_table, unique
+
+T0 = datetime(2025, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
+ATTEMPT = 1  # the attempt number every seeded job carries
+EXPIRED_LEASE = T0 - timedelta(seconds=1)
+LIVE_LEASE = T0 + timedelta(minutes=5)
+ERROR = JobError("dead_lettered", "received 3 times")
+
+
+def owned(target: JobStatus) -> frozenset[JobStatus]:
+    """A worker's own write to `target` is accepted only from PROCESSING (under its attempt), if allowed."""
+    return frozenset({JobStatus.PROCESSING}) if can_transition(JobStatus.PROCESSING, target) else frozenset()
+
+
+@dataclass(frozen=True)
+class Write:
+    name: str
+    # The status of an item the write was accepted on (None: the status does not change).
+    target: JobStatus | None
+    # What the domain's state machine allows this write to start from.
+    accepts: frozenset[JobStatus]
+    call: Callable[[DynamoDbJobStore, str], bool]
+    # A worker's write about its own attempt (conditioned on it) rather than one taking the job from anyone.
+    owner: bool = False
+
+
+WRITES = [
+    Write("create", JobStatus.PENDING, frozenset(),  # only where no job exists yet (checked below)
+          lambda store, job_id: store.create(seeded(job_id, JobStatus.PENDING)).created),
+    Write("claim", JobStatus.PROCESSING, frozenset(prior_statuses(JobStatus.PROCESSING)),
+          lambda store, job_id: store.claim(job_id, now=T0, lease_until=T0 + timedelta(minutes=1)).claimed),
+    Write("extend_lease", None, owned(JobStatus.PROCESSING),
+          lambda store, job_id: store.extend_lease(job_id, attempt=ATTEMPT, lease_until=LIVE_LEASE), owner=True),
+    Write("succeed", JobStatus.SUCCEEDED, owned(JobStatus.SUCCEEDED),
+          lambda store, job_id: store.succeed(job_id, attempt=ATTEMPT, result={"ok": True}, now=T0), owner=True),
+    Write("fail", JobStatus.FAILED, owned(JobStatus.FAILED),
+          lambda store, job_id: store.fail(job_id, attempt=ATTEMPT, error=ERROR, final=False, now=T0), owner=True),
+    Write("fail(final)", JobStatus.FAILED_FINAL, owned(JobStatus.FAILED_FINAL),
+          lambda store, job_id: store.fail(job_id, attempt=ATTEMPT, error=ERROR, final=True, now=T0), owner=True),
+    Write("fail_final", JobStatus.FAILED_FINAL, frozenset(prior_statuses(JobStatus.FAILED_FINAL)),
+          lambda store, job_id: store.fail_final(job_id, error=ERROR, now=T0) is not None),
+    Write("requeue", JobStatus.PENDING, frozenset(prior_statuses(JobStatus.PENDING)),
+          lambda store, job_id: store.requeue(job_id, now=T0) is not None),
+    # Not a status change: it moves the republish marker of a job that is still PENDING.
+    Write("mark_republished", None, frozenset({JobStatus.PENDING}),
+          lambda store, job_id: store.mark_republished(job_id, expected_pending_since=T0, now=T0)),
+]
+
+
+def seeded(job_id: str, status: JobStatus, *, lease: datetime = EXPIRED_LEASE) -> Job:
+    """A job in `status` that satisfies every other part of each condition: claimed by ATTEMPT, its lease
+    expired (unless `lease` says otherwise), its republish marker at T0."""
+    return Job(
+        job_id=job_id, status=status, job_type="process_document", priority=Priority.NORMAL, params={"n": 1},
+        metadata={}, created_at=T0, updated_at=T0, trace_id="1-67c2f6c0-0123456789abcdef01234567",
+        fingerprint="f" * 64, attempts=ATTEMPT, transitions={status.value: T0}, lease_expires_at=lease,
+        pending_since=T0,
+    )
+
+
+@pytest.fixture(scope="module")
+def store(moto_server: str) -> Iterator[DynamoDbJobStore]:
+    name = unique("transitions-jobs")
+    create_jobs_table(moto_server, name)
+    yield DynamoDbJobStore(counted_client("dynamodb", moto_server), name)
+
+
+@pytest.mark.parametrize("status", list(JobStatus), ids=str)
+@pytest.mark.parametrize("write", WRITES, ids=lambda write: write.name)
+def test_each_write_accepts_exactly_the_allowed_prior_states(
+    store: DynamoDbJobStore, write: Write, status: JobStatus
+) -> None:
+    job = seeded(unique("job"), status)
+    assert store.create(job).created
+    accepted = write.call(store, job.job_id)
+    after = store.get(job.job_id)
+    assert after is not None
+    assert accepted == (status in write.accepts), f"{write.name} from {status}"
+    if not accepted:
+        assert after == job  # a rejected write changes nothing
+    else:
+        assert after.status == (write.target or status)
+
+
+@pytest.mark.parametrize("write", WRITES, ids=lambda write: write.name)
+def test_each_write_on_a_missing_job(store: DynamoDbJobStore, write: Write) -> None:
+    job_id = unique("missing")
+    # Only create starts from "no job"; every other write needs one and creates nothing.
+    assert write.call(store, job_id) == (write.name == "create")
+    assert (store.get(job_id) is not None) == (write.name == "create")
+
+
+# Writes that may take a PROCESSING job from whoever holds it: only once its lease expired.
+TAKEOVERS = [write for write in WRITES if JobStatus.PROCESSING in write.accepts and not write.owner]
+
+
+def test_the_takeovers_are_the_claim_and_the_dead_letter_verdict() -> None:
+    assert [write.name for write in TAKEOVERS] == ["claim", "fail_final"]
+
+
+@pytest.mark.parametrize("write", TAKEOVERS, ids=lambda write: write.name)
+def test_a_live_lease_keeps_a_processing_job_from_other_writers(store: DynamoDbJobStore, write: Write) -> None:
+    job = seeded(unique("leased"), JobStatus.PROCESSING, lease=LIVE_LEASE)
+    store.create(job)
+    assert not write.call(store, job.job_id)
+    assert store.get(job.job_id) == job
+
+
+@pytest.mark.parametrize("write", [write for write in WRITES if write.owner], ids=lambda write: write.name)
+def test_a_worker_write_needs_the_workers_attempt(store: DynamoDbJobStore, write: Write) -> None:
+    job = seeded(unique("other-attempt"), JobStatus.PROCESSING).replace(attempts=ATTEMPT + 1)
+    store.create(job)
+    assert not write.call(store, job.job_id)
+    assert store.get(job.job_id) == job
