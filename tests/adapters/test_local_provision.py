@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from runtime.adapters.dynamodb.schema import TABLE_KEY, TTL_ATTRIBUTE
 from runtime.local import provision
 
 
@@ -20,10 +21,10 @@ def tiny_stateful_template(suffix: str) -> dict[str, Any]:
             "Table": {
                 "Type": "AWS::DynamoDB::Table",
                 "Properties": {
-                    "AttributeDefinitions": [{"AttributeName": "jobId", "AttributeType": "S"}],
-                    "KeySchema": [{"AttributeName": "jobId", "KeyType": "HASH"}],
+                    "AttributeDefinitions": [{"AttributeName": TABLE_KEY.name, "AttributeType": "S"}],
+                    "KeySchema": [{"AttributeName": TABLE_KEY.name, "KeyType": "HASH"}],
                     "BillingMode": "PAY_PER_REQUEST",
-                    "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
+                    "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
                 },
             },
             "DeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"dlq-{suffix}"}},
@@ -51,7 +52,7 @@ def test_deploy_creates_the_stack_and_applies_time_to_live(moto_server: str) -> 
     assert resources.ssm_path == f"/tests/{suffix}"
     dynamodb = boto3.client("dynamodb", endpoint_url=moto_server)
     ttl = dynamodb.describe_time_to_live(TableName=resources.table_name)["TimeToLiveDescription"]
-    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiresAt"}
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": TTL_ATTRIBUTE}
 
     # A second deploy of the same template (an emulator that outlived a run) is an update, not an error.
     again = provision.deploy(tiny_stateful_template(suffix), endpoint_url=moto_server, stack_name=f"provision-{suffix}")

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from runtime.adapters.dynamodb_store import DynamoDbJobStore
+from runtime.adapters.dynamodb.codec import key
+from runtime.adapters.dynamodb.schema import Attr
+from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.api.app import build_container, create_app
 from runtime.api.deps import get_job_service
@@ -78,9 +80,9 @@ def test_queue_unreachable_still_201_and_job_waits_with_its_marker(resources: Aw
     items, depth = current_counts(resources)
     assert (items, depth) == (counts[0] + 1, counts[1])
     item = raw_client("dynamodb", resources.endpoint).get_item(
-        TableName=resources.table_name, Key={"jobId": {"S": job_id}}, ConsistentRead=True)["Item"]
-    assert item["status"]["S"] == "PENDING"
-    assert "pendingShard" in item and "pendingSince" in item
+        TableName=resources.table_name, Key=key(job_id), ConsistentRead=True)["Item"]
+    assert item[Attr.STATUS]["S"] == "PENDING"
+    assert Attr.PENDING_SHARD in item and Attr.PENDING_SINCE in item
 
 
 def test_unexpected_error_is_json_500_with_trace_id(resources: AwsResources) -> None:

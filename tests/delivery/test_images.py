@@ -20,6 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
+from runtime.adapters.dynamodb.schema import INDEXES
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -355,10 +356,7 @@ def test_emulator_image_runs_moto_and_the_dev_overlay_provisioning(images: Image
 
         dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
         table = dynamodb.describe_table(TableName=provisioned["table_name"])["Table"]
-        assert {index["IndexName"] for index in table["GlobalSecondaryIndexes"]} == {
-            "by-idempotency-key",
-            "pending-by-age",
-        }
+        assert {index["IndexName"] for index in table["GlobalSecondaryIndexes"]} == {index.name for index in INDEXES}
         ttl = dynamodb.describe_time_to_live(TableName=provisioned["table_name"])["TimeToLiveDescription"]
         assert ttl["TimeToLiveStatus"] in ("ENABLED", "ENABLING")
         sqs = boto3.client("sqs", endpoint_url=endpoint)

@@ -10,6 +10,7 @@ import boto3
 import pytest
 
 from stacks import stateful_template
+from tests.infra.table_shapes import TABLE_KEY_SCHEMA, global_secondary_indexes
 
 # moto's CloudFormation skips queue and bucket policies (SSL-only); the template tests check those.
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
@@ -37,18 +38,15 @@ def test_stack_is_created_with_outputs(deployed: dict[str, Any]) -> None:
     assert deployed["outputs"]["SsmPath"] == "/job-tickets/local"
 
 
-def test_table_has_key_and_both_indexes(deployed: dict[str, Any], isolated_moto_server: str) -> None:
+def test_table_has_the_schemas_key_and_indexes(deployed: dict[str, Any], isolated_moto_server: str) -> None:
     dynamodb = boto3.client("dynamodb", endpoint_url=isolated_moto_server)
     table = dynamodb.describe_table(TableName=deployed["outputs"]["TableName"])["Table"]
-    assert table["KeySchema"] == [{"AttributeName": "jobId", "KeyType": "HASH"}]
-    indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
-    assert indexes["by-idempotency-key"]["KeySchema"] == [{"AttributeName": "idempotencyKey", "KeyType": "HASH"}]
-    assert indexes["by-idempotency-key"]["Projection"]["ProjectionType"] == "KEYS_ONLY"
-    assert indexes["pending-by-age"]["KeySchema"] == [
-        {"AttributeName": "pendingShard", "KeyType": "HASH"},
-        {"AttributeName": "pendingSince", "KeyType": "RANGE"},
+    assert table["KeySchema"] == TABLE_KEY_SCHEMA
+    indexes = [
+        {"IndexName": index["IndexName"], "KeySchema": index["KeySchema"], "Projection": index["Projection"]}
+        for index in table["GlobalSecondaryIndexes"]
     ]
-    assert indexes["pending-by-age"]["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["traceId"]}
+    assert indexes == global_secondary_indexes()
 
 
 def test_jobs_queue_redrives_to_the_dead_letter_queue(deployed: dict[str, Any], isolated_moto_server: str) -> None:

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from runtime.adapters.dynamodb.schema import TTL_ATTRIBUTE
 from stacks.config import get_config
 from tests.infra.conftest import EnvTemplates
+from tests.infra.table_shapes import TABLE_KEY_SCHEMA, attribute_definitions, global_secondary_indexes
 
 # Construct IDs are a contract: a changed logical ID means CloudFormation replaces the resource (data loss).
 PINNED_LOGICAL_IDS = {
@@ -55,26 +57,13 @@ def test_table(any_env: EnvTemplates) -> None:
     Template.from_json(any_env.stateful).has_resource_properties(
         "AWS::DynamoDB::Table",
         {
-            "KeySchema": [{"AttributeName": "jobId", "KeyType": "HASH"}],
+            "KeySchema": TABLE_KEY_SCHEMA,
+            "AttributeDefinitions": attribute_definitions(),
             "BillingMode": "PAY_PER_REQUEST",
-            "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
+            "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
             "SSESpecification": {"SSEEnabled": True},
-            "GlobalSecondaryIndexes": [
-                {
-                    "IndexName": "by-idempotency-key",
-                    "KeySchema": [{"AttributeName": "idempotencyKey", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                },
-                {
-                    "IndexName": "pending-by-age",
-                    "KeySchema": [
-                        {"AttributeName": "pendingShard", "KeyType": "HASH"},
-                        {"AttributeName": "pendingSince", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["traceId"]},
-                },
-            ],
+            "GlobalSecondaryIndexes": global_secondary_indexes(),
         },
     )
     assert "ProvisionedThroughput" not in _resource(any_env, TABLE)["Properties"]

@@ -17,11 +17,12 @@ from benchmarks.bench_pricing import (
     write_units,
 )
 from benchmarks.bench_stats import percentile
+from runtime.adapters.dynamodb.schema import INDEXES, TABLE_KEY
 
-TABLE_KEYS = ("jobId",)
-GSIS = (
-    Gsi("by-idempotency-key", ("idempotencyKey",), "KEYS_ONLY"),
-    Gsi("pending-by-age", ("pendingShard", "pendingSince"), "INCLUDE", ("traceId",)),
+TABLE_KEYS = (TABLE_KEY.name,)
+GSIS = tuple(
+    Gsi(index.name, tuple(key.name for key in index.key_attributes), index.projection.value, index.non_key_attributes)
+    for index in INDEXES
 )
 
 
