@@ -13,6 +13,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from runtime.adapters.dynamodb.schema import TABLE_KEY, Attr
+
 CEILING_THREADS = (1, 4)
 CEILING_MAX_REQUESTS = 1500
 CEILING_MAX_S = 4.0
@@ -75,8 +77,8 @@ def measure_ceiling(endpoint_url: str, backlog: int = 0) -> list[Ceiling]:
     table = f"bench-ceiling-{suffix}"
     dynamodb.create_table(
         TableName=table,
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": TABLE_KEY.name, "AttributeType": TABLE_KEY.type.value}],
+        KeySchema=[{"AttributeName": TABLE_KEY.name, "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
     queue_url = sqs.create_queue(QueueName=f"bench-ceiling-{suffix}")["QueueUrl"]
@@ -96,7 +98,11 @@ def measure_ceiling(endpoint_url: str, backlog: int = 0) -> list[Ceiling]:
             def put(index: int, prefix: str = prefix) -> None:
                 dynamodb.put_item(
                     TableName=table,
-                    Item={"jobId": {"S": f"{prefix}-{index}"}, "status": {"S": "PENDING"}, "attempts": {"N": "0"}},
+                    Item={
+                        TABLE_KEY.name: {"S": f"{prefix}-{index}"},
+                        Attr.STATUS: {"S": "PENDING"},
+                        Attr.ATTEMPTS: {"N": "0"},
+                    },
                 )
 
             def send(index: int, prefix: str = prefix, run_queues: list[str] = run_queues) -> None:

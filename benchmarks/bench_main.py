@@ -36,6 +36,9 @@ from benchmarks.bench_pricing import (
 from benchmarks.bench_replay import REPLAY_THREADS, Replay, measure_replay, measure_submit_replay
 from benchmarks.bench_stack import Calls, LocalStack, Resources, machine_busy_s, merge, paused, subtract
 from benchmarks.bench_stats import median_of, percentile, summarize_latencies
+from runtime.adapters.dynamodb.codec import key
+from runtime.adapters.dynamodb.schema import TABLE_KEY, Attr
+from runtime.domain.times import parse_iso
 
 IO_PLUGIN = "benchmarks.bench_io_job"
 TERMINAL = ("SUCCEEDED", "FAILED_FINAL")
@@ -69,16 +72,16 @@ def _own_cpu_s() -> float:
 
 
 def parse_time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return parse_iso(text).timestamp()
 
 
 def terminal_time(item: dict[str, Any]) -> tuple[str, float | None]:
-    status = item.get("status", {}).get("S", "?")
-    transitions = item.get("transitions", {}).get("M", {})
+    status = item.get(Attr.STATUS, {}).get("S", "?")
+    transitions = item.get(Attr.TRANSITIONS, {}).get("M", {})
     if status in TERMINAL and status in transitions:
         return status, parse_time(transitions[status]["S"])
-    if status in TERMINAL and "updatedAt" in item:
-        return status, parse_time(item["updatedAt"]["S"])
+    if status in TERMINAL and Attr.UPDATED_AT in item:
+        return status, parse_time(item[Attr.UPDATED_AT]["S"])
     return status, None
 
 
@@ -88,14 +91,14 @@ def read_items(dynamodb: Any, table: str, job_ids: list[str]) -> dict[str, dict[
     for start in range(0, len(job_ids), 100):
         request = {
             table: {
-                "Keys": [{"jobId": {"S": job_id}} for job_id in job_ids[start : start + 100]],
+                "Keys": [key(job_id) for job_id in job_ids[start : start + 100]],
                 "ConsistentRead": True,
             }
         }
         for _ in range(20):
             answer = dynamodb.batch_get_item(RequestItems=request)
             for item in answer["Responses"].get(table, []):
-                items[item["jobId"]["S"]] = item
+                items[item[TABLE_KEY.name]["S"]] = item
             request = answer.get("UnprocessedKeys") or {}
             if not request:
                 break
@@ -304,7 +307,7 @@ def capture_item_states(stack: LocalStack, env: Env, results: Results, out: Out)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 item = read_items(env.dynamodb, env.resources.table_name, [slow_id])[slow_id]
-                if item["status"]["S"] == "PROCESSING":
+                if item[Attr.STATUS]["S"] == "PROCESSING":
                     processing = derive_processing(pending_doc, pending_slow, item)
                     break
                 time.sleep(0.05)
@@ -326,18 +329,19 @@ def capture_item_states(stack: LocalStack, env: Env, results: Results, out: Out)
     results.poll_calls_per_get = sum(polled.values()) / 20
 
 
+# Attributes a claim never changes.
 _STABLE = frozenset(
     {
-        "jobId",
-        "jobType",
-        "params",
-        "fingerprint",
-        "traceId",
-        "metadata",
-        "idempotencyKey",
-        "createdAt",
-        "expiresAt",
-        "priority",
+        Attr.JOB_ID,
+        Attr.JOB_TYPE,
+        Attr.PARAMS,
+        Attr.FINGERPRINT,
+        Attr.TRACE_ID,
+        Attr.METADATA,
+        Attr.IDEMPOTENCY_KEY,
+        Attr.CREATED_AT,
+        Attr.EXPIRES_AT,
+        Attr.PRIORITY,
     }
 )
 
@@ -354,14 +358,14 @@ def derive_processing(
 
 
 def reconstruct_processing(pending: dict[str, Any], final: dict[str, Any]) -> dict[str, Any]:
-    result = {name: value for name, value in pending.items() if name not in ("pendingShard", "pendingSince")}
-    for name in ("attempts", "leaseExpiresAt", "updatedAt"):
+    result = {name: value for name, value in pending.items() if name not in (Attr.PENDING_SHARD, Attr.PENDING_SINCE)}
+    for name in (Attr.ATTEMPTS, Attr.LEASE_EXPIRES_AT, Attr.UPDATED_AT):
         if name in final:
             result[name] = final[name]
-    result["status"] = {"S": "PROCESSING"}
-    transitions = {k: v for k, v in final.get("transitions", {}).get("M", {}).items() if k not in TERMINAL}
+    result[Attr.STATUS] = {"S": "PROCESSING"}
+    transitions = {k: v for k, v in final.get(Attr.TRANSITIONS, {}).get("M", {}).items() if k not in TERMINAL}
     if transitions:
-        result["transitions"] = {"M": transitions}
+        result[Attr.TRANSITIONS] = {"M": transitions}
     return result
 
 

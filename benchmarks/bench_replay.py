@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.bench_emulator import aws_client
+from runtime.adapters.dynamodb.codec import key
+from runtime.adapters.dynamodb.schema import TABLE_KEY, Attr
 
 REPLAY_THREADS = 4
 REPLAY_MAX_JOBS = 400
@@ -40,8 +42,8 @@ def measure_replay(endpoint_url: str, backlog: int = 0) -> Replay:
     table, bucket = f"bench-replay-{suffix}", f"bench-replay-{suffix}"
     dynamodb.create_table(
         TableName=table,
-        AttributeDefinitions=[{"AttributeName": "jobId", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "jobId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": TABLE_KEY.name, "AttributeType": TABLE_KEY.type.value}],
+        KeySchema=[{"AttributeName": TABLE_KEY.name, "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
     queue_url = sqs.create_queue(QueueName=f"bench-replay-{suffix}")["QueueUrl"]
@@ -56,9 +58,9 @@ def measure_replay(endpoint_url: str, backlog: int = 0) -> Replay:
         for job_id in ids:
             dynamodb.put_item(
                 TableName=table,
-                Item={"jobId": {"S": job_id}, "status": {"S": "PENDING"}, "attempts": {"N": "0"},
-                      "params": {"M": {"source": {"S": f"s3://{bucket}/in/source.txt"}}}},
-                ConditionExpression="attribute_not_exists(jobId)",
+                Item={TABLE_KEY.name: {"S": job_id}, Attr.STATUS: {"S": "PENDING"}, Attr.ATTEMPTS: {"N": "0"},
+                      Attr.PARAMS: {"M": {"source": {"S": f"s3://{bucket}/in/source.txt"}}}},
+                ConditionExpression=f"attribute_not_exists({TABLE_KEY.name})",
             )
         sqs.send_message_batch(
             QueueUrl=queue_url, Entries=[{"Id": str(n), "MessageBody": f'{{"jobId":"{job_id}"}}'}
@@ -67,10 +69,10 @@ def measure_replay(endpoint_url: str, backlog: int = 0) -> Replay:
         received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=BATCH, WaitTimeSeconds=1)
         for job_id in ids:
             dynamodb.update_item(
-                TableName=table, Key={"jobId": {"S": job_id}},
-                UpdateExpression="SET #s = :processing, attempts = attempts + :one",
+                TableName=table, Key=key(job_id),
+                UpdateExpression=f"SET #s = :processing, {Attr.ATTEMPTS} = {Attr.ATTEMPTS} + :one",
                 ConditionExpression="#s IN (:pending, :failed)",
-                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeNames={"#s": Attr.STATUS},
                 ExpressionAttributeValues={":processing": {"S": "PROCESSING"}, ":one": {"N": "1"},
                                            ":pending": {"S": "PENDING"}, ":failed": {"S": "FAILED"}},
                 ReturnValues="ALL_NEW",
@@ -78,10 +80,10 @@ def measure_replay(endpoint_url: str, backlog: int = 0) -> Replay:
             body = s3.get_object(Bucket=bucket, Key="in/source.txt")["Body"].read()
             s3.put_object(Bucket=bucket, Key=f"out/{job_id}.json", Body=b'{"size": %d}' % len(body))
             dynamodb.update_item(
-                TableName=table, Key={"jobId": {"S": job_id}},
+                TableName=table, Key=key(job_id),
                 UpdateExpression="SET #s = :done, #r = :result",
-                ConditionExpression="#s = :processing AND attempts = :one",
-                ExpressionAttributeNames={"#s": "status", "#r": "result"},
+                ConditionExpression=f"#s = :processing AND {Attr.ATTEMPTS} = :one",
+                ExpressionAttributeNames={"#s": Attr.STATUS, "#r": Attr.RESULT},
                 ExpressionAttributeValues={":done": {"S": "SUCCEEDED"}, ":processing": {"S": "PROCESSING"},
                                            ":one": {"N": "1"}, ":result": {"M": {"size": {"N": str(len(body))}}}},
                 ReturnValues="ALL_NEW",
@@ -164,7 +166,7 @@ def measure_submit_replay(endpoint_url: str) -> float:
                 expires_at=int(now.timestamp()) + 30 * 86_400,
             )
             dynamodb.put_item(
-                TableName=table, Item=job_to_item(job), ConditionExpression="attribute_not_exists(jobId)",
+                TableName=table, Item=job_to_item(job), ConditionExpression=f"attribute_not_exists({TABLE_KEY.name})",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         sqs.send_message_batch(

@@ -17,7 +17,7 @@ from benchmarks.bench_pricing import (
     write_units,
 )
 from benchmarks.bench_stats import percentile
-from runtime.adapters.dynamodb.schema import INDEXES, TABLE_KEY
+from runtime.adapters.dynamodb.schema import INDEXES, PENDING_INDEX, TABLE_KEY, Attr
 
 TABLE_KEYS = (TABLE_KEY.name,)
 GSIS = tuple(
@@ -61,33 +61,33 @@ def test_units_round_up_per_started_kilobyte() -> None:
 
 def _pending() -> dict[str, dict[str, object]]:
     return {
-        "jobId": {"S": "j" * 36},
-        "status": {"S": "PENDING"},
-        "traceId": {"S": "t" * 32},
-        "pendingShard": {"S": "7"},
-        "pendingSince": {"N": "1731234567891"},
+        Attr.JOB_ID: {"S": "j" * 36},
+        Attr.STATUS: {"S": "PENDING"},
+        Attr.TRACE_ID: {"S": "t" * 32},
+        Attr.PENDING_SHARD: {"S": "7"},
+        Attr.PENDING_SINCE: {"N": "1731234567891"},
     }
 
 
 def test_put_writes_the_table_and_each_index_the_item_enters() -> None:
     cost = write_cost(None, _pending(), table_keys=TABLE_KEYS, gsis=GSIS)
     assert cost.table_units == 1
-    assert cost.index_units == {"pending-by-age": 1}  # no idempotencyKey: the sparse key index is not written
+    assert cost.index_units == {PENDING_INDEX.name: 1}  # no idempotencyKey: the sparse key index is not written
     assert cost.total == 2
 
 
 def test_update_that_removes_the_index_key_deletes_the_index_entry() -> None:
     before = _pending()
-    after = {k: v for k, v in before.items() if k not in ("pendingShard", "pendingSince")} | {
-        "status": {"S": "PROCESSING"}
+    after = {k: v for k, v in before.items() if k not in (Attr.PENDING_SHARD, Attr.PENDING_SINCE)} | {
+        Attr.STATUS: {"S": "PROCESSING"}
     }
-    assert write_cost(before, after, table_keys=TABLE_KEYS, gsis=GSIS).index_units == {"pending-by-age": 1}
+    assert write_cost(before, after, table_keys=TABLE_KEYS, gsis=GSIS).index_units == {PENDING_INDEX.name: 1}
 
 
 def test_update_of_an_index_key_value_is_a_delete_and_a_put() -> None:
     before = _pending()
-    after = before | {"pendingSince": {"N": "1731234599999"}}
-    assert write_cost(before, after, table_keys=TABLE_KEYS, gsis=GSIS).index_units == {"pending-by-age": 2}
+    after = before | {Attr.PENDING_SINCE: {"N": "1731234599999"}}
+    assert write_cost(before, after, table_keys=TABLE_KEYS, gsis=GSIS).index_units == {PENDING_INDEX.name: 2}
 
 
 def test_update_touching_no_projected_attribute_writes_no_index() -> None:
@@ -105,7 +105,7 @@ def test_update_is_billed_on_the_larger_item_and_transactions_double() -> None:
 
 def test_dollars_per_million_jobs_for_the_design_floor() -> None:
     pending = _pending()
-    processing = {k: v for k, v in pending.items() if k not in ("pendingShard", "pendingSince")}
+    processing = {k: v for k, v in pending.items() if k not in (Attr.PENDING_SHARD, Attr.PENDING_SINCE)}
     final = processing | {"status": {"S": "SUCCEEDED"}}
     calls = {
         "submit": {"dynamodb.PutItem": 1.0, "sqs.SendMessage": 1.0},
