@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.domain.job import ALLOWED_TRANSITIONS, TERMINAL_STATUSES, InvalidTransition, JobStatus, check_transition
+from runtime.domain.job import (
+    ALLOWED_TRANSITIONS,
+    TERMINAL_STATUSES,
+    InvalidTransition,
+    JobStatus,
+    can_transition,
+    check_transition,
+    prior_statuses,
+)
 
 
 def test_terminal_states_never_move_except_the_manual_retry() -> None:
@@ -30,3 +38,10 @@ def test_every_non_terminal_state_can_be_dead_lettered(status: JobStatus) -> Non
 def test_moves_without_the_expected_prior_state_are_refused(current: JobStatus, target: JobStatus) -> None:
     with pytest.raises(InvalidTransition, match=f"from {current} to {target}"):
         check_transition(current, target)
+
+
+@pytest.mark.parametrize("target", list(JobStatus))
+def test_prior_statuses_are_exactly_the_states_allowed_to_move_to_the_target(target: JobStatus) -> None:
+    priors = prior_statuses(target)
+    assert set(priors) == {status for status in JobStatus if can_transition(status, target)}
+    assert list(priors) == [status for status in JobStatus if status in priors]  # stable, declaration order
