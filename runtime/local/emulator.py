@@ -31,7 +31,7 @@ def start_emulator(port: int) -> Emulator:
     external = os.environ.get("AWS_ENDPOINT_URL")
     if external:
         return Emulator(endpoint_url=external.rstrip("/"), server=None)
-    _check_port_free(port)
+    check_port_free(port)
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
@@ -39,7 +39,7 @@ def start_emulator(port: int) -> Emulator:
     return Emulator(endpoint_url=f"http://{HOST}:{port}", server=server)
 
 
-def _check_port_free(port: int) -> None:
+def check_port_free(port: int) -> None:
     # moto's server thread would die quietly on a taken port; say so up front instead. SO_REUSEADDR as the
     # server itself binds: without it, the previous run's connections in TIME_WAIT block the port for a minute,
     # while a port another process listens on is still refused.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.local.emulator import _check_port_free
+from runtime.local.emulator import check_port_free
 from runtime.local.supervisor import (
     ChildFailed,
     ChildSpec,
@@ -100,7 +100,7 @@ def time_wait_on(port: int) -> None:
 def test_the_emulator_port_check_ignores_time_wait_connections() -> None:
     port = free_port()
     time_wait_on(port)
-    _check_port_free(port)  # would fail with "address already in use" without SO_REUSEADDR
+    check_port_free(port)  # would fail with "address already in use" without SO_REUSEADDR
 
 
 def test_the_emulator_port_check_still_refuses_a_port_in_use() -> None:
@@ -109,7 +109,7 @@ def test_the_emulator_port_check_still_refuses_a_port_in_use() -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         with pytest.raises(RuntimeError, match=f"aws emulator port {listener.getsockname()[1]} is taken"):
-            _check_port_free(listener.getsockname()[1])
+            check_port_free(listener.getsockname()[1])
 
 
 def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
