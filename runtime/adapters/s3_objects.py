@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from runtime.domain.ports import ObjectNotFound
+from runtime.domain.s3uri import split_s3_uri
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
 
 
-def split_uri(uri: str) -> tuple[str, str]:
-    """("bucket", "key") of "s3://bucket/key"; ValueError for anything else."""
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an s3 uri: {uri!r}")
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    if not bucket or not key:
-        raise ValueError(f"s3 uri needs a bucket and a key: {uri!r}")
-    return bucket, key
-
-
 class S3ObjectStore:
-    """`client` is a boto3 S3 client."""
+    """Takes the process's S3 client (runtime.aws_clients)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: S3Client) -> None:
         self._client = client
 
     def get_bytes(self, uri: str) -> bytes:
-        bucket, key = split_uri(uri)
+        bucket, key = split_s3_uri(uri)
         try:
             response = self._client.get_object(Bucket=bucket, Key=key)
         except ClientError as exc:
@@ -42,7 +36,7 @@ class S3ObjectStore:
             body.close()
 
     def put_bytes(self, uri: str, data: bytes, *, content_type: str) -> None:
-        bucket, key = split_uri(uri)
+        bucket, key = split_s3_uri(uri)
         try:
             self._client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
         except ClientError as exc:

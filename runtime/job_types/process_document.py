@@ -12,8 +12,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from runtime.domain.ports import ObjectNotFound
+from runtime.domain.s3uri import split_s3_uri
 from runtime.job_types.registry import JobContext, PermanentJobError, job_type
-from runtime.job_types.s3uri import S3Uri, split_s3_uri
+from runtime.job_types.s3uri import S3Uri
 
 # The whole object is read into memory: refuse what a worker thread should not hold.
 MAX_SOURCE_BYTES = 50 * 1024 * 1024

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.adapters.s3_objects import S3ObjectStore, split_uri
+from runtime.adapters.s3_objects import S3ObjectStore
 from runtime.domain.ports import ObjectNotFound
+from runtime.domain.s3uri import split_s3_uri
 from tests.adapters.resources import counted_client, raw_client, unique
 
 
@@ -39,11 +40,13 @@ def test_missing_key_and_bucket(objects: S3ObjectStore, bucket: str) -> None:
         objects.put_bytes("s3://no-such-bucket-xyz/a.txt", b"x", content_type="text/plain")
 
 
-@pytest.mark.parametrize("uri", ["http://b/k", "s3://bucket", "s3://bucket/", "s3:///key"])
-def test_bad_uris(uri: str) -> None:
-    with pytest.raises(ValueError):
-        split_uri(uri)
+@pytest.mark.parametrize("uri", ["http://b/k", "s3://bucket", "s3://bucket/", "s3:///key", "s3://Bucket/key"])
+def test_bad_uris_are_refused_before_any_request(objects: S3ObjectStore, uri: str) -> None:
+    with pytest.raises(ValueError, match="s3"):
+        objects.get_bytes(uri)
+    with pytest.raises(ValueError, match="s3"):
+        objects.put_bytes(uri, b"x", content_type="text/plain")
 
 
-def test_split_uri_keeps_nested_keys() -> None:
-    assert split_uri("s3://b/a/b/c.txt") == ("b", "a/b/c.txt")
+def test_split_keeps_nested_keys() -> None:
+    assert split_s3_uri("s3://bkt/a/b/c.txt") == ("bkt", "a/b/c.txt")
