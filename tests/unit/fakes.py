@@ -1,4 +1,5 @@
-"""Plain in-memory fakes of the ports, with the same conditional semantics as the DynamoDB/SQS adapters."""
+"""The in-memory fakes of the ports that every unit test shares, with the same conditional semantics as the
+DynamoDB/SQS adapters (one copy: a rule the adapters change is changed here once)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runtime.domain.job import Job, JobError, JobStatus, Priority, check_transition
-from runtime.domain.ports import ClaimOutcome, CreateOutcome, JobMessage, ObjectNotFound, ReceivedMessage
+from runtime.domain.ports import (
+    QUEUE_BATCH_LIMIT,
+    ClaimOutcome,
+    CreateOutcome,
+    JobMessage,
+    JobStoreUnavailable,
+    ObjectNotFound,
+    QueueUnavailable,
+    ReceivedMessage,
+)
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -57,8 +67,6 @@ class InMemoryJobStore:
     def _enter(self, name: str) -> None:
         self.calls.append(name)
         if self.unavailable:
-            from runtime.domain.ports import JobStoreUnavailable
-
             raise JobStoreUnavailable(f"store down during {name}")
 
     def _move(self, job: Job, status: JobStatus, now: datetime, **changes: Any) -> Job:
@@ -153,7 +161,7 @@ class InMemoryJobStore:
             job = self.jobs.get(job_id)
             if job is None or job.status is not JobStatus.FAILED_FINAL:
                 return None
-            return self._move(job, JobStatus.PENDING, now, pending_since=now, retry_base=job.attempts)
+            return self._move(job, JobStatus.PENDING, now, pending_since=now, retry_base=job.attempts, error=None)
 
     def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
         self._enter("mark_republished")
@@ -175,10 +183,23 @@ class InMemoryJobStore:
         return sorted(stuck, key=lambda j: j.pending_since or j.created_at)[:limit]
 
     def advance_key_generation(self, head_job_id: str, *, expected: int, new: int, keep_until: int) -> bool:
-        raise NotImplementedError("not used by the worker")
+        self._enter("advance_key_generation")
+        with self.lock:
+            head = self.jobs.get(head_job_id)
+            if head is None or head.key_generation != expected:
+                return False
+            self.jobs[head_job_id] = head.replace(key_generation=new, expires_at=keep_until)
+            return True
 
     def find_by_idempotency_key(self, idempotency_key: str) -> Sequence[str]:
-        raise NotImplementedError("not used by the worker")
+        self._enter("find_by_idempotency_key")
+        with self.lock:
+            return [job.job_id for job in self.jobs.values() if job.idempotency_key == idempotency_key]
+
+    def set_status(self, job_id: str, status: JobStatus) -> None:
+        """Puts a job in `status` directly (test set-up, no transition check)."""
+        with self.lock:
+            self.jobs[job_id] = self.jobs[job_id].replace(status=status)
 
     def ping(self) -> None:
         self._enter("ping")
@@ -196,8 +217,6 @@ class FakeQueue:
 
     def send(self, message: JobMessage) -> None:
         if self.fail_send:
-            from runtime.domain.ports import QueueUnavailable
-
             raise QueueUnavailable("queue down")
         with self.lock:
             self.sent.append(message)
@@ -208,7 +227,7 @@ class FakeQueue:
         return taken
 
     def delete_batch(self, receipt_handles: Sequence[str]) -> None:
-        assert len(receipt_handles) <= 10, receipt_handles
+        assert len(receipt_handles) <= QUEUE_BATCH_LIMIT, receipt_handles
         with self.lock:
             self.deleted.extend(receipt_handles)
 
@@ -217,7 +236,7 @@ class FakeQueue:
             self.visibility.append((receipt_handle, timeout_s))
 
     def change_visibility_batch(self, receipt_handles: Sequence[str], timeout_s: int) -> None:
-        assert len(receipt_handles) <= 10, receipt_handles
+        assert len(receipt_handles) <= QUEUE_BATCH_LIMIT, receipt_handles
         with self.lock:
             self.batch_visibility.append((tuple(receipt_handles), timeout_s))
 

@@ -11,7 +11,7 @@ import pytest
 from runtime.dlq_handler import DeadLetterHandler, handle_event
 from runtime.domain.job import JobStatus
 from runtime.domain.ports import JobStoreUnavailable
-from tests.unit.fakes_worker import FakeClock, InMemoryJobStore, make_job
+from tests.unit.fakes import FakeClock, InMemoryJobStore, make_job
 
 
 def sqs_record(message_id: str, body: str, receive_count: int = 4) -> dict[str, Any]:

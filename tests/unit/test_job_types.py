@@ -15,7 +15,7 @@ from benchmarks.bench_pricing import item_size, write_units
 from runtime.adapters.dynamodb.codec import job_to_item
 from runtime.domain.job import JobStatus
 from runtime.job_types.registry import JobContext, PermanentJobError, get_job_type, job_type_names
-from tests.unit.fakes_worker import T0, InMemoryObjects, make_job
+from tests.unit.fakes import T0, InMemoryObjects, make_job
 
 DOC = "The quick brown fox.\nThe lazy dog sleeps; the fox runs.\n"
 

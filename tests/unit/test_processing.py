@@ -19,7 +19,7 @@ from runtime.domain.processing import (
     ProcessingConfig,
 )
 from runtime.job_types.registry import JobContext, JobType, PermanentJobError, TransientJobError
-from tests.unit.fakes_worker import FakeClock, InMemoryJobStore, InMemoryObjects, make_job, received
+from tests.unit.fakes import FakeClock, InMemoryJobStore, InMemoryObjects, make_job, received
 
 VISIBILITY_S = 30
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from runtime.domain.job import Job, JobError, JobStatus, Priority
-from runtime.domain.ports import ClaimOutcome, CreateOutcome, JobMessage, QueueUnavailable
+from runtime.domain.job import JobError, JobStatus, Priority
+from runtime.domain.ports import JobMessage
 from runtime.domain.submit import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -20,115 +18,11 @@ from runtime.domain.submit import (
     SubmitRequest,
     job_id_for_key,
 )
+from tests.unit.fakes import FakeClock, FakeQueue, InMemoryJobStore
 
 TTL_S = 86_400
 IN_FLIGHT_S = 5.0
 RETENTION_S = 30 * 86_400
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.current = datetime(2025, 1, 1, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
-
-
-class FakeStore:
-    """Dict-backed store with the conditional semantics the submit use case relies on."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[str, Job] = {}
-        self.lock = threading.Lock()
-        self.writes = 0
-
-    def create(self, job: Job) -> CreateOutcome:
-        with self.lock:
-            self.writes += 1
-            if job.job_id in self.jobs:
-                return CreateOutcome(created=False, job=self.jobs[job.job_id])
-            self.jobs[job.job_id] = job
-            return CreateOutcome(created=True, job=job)
-
-    def get(self, job_id: str) -> Job | None:
-        return self.jobs.get(job_id)
-
-    def advance_key_generation(self, head_job_id: str, *, expected: int, new: int, keep_until: int) -> bool:
-        with self.lock:
-            head = self.jobs.get(head_job_id)
-            if head is None or head.key_generation != expected:
-                return False
-            self.jobs[head_job_id] = head.replace(key_generation=new, expires_at=keep_until)
-            return True
-
-    def requeue(self, job_id: str, *, now: datetime) -> Job | None:
-        with self.lock:
-            job = self.jobs.get(job_id)
-            if job is None or job.status != JobStatus.FAILED_FINAL:
-                return None
-            job = job.replace(status=JobStatus.PENDING, pending_since=now, error=None, updated_at=now)
-            self.jobs[job_id] = job
-            return job
-
-    def set_status(self, job_id: str, status: JobStatus) -> None:
-        self.jobs[job_id] = self.jobs[job_id].replace(status=status)
-
-    # Not used by the API's use cases.
-    def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> ClaimOutcome:
-        raise NotImplementedError
-
-    def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> bool:
-        raise NotImplementedError
-
-    def succeed(self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime) -> bool:
-        raise NotImplementedError
-
-    def fail(self, job_id: str, *, attempt: int, error: JobError, final: bool, now: datetime) -> bool:
-        raise NotImplementedError
-
-    def fail_final(self, job_id: str, *, error: JobError, now: datetime) -> Job | None:
-        raise NotImplementedError
-
-    def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
-        raise NotImplementedError
-
-    def stuck_pending(self, *, older_than: datetime, limit: int) -> Sequence[Job]:
-        raise NotImplementedError
-
-    def find_by_idempotency_key(self, idempotency_key: str) -> Sequence[str]:
-        return [job.job_id for job in self.jobs.values() if job.idempotency_key == idempotency_key]
-
-    def ping(self) -> None:
-        return None
-
-
-class FakeQueue:
-    def __init__(self) -> None:
-        self.sent: list[JobMessage] = []
-        self.down = False
-
-    def send(self, message: JobMessage) -> None:
-        if self.down:
-            raise QueueUnavailable("queue is down")
-        self.sent.append(message)
-
-    def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[Any]:
-        return []
-
-    def delete_batch(self, receipt_handles: Sequence[str]) -> None:
-        return None
-
-    def change_visibility(self, receipt_handle: str, timeout_s: int) -> None:
-        return None
-
-    def change_visibility_batch(self, receipt_handles: Sequence[str], timeout_s: int) -> None:
-        return None
-
-    def ping(self) -> None:
-        return None
 
 
 @pytest.fixture
@@ -137,8 +31,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store() -> FakeStore:
-    return FakeStore()
+def store() -> InMemoryJobStore:
+    return InMemoryJobStore()
 
 
 @pytest.fixture
@@ -147,7 +41,7 @@ def queue() -> FakeQueue:
 
 
 @pytest.fixture
-def service(store: FakeStore, queue: FakeQueue, clock: FakeClock) -> JobService:
+def service(store: InMemoryJobStore, queue: FakeQueue, clock: FakeClock) -> JobService:
     return JobService(store, queue, clock, retention_s=RETENTION_S, idempotency_ttl_s=TTL_S,
                       submit_in_flight_s=IN_FLIGHT_S)
 
@@ -160,7 +54,7 @@ def request(key: str | None = "k1", **changes: Any) -> SubmitRequest:
 
 
 def test_new_job_is_pending_with_marker_retention_and_one_message(
-    service: JobService, store: FakeStore, queue: FakeQueue, clock: FakeClock
+    service: JobService, store: InMemoryJobStore, queue: FakeQueue, clock: FakeClock
 ) -> None:
     result = service.submit(request(key=None))
     job = result.job
@@ -170,7 +64,7 @@ def test_new_job_is_pending_with_marker_retention_and_one_message(
     assert job.expires_at == int(clock.now().timestamp()) + RETENTION_S
     assert job.idempotency_key is None
     assert queue.sent == [JobMessage(job_id=job.job_id, trace_id="trace-1")]
-    assert store.writes == 1
+    assert store.calls.count("create") == 1
 
 
 def test_keyed_job_id_is_derived_from_scope_key_and_generation(service: JobService) -> None:
@@ -191,7 +85,7 @@ def test_replay_while_pending_and_young_is_in_flight(service: JobService, clock:
 
 
 def test_replay_after_in_flight_window_returns_the_job_as_it_is(
-    service: JobService, store: FakeStore, queue: FakeQueue, clock: FakeClock
+    service: JobService, store: InMemoryJobStore, queue: FakeQueue, clock: FakeClock
 ) -> None:
     first = service.submit(request()).job
     clock.advance(IN_FLIGHT_S + 1)
@@ -203,7 +97,7 @@ def test_replay_after_in_flight_window_returns_the_job_as_it_is(
     assert len(queue.sent) == 1 and len(store.jobs) == 1
 
 
-def test_replay_of_a_claimed_job_is_not_in_flight(service: JobService, store: FakeStore) -> None:
+def test_replay_of_a_claimed_job_is_not_in_flight(service: JobService, store: InMemoryJobStore) -> None:
     first = service.submit(request()).job
     store.set_status(first.job_id, JobStatus.PROCESSING)
     assert service.submit(request()).job.status == JobStatus.PROCESSING
@@ -213,7 +107,7 @@ def test_replay_of_a_claimed_job_is_not_in_flight(service: JobService, store: Fa
     "changes",
     [{"params": {"a": 2}}, {"priority": Priority.HIGH}, {"metadata": {"m": 1}}, {"job_type": "u"}],
 )
-def test_same_key_other_body_is_refused(service: JobService, store: FakeStore, queue: FakeQueue,
+def test_same_key_other_body_is_refused(service: JobService, store: InMemoryJobStore, queue: FakeQueue,
                                         changes: dict[str, Any]) -> None:
     service.submit(request())
     with pytest.raises(IdempotencyKeyReused):
@@ -228,7 +122,7 @@ def test_trace_id_is_not_part_of_the_body(service: JobService, clock: FakeClock)
 
 
 def test_after_the_ttl_the_key_starts_generation_one(
-    service: JobService, store: FakeStore, queue: FakeQueue, clock: FakeClock
+    service: JobService, store: InMemoryJobStore, queue: FakeQueue, clock: FakeClock
 ) -> None:
     first = service.submit(request()).job
     clock.advance(TTL_S + 1)
@@ -247,7 +141,7 @@ def test_after_the_ttl_the_key_starts_generation_one(
         service.submit(request())
 
 
-def test_generations_keep_advancing(service: JobService, store: FakeStore, clock: FakeClock) -> None:
+def test_generations_keep_advancing(service: JobService, store: InMemoryJobStore, clock: FakeClock) -> None:
     service.submit(request())
     for generation in (1, 2, 3):
         clock.advance(TTL_S + 1)
@@ -256,7 +150,7 @@ def test_generations_keep_advancing(service: JobService, store: FakeStore, clock
     assert store.jobs[job_id_for_key("anonymous", "k1", 0)].key_generation == 3
 
 
-def test_crash_between_advance_and_create_heals(service: JobService, store: FakeStore, clock: FakeClock) -> None:
+def test_crash_between_advance_and_create_heals(service: JobService, store: InMemoryJobStore, clock: FakeClock) -> None:
     head = service.submit(request()).job
     clock.advance(TTL_S + 1)
     # A request advanced the head and died before creating generation 1.
@@ -265,7 +159,7 @@ def test_crash_between_advance_and_create_heals(service: JobService, store: Fake
     assert result.created and result.job.job_id == job_id_for_key("anonymous", "k1", 1)
 
 
-def test_concurrent_submits_create_one_job(service: JobService, store: FakeStore, queue: FakeQueue) -> None:
+def test_concurrent_submits_create_one_job(service: JobService, store: InMemoryJobStore, queue: FakeQueue) -> None:
     outcomes: list[str] = []
     barrier = threading.Barrier(20)
 
@@ -286,8 +180,8 @@ def test_concurrent_submits_create_one_job(service: JobService, store: FakeStore
     assert len(store.jobs) == 1 and len(queue.sent) == 1
 
 
-def test_queue_down_still_creates_the_job(service: JobService, store: FakeStore, queue: FakeQueue) -> None:
-    queue.down = True
+def test_queue_down_still_creates_the_job(service: JobService, store: InMemoryJobStore, queue: FakeQueue) -> None:
+    queue.fail_send = True
     result = service.submit(request())
     assert result.created and not result.published
     assert store.jobs[result.job.job_id].status == JobStatus.PENDING
@@ -300,7 +194,7 @@ def test_get_unknown_raises(service: JobService) -> None:
 
 
 @pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.FAILED])
-def test_retry_of_waiting_job_publishes_again(service: JobService, store: FakeStore, queue: FakeQueue,
+def test_retry_of_waiting_job_publishes_again(service: JobService, store: InMemoryJobStore, queue: FakeQueue,
                                               status: JobStatus) -> None:
     job = service.submit(request()).job
     store.set_status(job.job_id, status)
@@ -309,7 +203,7 @@ def test_retry_of_waiting_job_publishes_again(service: JobService, store: FakeSt
     assert len(queue.sent) == 2
 
 
-def test_retry_of_failed_final_requeues(service: JobService, store: FakeStore, queue: FakeQueue,
+def test_retry_of_failed_final_requeues(service: JobService, store: InMemoryJobStore, queue: FakeQueue,
                                         clock: FakeClock) -> None:
     job = service.submit(request()).job
     store.jobs[job.job_id] = job.replace(status=JobStatus.FAILED_FINAL, pending_since=None,
@@ -322,7 +216,7 @@ def test_retry_of_failed_final_requeues(service: JobService, store: FakeStore, q
 
 
 @pytest.mark.parametrize("status", [JobStatus.PROCESSING, JobStatus.SUCCEEDED])
-def test_retry_of_running_or_done_job_is_refused(service: JobService, store: FakeStore, queue: FakeQueue,
+def test_retry_of_running_or_done_job_is_refused(service: JobService, store: InMemoryJobStore, queue: FakeQueue,
                                                  status: JobStatus) -> None:
     job = service.submit(request()).job
     store.set_status(job.job_id, status)

@@ -8,7 +8,7 @@ from runtime.domain.job import JobError, JobStatus
 from runtime.worker.deleter import BatchDeleter
 from runtime.worker.heartbeat import Heartbeat
 from runtime.worker.republisher import Republisher
-from tests.unit.fakes_worker import FakeClock, FakeQueue, InMemoryJobStore, make_job
+from tests.unit.fakes import FakeClock, FakeQueue, InMemoryJobStore, make_job
 
 
 def test_deletes_go_out_in_batches_of_at_most_ten() -> None:

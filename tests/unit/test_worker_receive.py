@@ -13,7 +13,7 @@ from runtime.domain.ports import ReceivedMessage
 from runtime.job_types.registry import JobContext, JobType
 from runtime.settings import load_settings
 from runtime.worker.runner import Worker
-from tests.unit.fakes_worker import FakeClock, FakeQueue, InMemoryJobStore, InMemoryObjects, make_job, received
+from tests.unit.fakes import FakeClock, FakeQueue, InMemoryJobStore, InMemoryObjects, make_job, received
 
 CONCURRENCY = 2
 
