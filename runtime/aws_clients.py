@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
 
 from runtime.observability import aws_calls
-from runtime.settings import Settings
+
+if TYPE_CHECKING:
+    # boto3-stubs is a dev dependency: the types exist for mypy only, the runtime images do without.
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
+
+    # Settings imports this module (its SSM source builds a client here): a type-only import, no cycle.
+    from runtime.settings import Settings
+
+Service = Literal["dynamodb", "sqs", "s3", "ssm"]
 
 CONNECT_TIMEOUT_S = 2.0
 READ_TIMEOUT_S = 5.0
@@ -32,16 +43,38 @@ def client_config(*, read_timeout_s: float = READ_TIMEOUT_S, max_attempts: int =
     )
 
 
-def build_client(service: str, *, region: str, endpoint_url: str | None, config: Config | None = None) -> Any:
+@overload
+def build_client(
+    service: Literal["dynamodb"], *, region: str, endpoint_url: str | None, config: Config | None = None
+) -> DynamoDBClient: ...
+@overload
+def build_client(
+    service: Literal["sqs"], *, region: str, endpoint_url: str | None, config: Config | None = None
+) -> SQSClient: ...
+@overload
+def build_client(
+    service: Literal["s3"], *, region: str, endpoint_url: str | None, config: Config | None = None
+) -> S3Client: ...
+@overload
+def build_client(
+    service: Literal["ssm"], *, region: str, endpoint_url: str | None, config: Config | None = None
+) -> SSMClient: ...
+def build_client(service: Service, *, region: str, endpoint_url: str | None, config: Config | None = None) -> Any:
     """A new client (counted by aws_calls). Prefer `client()`, which builds each one once per process."""
     # A session per client: boto3's default session is not thread-safe while it creates clients.
     session = boto3.session.Session(region_name=region)
-    built = session.client(service, endpoint_url=endpoint_url, config=config or client_config())  # type: ignore[call-overload]
+    built = session.client(service, endpoint_url=endpoint_url, config=config or client_config())
     aws_calls.install(built)
     return built
 
 
-def client(service: str, settings: Settings) -> Any:
+@overload
+def client(service: Literal["dynamodb"], settings: Settings) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["sqs"], settings: Settings) -> SQSClient: ...
+@overload
+def client(service: Literal["s3"], settings: Settings) -> S3Client: ...
+def client(service: Literal["dynamodb", "sqs", "s3"], settings: Settings) -> Any:
     """The process-wide client of `service` for the settings' region and endpoint."""
     key = (service, settings.region, settings.endpoint_url)
     found = _clients.get(key)
@@ -57,11 +90,17 @@ def client(service: str, settings: Settings) -> Any:
         return found
 
 
+def ssm_client(*, region: str, endpoint_url: str | None) -> SSMClient:
+    """The client the settings' SSM source reads with. It runs before Settings exist (it helps build them),
+    once per process, so it takes the region and endpoint itself and is not kept."""
+    return build_client("ssm", region=region, endpoint_url=endpoint_url)
+
+
 @dataclass(frozen=True)
 class AwsClients:
-    dynamodb: Any
-    sqs: Any
-    s3: Any
+    dynamodb: DynamoDBClient
+    sqs: SQSClient
+    s3: S3Client
 
 
 def clients(settings: Settings) -> AwsClients:

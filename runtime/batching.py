@@ -1,5 +1,5 @@
 """Coalesces items handed in by many threads into batches of up to `batch_size`, sent by one background
-thread when a batch is full or `linger_s` after its oldest item arrived (SQS batch calls take 10)."""
+thread when a batch is full or `linger_s` after its oldest item arrived (SQS batch calls take QUEUE_BATCH_LIMIT)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from runtime.domain.ports import QUEUE_BATCH_LIMIT
 
 T = TypeVar("T")
 
@@ -20,7 +22,7 @@ class Coalescer(Generic[T]):
         send_batch: Callable[[list[T]], None],
         *,
         linger_s: float,
-        batch_size: int = 10,
+        batch_size: int = QUEUE_BATCH_LIMIT,
         name: str = "coalescer",
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:

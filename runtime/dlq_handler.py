@@ -13,6 +13,7 @@ from runtime.adapters.sqs_queue import decode
 from runtime.domain.job import JobError
 from runtime.domain.ports import Clock, JobStore, UtcClock
 from runtime.observability import aws_calls, logs, metrics, tracing
+from runtime.observability.names import JOB_TYPE_DIMENSION, LogEvent, Metric
 
 DEAD_LETTERED = "dead_lettered"
 
@@ -36,7 +37,10 @@ class DeadLetterHandler:
             return self._handle(record)
         except Exception as exc:
             logs.log_event(
-                "dlq_record_failed", level="error", messageId=record.message_id, error=f"{type(exc).__name__}: {exc}"
+                LogEvent.DLQ_RECORD_FAILED,
+                level="error",
+                messageId=record.message_id,
+                error=f"{type(exc).__name__}: {exc}",
             )
             raise
 
@@ -45,7 +49,10 @@ class DeadLetterHandler:
         if message is None:
             # A poison body can never be matched to a job: retrying it would only loop. Count it handled.
             logs.log_event(
-                "dlq_poison_message", level="warning", messageId=record.message_id, body=(record.body or "")[:200]
+                LogEvent.DLQ_POISON_MESSAGE,
+                level="warning",
+                messageId=record.message_id,
+                body=(record.body or "")[:200],
             )
             return "poison"
         receive_count = record.attributes.approximate_receive_count
@@ -67,13 +74,15 @@ class DeadLetterHandler:
                     raise JobLeased(message.job_id)
                 # Already SUCCEEDED/FAILED_FINAL (or unknown): a terminal job is never moved again.
                 logs.log_event(
-                    "dlq_job_unchanged",
+                    LogEvent.DLQ_JOB_UNCHANGED,
                     status=current.status.value if current is not None else None,
                     found=current is not None,
                 )
                 return "already_terminal"
-            metrics.emit({"JobsFailedFinal": (1.0, "Count")}, dimensions={"JobType": job.job_type})
-            logs.log_event("dlq_job_failed_final", level="warning", jobType=job.job_type, receiveCount=receive_count)
+            metrics.emit({Metric.JOBS_FAILED_FINAL: (1.0, "Count")}, dimensions={JOB_TYPE_DIMENSION: job.job_type})
+            logs.log_event(
+                LogEvent.DLQ_JOB_FAILED_FINAL, level="warning", jobType=job.job_type, receiveCount=receive_count
+            )
             return "failed_final"
 
 

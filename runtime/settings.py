@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from runtime.observability.names import METRICS_NAMESPACE
+
+DEFAULT_REGION = "us-east-1"
 
 
 class SettingsError(Exception):
@@ -29,7 +33,7 @@ class Settings(BaseSettings):
 
     # AWS_REGION / AWS_ENDPOINT_URL are the SDK's own variables; read them here so that the value used
     # is visible in one place. No endpoint means the real AWS endpoints.
-    region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    region: str = Field(default=DEFAULT_REGION, validation_alias="AWS_REGION")
     endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
 
     retention_days: int = Field(default=30, ge=1, le=3650)
@@ -79,8 +83,17 @@ class Settings(BaseSettings):
 
     tracing_enabled: bool = False
     log_level: str = "INFO"
-    metrics_namespace: str = "JobTickets"
+    metrics_namespace: str = METRICS_NAMESPACE
     service_name: str = "job-tickets"
+    # Where the AWS request counts are written as JSON (the cost benchmark); `{pid}` becomes the process id.
+    aws_calls_file: str | None = None
+
+    # `python -m runtime.api` listens here; loopback unless told otherwise (containers set 0.0.0.0).
+    api_host: str = Field(default="127.0.0.1", min_length=1)
+    api_port: int = Field(default=8080, ge=1, le=65_535)
+    # Comma-separated modules the worker imports at start, each registering job types with @job_type
+    # (tests and benchmarks add their own types this way; production images need none).
+    worker_plugins: Annotated[tuple[str, ...], NoDecode] = ()
 
     @property
     def heartbeat_interval_s(self) -> float:
@@ -90,6 +103,13 @@ class Settings(BaseSettings):
     def republish_bound_s(self) -> int:
         """The documented bound: a PENDING job whose message never left is published again within this."""
         return self.republish_after_s + self.republish_interval_s
+
+    @field_validator("worker_plugins", mode="before")
+    @classmethod
+    def _split_plugins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -126,10 +146,13 @@ class SsmParameterSource(PydanticBaseSettingsSource):
 def _read_ssm_path(path: str | None) -> dict[str, str]:
     if not path:
         return {}
-    import boto3  # only when a path is configured: the settings module stays cheap to import
+    # Only when a path is configured: the settings module stays cheap to import (boto3 is not).
+    from runtime.aws_clients import ssm_client
 
     prefix = path.rstrip("/") + "/"
-    client = boto3.client("ssm", region_name=os.environ.get("AWS_REGION", "us-east-1"))
+    # The SDK's own variables, read here because Settings (which holds them) is still being built.
+    client = ssm_client(region=os.environ.get("AWS_REGION", DEFAULT_REGION),
+                        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
     values: dict[str, str] = {}
     try:
         for page in client.get_paginator("get_parameters_by_path").paginate(Path=prefix, WithDecryption=True):

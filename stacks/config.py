@@ -9,7 +9,6 @@ ApiMode = Literal["fargate", "lambda"]
 
 # The SSM path the runtime reads (JOBS_SSM_PATH); every parameter lives under /job-tickets/<env>/.
 APP_NAME = "job-tickets"
-METRICS_NAMESPACE = "JobTickets"
 
 
 @dataclass(frozen=True, kw_only=True)

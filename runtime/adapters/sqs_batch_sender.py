@@ -1,5 +1,5 @@
-"""Coalesces concurrent sends into SendMessageBatch (up to 10 entries), so a busy API pays about one SQS
-request per ten submits. A JobQueue: everything but send goes straight to the wrapped SqsJobQueue."""
+"""Coalesces concurrent sends into SendMessageBatch (up to QUEUE_BATCH_LIMIT, 10, entries), so a busy API pays
+about one SQS request per ten submits. A JobQueue: everything but send goes straight to the wrapped SqsJobQueue."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any
 
-from runtime.adapters.sqs_queue import BATCH_SIZE, SqsJobQueue
+from runtime.adapters.sqs_queue import OutgoingMessage, SqsJobQueue
 from runtime.batching import Coalescer
-from runtime.domain.ports import JobMessage, QueueUnavailable, ReceivedMessage
+from runtime.domain.ports import QUEUE_BATCH_LIMIT, JobMessage, QueueUnavailable, ReceivedMessage
 from runtime.observability import aws_calls, logs, tracing
+from runtime.observability.names import LogEvent
 
 # How long a submitting thread waits for its batch. A send that outlives it may still go out: a duplicate
 # message is harmless, and a job left unpublished is the republisher's.
@@ -22,13 +22,13 @@ SEND_WAIT_S = 10.0
 
 @dataclass
 class _Waiting:
-    entry: dict[str, Any]
+    outgoing: OutgoingMessage
     future: Future[None] = field(default_factory=Future)
 
 
 class BatchingSqsJobQueue:
     """send() queues the message and waits for its own batch's answer; a flusher thread (one per instance,
-    started on the first send, daemon) sends when 10 are waiting or `linger_s` after the first one waits.
+    started on the first send, daemon) sends when QUEUE_BATCH_LIMIT are waiting or `linger_s` after the first one waits.
     A failed entry, or a failed call, raises QueueUnavailable in exactly the senders concerned."""
 
     def __init__(
@@ -44,12 +44,12 @@ class BatchingSqsJobQueue:
         self._wait_s = wait_s
         self._category = category
         self._batches = Coalescer(
-            self._send, linger_s=linger_s, batch_size=BATCH_SIZE, name="sqs-batch-sender", monotonic=monotonic
+            self._send, linger_s=linger_s, batch_size=QUEUE_BATCH_LIMIT, name="sqs-batch-sender", monotonic=monotonic
         )
 
     def send(self, message: JobMessage) -> None:
-        # The entry (body, trace header) is built here: the trace header lives in this thread's context.
-        waiting = _Waiting(self._queue.batch_entry(message))
+        # The message (body, trace header) is built here: the trace header lives in this thread's context.
+        waiting = _Waiting(self._queue.outgoing(message))
         if not self._batches.add(waiting):  # after close(): nothing left to coalesce with
             self._queue.send(message)
             return
@@ -68,9 +68,11 @@ class BatchingSqsJobQueue:
     def _send(self, batch: list[_Waiting]) -> None:
         try:
             with aws_calls.category(self._category), tracing.segment("sqs.send_batch"):
-                failed = self._queue.send_batch([waiting.entry for waiting in batch])
+                failed = self._queue.send_batch([waiting.outgoing for waiting in batch])
         except Exception as exc:  # noqa: BLE001 - every sender of the batch hears it; their jobs stay PENDING
-            logs.log_event("send_batch_failed", level="warning", count=len(batch), error=f"{type(exc).__name__}: {exc}")
+            logs.log_event(
+                LogEvent.SEND_BATCH_FAILED, level="warning", count=len(batch), error=f"{type(exc).__name__}: {exc}"
+            )
             for waiting in batch:
                 waiting.future.set_exception(QueueUnavailable(f"sqs send batch failed: {exc}"))
             return

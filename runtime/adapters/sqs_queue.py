@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from runtime.domain.ports import JobMessage, QueueUnavailable, ReceivedMessage
+from runtime.domain.ports import QUEUE_BATCH_LIMIT, JobMessage, QueueUnavailable, ReceivedMessage
 
-BATCH_SIZE = 10  # SQS's limit for batch calls
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import (
+        BatchResultErrorEntryTypeDef,
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        DeleteMessageBatchRequestEntryTypeDef,
+        MessageSystemAttributeValueTypeDef,
+        MessageTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+    )
+
 # A receipt handle that no longer names an in-flight message: the message is gone or redelivered already,
 # so there is nothing left to change or delete.
 _STALE_HANDLE_CODES = frozenset(
@@ -37,91 +49,122 @@ def decode(body: str) -> JobMessage | None:
     return JobMessage(job_id=job_id, trace_id=trace_id)
 
 
-class SqsJobQueue:
-    """`client` is a boto3 SQS client. `trace_header` (e.g. tracing.current_trace_header) gives the X-Ray
-    header to send as the AWSTraceHeader system attribute, or None when tracing is off."""
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A message ready to send: its body and the X-Ray header of the sender's context (or None)."""
 
-    def __init__(self, client: Any, queue_url: str, *, trace_header: Callable[[], str | None] | None = None) -> None:
+    body: str
+    trace_header: str | None
+
+
+class SqsJobQueue:
+    """Takes the process's SQS client (runtime.aws_clients). `trace_header` (e.g. tracing.current_trace_header)
+    gives the X-Ray header to send as the AWSTraceHeader system attribute, or None when tracing is off."""
+
+    def __init__(
+        self, client: SQSClient, queue_url: str, *, trace_header: Callable[[], str | None] | None = None
+    ) -> None:
         self._client = client
         self._url = queue_url
         self._trace_header = trace_header
 
     def send(self, message: JobMessage) -> None:
-        self._call("send_message", QueueUrl=self._url, **self.batch_entry(message))
+        outgoing = self.outgoing(message)
+        with _translated("send_message"):
+            if outgoing.trace_header:
+                self._client.send_message(QueueUrl=self._url, MessageBody=outgoing.body,
+                                          MessageSystemAttributes=_trace_attribute(outgoing.trace_header))
+            else:
+                self._client.send_message(QueueUrl=self._url, MessageBody=outgoing.body)
 
-    def batch_entry(self, message: JobMessage) -> dict[str, Any]:
-        """The message's fields for SendMessage or a SendMessageBatch entry (call it in the sender's context:
-        it reads the current trace header)."""
-        entry: dict[str, Any] = {"MessageBody": encode(message)}
+    def outgoing(self, message: JobMessage) -> OutgoingMessage:
+        """The message as sent (call it in the sender's context: it reads the current trace header)."""
         header = self._trace_header() if self._trace_header is not None else None
-        if header:
-            entry["MessageSystemAttributes"] = {"AWSTraceHeader": {"DataType": "String", "StringValue": header}}
-        return entry
+        return OutgoingMessage(body=encode(message), trace_header=header or None)
 
-    def send_batch(self, entries: Sequence[dict[str, Any]]) -> dict[int, str]:
-        """One SendMessageBatch of at most 10 `batch_entry()` values; the failed ones by index -> error code.
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> dict[int, str]:
+        """One SendMessageBatch of at most QUEUE_BATCH_LIMIT messages; the failed ones by index -> error code.
         Raises QueueUnavailable when the call itself fails."""
-        if not 0 < len(entries) <= BATCH_SIZE:
-            raise ValueError(f"sqs send batch needs 1-{BATCH_SIZE} entries, got {len(entries)}")
-        response = self._call("send_message_batch", QueueUrl=self._url,
-                              Entries=[{"Id": str(index), **entry} for index, entry in enumerate(entries)])
+        if not 0 < len(messages) <= QUEUE_BATCH_LIMIT:
+            raise ValueError(f"sqs send batch needs 1-{QUEUE_BATCH_LIMIT} entries, got {len(messages)}")
+        entries: list[SendMessageBatchRequestEntryTypeDef] = []
+        for index, outgoing in enumerate(messages):
+            entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(index), "MessageBody": outgoing.body}
+            if outgoing.trace_header:
+                entry["MessageSystemAttributes"] = _trace_attribute(outgoing.trace_header)
+            entries.append(entry)
+        with _translated("send_message_batch"):
+            response = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
         return {int(failed["Id"]): str(failed.get("Code", "")) for failed in response.get("Failed", [])}
 
     def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]:
-        response = self._call(
-            "receive_message",
-            QueueUrl=self._url,
-            MaxNumberOfMessages=max(1, min(BATCH_SIZE, max_messages)),
-            WaitTimeSeconds=wait_s,
-            VisibilityTimeout=visibility_timeout_s,
-            MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount", "AWSTraceHeader"],
-        )
+        with _translated("receive_message"):
+            response = self._client.receive_message(
+                QueueUrl=self._url,
+                MaxNumberOfMessages=max(1, min(QUEUE_BATCH_LIMIT, max_messages)),
+                WaitTimeSeconds=wait_s,
+                VisibilityTimeout=visibility_timeout_s,
+                MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount", "AWSTraceHeader"],
+            )
         return [_received(raw) for raw in response.get("Messages", [])]
 
     def delete_batch(self, receipt_handles: Sequence[str]) -> None:
-        for start in range(0, len(receipt_handles), BATCH_SIZE):
-            chunk = receipt_handles[start:start + BATCH_SIZE]
-            entries = [{"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(chunk)]
-            response = self._call("delete_message_batch", QueueUrl=self._url, Entries=entries)
-            _raise_on_unexpected_failures("delete", response)
+        for start in range(0, len(receipt_handles), QUEUE_BATCH_LIMIT):
+            chunk = receipt_handles[start:start + QUEUE_BATCH_LIMIT]
+            entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+                {"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(chunk)
+            ]
+            with _translated("delete_message_batch"):
+                response = self._client.delete_message_batch(QueueUrl=self._url, Entries=entries)
+            _raise_on_unexpected_failures("delete", response.get("Failed", []))
 
     def change_visibility(self, receipt_handle: str, timeout_s: int) -> None:
         try:
-            self._call("change_message_visibility", QueueUrl=self._url, ReceiptHandle=receipt_handle,
-                       VisibilityTimeout=timeout_s)
+            with _translated("change_message_visibility"):
+                self._client.change_message_visibility(QueueUrl=self._url, ReceiptHandle=receipt_handle,
+                                                       VisibilityTimeout=timeout_s)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in _STALE_HANDLE_CODES:
                 raise
 
     def change_visibility_batch(self, receipt_handles: Sequence[str], timeout_s: int) -> None:
-        for start in range(0, len(receipt_handles), BATCH_SIZE):
-            chunk = receipt_handles[start:start + BATCH_SIZE]
-            entries = [
+        for start in range(0, len(receipt_handles), QUEUE_BATCH_LIMIT):
+            chunk = receipt_handles[start:start + QUEUE_BATCH_LIMIT]
+            entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
                 {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": timeout_s}
                 for i, handle in enumerate(chunk)
             ]
-            response = self._call("change_message_visibility_batch", QueueUrl=self._url, Entries=entries)
-            _raise_on_unexpected_failures("change visibility", response)
+            with _translated("change_message_visibility_batch"):
+                response = self._client.change_message_visibility_batch(QueueUrl=self._url, Entries=entries)
+            _raise_on_unexpected_failures("change visibility", response.get("Failed", []))
 
     def ping(self) -> None:
-        self._call("get_queue_attributes", QueueUrl=self._url, AttributeNames=["QueueArn"])
-
-    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return dict(getattr(self._client, operation)(**kwargs))
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if status >= 500 or code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
-                                         "ThrottlingException", "RequestThrottled"):
-                raise QueueUnavailable(f"sqs {operation} failed: {code or status}") from exc
-            raise
-        except BotoCoreError as exc:
-            raise QueueUnavailable(f"sqs {operation} failed: {exc}") from exc
+        with _translated("get_queue_attributes"):
+            self._client.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])
 
 
-def _raise_on_unexpected_failures(action: str, response: dict[str, Any]) -> None:
-    failed = [entry for entry in response.get("Failed", []) if entry.get("Code") not in _STALE_HANDLE_CODES]
+def _trace_attribute(header: str) -> Mapping[Literal["AWSTraceHeader"], MessageSystemAttributeValueTypeDef]:
+    return {"AWSTraceHeader": {"DataType": "String", "StringValue": header}}
+
+
+@contextlib.contextmanager
+def _translated(operation: str) -> Iterator[None]:
+    """An outage (5xx, throttling, missing queue, no connection) becomes QueueUnavailable; the rest passes."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if status >= 500 or code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
+                                     "ThrottlingException", "RequestThrottled"):
+            raise QueueUnavailable(f"sqs {operation} failed: {code or status}") from exc
+        raise
+    except BotoCoreError as exc:
+        raise QueueUnavailable(f"sqs {operation} failed: {exc}") from exc
+
+
+def _raise_on_unexpected_failures(action: str, failures: Sequence[BatchResultErrorEntryTypeDef]) -> None:
+    failed = [entry for entry in failures if entry.get("Code") not in _STALE_HANDLE_CODES]
     if failed:
         codes = sorted({str(entry.get("Code")) for entry in failed})
         if any(entry.get("SenderFault") for entry in failed):
@@ -129,7 +172,7 @@ def _raise_on_unexpected_failures(action: str, response: dict[str, Any]) -> None
         raise QueueUnavailable(f"sqs batch {action} failed for {len(failed)} entries: {', '.join(codes)}")
 
 
-def _received(raw: dict[str, Any]) -> ReceivedMessage:
+def _received(raw: MessageTypeDef) -> ReceivedMessage:
     attributes = raw.get("Attributes", {})
     body = raw.get("Body", "")
     sent_ms = int(attributes.get("SentTimestamp", "0") or 0)

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from runtime.domain.ports import JobStoreUnavailable
 from runtime.domain.submit import IdempotencyKeyInFlight, IdempotencyKeyReused, JobNotFound, JobNotRetryable
 from runtime.observability import log_event
+from runtime.observability.names import LogEvent
 
 STORE_RETRY_AFTER_S = 2
 
@@ -89,7 +90,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, "http_error", str(exc.detail).lower(), dict(exc.headers or {}))
 
     async def on_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log_event("job_store.unavailable", level="error", path=request.url.path, reason=str(exc))
+        log_event(LogEvent.JOB_STORE_UNAVAILABLE, level="error", path=request.url.path, reason=str(exc))
         return error_response(503, "job_store_unavailable", "the job store is not answering; nothing was changed",
                               {"Retry-After": str(STORE_RETRY_AFTER_S)})
 
@@ -105,14 +106,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_key_reused(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, IdempotencyKeyReused)
-        log_event("job.key_reused", jobId=exc.job.job_id)
+        log_event(LogEvent.JOB_KEY_REUSED, jobId=exc.job.job_id)
         return error_response(422, "idempotency_key_reused",
                               "Idempotency-Key: this key was already used for a request with a different body "
                               f"(job {exc.job.job_id})")
 
     async def on_key_in_flight(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, IdempotencyKeyInFlight)
-        log_event("job.in_flight", jobId=exc.job.job_id)
+        log_event(LogEvent.JOB_IN_FLIGHT, jobId=exc.job.job_id)
         return error_response(409, "idempotency_key_in_flight",
                               f"Idempotency-Key: the first request with this key (job {exc.job.job_id}) is still "
                               "being handled; retry later", {"Retry-After": str(exc.retry_after_s)})

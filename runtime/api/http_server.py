@@ -10,6 +10,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from runtime.observability import log_event
+from runtime.observability.names import LogEvent
 from runtime.settings import Settings
 
 # A request line plus headers larger than this is refused (400) before it is buffered further.
@@ -54,8 +55,8 @@ class HeaderDeadlineH11Protocol(H11Protocol):
     def _on_header_deadline(self) -> None:
         self._header_deadline = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            log_event("http.header_timeout", client=f"{self.client[0]}:{self.client[1]}" if self.client else None,
-                      timeoutS=self.header_timeout_s)
+            client = f"{self.client[0]}:{self.client[1]}" if self.client else None
+            log_event(LogEvent.HTTP_HEADER_TIMEOUT, client=client, timeoutS=self.header_timeout_s)
             self.timeout_keep_alive_handler()  # closes the connection
 
 

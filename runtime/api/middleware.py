@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 
 from runtime.api.errors import error_response
 from runtime.observability import log_event, logs, tracing
+from runtime.observability.names import LogEvent
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -80,9 +81,9 @@ class TraceIdMiddleware:
                 await self.app(scope, receive, send_with_trace_id)
             except ClientDisconnect:
                 # The caller hung up mid-request: nobody to answer, nothing wrong with the service.
-                log_event("http.client_disconnected", path=scope.get("path"), method=scope.get("method"))
+                log_event(LogEvent.HTTP_CLIENT_DISCONNECTED, path=scope.get("path"), method=scope.get("method"))
             except Exception as exc:
-                log_event("http.unhandled_error", level="error", path=scope.get("path"),
+                log_event(LogEvent.HTTP_UNHANDLED_ERROR, level="error", path=scope.get("path"),
                           errorType=type(exc).__name__, message=str(exc)[:500])
                 if started:
                     raise
@@ -166,7 +167,7 @@ class RequestBodyMiddleware:
         try:
             body = await asyncio.wait_for(_read_body(receive, limit), timeout=self.body_timeout_s)
         except TimeoutError:
-            log_event("http.body_timeout", path=scope.get("path"), timeoutS=self.body_timeout_s)
+            log_event(LogEvent.HTTP_BODY_TIMEOUT, path=scope.get("path"), timeoutS=self.body_timeout_s)
             await _refuse(scope, receive, send, 408, "request_timeout",
                           f"body: not received within {self.body_timeout_s:g} s")
             return

@@ -13,6 +13,7 @@ from runtime.api.deps import ReadinessDep
 from runtime.api.schemas import HealthOut, ReadyOut
 from runtime.domain.ports import JobQueue, JobStore
 from runtime.observability import aws_calls, log_event
+from runtime.observability.names import LogEvent
 
 READY_CACHE_S = 1.0
 
@@ -49,7 +50,7 @@ class ReadinessProbe:
                 try:
                     ping()
                 except Exception as exc:  # noqa: BLE001 - any failure means not ready
-                    log_event("readiness.failed", level="warning", dependency=name,
+                    log_event(LogEvent.READINESS_FAILED, level="warning", dependency=name,
                               errorType=type(exc).__name__, message=str(exc)[:500])
                     return f"{name} is not answering"
         return None

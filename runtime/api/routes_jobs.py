@@ -25,6 +25,7 @@ from runtime.domain.job import Job, JobStatus, Priority
 from runtime.domain.submit import JobNotFound, JobService, SubmitRequest, SubmitResult
 from runtime.job_types.registry import get_job_type, job_type_names
 from runtime.observability import aws_calls, emit, log_event, logs
+from runtime.observability.names import JOB_TYPE_DIMENSION, LogEvent, Metric
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 # Seconds a poller should wait before asking again, by status (non-terminal jobs only).
@@ -148,13 +149,13 @@ def _submit(service: JobService, request: SubmitRequest) -> SubmitResult:
     job = result.job
     with logs.bind(job_id=job.job_id):
         if result.created:
-            log_event("job.created", jobType=job.job_type, priority=job.priority.value,
+            log_event(LogEvent.JOB_CREATED, jobType=job.job_type, priority=job.priority.value,
                       published=result.published, keyed=job.idempotency_key is not None)
-            emit({"JobsCreated": (1, "Count")}, dimensions={"JobType": job.job_type})
+            emit({Metric.JOBS_CREATED: (1, "Count")}, dimensions={JOB_TYPE_DIMENSION: job.job_type})
             if not result.published:
-                log_event("job.publish_failed", level="warning", detail="left to the republisher")
+                log_event(LogEvent.JOB_PUBLISH_FAILED, level="warning", detail="left to the republisher")
         else:
-            log_event("job.replayed", status=job.status.value)
+            log_event(LogEvent.JOB_REPLAYED, status=job.status.value)
     return result
 
 
@@ -214,7 +215,7 @@ async def submit_job(
     try:
         submit_request = validate_submit(parse_json(body), trace_id, key)
     except ApiError as exc:
-        log_event("job.rejected", status=exc.status, error=exc.code, detail=exc.detail[:200])
+        log_event(LogEvent.JOB_REJECTED, status=exc.status, error=exc.code, detail=exc.detail[:200])
         raise
     result = await run_in_threadpool(_submit, service, submit_request)
     job = result.job
@@ -271,5 +272,5 @@ def retry_job(jobId: str, service: JobServiceDep) -> Response:
         _get(service, jobId)
     with aws_calls.category("submit"), logs.bind(job_id=jobId):
         result = service.retry(jobId)
-        log_event("job.retried", status=result.job.status.value, published=result.published)
+        log_event(LogEvent.JOB_RETRIED, status=result.job.status.value, published=result.published)
     return job_response(result.job, 200)

@@ -99,6 +99,11 @@ class ReceivedMessage:
     raw_body: str
 
 
+# The most messages one queue call takes or returns: SQS's limit for ReceiveMessage and every batch call.
+# Callers fill batches up to it; the SQS adapter refuses (send) or splits (delete, visibility) larger ones.
+QUEUE_BATCH_LIMIT = 10
+
+
 class JobQueue(Protocol):
     def send(self, message: JobMessage) -> None:
         """Raises QueueUnavailable."""

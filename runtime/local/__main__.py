@@ -26,6 +26,7 @@ from runtime.local.supervisor import (
     repo_root,
 )
 from runtime.observability import logs
+from runtime.observability.names import LogEvent
 
 REGION = "us-east-1"
 ENV_NAME = LOCAL_ENV
@@ -72,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         supervisor.run_until_stopped()
-        logs.log_event("local_stopping")
+        logs.log_event(LogEvent.LOCAL_STOPPING)
         return 0
     except ChildFailed as exc:
-        logs.log_event("local_child_failed", level="error", child=exc.name, exitCode=exc.returncode)
+        logs.log_event(LogEvent.LOCAL_CHILD_FAILED, level="error", child=exc.name, exitCode=exc.returncode)
         print(f"job-tickets local: {exc}; stopping everything", file=sys.stderr, flush=True)
         return 1
     except (RuntimeError, TimeoutError) as exc:
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         if supervisor is not None:
             supervisor.stop()
         emulator.stop()
-        logs.log_event("local_stopped")
+        logs.log_event(LogEvent.LOCAL_STOPPED)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,16 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.observability import logs
+from runtime.observability.names import LogEvent
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 FUNCTION_NAME = "job-tickets-local-dlq-handler"
 BATCH_SIZE = 1
@@ -47,7 +51,7 @@ class LambdaContext:
         return max(0, int((self.started_at + self.timeout_s - time.monotonic()) * 1000))
 
 
-def to_lambda_record(message: dict[str, Any], *, queue_arn: str, region: str) -> dict[str, Any]:
+def to_lambda_record(message: Mapping[str, Any], *, queue_arn: str, region: str) -> dict[str, Any]:
     """One SQS message as Lambda's event source mapping puts it into Records[]."""
     attributes = message.get("Attributes", {})
     record_attributes = {
@@ -109,7 +113,9 @@ def failed_message_ids(response: Any, records: list[dict[str, Any]]) -> set[str]
 class DeadLetterPoller:
     """One receive -> invoke -> delete round at a time, as the event source mapping does it."""
 
-    def __init__(self, sqs: Any, queue_url: str, handler: Handler, *, region: str, wait_time_s: int = WAIT_TIME_S):
+    def __init__(
+        self, sqs: SQSClient, queue_url: str, handler: Handler, *, region: str, wait_time_s: int = WAIT_TIME_S
+    ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
         self._handler = handler
@@ -141,7 +147,7 @@ class DeadLetterPoller:
             try:
                 response = self._handler({"Records": records}, LambdaContext())
             except Exception as exc:  # noqa: BLE001 - a crashing invocation fails the batch, as in Lambda
-                logs.log_event("dlq_invoke_failed", level="error", error=f"{type(exc).__name__}: {exc}")
+                logs.log_event(LogEvent.DLQ_INVOKE_FAILED, level="error", error=f"{type(exc).__name__}: {exc}")
                 return 0
             failed = failed_message_ids(response, records)
             done = [record for record in records if record["messageId"] not in failed]
@@ -178,14 +184,14 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    logs.log_event("dlq_poller_starting", queueUrl=settings.dead_letter_queue_url)
+    logs.log_event(LogEvent.DLQ_POLLER_STARTING, queueUrl=settings.dead_letter_queue_url)
     while not stopping.is_set():
         try:
             poller.poll_once()
         except SystemExit:
             raise
         except Exception as exc:  # noqa: BLE001 - the emulator may be briefly away; keep polling
-            logs.log_event("dlq_poll_failed", level="warning", error=f"{type(exc).__name__}: {exc}")
+            logs.log_event(LogEvent.DLQ_POLL_FAILED, level="warning", error=f"{type(exc).__name__}: {exc}")
             stopping.wait(ERROR_PAUSE_S)
     return 0
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from runtime.observability import logs
+from runtime.observability.names import LogEvent
 
 STOP_GRACE_S = 10.0  # after SIGTERM, how long a child may take before it is killed (typically 2-3 s)
 READY_TIMEOUT_S = 90.0
@@ -110,7 +111,7 @@ class Supervisor:
         # A session of its own: a terminal's Ctrl-C reaches only this process, which then stops the children
         # in order instead of all of them racing each other.
         process = subprocess.Popen(list(spec.argv), env=self._env, cwd=self._cwd, start_new_session=True)
-        logs.log_event("child_started", child=spec.name, pid=process.pid)
+        logs.log_event(LogEvent.CHILD_STARTED, child=spec.name, pid=process.pid)
         return process
 
     def pid(self, name: str) -> int:
@@ -133,13 +134,13 @@ class Supervisor:
             while child.crashes and now - child.crashes[0] > self._restart.window_s:
                 child.crashes.popleft()
             if len(child.crashes) >= self._restart.max_crashes:
-                logs.log_event("child_crash_looping", level="error", child=name, exitCode=returncode,
+                logs.log_event(LogEvent.CHILD_CRASH_LOOPING, level="error", child=name, exitCode=returncode,
                                crashes=len(child.crashes), windowS=self._restart.window_s)
                 raise ChildFailed(name, returncode, len(child.crashes), self._restart.window_s)
             delay = self._restart.delay_s(len(child.crashes))
             child.restart_at = now + delay
-            logs.log_event("child_exited", level="warning", child=name, pid=child.process.pid, exitCode=returncode,
-                           restartInS=delay, recentCrashes=len(child.crashes))
+            logs.log_event(LogEvent.CHILD_EXITED, level="warning", child=name, pid=child.process.pid,
+                           exitCode=returncode, restartInS=delay, recentCrashes=len(child.crashes))
 
     def wait_ready(self, url: str, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Waits until `url` answers 200, restarting children that exit meanwhile (see check_children)."""
@@ -181,7 +182,9 @@ class Supervisor:
                 process.wait()
                 killed.append(name)
         for name, process in processes.items():
-            logs.log_event("child_stopped", child=name, exitCode=process.returncode, killed=name in killed or None)
+            logs.log_event(
+                LogEvent.CHILD_STOPPED, child=name, exitCode=process.returncode, killed=name in killed or None
+            )
         return killed
 
 

@@ -18,3 +18,5 @@ def configure(settings: Settings) -> None:
     logs.configure(settings)
     metrics.configure(settings.metrics_namespace, settings.service_name)
     tracing.configure(settings)
+    if settings.aws_calls_file:
+        aws_calls.start_file_dump(settings.aws_calls_file)

@@ -1,7 +1,7 @@
 """Counts AWS requests by (category, service, operation) for the cost benchmark.
 
 `install(client)` on every boto3 client (runtime/aws_clients.py does it); `category("submit")` names who
-calls. With JOBS_AWS_CALLS_FILE set, the counts are written there as JSON every second and at exit.
+calls. With the setting JOBS_AWS_CALLS_FILE, `configure()` writes the counts there as JSON every second and at exit.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 CATEGORIES = frozenset({"submit", "poll", "worker", "background", "dlq", "health", "other"})
-FILE_ENV = "JOBS_AWS_CALLS_FILE"
 DUMP_INTERVAL_S = 1.0
 
 _category: contextvars.ContextVar[str] = contextvars.ContextVar("aws_call_category", default="other")
@@ -52,9 +51,6 @@ def install(client: Any) -> Any:
     """Counts every API call of `client` (once per call, retries included in that one call). Returns it."""
     # unique_id: installing twice on one client must not count twice.
     client.meta.events.register("before-call.*.*", _count_call, unique_id="job-tickets-aws-calls")
-    path = os.environ.get(FILE_ENV)
-    if path:
-        start_file_dump(path)
     return client
 
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from runtime.domain.times import iso
+from runtime.observability.names import LogEvent
 
 if TYPE_CHECKING:
     from runtime.settings import Settings
@@ -81,7 +82,7 @@ def propagate(fn: Callable[..., T]) -> Callable[..., T]:
     return run
 
 
-def log_event(event: str, level: str = "info", **fields: Any) -> None:
+def log_event(event: LogEvent, level: str = "info", **fields: Any) -> None:
     """Writes one JSON line: ts, level, service, event, traceId, jobId (when bound), then `fields`."""
     if level not in _LEVELS:
         raise ValueError(f"unknown log level: {level!r}")
@@ -122,7 +123,7 @@ class JsonFormatter(logging.Formatter):
             fields["errorType"] = type(exc).__name__
             if record.levelno >= logging.ERROR:
                 fields["stack"] = "".join(traceback.format_exception(exc)).strip()[-2000:]
-        return _line(level, "log", fields)
+        return _line(level, LogEvent.LOG, fields)
 
 
 class _StdoutHandler(logging.Handler):

@@ -11,6 +11,7 @@ import time
 from typing import IO
 
 from runtime.observability.logs import write_line
+from runtime.observability.names import METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
 
 # The units CloudWatch accepts (anything else is rejected at ingestion, silently losing the metric).
 UNITS = frozenset(
@@ -23,7 +24,7 @@ UNITS = frozenset(
 )  # fmt: skip
 
 _lock = threading.Lock()
-_namespace = "JobTickets"
+_namespace = METRICS_NAMESPACE
 _service = "job-tickets"
 _stream: IO[str] | None = None  # None: sys.stdout at write time
 
@@ -37,12 +38,15 @@ def configure(namespace: str, service: str, *, stream: IO[str] | None = None) ->
 
 
 def emf_record(
-    metrics: dict[str, tuple[float, str]], *, dimensions: dict[str, str] | None = None, timestamp_ms: int | None = None
+    metrics: dict[Metric, tuple[float, str]],
+    *,
+    dimensions: dict[str, str] | None = None,
+    timestamp_ms: int | None = None,
 ) -> dict[str, object]:
     """The EMF document for one emit; every metric shares the dimension set Service + `dimensions`."""
     if not metrics:
         raise ValueError("no metrics to emit")
-    all_dimensions = {"Service": _service, **(dimensions or {})}
+    all_dimensions = {SERVICE_DIMENSION: _service, **(dimensions or {})}
     definitions = []
     for name, (_, unit) in metrics.items():
         if unit not in UNITS:
@@ -62,7 +66,7 @@ def emf_record(
     return record
 
 
-def emit(metrics: dict[str, tuple[float, str]], *, dimensions: dict[str, str] | None = None) -> None:
-    """Writes one EMF line, e.g. emit({"JobDuration": (12.5, "Milliseconds")}, dimensions={"JobType": "x"})."""
+def emit(metrics: dict[Metric, tuple[float, str]], *, dimensions: dict[str, str] | None = None) -> None:
+    """Writes one EMF line, e.g. emit({Metric.JOB_DURATION: (12.5, "Milliseconds")}, dimensions={"JobType": "x"})."""
     line = json.dumps(emf_record(metrics, dimensions=dimensions), separators=(",", ":"))
     write_line(line, _stream)

@@ -4,10 +4,10 @@ graceful SIGTERM/SIGINT handling: stop receiving, finish or release in-flight jo
 from __future__ import annotations
 
 import importlib
-import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from types import FrameType
 
 from runtime import aws_clients, observability
@@ -15,19 +15,16 @@ from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.adapters.s3_objects import S3ObjectStore
 from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.observability import logs, tracing
+from runtime.observability.names import LogEvent
 from runtime.settings import SettingsError, load_settings
 from runtime.worker.runner import Worker
 
-# Comma-separated modules imported at start, each registering job types with @job_type (tests and
-# benchmarks add their own types this way; production images need none).
-PLUGINS_ENV = "JOBS_WORKER_PLUGINS"
 
-
-def load_plugins(spec: str | None) -> list[str]:
-    names = [name.strip() for name in (spec or "").split(",") if name.strip()]
+def load_plugins(names: Sequence[str]) -> list[str]:
+    """Imports the settings' worker_plugins, each registering job types with @job_type."""
     for name in names:
         importlib.import_module(name)
-    return names
+    return list(names)
 
 
 def main() -> int:
@@ -37,7 +34,7 @@ def main() -> int:
         print(str(exc), file=sys.stderr)
         return 2
     observability.configure(settings)
-    plugins = load_plugins(os.environ.get(PLUGINS_ENV))
+    plugins = load_plugins(settings.worker_plugins)
 
     clients = aws_clients.clients(settings)
     worker = Worker(
@@ -50,13 +47,13 @@ def main() -> int:
     stop_requested = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logs.log_event("worker_signal", signal=signal.Signals(signum).name)
+        logs.log_event(LogEvent.WORKER_SIGNAL, signal=signal.Signals(signum).name)
         stop_requested.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    logs.log_event("worker_starting", environment=settings.environment, plugins=plugins or None)
+    logs.log_event(LogEvent.WORKER_STARTING, environment=settings.environment, plugins=plugins or None)
     worker.start()
     # Event.wait() in the main thread stays interruptible by signals when given a timeout.
     while not stop_requested.wait(1.0):

@@ -7,10 +7,9 @@ import time
 from collections.abc import Callable
 
 from runtime.batching import Coalescer
-from runtime.domain.ports import JobQueue
+from runtime.domain.ports import QUEUE_BATCH_LIMIT, JobQueue
 from runtime.observability import aws_calls, logs
-
-SQS_BATCH_LIMIT = 10
+from runtime.observability.names import LogEvent
 
 
 class BatchDeleter:
@@ -25,7 +24,7 @@ class BatchDeleter:
         self._queue = queue
         self._category = category
         self._batches = Coalescer(
-            self._send, linger_s=linger_s, batch_size=SQS_BATCH_LIMIT, name="sqs-deleter", monotonic=monotonic
+            self._send, linger_s=linger_s, batch_size=QUEUE_BATCH_LIMIT, name="sqs-deleter", monotonic=monotonic
         )
 
     def add(self, receipt_handle: str) -> None:
@@ -47,4 +46,6 @@ class BatchDeleter:
             with aws_calls.category(self._category):
                 self._queue.delete_batch(batch)
         except Exception as exc:  # noqa: BLE001 - an undeleted message comes back and is deleted as a duplicate
-            logs.log_event("delete_failed", level="warning", count=len(batch), error=f"{type(exc).__name__}: {exc}")
+            logs.log_event(
+                LogEvent.DELETE_FAILED, level="warning", count=len(batch), error=f"{type(exc).__name__}: {exc}"
+            )

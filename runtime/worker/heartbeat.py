@@ -10,10 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from runtime.domain.ports import Clock, JobQueue, JobStore
+from runtime.domain.ports import QUEUE_BATCH_LIMIT, Clock, JobQueue, JobStore
 from runtime.observability import aws_calls, logs
-
-SQS_BATCH_LIMIT = 10
+from runtime.observability.names import LogEvent
 
 
 @dataclass
@@ -95,13 +94,15 @@ class Heartbeat:
         if not entries:
             return
         handles = [e.receipt_handle for e in entries]
-        for start in range(0, len(handles), SQS_BATCH_LIMIT):
+        for start in range(0, len(handles), QUEUE_BATCH_LIMIT):
             try:
                 self._queue.change_visibility_batch(
-                    handles[start : start + SQS_BATCH_LIMIT], self._visibility_timeout_s
+                    handles[start : start + QUEUE_BATCH_LIMIT], self._visibility_timeout_s
                 )
             except Exception as exc:  # noqa: BLE001 - the next beat tries again; the lease still protects the job
-                logs.log_event("heartbeat_visibility_failed", level="warning", error=f"{type(exc).__name__}: {exc}")
+                logs.log_event(
+                    LogEvent.HEARTBEAT_VISIBILITY_FAILED, level="warning", error=f"{type(exc).__name__}: {exc}"
+                )
         lease_until = self._clock.now() + timedelta(seconds=self._visibility_timeout_s)
         for entry in entries:
             if entry.job_id is None or entry.attempt is None or entry.lease_lost:
@@ -110,7 +111,10 @@ class Heartbeat:
                 extended = self._store.extend_lease(entry.job_id, attempt=entry.attempt, lease_until=lease_until)
             except Exception as exc:  # noqa: BLE001 - retried at the next beat
                 logs.log_event(
-                    "heartbeat_lease_failed", level="warning", jobId=entry.job_id, error=f"{type(exc).__name__}: {exc}"
+                    LogEvent.HEARTBEAT_LEASE_FAILED,
+                    level="warning",
+                    jobId=entry.job_id,
+                    error=f"{type(exc).__name__}: {exc}",
                 )
                 continue
             if not extended:
@@ -120,4 +124,4 @@ class Heartbeat:
                     current = self._in_flight.get(entry.receipt_handle)
                     if current is not None:
                         current.lease_lost = True
-                logs.log_event("lease_lost", level="warning", jobId=entry.job_id, attempt=entry.attempt)
+                logs.log_event(LogEvent.LEASE_LOST, level="warning", jobId=entry.job_id, attempt=entry.attempt)

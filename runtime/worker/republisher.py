@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from runtime.domain.ports import Clock, JobMessage, JobQueue, JobStore
 from runtime.observability import aws_calls, logs
+from runtime.observability.names import LogEvent
 
 SWEEP_LIMIT = 100
 
@@ -55,7 +56,9 @@ class Republisher:
                 try:
                     self.sweep()
                 except Exception as exc:  # noqa: BLE001 - the next sweep tries again
-                    logs.log_event("republish_sweep_failed", level="warning", error=f"{type(exc).__name__}: {exc}")
+                    logs.log_event(
+                        LogEvent.REPUBLISH_SWEEP_FAILED, level="warning", error=f"{type(exc).__name__}: {exc}"
+                    )
 
     def sweep(self) -> int:
         """One pass; returns how many jobs were published again."""
@@ -73,9 +76,9 @@ class Republisher:
                 self._queue.send(JobMessage(job_id=job.job_id, trace_id=job.trace_id))
             except Exception as exc:  # noqa: BLE001 - the marker moved: the job is tried again after republish_after_s
                 logs.log_event(
-                    "republish_failed", level="warning", jobId=job.job_id, error=f"{type(exc).__name__}: {exc}"
+                    LogEvent.REPUBLISH_FAILED, level="warning", jobId=job.job_id, error=f"{type(exc).__name__}: {exc}"
                 )
                 continue
             published += 1
-            logs.log_event("job_republished", jobId=job.job_id, traceId=job.trace_id)
+            logs.log_event(LogEvent.JOB_REPUBLISHED, jobId=job.job_id, traceId=job.trace_id)
         return published

@@ -14,7 +14,7 @@ from typing import Any
 
 from runtime.domain.backoff import Backoff, Jitter
 from runtime.domain.job import Job
-from runtime.domain.ports import Clock, JobQueue, JobStore, ObjectStore, ReceivedMessage, UtcClock
+from runtime.domain.ports import QUEUE_BATCH_LIMIT, Clock, JobQueue, JobStore, ObjectStore, ReceivedMessage, UtcClock
 from runtime.domain.processing import (
     Action,
     Decision,
@@ -24,13 +24,13 @@ from runtime.domain.processing import (
 )
 from runtime.job_types.registry import JobType, get_job_type
 from runtime.observability import aws_calls, logs, metrics, tracing
+from runtime.observability.names import JOB_TYPE_DIMENSION, LogEvent, Metric
 from runtime.settings import Settings
 from runtime.worker.deleter import BatchDeleter
 from runtime.worker.heartbeat import Heartbeat
 from runtime.worker.republisher import Republisher
 from runtime.worker.task_protection import TaskProtection
 
-SQS_BATCH_LIMIT = 10
 # After a failed receive, wait this long (doubling up to the cap) before polling again.
 RECEIVE_RETRY_BASE_S = 1.0
 RECEIVE_RETRY_MAX_S = 20.0
@@ -39,9 +39,9 @@ RECEIVE_RETRY_MAX_S = 20.0
 # shutdown would be worse.
 RECEIVE_JOIN_S = 2.0
 _OUTCOME_METRIC = {
-    Outcome.SUCCEEDED: "JobsSucceeded",
-    Outcome.FAILED: "JobsFailed",
-    Outcome.FAILED_FINAL: "JobsFailedFinal",
+    Outcome.SUCCEEDED: Metric.JOBS_SUCCEEDED,
+    Outcome.FAILED: Metric.JOBS_FAILED,
+    Outcome.FAILED_FINAL: Metric.JOBS_FAILED_FINAL,
 }
 
 
@@ -134,7 +134,7 @@ class Worker:
             self._republisher.start()
         self._receiver = threading.Thread(target=self._receive_loop, name="receiver", daemon=True)
         self._receiver.start()
-        logs.log_event("worker_started", concurrency=self._concurrency)
+        logs.log_event(LogEvent.WORKER_STARTED, concurrency=self._concurrency)
 
     def stop(self, deadline_s: float | None = None) -> bool:
         deadline_s = self._settings.shutdown_deadline_s if deadline_s is None else deadline_s
@@ -160,7 +160,7 @@ class Worker:
         if self._receiver is not None:
             self._receiver.join(max(0.0, min(RECEIVE_JOIN_S, ends_at - time.monotonic())))
         self._deleter.stop()
-        logs.log_event("worker_stopped", released=unfinished, returned=returned or None)
+        logs.log_event(LogEvent.WORKER_STOPPED, released=unfinished, returned=returned or None)
         return unfinished == 0
 
     def _release_waiting(self) -> int:
@@ -197,11 +197,11 @@ class Worker:
     def _release(self, handles: list[str]) -> None:
         # Visibility 0: another worker receives the message at once; its claim waits for our lease to end.
         with aws_calls.category("worker"):
-            for start in range(0, len(handles), SQS_BATCH_LIMIT):
+            for start in range(0, len(handles), QUEUE_BATCH_LIMIT):
                 try:
-                    self._queue.change_visibility_batch(handles[start : start + SQS_BATCH_LIMIT], 0)
+                    self._queue.change_visibility_batch(handles[start : start + QUEUE_BATCH_LIMIT], 0)
                 except Exception as exc:  # noqa: BLE001 - unreleased messages come back after the visibility timeout
-                    logs.log_event("release_failed", level="warning", error=f"{type(exc).__name__}: {exc}")
+                    logs.log_event(LogEvent.RELEASE_FAILED, level="warning", error=f"{type(exc).__name__}: {exc}")
 
     def _receive_loop(self) -> None:
         failures = 0
@@ -217,13 +217,13 @@ class Worker:
             try:
                 with aws_calls.category("worker"):
                     received = self._queue.receive(
-                        max_messages=SQS_BATCH_LIMIT,
+                        max_messages=QUEUE_BATCH_LIMIT,
                         wait_s=self._settings.receive_wait_s,
                         visibility_timeout_s=self._settings.visibility_timeout_s,
                     )
             except Exception as exc:  # noqa: BLE001 - keep polling; the queue may come back
                 failures += 1
-                logs.log_event("receive_failed", level="warning", error=f"{type(exc).__name__}: {exc}")
+                logs.log_event(LogEvent.RECEIVE_FAILED, level="warning", error=f"{type(exc).__name__}: {exc}")
                 self._stopping.wait(min(RECEIVE_RETRY_MAX_S, RECEIVE_RETRY_BASE_S * 2 ** min(failures - 1, 10)))
                 continue
             failures = 0
@@ -244,7 +244,7 @@ class Worker:
             try:
                 self._handle(message)
             except Exception as exc:  # noqa: BLE001 - a bug here must not kill the pool thread
-                logs.log_event("worker_error", level="error", error=f"{type(exc).__name__}: {exc}")
+                logs.log_event(LogEvent.WORKER_ERROR, level="error", error=f"{type(exc).__name__}: {exc}")
             finally:
                 self._heartbeat.untrack(message.receipt_handle)
                 with self._slots:
@@ -294,19 +294,19 @@ class Worker:
         try:
             self._queue.change_visibility(handle, decision.delay_s)
         except Exception as exc:  # noqa: BLE001 - the message comes back after the visibility timeout instead
-            logs.log_event("visibility_change_failed", level="warning", error=f"{type(exc).__name__}: {exc}")
+            logs.log_event(LogEvent.VISIBILITY_CHANGE_FAILED, level="warning", error=f"{type(exc).__name__}: {exc}")
 
     def _report(self, message: ReceivedMessage, decision: Decision, *, released: bool, queue_lag_ms: float) -> None:
         job = decision.job
         metric_name = _OUTCOME_METRIC.get(decision.outcome)
         if metric_name is not None and job is not None:
-            values: dict[str, tuple[float, str]] = {
+            values: dict[Metric, tuple[float, str]] = {
                 metric_name: (1.0, "Count"),
-                "QueueLag": (round(queue_lag_ms, 1), "Milliseconds"),
+                Metric.QUEUE_LAG: (round(queue_lag_ms, 1), "Milliseconds"),
             }
             if decision.handler_ms is not None:
-                values["JobDuration"] = (round(decision.handler_ms, 1), "Milliseconds")
-            metrics.emit(values, dimensions={"JobType": job.job_type})
+                values[Metric.JOB_DURATION] = (round(decision.handler_ms, 1), "Milliseconds")
+            metrics.emit(values, dimensions={JOB_TYPE_DIMENSION: job.job_type})
         level = "info"
         if decision.outcome in (Outcome.POISON, Outcome.MISSING, Outcome.LOST_CLAIM, Outcome.STORE_UNAVAILABLE):
             level = "warning"
@@ -314,7 +314,7 @@ class Worker:
             level = "warning"  # an unexpected handler exception: its text is only here
         error = decision.error
         logs.log_event(
-            "job_message",
+            LogEvent.JOB_MESSAGE,
             level=level,
             outcome=decision.outcome.value,
             action="released" if released else decision.action.value,

@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable
 
 from runtime.observability import logs, metrics
+from runtime.observability.names import LogEvent, Metric
 
 STATE_PATH = "/task-protection/v1/state"
 # The agent runs next to the task; a healthy one answers in milliseconds.
@@ -24,8 +25,8 @@ AGENT_TIMEOUT_S = 2.0
 # A late beat is late by the AWS calls of the previous one, not by a share of a long interval: capped.
 LATE_BEAT_MAX_S = 60.0
 MAX_EXPIRES_IN_MINUTES = 2880  # the agent's limit (48 h); the longest heartbeat interval needs 242
-FAILURE_METRIC = "TaskProtectionFailures"
-FAILURE_EVENT = "task_protection_failed"
+FAILURE_METRIC = Metric.TASK_PROTECTION_FAILURES
+FAILURE_EVENT = LogEvent.TASK_PROTECTION_FAILED
 _ERROR_BODY_CHARS = 200
 
 
@@ -177,10 +178,10 @@ class TaskProtection:
         except (OSError, ValueError) as exc:  # refused, unreachable, timed out, reset
             failure = f"{type(exc).__name__}: {exc}"
         if failure is None:
-            logs.log_event("task_protection_set", level="debug", protectionEnabled=enabled)
+            logs.log_event(LogEvent.TASK_PROTECTION_SET, level="debug", protectionEnabled=enabled)
             return True
-        logs.log_event(FAILURE_EVENT, level="warning", protectionEnabled=enabled, error=failure)
-        metrics.emit({FAILURE_METRIC: (1.0, "Count")})
+        logs.log_event(LogEvent.TASK_PROTECTION_FAILED, level="warning", protectionEnabled=enabled, error=failure)
+        metrics.emit({Metric.TASK_PROTECTION_FAILURES: (1.0, "Count")})
         return False
 
 

@@ -16,12 +16,14 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from runtime.observability.names import METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
 from stacks.components.api_function import ApiFunction
-from stacks.config import METRICS_NAMESPACE, AlarmThresholds
+from stacks.config import AlarmThresholds
 
 FIVE_MINUTES = Duration.minutes(5)
-JOB_METRICS = ("JobsCreated", "JobsSucceeded", "JobsFailed", "JobsFailedFinal")
-JOB_LATENCIES = ("JobDuration", "QueueLag")
+# The runtime's EMF metrics, by name from the module the runtime emits them with: a rename cannot blank a graph.
+JOB_METRICS = (Metric.JOBS_CREATED, Metric.JOBS_SUCCEEDED, Metric.JOBS_FAILED, Metric.JOBS_FAILED_FINAL)
+JOB_LATENCIES = (Metric.JOB_DURATION, Metric.QUEUE_LAG)
 
 
 @dataclass(frozen=True)
@@ -190,11 +192,12 @@ class Monitoring(Construct):
         )
 
     @staticmethod
-    def _job_metric(service_name: str, metric_name: str, *, statistic: str = "Sum") -> cloudwatch.IMetric:
+    def _job_metric(service_name: str, metric_name: Metric, *, statistic: str = "Sum") -> cloudwatch.IMetric:
         # EMF lines may carry extra dimensions (e.g. JobType) next to Service: search, then add them up.
         search = (
-            f'SEARCH(\'Namespace="{METRICS_NAMESPACE}" MetricName="{metric_name}" Service="{service_name}"\', '
+            f'SEARCH(\'Namespace="{METRICS_NAMESPACE}" MetricName="{metric_name.value}" '
+            f'{SERVICE_DIMENSION}="{service_name}"\', '
             f"'{statistic}', 300)"
         )
         expression = f"SUM({search})" if statistic == "Sum" else f"MAX({search})"
-        return cloudwatch.MathExpression(expression=expression, label=metric_name, period=FIVE_MINUTES)
+        return cloudwatch.MathExpression(expression=expression, label=metric_name.value, period=FIVE_MINUTES)

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runtime.observability.names import LogEvent
 from runtime.settings import get_settings
 from tests.adapters.resources import AwsResources, create_resources
 from tests.conftest import free_port
@@ -45,10 +46,14 @@ def settings_env(resources: AwsResources, monkeypatch: pytest.MonkeyPatch) -> It
     get_settings.cache_clear()
 
 
-def test_python_m_runtime_api_serves_on_loopback(resources: AwsResources) -> None:
+def test_python_m_runtime_api_serves_where_the_settings_say_and_counts_its_aws_calls(
+    resources: AwsResources, tmp_path: Path
+) -> None:
     port = free_port()
-    env = {**os.environ, **api_env(resources), "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, "-m", "runtime.api", "--host", "127.0.0.1", "--port", str(port)],
+    calls_file = tmp_path / "calls.{pid}.json"
+    env = {**os.environ, **api_env(resources), "PYTHONPATH": str(REPO), "JOBS_API_HOST": "127.0.0.1",
+           "JOBS_API_PORT": str(port), "JOBS_AWS_CALLS_FILE": str(calls_file)}
+    process = subprocess.Popen([sys.executable, "-m", "runtime.api"],
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
@@ -65,13 +70,21 @@ def test_python_m_runtime_api_serves_on_loopback(resources: AwsResources) -> Non
             created = client.post("/api/v1/jobs", json={
                 "type": "process_document", "params": {"source": "s3://docs/in.txt", "destination": "s3://docs/out.json"}})
             assert created.status_code == 201
+            # The counts go to the file the setting names, rewritten every second.
+            written = tmp_path / f"calls.{process.pid}.json"
+            deadline = time.monotonic() + 10
+            while "submit" not in (json.loads(written.read_text()) if written.exists() else {}):
+                assert time.monotonic() < deadline, "no submit calls counted in the aws calls file"
+                time.sleep(0.2)
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=20)
     # uvicorn shuts down gracefully, then re-raises the captured SIGTERM (the conventional exit status).
     assert process.returncode in (0, -signal.SIGTERM), output
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    assert any(line.get("event") == "job.created" for line in lines), output
+    assert any(line.get("event") == LogEvent.JOB_CREATED for line in lines), output
+    counts = json.loads(written.read_text())
+    assert counts["submit"]["dynamodb.PutItem"] >= 1 and counts["health"], counts
     assert all(line.startswith("{") for line in output.splitlines() if line.strip()), output
 
 

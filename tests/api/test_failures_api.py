@@ -113,5 +113,5 @@ def test_readiness_and_store_errors_never_show_internal_names(resources: AwsReso
     for response in answers:
         assert not any(name in response.text for name in internals), response.text
     # The details are in the logs, with the trace id of the probe that found them.
-    logged = [line for line in capsys.readouterr().out.splitlines() if '"readiness.failed"' in line]
+    logged = [line for line in capsys.readouterr().out.splitlines() if '"readiness_failed"' in line]
     assert any(f'"traceId":"ready-{down}"' in line and "127.0.0.1" in line for line in logged), logged

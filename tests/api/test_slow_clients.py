@@ -150,7 +150,7 @@ def test_a_client_hanging_up_mid_body_is_logged_at_info(api_process: ApiProcess)
         sock.sendall(b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"X-Trace-Id: hung-up-mid-body\r\nContent-Length: 100\r\n\r\n{\"type\": ")
         time.sleep(0.2)  # the request reached the route and waits for the rest of the body
-    record = api_process.wait_for_event("http.client_disconnected")
+    record = api_process.wait_for_event("http_client_disconnected")
     assert record["level"] == "info" and record["traceId"] == "hung-up-mid-body"
-    assert not [line for line in api_process.events("http.unhandled_error")
+    assert not [line for line in api_process.events("http_unhandled_error")
                 if line.get("traceId") == "hung-up-mid-body"]

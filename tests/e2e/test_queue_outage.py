@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from runtime.observability.names import LogEvent
 from tests.e2e.local_system import LocalSystem, wait_for_status
 from tests.e2e.sqs_outage_proxy import SqsOutageProxy
 
@@ -69,7 +70,7 @@ def test_job_accepted_while_the_queue_is_down_completes_after_it_recovers(
             job_id = created.json()["jobId"]
             assert "SendMessageBatch" in proxy.refused  # the API's sends are batched
             # The API said it could not publish: the message never left.
-            assert system.wait_for_event("job.created", jobId=job_id)["published"] is False
+            assert system.wait_for_event(LogEvent.JOB_CREATED, jobId=job_id)["published"] is False
             assert client.get(f"/api/v1/jobs/{job_id}").json()["status"] == "PENDING"
         finally:
             proxy.sqs_down.clear()

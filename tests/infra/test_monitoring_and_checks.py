@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from runtime.observability.names import METRICS_NAMESPACE, Metric
 from stacks.config import ENVIRONMENTS, get_config
 from tests.infra.conftest import EnvTemplates, synthesized
 
@@ -74,6 +75,24 @@ def test_dashboard_shows_every_signal(deployed_env: EnvTemplates) -> None:
         assert metric in body, metric
     assert "SEARCH(" in body and "JobTickets" in body and f"job-tickets-{deployed_env.env_name}" in body
     assert "RunningTaskCount" in body and "ReadThrottleEvents" in body
+
+
+def test_the_dashboard_and_alarms_ask_only_for_metrics_the_runtime_emits(deployed_env: EnvTemplates) -> None:
+    # Names come from runtime/observability/names.py on both sides; this catches a hand-written name in the
+    # stacks, which would show an empty graph (or an alarm that never fires) instead of failing anywhere.
+    assert deployed_env.service is not None
+    (dashboard,) = deployed_env.resources(deployed_env.service, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    searched = set(re.findall(rf'Namespace=\\*"{METRICS_NAMESPACE}\\*" MetricName=\\*"(\w+)\\*"', body))
+    emitted = {metric.value for metric in Metric}
+    assert searched == emitted
+    assert body.count("MetricName=") == len(re.findall(rf'Namespace=\\*"{METRICS_NAMESPACE}\\*"', body))
+    for name, alarm in _alarms(deployed_env).items():
+        namespaces = {alarm.get("Namespace")} | {
+            m["MetricStat"]["Metric"].get("Namespace") for m in alarm.get("Metrics", []) if "MetricStat" in m
+        }
+        if METRICS_NAMESPACE in namespaces:
+            assert _metric_names(alarm) <= emitted, name
 
 
 def test_nag_has_no_unsuppressed_findings(any_env: EnvTemplates) -> None:

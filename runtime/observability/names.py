@@ -1,0 +1,87 @@
+"""Every metric and log event name the runtime emits, defined once. The runtime emits these and
+stacks/components/monitoring.py builds its dashboard from them, so renaming a metric here renames both
+(tests/infra/test_monitoring_and_checks.py checks that the dashboard asks for nothing the runtime does not emit).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# The CloudWatch namespace of every EMF metric (Settings.metrics_namespace defaults to it; the stacks search it).
+METRICS_NAMESPACE = "JobTickets"
+
+# The dimensions every emit carries (Service) or may add (JobType); the dashboard's searches select on Service.
+SERVICE_DIMENSION = "Service"
+JOB_TYPE_DIMENSION = "JobType"
+
+
+class Metric(StrEnum):
+    """EMF metric names (CloudWatch's PascalCase)."""
+
+    JOBS_CREATED = "JobsCreated"  # API: a new job was stored
+    JOBS_SUCCEEDED = "JobsSucceeded"  # worker
+    JOBS_FAILED = "JobsFailed"  # worker: an attempt failed and will be retried
+    JOBS_FAILED_FINAL = "JobsFailedFinal"  # worker (last attempt, permanent error) and the DLQ handler
+    JOB_DURATION = "JobDuration"  # worker: the handler's run time, milliseconds
+    QUEUE_LAG = "QueueLag"  # worker: from the message's send to its receive, milliseconds
+    TASK_PROTECTION_FAILURES = "TaskProtectionFailures"  # worker: the ECS agent refused or did not answer
+
+
+class LogEvent(StrEnum):
+    """The `event` field of the JSON log lines: snake_case, the subject first (job_created, worker_started)."""
+
+    LOG = "log"  # a stdlib logging record (uvicorn, botocore), formatted as our JSON
+
+    # API
+    JOB_CREATED = "job_created"
+    JOB_PUBLISH_FAILED = "job_publish_failed"
+    JOB_REPLAYED = "job_replayed"
+    JOB_REJECTED = "job_rejected"
+    JOB_RETRIED = "job_retried"
+    JOB_KEY_REUSED = "job_key_reused"
+    JOB_IN_FLIGHT = "job_in_flight"
+    JOB_STORE_UNAVAILABLE = "job_store_unavailable"
+    HTTP_UNHANDLED_ERROR = "http_unhandled_error"
+    HTTP_HEADER_TIMEOUT = "http_header_timeout"
+    HTTP_BODY_TIMEOUT = "http_body_timeout"
+    HTTP_CLIENT_DISCONNECTED = "http_client_disconnected"
+    READINESS_FAILED = "readiness_failed"
+    SEND_BATCH_FAILED = "send_batch_failed"
+
+    # Worker
+    WORKER_STARTING = "worker_starting"
+    WORKER_STARTED = "worker_started"
+    WORKER_SIGNAL = "worker_signal"
+    WORKER_STOPPED = "worker_stopped"
+    WORKER_ERROR = "worker_error"
+    JOB_MESSAGE = "job_message"
+    RECEIVE_FAILED = "receive_failed"
+    RELEASE_FAILED = "release_failed"
+    DELETE_FAILED = "delete_failed"
+    VISIBILITY_CHANGE_FAILED = "visibility_change_failed"
+    HEARTBEAT_VISIBILITY_FAILED = "heartbeat_visibility_failed"
+    HEARTBEAT_LEASE_FAILED = "heartbeat_lease_failed"
+    LEASE_LOST = "lease_lost"
+    JOB_REPUBLISHED = "job_republished"
+    REPUBLISH_FAILED = "republish_failed"
+    REPUBLISH_SWEEP_FAILED = "republish_sweep_failed"
+    TASK_PROTECTION_SET = "task_protection_set"
+    TASK_PROTECTION_FAILED = "task_protection_failed"
+
+    # DLQ handler
+    DLQ_RECORD_FAILED = "dlq_record_failed"
+    DLQ_POISON_MESSAGE = "dlq_poison_message"
+    DLQ_JOB_UNCHANGED = "dlq_job_unchanged"
+    DLQ_JOB_FAILED_FINAL = "dlq_job_failed_final"
+
+    # Local all-in-one
+    LOCAL_STOPPING = "local_stopping"
+    LOCAL_STOPPED = "local_stopped"
+    LOCAL_CHILD_FAILED = "local_child_failed"
+    CHILD_STARTED = "child_started"
+    CHILD_EXITED = "child_exited"
+    CHILD_CRASH_LOOPING = "child_crash_looping"
+    CHILD_STOPPED = "child_stopped"
+    DLQ_POLLER_STARTING = "dlq_poller_starting"
+    DLQ_POLL_FAILED = "dlq_poll_failed"
+    DLQ_INVOKE_FAILED = "dlq_invoke_failed"
