@@ -85,7 +85,7 @@ def test_the_dashboard_and_alarms_ask_only_for_metrics_the_runtime_emits(deploye
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     searched = set(re.findall(rf'Namespace=\\*"{METRICS_NAMESPACE}\\*" MetricName=\\*"(\w+)\\*"', body))
     emitted = {metric.value for metric in Metric}
-    assert searched == emitted
+    assert searched and searched <= emitted, searched - emitted
     assert body.count("MetricName=") == len(re.findall(rf'Namespace=\\*"{METRICS_NAMESPACE}\\*"', body))
     for name, alarm in _alarms(deployed_env).items():
         namespaces = {alarm.get("Namespace")} | {
