@@ -7,7 +7,12 @@
 # Networked builder (Docker, CDK assets):   docker build --target api -t job-tickets-api .
 # Offline builder (this repo's podman flow): .ci/images.sh downloads wheels into .build/wheels on the host and
 #   builds with --build-arg BASE_IMAGE=localhost/python-base:local --build-arg PIP_OFFLINE=1.
-ARG BASE_IMAGE=public.ecr.aws/docker/library/python:3.11-slim
+#
+# Every input is pinned, so that rebuilding one commit for dev, staging and prod installs the same bits: the base
+# image by digest (refresh: `docker buildx imagetools inspect public.ecr.aws/docker/library/python:3.11-slim`),
+# every Python package, transitive ones included, by version and hash from the lock files (`make lock`), installed
+# with --require-hashes (pip refuses anything unlisted or altered) and --only-binary (no build at install time).
+ARG BASE_IMAGE=public.ecr.aws/docker/library/python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 
 # ---- dependencies: one virtualenv per dependency set, built once and copied into the final stages ----
 FROM ${BASE_IMAGE} AS deps
@@ -15,25 +20,28 @@ FROM ${BASE_IMAGE} AS deps
 ARG PIP_OFFLINE=0
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 # The wheel[s] glob keeps this COPY valid on a builder that downloaded no wheels.
-COPY runtime/requirements.txt .ci/requirements-lambda.txt .build/wheel[s] /src/
+COPY runtime/requirements.lock .ci/requirements-lambda.lock .build/wheel[s] /src/
 RUN if [ "$PIP_OFFLINE" = 1 ]; then set -- --no-index; fi \
     && python3 -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir "$@" --find-links /src -r /src/requirements.txt
+    && /opt/venv/bin/pip install --no-cache-dir "$@" --find-links /src \
+        --require-hashes --only-binary :all: --no-deps -r /src/requirements.lock
 
 FROM deps AS deps-lambda
 ARG PIP_OFFLINE=0
+# The lambda lock is the runtime lock plus the runtime interface client: only the latter is new to this venv.
 RUN if [ "$PIP_OFFLINE" = 1 ]; then set -- --no-index; fi \
-    && /opt/venv/bin/pip install --no-cache-dir "$@" --find-links /src -r /src/requirements-lambda.txt
+    && /opt/venv/bin/pip install --no-cache-dir "$@" --find-links /src \
+        --require-hashes --only-binary :all: --no-deps -r /src/requirements-lambda.lock
 
 FROM ${BASE_IMAGE} AS deps-emulator
 ARG PIP_OFFLINE=0
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
-# moto's pin lives in the development requirements: the emulator image runs the version the tests run.
-COPY requirements.txt .build/wheel[s] /src/
+# Locked from moto's pin in the development requirements: the emulator image runs the version the tests run.
+COPY .ci/requirements-emulator.lock .build/wheel[s] /src/
 RUN if [ "$PIP_OFFLINE" = 1 ]; then set -- --no-index; fi \
-    && grep -E '^moto\[server\]==' /src/requirements.txt > /src/requirements-emulator.txt \
     && python3 -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir "$@" --find-links /src -r /src/requirements-emulator.txt
+    && /opt/venv/bin/pip install --no-cache-dir "$@" --find-links /src \
+        --require-hashes --only-binary :all: --no-deps -r /src/requirements-emulator.lock
 
 # ---- common runtime layer: non-root user, no writes to the image at run time ----
 FROM ${BASE_IMAGE} AS runtime-base

@@ -16,7 +16,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: run test bench install system-deps python-deps node-deps synth cfn-lint cdk-synth images
+.PHONY: run test bench install system-deps python-deps node-deps synth cfn-lint cdk-synth images lock
 
 run: install
 	$(PY) -m runtime.local --api-port $(API_PORT) --aws-port $(AWS_PORT)
@@ -56,6 +56,18 @@ system-deps:
 # The runtime images (api, worker, lambda, emulator) with podman, offline: see .ci/images.sh.
 images: system-deps python-deps
 	.ci/images.sh all api worker lambda emulator
+
+# The lock files the images install from (Dockerfile, --require-hashes): every package, transitive ones included,
+# pinned by version and hash. Run after changing runtime/requirements.txt, .ci/requirements-lambda.txt or moto's
+# pin in requirements.txt; tests/delivery/test_locks.py fails until then. Existing pins are kept unless
+# LOCK_ARGS=--upgrade (or --upgrade-package NAME).
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host $(LOCK_ARGS)
+
+lock: python-deps
+	$(PIP_COMPILE) -o runtime/requirements.lock runtime/requirements.txt
+	$(PIP_COMPILE) -o .ci/requirements-lambda.lock runtime/requirements.txt .ci/requirements-lambda.txt
+	grep -E '^moto\[server\]==' requirements.txt | $(PIP_COMPILE) -o .ci/requirements-emulator.lock -
 
 python-deps: $(PIP_STAMP)
 

@@ -130,20 +130,25 @@ cmd_base() {
         | awk '{printf "%.0f MB", $1/1e6}')"
 }
 
+# The lock files that decide every Python package in the images (make lock writes them).
+LOCKS=(runtime/requirements.lock .ci/requirements-lambda.lock .ci/requirements-emulator.lock)
+
 cmd_wheels() {
     mkdir -p "$WHEELS_DIR"
-    local wanted stamp="$WHEELS_DIR/.requirements"
-    wanted="$(cat "$ROOT/runtime/requirements.txt" "$ROOT/.ci/requirements-lambda.txt"; grep -E '^moto\[server\]==' "$ROOT/requirements.txt")"
-    # pip download resolves against the index even when every wheel is here (~30 s): skip it if nothing changed.
+    local wanted lock stamp="$WHEELS_DIR/.requirements"
+    wanted="$(cd "$ROOT" && cat "${LOCKS[@]}")"
+    # pip download asks the index even when every wheel is here (~30 s): skip it if nothing changed.
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
         log "wheels up to date in $WHEELS_DIR"
         return 0
     fi
-    # Binary wheels for the image's platform, whatever the host is; the build installs them with --no-index.
-    "$PYTHON" -m pip download --quiet --only-binary :all: --platform manylinux2014_x86_64 \
-        --python-version 3.11 --implementation cp -d "$WHEELS_DIR" \
-        -r "$ROOT/runtime/requirements.txt" -r "$ROOT/.ci/requirements-lambda.txt" \
-        -r <(grep -E '^moto\[server\]==' "$ROOT/requirements.txt") 2> >(grep -v "is ignored: it is neither" >&2)
+    # Binary wheels for the image's platform, whatever the host is, checked against the locks' hashes; the build
+    # installs them with --no-index. One lock at a time: the emulator's may pin other versions than the runtime's.
+    for lock in "${LOCKS[@]}"; do
+        "$PYTHON" -m pip download --quiet --only-binary :all: --platform manylinux2014_x86_64 \
+            --python-version 3.11 --implementation cp --no-deps --require-hashes -d "$WHEELS_DIR" \
+            -r "$ROOT/$lock" 2> >(grep -v "is ignored: it is neither" >&2)
+    done
     printf '%s' "$wanted" >"$stamp"
 }
 
@@ -160,7 +165,7 @@ json.dump(stateful_template("local"), sys.stdout)' >"$TEMPLATES_DIR/stateful-loc
 context_hash() {
     (
         cd "$ROOT"
-        find Dockerfile .dockerignore requirements.txt .ci/requirements-lambda.txt runtime .build/wheels \
+        find Dockerfile .dockerignore "${LOCKS[@]}" runtime .build/wheels \
             .build/templates -type f -not -path '*/__pycache__/*' -not -name '*.pyc' -print0 2>/dev/null \
             | sort -z | xargs -0 sha256sum
         podman image inspect --format '{{.Id}}' "$BASE_IMAGE"
