@@ -17,8 +17,10 @@ from tools.diff_gate.gate import (
     COMMENT_MARKER,
     OVERRIDE_LABEL,
     ChangeKind,
+    GateInputError,
     ResourceChange,
     Verdict,
+    assembly_region,
     assembly_stacks,
     check_assembly,
     classify_stack,
@@ -394,6 +396,39 @@ def _single_stack_assembly(root: Path, stack_name: str, template: dict[str, Any]
 def test_stack_list_of_the_synthesized_assembly(stateful: Synthesized) -> None:
     names = [stack.stack_name for stack in assembly_stacks(stateful.outdir)]
     assert names == sorted(f"Gate-{variant}" for variant in stateful.templates)
+
+
+def _assembly_with_regions(tmp_path: Path, *environments: str) -> Path:
+    artifacts = {
+        f"Stack{index}": {
+            "type": "aws:cloudformation:stack",
+            "environment": environment,
+            "properties": {"templateFile": f"Stack{index}.template.json"},
+        }
+        for index, environment in enumerate(environments)
+    }
+    tmp_path.mkdir()
+    (tmp_path / "manifest.json").write_text(json.dumps({"version": "48.0.0", "artifacts": artifacts}))
+    return tmp_path
+
+
+def test_region_is_the_one_every_stack_targets_and_a_disagreeing_variable_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one = _assembly_with_regions(tmp_path / "one", "aws://unknown-account/eu-west-1", "aws://123/eu-west-1")
+    assert assembly_region(one) == assembly_region(one, "") == assembly_region(one, "eu-west-1") == "eu-west-1"
+    with pytest.raises(GateInputError, match=r"vars\.AWS_REGION is 'us-east-1' but the stacks target 'eu-west-1'"):
+        assembly_region(one, "us-east-1")
+    mixed = _assembly_with_regions(tmp_path / "mixed", "aws://a/eu-west-1", "aws://a/us-east-1")
+    with pytest.raises(GateInputError, match="several regions: eu-west-1, us-east-1"):
+        assembly_region(mixed)
+    agnostic = _assembly_with_regions(tmp_path / "agnostic", "aws://unknown-account/unknown-region")
+    with pytest.raises(GateInputError, match="has no region"):
+        assembly_region(agnostic)
+    assert main(["region", "--assembly", str(one), "--expect", "eu-west-1"]) == 0
+    assert capsys.readouterr().out == "eu-west-1\n"
+    assert main(["region", "--assembly", str(mixed)]) == 2
+    assert "several regions" in capsys.readouterr().err
 
 
 def test_check_command_writes_the_report_and_exits_by_verdict(

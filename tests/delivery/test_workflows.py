@@ -169,7 +169,7 @@ def test_ci_runs_lint_tests_and_synth_of_every_environment_on_push_and_pull_requ
     assert {"push", "pull_request"} <= set(ci["on"])
     jobs = ci["jobs"]
     everything = "\n".join(runs(job) for job in jobs.values())
-    for command in ("ruff check", "mypy", "make test", "cfn-lint"):
+    for command in ("ruff check", "ruff format --check .", "mypy", "make test", "cfn-lint"):
         assert command in everything, command
     synth = jobs["synth"]
     assert synth["strategy"]["matrix"]["env"] == ENVIRONMENTS
@@ -270,13 +270,48 @@ def test_the_override_label_is_the_one_the_module_knows() -> None:
 
 def test_deploy_goes_dev_then_staging_then_prod_on_merge_to_main() -> None:
     deploy = load("deploy.yml")
-    assert deploy["on"]["push"]["branches"] == ["main"]
     jobs = deploy["jobs"]
     assert [job["with"]["environment"] for job in jobs.values()] == ENVIRONMENTS
     assert "needs" not in jobs["dev"] and jobs["staging"]["needs"] == "dev" and jobs["prod"]["needs"] == "staging"
     for job in jobs.values():
         assert job["uses"] == "./.github/workflows/deploy-environment.yml"
         assert job["permissions"] == {"id-token": "write", "contents": "read"}
+
+
+def test_deploy_runs_only_after_ci_passed_and_deploys_that_very_commit() -> None:
+    deploy = load("deploy.yml")
+    # No push or manual trigger: the only way in is a completed CI run on main.
+    assert deploy["on"] == {
+        "workflow_run": {"workflows": [load("ci.yml")["name"]], "types": ["completed"], "branches": ["main"]}
+    }
+    jobs = deploy["jobs"]
+    condition = " ".join(jobs["dev"]["if"].split())
+    assert "github.event.workflow_run.conclusion == 'success'" in condition
+    # A pull request's CI run, even from a fork's branch called main, never deploys.
+    assert "github.event.workflow_run.event == 'push'" in condition
+    assert "github.event.workflow_run.head_repository.full_name == github.repository" in condition
+    assert " || " not in condition
+    # staging and prod need dev: skipped with it. All three deploy the commit CI tested, not main's newest.
+    assert all(job["with"]["sha"] == "${{ github.event.workflow_run.head_sha }}" for job in jobs.values())
+    reusable = load("deploy-environment.yml")
+    assert reusable["on"]["workflow_call"]["inputs"]["sha"]["required"] is True
+    [job] = reusable["jobs"].values()
+    [checkout] = uses(job, "actions/checkout")
+    assert checkout["with"]["ref"] == "${{ inputs.sha }}"
+    assert "GITHUB_SHA" not in runs(job), "under workflow_run GITHUB_SHA is main's head, not the deployed commit"
+
+
+def test_aws_credentials_use_the_region_the_stacks_were_synthesized_for() -> None:
+    for path in workflow_files():
+        assert "us-east-1" not in path.read_text(), f"{path.name}: a hard-coded region; stacks/config.py has it"
+    for name in ("deploy-environment.yml", "diff-gate.yml"):
+        for job in load(name)["jobs"].values():
+            for credentials in uses(job, "aws-actions/configure-aws-credentials"):
+                assert credentials["with"]["aws-region"] == "${{ steps.region.outputs.region }}", name
+                [region_step] = [step for step in steps(job) if step.get("id") == "region"]
+                assert steps(job).index(region_step) < steps(job).index(credentials), name
+                assert region_step["env"]["REGION_VAR"] == "${{ vars.AWS_REGION }}", name
+                assert "python -m tools.diff_gate region" in region_step["run"], name
 
 
 def test_each_environment_deploys_behind_its_github_environment_one_at_a_time() -> None:
@@ -409,6 +444,45 @@ def test_diff_gate_job_scripts_block_a_table_key_change_and_the_label_lets_it_th
     allowed = run_step(verdict, {**env, "PR_LABELS": json.dumps(["documentation", OVERRIDE_LABEL])})
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert (gate_dir / "reports" / "dev.md").read_text().startswith("### ⚠️ `dev`: passes by override")
+
+
+def _assembly_in(tmp_path: Path, region: str) -> Path:
+    assembly = tmp_path / "assembly"
+    assembly.mkdir(exist_ok=True)
+    artifacts = {
+        name: {
+            "type": "aws:cloudformation:stack",
+            "environment": f"aws://unknown-account/{region}",
+            "properties": {"templateFile": f"{name}.template.json"},
+        }
+        for name in ("JobTickets-dev-stateful", "JobTickets-dev-service")
+    }
+    (assembly / "manifest.json").write_text(json.dumps({"version": "48.0.0", "artifacts": artifacts}))
+    return assembly
+
+
+@pytest.mark.parametrize("workflow", ["deploy-environment.yml", "diff-gate.yml"])
+def test_region_step_takes_the_assemblys_region_and_refuses_a_variable_that_disagrees(
+    workflow: str, tmp_path: Path
+) -> None:
+    [job] = [job for job in load(workflow)["jobs"].values() if any(s.get("id") == "region" for s in steps(job))]
+    script = step_script(job, "Region of the synthesized stacks")
+    output = tmp_path / "github-output"
+    env = {
+        "PATH": os.environ["PATH"],
+        "ASSEMBLY": str(_assembly_in(tmp_path, "eu-west-1")),
+        "GITHUB_OUTPUT": str(output),
+    }
+    for region_var in ("", "eu-west-1"):
+        output.write_text("")
+        done = run_step(script, {**env, "REGION_VAR": region_var})
+        assert done.returncode == 0, done.stderr
+        assert output.read_text() == "region=eu-west-1\n"
+    output.write_text("")
+    refused = run_step(script, {**env, "REGION_VAR": "us-west-2"})
+    assert refused.returncode != 0
+    assert "vars.AWS_REGION is 'us-west-2' but the stacks target 'eu-west-1'" in refused.stderr
+    assert output.read_text() == ""
 
 
 def test_failed_deploy_summary_names_the_step_and_this_runs_failed_resources(tmp_path: Path) -> None:

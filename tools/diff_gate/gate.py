@@ -2,6 +2,7 @@
 and block replacements or removals of stateful resources unless the pull request carries the override label.
 
     python -m tools.diff_gate stacks  --assembly DIR                     stack names of a synthesized assembly
+    python -m tools.diff_gate region  --assembly DIR [--expect REGION]   the one region its stacks target
     python -m tools.diff_gate fetch   --assembly DIR --out DIR           deployed templates (GetTemplate)
     python -m tools.diff_gate check   --assembly DIR --baseline DIR --env ENV [--labels a,b] [--cdk-diff FILE]
                                        [--report FILE]                    exit 0 passes, 1 blocked, 2 bad input
@@ -359,6 +360,27 @@ def assembly_stacks(assembly: Path) -> list[StackArtifact]:
     return sorted(found, key=lambda stack: stack.stack_name)
 
 
+def assembly_region(assembly: Path, expected: str | None = None) -> str:
+    """The one region every stack of `assembly` targets: the environment config's (stacks/config.py).
+
+    `expected` is the GitHub variable AWS_REGION when it is set: it must name the same region, so that
+    credentials, deploy and diff gate never silently work in a region the stacks were not synthesized for."""
+    regions = {stack.region for stack in assembly_stacks(assembly)}
+    if not regions:
+        raise GateInputError(f"no stacks in the assembly: {assembly}")
+    if None in regions:
+        raise GateInputError(f"a stack of {assembly} has no region: give the environment one in stacks/config.py")
+    if len(regions) > 1:
+        raise GateInputError(f"the stacks of {assembly} target several regions: {', '.join(sorted(map(str, regions)))}")
+    region = str(regions.pop())
+    if expected and expected.strip() != region:
+        raise GateInputError(
+            f"vars.AWS_REGION is {expected.strip()!r} but the stacks target {region!r} (stacks/config.py): "
+            "change one so that they agree"
+        )
+    return region
+
+
 def baseline_file(baseline: Path, stack_name: str) -> Path:
     return baseline / f"{stack_name}.template.json"
 
@@ -512,6 +534,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     stacks_cmd = commands.add_parser("stacks", help="print the stack names of an assembly")
     stacks_cmd.add_argument("--assembly", type=Path, required=True)
+    region_cmd = commands.add_parser("region", help="print the region the stacks of an assembly target")
+    region_cmd.add_argument("--assembly", type=Path, required=True)
+    region_cmd.add_argument("--expect", default=None, help="fail unless the stacks target this region (empty: any)")
     fetch_cmd = commands.add_parser("fetch", help="download the deployed templates")
     fetch_cmd.add_argument("--assembly", type=Path, required=True)
     fetch_cmd.add_argument("--out", type=Path, required=True)
@@ -536,6 +561,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "stacks":
             for stack in assembly_stacks(args.assembly):
                 print(stack.stack_name)
+            return 0
+        if args.command == "region":
+            print(assembly_region(args.assembly, args.expect))
             return 0
         if args.command == "fetch":
             from botocore.exceptions import BotoCoreError, ClientError
