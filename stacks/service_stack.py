@@ -9,6 +9,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk.aws_ecr_assets import Platform
 from constructs import Construct
 
 from stacks.components.api_function import API_HANDLER, ApiFunction
@@ -34,9 +35,12 @@ _RETENTION = {
 # The repository's .dockerignore decides what is in the images. On top of it, CDK's image assets leave out .build:
 # its wheels serve only the offline podman build (the Dockerfile's wheel[s] glob copes without them, and a CDK
 # deploy builds with network access), and its podman storage holds whole root filesystems with /proc symlinks.
+# linux/amd64 whatever the builder is: the tasks and functions run on X86_64, and an arm64 laptop would otherwise
+# push arm64 images that fail to start there.
 IMAGE_CONTEXT: dict[str, Any] = {
     "exclude": [".build", ".venv", ".git", "cdk.out", "node_modules", ".cache"],
     "follow_symlinks": SymlinkFollowMode.NEVER,
+    "platform": Platform.LINUX_AMD64,
 }
 
 

@@ -137,6 +137,26 @@ def test_images_come_from_the_repo_dockerfile(deployed_env: EnvTemplates) -> Non
         assert not (staged / ".venv").exists() and not (staged / ".build").exists()
 
 
+def test_every_image_asset_is_built_for_linux_amd64_from_the_locks(deployed_env: EnvTemplates) -> None:
+    # The tasks and functions run on X86_64: an arm64 builder (a laptop) must still push amd64 images.
+    name = f"JobTickets-{deployed_env.env_name}-service"
+    images = deployed_env.assets(name)["dockerImages"].values()
+    assert images
+    for image in images:
+        assert image["source"].get("platform") == "linux/amd64", image["displayName"]
+        staged = deployed_env.synthesized.outdir / image["source"]["directory"]
+        assert (staged / "runtime" / "requirements.lock").is_file()
+        assert (staged / ".ci" / "requirements-lambda.lock").is_file()
+
+
+def test_every_stack_targets_the_region_of_its_environment_config(deployed_env: EnvTemplates) -> None:
+    from tools.diff_gate.gate import assembly_region
+
+    region = get_config(deployed_env.env_name).region
+    assert assembly_region(deployed_env.synthesized.outdir) == region
+    assert {stack.environment.region for stack in deployed_env.synthesized.assembly.stacks} == {region}
+
+
 def test_dlq_lambda(deployed_env: EnvTemplates) -> None:
     function = _one(
         deployed_env, "AWS::Lambda::Function", lambda p: p["ImageConfig"]["Command"] == ["runtime.dlq_handler.handler"]
