@@ -13,24 +13,12 @@ from typing import Any, cast
 
 import pytest
 
-from tools.diff_gate.gate import (
-    COMMENT_MARKER,
-    OVERRIDE_LABEL,
-    ChangeKind,
-    GateInputError,
-    ResourceChange,
-    Verdict,
-    assembly_region,
-    assembly_stacks,
-    check_assembly,
-    classify_stack,
-    decide,
-    fetch_deployed,
-    main,
-    render_comment,
-    render_report,
-    replacement_paths,
-)
+from tools.diff_gate.assembly import assembly_region, assembly_stacks, check_assembly, fetch_deployed
+from tools.diff_gate.classify import classify_stack
+from tools.diff_gate.cli import main
+from tools.diff_gate.report import COMMENT_MARKER, render_comment, render_report
+from tools.diff_gate.templates import replacement_paths
+from tools.diff_gate.verdict import OVERRIDE_LABEL, ChangeKind, GateInputError, ResourceChange, Verdict, decide
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

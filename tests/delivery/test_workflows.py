@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.diff_gate.gate import COMMENT_MARKER, OVERRIDE_LABEL
+from tools.diff_gate.report import COMMENT_MARKER
+from tools.diff_gate.verdict import OVERRIDE_LABEL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"

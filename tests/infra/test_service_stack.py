@@ -150,7 +150,7 @@ def test_every_image_asset_is_built_for_linux_amd64_from_the_locks(deployed_env:
 
 
 def test_every_stack_targets_the_region_of_its_environment_config(deployed_env: EnvTemplates) -> None:
-    from tools.diff_gate.gate import assembly_region
+    from tools.diff_gate.assembly import assembly_region
 
     region = get_config(deployed_env.env_name).region
     assert assembly_region(deployed_env.synthesized.outdir) == region

@@ -1,9 +1,9 @@
-"""`python -m tools.diff_gate`: the diff gate's command line (see tools/diff_gate/gate.py)."""
+"""`python -m tools.diff_gate`: the diff gate's command line (see tools/diff_gate/cli.py)."""
 
 from __future__ import annotations
 
 import sys
 
-from tools.diff_gate.gate import main
+from tools.diff_gate.cli import main
 
 sys.exit(main())
