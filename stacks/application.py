@@ -126,7 +126,8 @@ class AppStacks:
 def build_stacks(
     app: cdk.App, config: EnvironmentConfig, *, source_directory: str = str(REPO_ROOT), with_nag: bool = True
 ) -> AppStacks:
-    """The stacks of one environment, tagged and (by default) checked by cdk-nag's AwsSolutions rules."""
+    """The stacks of one environment, tagged and (by default) checked by cdk-nag's AwsSolutions and NIST 800-53
+    rev 5 rule packs."""
     env = cdk.Environment(account=config.account, region=config.region)
     stateful = StatefulStack(app, f"{config.stack_prefix}-stateful", config=config, env=env)
     service = None
@@ -147,9 +148,10 @@ def build_stacks(
 
 
 def add_nag_checks(app: cdk.App, stacks: AppStacks) -> None:
-    from cdk_nag import AwsSolutionsChecks
+    from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
     from stacks.nag import suppress_reviewed_findings
 
-    suppress_reviewed_findings(stacks.service)
+    suppress_reviewed_findings(stacks.stateful, stacks.service)
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    cdk.Aspects.of(app).add(NIST80053R5Checks(verbose=True))

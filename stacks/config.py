@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -50,6 +51,8 @@ class ApiConfig:
     lambda_timeout_s: int = 29  # the HTTP API's integration timeout is 30 s
     throttle_rate_per_s: int = 100
     throttle_burst: int = 200
+    # Fargate mode: the ALB refuses deletion until this attribute is turned off (prod).
+    load_balancer_deletion_protection: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("fargate", "lambda"):
@@ -64,6 +67,88 @@ class AlarmThresholds:
     api_5xx_per_5min: int = 5
     lambda_errors_per_5min: int = 1
     dlq_messages: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class DomainConfig:
+    """The public name of the ALB: an existing Route 53 hosted zone (given, never looked up) and a record in it.
+
+    The ACM certificate for `record_name` is validated through a DNS record in that zone."""
+
+    hosted_zone_id: str
+    zone_name: str
+    record_name: str
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"Z[A-Z0-9]{1,31}", self.hosted_zone_id):
+            raise ValueError(f"hosted_zone_id is not a route 53 zone id: {self.hosted_zone_id!r}")
+        if self.record_name != self.zone_name and not self.record_name.endswith(f".{self.zone_name}"):
+            raise ValueError(f"record_name {self.record_name!r} is not in zone {self.zone_name!r}")
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.record_name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OidcConfig:
+    """An OIDC issuer whose access tokens the API accepts (besides API keys, see `verify_at_edge`).
+
+    The same four values reach the application (JOBS_OIDC_*), which checks signature, iss, aud, exp and nbf."""
+
+    issuer: str
+    audience: str
+    jwks_url: str
+    tenant_claim: str = "tenant"
+    # True: the ALB (HTTPS listener) and the HTTP API (JWT authorizer) verify the token before the request reaches
+    # the API, on every /api/* path; /healthz, /docs and /openapi.json stay open. API keys are opaque bearer tokens
+    # that the edge cannot verify, so with this on only OIDC tokens are accepted on /api/*: API keys only work in
+    # environments without an issuer, or with verify_at_edge=False (then only the application verifies).
+    verify_at_edge: bool = True
+
+    def __post_init__(self) -> None:
+        for name, value in (("issuer", self.issuer), ("jwks_url", self.jwks_url)):
+            if not value.startswith("https://"):
+                raise ValueError(f"oidc {name} must be an https url, got {value!r}")
+        if not self.audience or not self.tenant_claim:
+            raise ValueError("oidc audience and tenant_claim must not be empty")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlarmSubscribers:
+    """Who hears about an alarm: e-mail addresses subscribed to the alarm topic, and/or an existing SNS topic
+    (for example one that pages the on-call person) that every alarm also notifies."""
+
+    emails: tuple[str, ...] = ()
+    topic_arn: str | None = None
+
+    def __post_init__(self) -> None:
+        for email in self.emails:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+                raise ValueError(f"alarm subscriber is not an e-mail address: {email!r}")
+        if self.topic_arn is not None and not re.fullmatch(
+            r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+", self.topic_arn
+        ):
+            raise ValueError(f"alarm topic_arn is not an sns topic arn: {self.topic_arn!r}")
+
+    def __bool__(self) -> bool:
+        return bool(self.emails or self.topic_arn)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WafConfig:
+    """The web ACL in front of the ALB."""
+
+    # Requests per client IP in any 5-minute window before WAF blocks that IP (AWS minimum 10).
+    rate_limit_per_ip_5min: int = 2000
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.rate_limit_per_ip_5min <= 2_000_000_000:
+            raise ValueError(f"waf rate_limit_per_ip_5min out of range: {self.rate_limit_per_ip_5min}")
+
+
+# Environments that face real clients: they must name a person to alarm and serve HTTPS on their own domain.
+PUBLIC_ENVIRONMENTS = ("staging", "prod")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,10 +170,27 @@ class EnvironmentConfig:
     nat_gateways: int = 1
     # Production data survives a stack deletion and the stacks refuse to be deleted by accident.
     protect_data: bool = False
-    alarm_email: str | None = None
+    # Alarm notifications; required for staging and prod (see __post_init__).
+    alarm_subscribers: AlarmSubscribers = field(default_factory=AlarmSubscribers)
+    # The ALB's HTTPS name; required when the API runs on Fargate (staging, prod).
+    domain: DomainConfig | None = None
+    oidc: OidcConfig | None = None
+    waf: WafConfig = field(default_factory=WafConfig)
     worker: WorkerConfig
     api: ApiConfig
     alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
+
+    def __post_init__(self) -> None:
+        if self.name in PUBLIC_ENVIRONMENTS and not self.alarm_subscribers:
+            raise ValueError(
+                f"environment {self.name!r} has no alarm subscriber: set alarm_subscribers=AlarmSubscribers("
+                "emails=(...,) and/or topic_arn=...) in stacks/config.py"
+            )
+        if self.api.mode == "fargate" and self.domain is None:
+            raise ValueError(
+                f"environment {self.name!r} runs the api on fargate but has no domain: set domain=DomainConfig("
+                "hosted_zone_id=..., zone_name=..., record_name=...) in stacks/config.py (the alb serves https only)"
+            )
 
     @property
     def ssm_path(self) -> str:
@@ -131,6 +233,12 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         republish_interval_s=15,
         log_retention_days=30,
         protect_data=True,
+        # EXAMPLE VALUES: set your own hosted zone, record and alarm subscribers per deployment (README).
+        domain=DomainConfig(
+            hosted_zone_id="Z0000000EXAMPLE0STAGING", zone_name="example.com", record_name="jobs.staging.example.com"
+        ),
+        alarm_subscribers=AlarmSubscribers(emails=("oncall-staging@example.com",)),
+        waf=WafConfig(rate_limit_per_ip_5min=2000),
         worker=WorkerConfig(visibility_timeout_s=120, concurrency=16, max_attempts=3, max_capacity=4),
         api=ApiConfig(mode="fargate", desired_count=2, max_capacity=4),
         alarms=AlarmThresholds(oldest_message_age_s=900, api_5xx_per_5min=10, lambda_errors_per_5min=1),
@@ -143,6 +251,12 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         log_retention_days=90,
         protect_data=True,
         nat_gateways=2,
+        # EXAMPLE VALUES: set your own hosted zone, record and alarm subscribers per deployment (README).
+        domain=DomainConfig(
+            hosted_zone_id="Z0000000EXAMPLE00PROD", zone_name="example.com", record_name="jobs.example.com"
+        ),
+        alarm_subscribers=AlarmSubscribers(emails=("oncall@example.com",)),
+        waf=WafConfig(rate_limit_per_ip_5min=2000),
         worker=WorkerConfig(
             visibility_timeout_s=120,
             concurrency=16,
@@ -152,7 +266,14 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             min_capacity=2,
             max_capacity=10,
         ),
-        api=ApiConfig(mode="fargate", cpu=512, memory_mib=1024, desired_count=2, max_capacity=6),
+        api=ApiConfig(
+            mode="fargate",
+            cpu=512,
+            memory_mib=1024,
+            desired_count=2,
+            max_capacity=6,
+            load_balancer_deletion_protection=True,
+        ),
         alarms=AlarmThresholds(oldest_message_age_s=300, api_5xx_per_5min=5, lambda_errors_per_5min=1),
     ),
 }

@@ -1,4 +1,4 @@
-"""The stateless stack: network, API (Fargate or Lambda), worker, DLQ Lambda and monitoring."""
+"""The stateless stack: network, API (Fargate behind ALB and WAF, or Lambda), worker, DLQ Lambda and monitoring."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from stacks.components.api_service import ApiService
 from stacks.components.dlq_handler import DLQ_HANDLER, DlqHandler
 from stacks.components.monitoring import FargateApi, Monitoring
 from stacks.components.network import Network
-from stacks.components.runtime_env import runtime_environment, service_name
+from stacks.components.runtime_env import api_environment, runtime_environment, service_name
+from stacks.components.web_acl import WebAcl
 from stacks.components.worker_service import WorkerService
 from stacks.config import EnvironmentConfig
 from stacks.stateful_stack import StatefulStack
@@ -71,6 +72,7 @@ class ServiceStack(Stack):
             **kwargs,
         )
         self.add_stack_dependency(stateful)
+        self.config = config
         retention = log_retention(config.log_retention_days)
         environment = runtime_environment(config)
         job_store, queues, documents, parameters = (
@@ -120,30 +122,38 @@ class ServiceStack(Stack):
         api_role: iam.IGrantable
         self.api_service: ApiService | None = None
         self.api_function: ApiFunction | None = None
+        self.web_acl: WebAcl | None = None
         if config.api.mode == "fargate":
+            assert config.domain is not None  # EnvironmentConfig refuses fargate without a domain
             self.api_service = ApiService(
                 self,
                 "Api",
                 cluster=self.network.cluster,
                 image=ecs.ContainerImage.from_asset(source_directory, target="api", **IMAGE_CONTEXT),
                 api=config.api,
-                environment=environment,
+                environment=api_environment(config),
                 log_retention=retention,
                 tracing_enabled=config.tracing_enabled,
                 removal_policy=RemovalPolicy.RETAIN if config.protect_data else RemovalPolicy.DESTROY,
+                domain=config.domain,
+                oidc=config.oidc,
+            )
+            self.web_acl = WebAcl(
+                self, "WebAcl", waf=config.waf, resource_arn=self.api_service.load_balancer.load_balancer_arn
             )
             api_role = self.api_service.task_definition.task_role
             api = FargateApi(load_balancer=self.api_service.load_balancer)
-            api_url = f"http://{self.api_service.load_balancer.load_balancer_dns_name}"
+            api_url = self.api_service.url
         else:
             self.api_function = ApiFunction(
                 self,
                 "Api",
                 code=lambda_.DockerImageCode.from_image_asset(**lambda_image, cmd=[API_HANDLER]),
                 api=config.api,
-                environment=environment,
+                environment=api_environment(config),
                 log_retention=retention,
                 tracing_enabled=config.tracing_enabled,
+                oidc=config.oidc,
             )
             api_role = self.api_function.function
             api = self.api_function
@@ -164,7 +174,7 @@ class ServiceStack(Stack):
             worker_service=self.worker.service.service,
             dlq_function=self.dlq_handler.function,
             api=api,
-            alarm_email=config.alarm_email,
+            subscribers=config.alarm_subscribers,
         )
         CfnOutput(self, "ApiUrl", value=api_url)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)

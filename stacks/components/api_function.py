@@ -6,15 +6,18 @@ import jsii
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.components.image_function import image_function
-from stacks.config import ApiConfig
+from stacks.config import ApiConfig, OidcConfig
 
 API_HANDLER = "runtime.api.lambda_handler.handler"
+# Open by contract (API.md): they stay reachable without a token when the JWT authorizer guards the rest.
+OPEN_PATHS = ("/healthz", "/readyz", "/docs", "/openapi.json")
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)
@@ -44,7 +47,11 @@ class _AccessLogs:
 
 
 class ApiFunction(Construct):
-    """Cheaper than Fargate + ALB when traffic is low (dev): no idle tasks, no load balancer hours."""
+    """Cheaper than Fargate + ALB when traffic is low (dev): no idle tasks, no load balancer hours.
+
+    The stage is throttled (rate and burst from the config). With `oidc` (and its verify_at_edge), a JWT
+    authorizer checks the bearer token (signature, iss, aud, exp, nbf) on every route but the open ones;
+    the application verifies it again. Without it, the application alone authenticates (API keys)."""
 
     def __init__(
         self,
@@ -56,6 +63,7 @@ class ApiFunction(Construct):
         environment: dict[str, str],
         log_retention: logs.RetentionDays,
         tracing_enabled: bool,
+        oidc: OidcConfig | None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function, self.log_group = image_function(
@@ -67,13 +75,29 @@ class ApiFunction(Construct):
             log_retention=log_retention,
             tracing_enabled=tracing_enabled,
         )
+        integration = integrations.HttpLambdaIntegration("Lambda", self.function)
+        self.jwt_authorizer: authorizers.HttpJwtAuthorizer | None = None
+        if oidc is not None and oidc.verify_at_edge:
+            self.jwt_authorizer = authorizers.HttpJwtAuthorizer(
+                "Jwt", oidc.issuer, jwt_audience=[oidc.audience], identity_source=["$request.header.Authorization"]
+            )
         self.http_api = apigwv2.HttpApi(
             self,
             "HttpApi",
             description="job tickets api",
-            default_integration=integrations.HttpLambdaIntegration("Lambda", self.function),
+            default_integration=integration,
+            default_authorizer=self.jwt_authorizer,
             create_default_stage=False,
         )
+        self.open_routes: list[apigwv2.HttpRoute] = []
+        if self.jwt_authorizer is not None:
+            for path in OPEN_PATHS:
+                self.open_routes += self.http_api.add_routes(
+                    path=path,
+                    methods=[apigwv2.HttpMethod.GET],
+                    integration=integration,
+                    authorizer=apigwv2.HttpNoneAuthorizer(),
+                )
         self.access_log_group = logs.LogGroup(
             self, "AccessLogs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY
         )

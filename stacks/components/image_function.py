@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -18,11 +19,18 @@ def image_function(
     log_retention: logs.RetentionDays,
     tracing_enabled: bool,
 ) -> tuple[lambda_.DockerImageFunction, logs.LogGroup]:
-    """Creates `Logs` and `Function` under `scope` (their construct IDs are part of the templates)."""
+    """Creates `Logs` and `Function` under `scope` (their construct IDs are part of the templates).
+
+    The role is ours, not the default one: instead of AWSLambdaBasicExecutionRole (log writes on every log group
+    of the account) it may only create streams in and write to this function's own log group."""
     log_group = logs.LogGroup(scope, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
+    # The ID the default role would have, so the role's logical ID (…FunctionServiceRole…) stays the same.
+    role = iam.Role(scope, "FunctionServiceRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    log_group.grant_write(role)
     function = lambda_.DockerImageFunction(
         scope,
         "Function",
+        role=role,
         code=code,
         memory_size=memory_mib,
         timeout=timeout,

@@ -18,7 +18,7 @@ from constructs import Construct
 
 from runtime.observability.names import METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
 from stacks.components.api_function import ApiFunction
-from stacks.config import AlarmThresholds
+from stacks.config import AlarmSubscribers, AlarmThresholds
 
 FIVE_MINUTES = Duration.minutes(5)
 # The runtime's EMF metrics, by name from the module the runtime emits them with: a rename cannot blank a graph.
@@ -32,7 +32,9 @@ class FargateApi:
 
 
 class Monitoring(Construct):
-    """One SNS topic for every alarm; the dashboard shows the API, the queues, the worker and the jobs."""
+    """One SNS topic for every alarm, with the environment's subscribers (e-mail addresses subscribed to it,
+    and an existing topic that every alarm notifies as well); the dashboard shows the API, the queues, the
+    worker and the jobs."""
 
     def __init__(
         self,
@@ -48,13 +50,17 @@ class Monitoring(Construct):
         worker_service: ecs.BaseService,
         dlq_function: lambda_.IFunction,
         api: FargateApi | ApiFunction,
-        alarm_email: str | None = None,
+        subscribers: AlarmSubscribers,
     ) -> None:
         super().__init__(scope, construct_id)
         self.alarm_topic = sns.Topic(self, "AlarmTopic", display_name=f"{dashboard_name} alarms", enforce_ssl=True)
-        if alarm_email:
-            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
-        action = cw_actions.SnsAction(self.alarm_topic)
+        for email in subscribers.emails:
+            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(email))
+        actions = [cw_actions.SnsAction(self.alarm_topic)]
+        if subscribers.topic_arn:
+            # SNS cannot subscribe one topic to another: the existing topic is a second alarm action.
+            existing = sns.Topic.from_topic_arn(self, "SubscriberTopic", subscribers.topic_arn)
+            actions.append(cw_actions.SnsAction(existing))
 
         api_requests, api_latency, api_5xx = self._api_metrics(api)
         lambda_errors = [dlq_function.metric_errors(period=FIVE_MINUTES, label="dlq handler errors")]
@@ -108,8 +114,8 @@ class Monitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
         for alarm in self.alarms.values():
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
+            alarm.add_alarm_action(*actions)
+            alarm.add_ok_action(*actions)
 
         worker_tasks = cloudwatch.Metric(
             namespace="ECS/ContainerInsights",

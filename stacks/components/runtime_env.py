@@ -20,6 +20,21 @@ def runtime_environment(config: EnvironmentConfig) -> dict[str, str]:
     }
 
 
+def api_environment(config: EnvironmentConfig) -> dict[str, str]:
+    """The API's environment: the runtime one plus the OIDC issuer it accepts tokens from, when there is one.
+
+    Issuer, audience, JWKS URL and claim name are public values, not secrets."""
+    environment = runtime_environment(config)
+    if config.oidc is not None:
+        environment |= {
+            "JOBS_OIDC_ISSUER": config.oidc.issuer,
+            "JOBS_OIDC_AUDIENCE": config.oidc.audience,
+            "JOBS_OIDC_JWKS_URL": config.oidc.jwks_url,
+            "JOBS_OIDC_TENANT_CLAIM": config.oidc.tenant_claim,
+        }
+    return environment
+
+
 def service_name(config: EnvironmentConfig) -> str:
     return f"job-tickets-{config.name}"
 
