@@ -20,6 +20,8 @@ XRAY_LAMBDA = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 SSM = {"ssm:GetParametersByPath"}
 API_TABLE = {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:DescribeTable"}
 API_QUEUE = {"sqs:SendMessage", "sqs:GetQueueAttributes"}
+# A Lambda function's own log group, instead of AWSLambdaBasicExecutionRole's log writes on every group.
+OWN_LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 
 # role logical-ID prefix -> {action: resource the action must be scoped to ("*" only for X-Ray)}
 EXPECTED: dict[str, dict[str, set[str]]] = {
@@ -52,12 +54,14 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     },
     "ApiFunctionServiceRole": {
         "*": XRAY_LAMBDA,
+        "ApiLogs": OWN_LOGS,
         "JobStoreTable": API_TABLE,
         "QueuesJobsQueue": API_QUEUE,
         ":parameter/job-tickets/": SSM,
     },
     "DlqHandlerFunctionServiceRole": {
         "*": XRAY_LAMBDA,
+        "DlqHandlerLogs": OWN_LOGS,
         "QueuesDeadLetterQueue": {
             "sqs:ReceiveMessage",
             "sqs:DeleteMessage",
@@ -125,11 +129,11 @@ def test_roles_are_least_privilege(env_name: str) -> None:
     assert checked == 3  # worker, DLQ handler, and the API of this mode
 
 
-def test_no_role_has_a_managed_policy_beyond_lambda_logging(deployed_env: EnvTemplates) -> None:
+def test_no_role_has_a_managed_policy(deployed_env: EnvTemplates) -> None:
+    # Not even AWSLambdaBasicExecutionRole: it allows log writes to every log group of the account.
     assert deployed_env.service is not None
     for logical_id, resource in deployed_env.resources(deployed_env.service, "AWS::IAM::Role").items():
-        for arn in resource["Properties"].get("ManagedPolicyArns", []):
-            assert "AWSLambdaBasicExecutionRole" in str(arn), (logical_id, arn)
+        assert not resource["Properties"].get("ManagedPolicyArns"), logical_id
 
 
 def test_no_secret_like_values_in_templates(any_env: EnvTemplates) -> None:
