@@ -109,12 +109,19 @@ def test_actionlint_checks_the_scripts_with_shellcheck() -> None:
 
 
 def action_references() -> list[tuple[str, str, str]]:
+    """(workflow, action, version): the ref, or for a commit pin the version named in its trailing comment."""
     found = []
     for path in workflow_files():
-        for match in re.finditer(r"^\s*(?:-\s*)?uses:\s*([^\s#]+)", path.read_text(), re.MULTILINE):
+        for match in re.finditer(r"^\s*(?:-\s*)?uses:\s*([^\s#]+)(?:\s+#\s*(\S+))?", path.read_text(), re.MULTILINE):
             action, _, ref = match.group(1).partition("@")
+            if COMMIT_SHA.fullmatch(ref):
+                assert match.group(2), f"{path.name}: {action}@{ref}: say which version the commit is (# vX.Y.Z)"
+                ref = match.group(2)
             found.append((path.name, action, ref))
     return found
+
+
+COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 def test_actions_are_on_current_major_versions() -> None:
@@ -125,9 +132,30 @@ def test_actions_are_on_current_major_versions() -> None:
             assert (REPO_ROOT / action).is_file(), f"{workflow}: {action} does not exist"
             continue
         assert action in MINIMUM_MAJORS, f"{workflow}: {action} is not in the table of current majors"
-        match = re.fullmatch(r"v(\d+)", ref)
-        assert match, f"{workflow}: {action}@{ref}: use a major tag (vN)"
+        match = re.fullmatch(r"v(\d+)(?:\.\d+\.\d+)?", ref)
+        assert match, f"{workflow}: {action}@{ref}: use a major tag (vN) or a commit with its version (# vX.Y.Z)"
         assert int(match.group(1)) >= MINIMUM_MAJORS[action], f"{workflow}: {action}@{ref} is outdated"
+
+
+def test_third_party_actions_in_jobs_with_an_oidc_token_are_pinned_by_commit() -> None:
+    # A moved tag of a third-party action would run foreign code holding AWS credentials; GitHub's own
+    # actions/* stay on major tags. The pin's comment names the release the commit is.
+    pinned = 0
+    for path in workflow_files():
+        workflow = load(path.name)
+        for job_id, job in workflow["jobs"].items():
+            if job.get("permissions", {}).get("id-token") != "write" or "steps" not in job:
+                continue
+            for step in steps(job):
+                action, _, ref = str(step.get("uses", "")).partition("@")
+                if not action or action.startswith(("actions/", "./")):
+                    continue
+                assert COMMIT_SHA.fullmatch(ref), f"{path.name}:{job_id}: pin {action} by full commit sha"
+                pinned += 1
+            for line in path.read_text().splitlines():
+                if "uses:" in line and COMMIT_SHA.search(line):
+                    assert re.search(r"@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), line
+    assert pinned >= 2  # configure-aws-credentials in the diff gate and in the deploy
 
 
 def test_make_targets_and_python_modules_the_workflows_call_exist() -> None:
