@@ -94,7 +94,8 @@ class ApiFunction(Construct):
             for path in OPEN_PATHS:
                 self.open_routes += self.http_api.add_routes(
                     path=path,
-                    methods=[apigwv2.HttpMethod.GET],
+                    # HEAD too: health probes that only look at the status (runtime/api/routes_health.py).
+                    methods=[apigwv2.HttpMethod.GET, apigwv2.HttpMethod.HEAD],
                     integration=integration,
                     authorizer=apigwv2.HttpNoneAuthorizer(),
                 )

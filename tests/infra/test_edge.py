@@ -205,7 +205,8 @@ def test_http_api_has_a_jwt_authorizer_on_everything_but_the_open_routes_when_an
     assert routes["$default"]["AuthorizationType"] == "JWT"
     assert routes["$default"]["AuthorizerId"] == {"Ref": authorizer_id}
     open_routes = {key for key, route in routes.items() if route["AuthorizationType"] == "NONE"}
-    assert open_routes == {"GET /healthz", "GET /readyz", "GET /docs", "GET /openapi.json"}
+    paths = ("/healthz", "/readyz", "/docs", "/openapi.json")
+    assert open_routes == {f"{method} {path}" for method in ("GET", "HEAD") for path in paths}
 
 
 @pytest.mark.parametrize("env_name", ["dev", "prod"])
