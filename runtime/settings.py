@@ -81,6 +81,20 @@ class Settings(BaseSettings):
             raise ValueError(f"not an http url: {value!r}")
         return value.rstrip("/")
 
+    # -- who is calling (runtime/auth): API keys in the access table, OIDC access tokens when an issuer is set.
+    access_table_name: str = Field(min_length=1)
+    # A found API key is trusted from memory this long: a revoked key stops working within this bound.
+    api_key_cache_ttl_s: float = Field(default=30.0, gt=0, le=60)
+    # An unknown key id is remembered this long, so guessed ids do not cost a table read each.
+    api_key_negative_cache_ttl_s: float = Field(default=5.0, gt=0, le=60)
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_tenant_claim: str = Field(default="tenant", min_length=1)
+    # A token with an unknown key id refetches the JWKS at most this often (key rotation, without letting
+    # callers make us hammer the identity provider).
+    oidc_jwks_refresh_cooldown_s: float = Field(default=30.0, ge=0, le=3600)
+
     tracing_enabled: bool = False
     log_level: str = "INFO"
     metrics_namespace: str = METRICS_NAMESPACE
@@ -111,10 +125,27 @@ class Settings(BaseSettings):
             return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
 
+    @property
+    def oidc_enabled(self) -> bool:
+        return self.oidc_issuer is not None
+
+    @field_validator("oidc_issuer", "oidc_audience", "oidc_jwks_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # An environment that does not use OIDC may still pass the variables, empty.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.backoff_max_s < self.backoff_base_s:
             raise ValueError(f"backoff_max_s {self.backoff_max_s} is below backoff_base_s {self.backoff_base_s}")
+        oidc = {"JOBS_OIDC_ISSUER": self.oidc_issuer, "JOBS_OIDC_AUDIENCE": self.oidc_audience,
+                "JOBS_OIDC_JWKS_URL": self.oidc_jwks_url}
+        if any(oidc.values()) and not all(oidc.values()):
+            missing = ", ".join(name for name, value in oidc.items() if not value)
+            raise ValueError(f"oidc needs issuer, audience and jwks url together; missing {missing}")
+        if self.oidc_jwks_url and not _acceptable_jwks_url(self.oidc_jwks_url):
+            raise ValueError(f"oidc_jwks_url must be https (http only on loopback), got {self.oidc_jwks_url!r}")
         return self
 
     @classmethod
@@ -127,6 +158,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, SsmParameterSource(settings_cls)
+
+
+def _acceptable_jwks_url(url: str) -> bool:
+    parsed = urlsplit(url)
+    return parsed.scheme == "https" or (parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost"))
 
 
 class SsmParameterSource(PydanticBaseSettingsSource):

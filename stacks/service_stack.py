@@ -159,6 +159,7 @@ class ServiceStack(Stack):
             api = self.api_function
             api_url = self.api_function.url
         job_store.grant_submit(api_role)
+        stateful.access_store.grant_authenticate(api_role)
         queues.grant_publish(api_role)
         parameters.grant_read_by_path(api_role)
 

@@ -1,4 +1,4 @@
-"""The stateful stack: jobs table, queues, documents bucket and the runtime's SSM parameters."""
+"""The stateful stack: jobs table, access table, queues, documents bucket and the runtime's SSM parameters."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, DefaultStackSynthesizer, Duration, RemovalPolicy, Stack
 from constructs import Construct
 
+from stacks.components.access_store import AccessStore
 from stacks.components.documents import Documents
 from stacks.components.job_store import JobStore
 from stacks.components.parameters import Parameters
@@ -29,7 +30,7 @@ class StatefulStack(Stack):
             scope,
             construct_id,
             termination_protection=config.protect_data,
-            description=f"job tickets {config.name}: table, queues, documents bucket, parameters",
+            description=f"job tickets {config.name}: tables, queues, documents bucket, parameters",
             **kwargs,
         )
         removal_policy = RemovalPolicy.RETAIN if config.protect_data else RemovalPolicy.DESTROY
@@ -37,6 +38,9 @@ class StatefulStack(Stack):
 
         self.job_store = JobStore(
             self, "JobStore", removal_policy=removal_policy, deletion_protection=config.protect_data
+        )
+        self.access_store = AccessStore(
+            self, "AccessStore", removal_policy=removal_policy, deletion_protection=config.protect_data
         )
         self.queues = Queues(
             self,
@@ -65,6 +69,7 @@ class StatefulStack(Stack):
             values={
                 "environment": config.name,
                 "table-name": self.job_store.table.table_name,
+                "access-table-name": self.access_store.table.table_name,
                 "queue-url": self.queues.jobs_queue.queue_url,
                 "dead-letter-queue-url": self.queues.dead_letter_queue.queue_url,
                 "documents-bucket": self.documents.bucket.bucket_name,
@@ -79,6 +84,7 @@ class StatefulStack(Stack):
 
         for output_id, value in {
             "TableName": self.job_store.table.table_name,
+            "AccessTableName": self.access_store.table.table_name,
             "QueueUrl": self.queues.jobs_queue.queue_url,
             "DeadLetterQueueUrl": self.queues.dead_letter_queue.queue_url,
             "DocumentsBucketName": self.documents.bucket.bucket_name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from runtime import aws_clients
+from runtime.adapters.dynamodb.access_store import DynamoDbAccessStore
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.adapters.sqs_batch_sender import BatchingSqsJobQueue
 from runtime.adapters.sqs_queue import SqsJobQueue
@@ -13,6 +14,9 @@ from runtime.api.deps import Container
 from runtime.api.errors import install_error_handlers
 from runtime.api.middleware import RequestBodyMiddleware, SecurityHeadersMiddleware, TraceIdMiddleware
 from runtime.api.routes_health import ReadinessProbe
+from runtime.auth.api_keys import ApiKeyReader, ApiKeyVerifier
+from runtime.auth.authenticator import Authenticator
+from runtime.auth.oidc import OidcConfig, OidcVerifier
 from runtime.domain.ports import Clock, JobQueue, JobStore, UtcClock
 from runtime.domain.submit import JobService
 from runtime.observability import configure as configure_observability
@@ -21,12 +25,32 @@ from runtime.settings import Settings, get_settings
 
 API_DESCRIPTION = """Asynchronous job tickets: submit a job, poll it, retry it by hand.
 
-Every answer carries `X-Trace-Id`. Every error body is `{"error": "<code>", "detail": "<one sentence naming the
-field>"}` (extra fields allowed), never a stack trace. Times are RFC 3339 in UTC."""
+Every `/api/v1` route needs `Authorization: Bearer <token>`: an API key (`python -m runtime.admin keys create`) or,
+where the environment configures an OIDC issuer, an RS256 access token. Missing, malformed, unknown, revoked or
+expired: `401 unauthorized` with `WWW-Authenticate: Bearer`, before any job is looked up. Lacking the scope
+(`jobs:read` for GET, `jobs:write` for submit and retry, which implies read): `403 forbidden`. API keys are checked
+against memory for up to {api_key_cache_ttl_s:g} s: **a revoked key stops working within {api_key_cache_ttl_s:g} s**.
+
+Every answer carries `X-Trace-Id`. Every error body is `{{"error": "<code>", "detail": "<one sentence naming the
+field>"}}` (extra fields allowed), never a stack trace. Times are RFC 3339 in UTC."""
+
+
+def build_authenticator(settings: Settings, api_keys: ApiKeyReader | None = None) -> Authenticator:
+    """API keys from the access table (cached, see Settings.api_key_cache_ttl_s) and, when configured, OIDC."""
+    if api_keys is None:
+        api_keys = DynamoDbAccessStore(aws_clients.client("dynamodb", settings), settings.access_table_name)
+    verifier = ApiKeyVerifier(api_keys, ttl_s=settings.api_key_cache_ttl_s,
+                              negative_ttl_s=settings.api_key_negative_cache_ttl_s)
+    oidc = None
+    if settings.oidc_issuer and settings.oidc_audience and settings.oidc_jwks_url:
+        oidc = OidcVerifier(OidcConfig(issuer=settings.oidc_issuer, audience=settings.oidc_audience,
+                                       jwks_url=settings.oidc_jwks_url, tenant_claim=settings.oidc_tenant_claim,
+                                       refresh_cooldown_s=settings.oidc_jwks_refresh_cooldown_s))
+    return Authenticator(verifier, oidc)
 
 
 def build_container(settings: Settings, *, store: JobStore | None = None, queue: JobQueue | None = None,
-                    clock: Clock | None = None) -> Container:
+                    clock: Clock | None = None, api_keys: ApiKeyReader | None = None) -> Container:
     """Wires the real adapters (one boto3 client per service per process); tests may pass their own. An
     SqsJobQueue, built here or passed, sends through a BatchingSqsJobQueue unless settings.send_linger_s is 0."""
     if store is None:
@@ -46,7 +70,7 @@ def build_container(settings: Settings, *, store: JobStore | None = None, queue:
         submit_in_flight_s=settings.submit_in_flight_s,
     )
     return Container(settings=settings, store=store, queue=queue, service=service,
-                     readiness=ReadinessProbe(store, queue))
+                     readiness=ReadinessProbe(store, queue), authenticator=build_authenticator(settings, api_keys))
 
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
@@ -58,7 +82,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app = FastAPI(
         title="Job tickets API",
         version="1.0.0",
-        description=API_DESCRIPTION,
+        description=API_DESCRIPTION.format(api_key_cache_ttl_s=settings.api_key_cache_ttl_s),
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,

@@ -8,6 +8,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 
 from runtime.api.middleware import trace_id_of
+from runtime.auth.authenticator import Authenticator
 from runtime.domain.ports import JobQueue, JobStore
 from runtime.domain.submit import JobService
 from runtime.settings import Settings
@@ -27,6 +28,7 @@ class Container:
     queue: JobQueue
     service: JobService
     readiness: ReadinessProbeLike
+    authenticator: Authenticator
 
 
 def get_container(request: Request) -> Container:

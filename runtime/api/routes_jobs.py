@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from runtime.api.auth import ReaderDep, WriterDep
 from runtime.api.deps import JobServiceDep, TraceIdDep
 from runtime.api.errors import ApiError, field_errors, validation_error
 from runtime.api.schemas import (
@@ -51,7 +52,15 @@ def trace_id_header(
     """Documents X-Trace-Id on every route; TraceIdMiddleware does the work."""
 
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(trace_id_header)])
+_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _error_doc("`unauthorized`: missing, malformed, unknown, revoked or expired token (checked before any "
+                    "job is looked up).", **{"WWW-Authenticate": {"description": "`Bearer`",
+                                                                  "schema": {"type": "string"}}}),
+    403: _error_doc("`forbidden`: the token lacks the scope this route needs."),
+}
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(trace_id_header)],
+                   responses=_AUTH_RESPONSES)
 
 
 class _NotJson(ValueError):
@@ -205,6 +214,7 @@ the answer is `503 job_store_unavailable` and nothing was created.
 )
 async def submit_job(
     request: Request,
+    principal: WriterDep,
     service: JobServiceDep,
     trace_id: TraceIdDep,
     idempotency_key: Annotated[str | None, Header(
@@ -237,7 +247,7 @@ async def submit_job(
         503: _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC}),
     },
 )
-def get_job(jobId: str, service: JobServiceDep) -> Response:
+def get_job(jobId: str, principal: ReaderDep, service: JobServiceDep) -> Response:
     job = _get(service, jobId)
     headers = None if job.is_terminal else {"Retry-After": str(POLL_AFTER_S.get(job.status, 1))}
     return job_response(job, 200, headers)
@@ -267,7 +277,7 @@ not answer, the job is still `PENDING` and the republisher publishes it within t
         503: _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC}),
     },
 )
-def retry_job(jobId: str, service: JobServiceDep) -> Response:
+def retry_job(jobId: str, principal: WriterDep, service: JobServiceDep) -> Response:
     if len(jobId) > MAX_JOB_ID_LENGTH:
         _get(service, jobId)
     with aws_calls.category("submit"), logs.bind(job_id=jobId):

@@ -15,6 +15,11 @@ import signal
 import sys
 import warnings
 
+from runtime.adapters.dynamodb.access_store import DynamoDbAccessStore
+from runtime.admin.access import AccessAdmin
+from runtime.auth.principal import ALL_SCOPES
+from runtime.aws_clients import build_client
+from runtime.domain.ports import UtcClock
 from runtime.local.emulator import start_emulator
 from runtime.local.provision import LOCAL_ENV, provision
 from runtime.local.supervisor import (
@@ -30,6 +35,13 @@ from runtime.observability.names import LogEvent
 
 REGION = "us-east-1"
 ENV_NAME = LOCAL_ENV
+LOCAL_TENANT = "local"
+
+
+def create_local_api_key(endpoint_url: str, access_table_name: str) -> str:
+    """A fresh key of tenant `local` with every scope, so the walk-through needs no admin step."""
+    store = DynamoDbAccessStore(build_client("dynamodb", region=REGION, endpoint_url=endpoint_url), access_table_name)
+    return AccessAdmin(store, UtcClock()).create_key(LOCAL_TENANT, ALL_SCOPES).token
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     supervisor: Supervisor | None = None
     try:
         resources = provision(endpoint_url=emulator.endpoint_url, env_name=ENV_NAME, region=REGION)
+        api_key = create_local_api_key(emulator.endpoint_url, resources.access_table_name)
         env = child_environment(os.environ, endpoint_url=emulator.endpoint_url, ssm_path=resources.ssm_path)
         supervisor = Supervisor(child_specs(api_port=args.api_port), env, cwd=repo_root())
         install_stop_handlers(supervisor)
@@ -69,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"job-tickets local ready: api={api_url} aws={emulator.endpoint_url} table={resources.table_name} "
             f"queue={resources.queue_url} dead-letter-queue={resources.dead_letter_queue_url} "
-            f"bucket={resources.documents_bucket} ssm={resources.ssm_path}",
+            f"bucket={resources.documents_bucket} ssm={resources.ssm_path} api-key={api_key}",
             flush=True,
         )
         supervisor.run_until_stopped()

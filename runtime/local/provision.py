@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from runtime.adapters.dynamodb import access_schema
 from runtime.adapters.dynamodb import schema as jobs_table_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +40,7 @@ _SYNTH_CHILD = "import json, sys, stacks; json.dump(stacks.stateful_template(sys
 class LocalResources:
     stack_name: str
     table_name: str
+    access_table_name: str
     queue_url: str
     dead_letter_queue_url: str
     documents_bucket: str
@@ -54,9 +56,10 @@ def source_hash(repo_root: Path = REPO_ROOT) -> str:
         except importlib.metadata.PackageNotFoundError:
             digest.update(f"{version_of} missing\n".encode())
     inputs = sorted((repo_root / "stacks").rglob("*.py"))
-    # The stacks build the jobs table from the runtime's schema module.
-    schema_source = repo_root / Path(jobs_table_schema.__file__).resolve().relative_to(REPO_ROOT)
-    inputs += [path for path in (repo_root / "cdk.json", schema_source) if path.exists()]
+    # The stacks build the jobs and access tables from the runtime's schema modules.
+    schema_sources = [repo_root / Path(module.__file__).resolve().relative_to(REPO_ROOT)
+                      for module in (jobs_table_schema, access_schema) if module.__file__]
+    inputs += [path for path in (repo_root / "cdk.json", *schema_sources) if path.exists()]
     for path in inputs:
         digest.update(str(path.relative_to(repo_root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
@@ -95,12 +98,14 @@ def deploy(
 ) -> LocalResources:
     """Deploys the stateful stack (see deploy_stack) and reads the resources from its outputs."""
     outputs = deploy_stack(template, endpoint_url=endpoint_url, stack_name=stack_name, region=region)
-    missing = {"TableName", "QueueUrl", "DeadLetterQueueUrl", "DocumentsBucketName", "SsmPath"} - set(outputs)
+    missing = {"TableName", "AccessTableName", "QueueUrl", "DeadLetterQueueUrl", "DocumentsBucketName",
+               "SsmPath"} - set(outputs)
     if missing:
         raise RuntimeError(f"stack {stack_name} lacks outputs: {sorted(missing)}")
     return LocalResources(
         stack_name=stack_name,
         table_name=outputs["TableName"],
+        access_table_name=outputs["AccessTableName"],
         queue_url=outputs["QueueUrl"],
         dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
         documents_bucket=outputs["DocumentsBucketName"],

@@ -1,4 +1,5 @@
-"""Test helpers: a uniquely named jobs table (from the synthesized stateful template) and queues on moto."""
+"""Test helpers: uniquely named jobs and access tables (from the synthesized stateful template) and queues on
+moto."""
 
 from __future__ import annotations
 
@@ -28,21 +29,31 @@ def counted_client(service: str, endpoint: str) -> Any:
     return build_client(service, region="us-east-1", endpoint_url=endpoint)
 
 
-def jobs_table_template(table_name: str) -> dict[str, Any]:
-    """The jobs table exactly as the synthesized stateful stack declares it (the local all-in-one's template,
-    cached by source hash), alone in a template of its own and named `table_name`."""
+def table_template(construct_id: str, table_name: str) -> dict[str, Any]:
+    """The table of construct `construct_id` (JobStore, AccessStore) exactly as the synthesized stateful stack
+    declares it (the local all-in-one's template, cached by source hash), alone in a template of its own and
+    named `table_name`."""
     resources = stateful_template(LOCAL_ENV)["Resources"]
     tables = {logical_id: resource for logical_id, resource in resources.items()
-              if resource["Type"] == "AWS::DynamoDB::Table"}
+              if resource["Type"] == "AWS::DynamoDB::Table" and logical_id.startswith(f"{construct_id}Table")}
     (logical_id, table), = tables.items()
     table = copy.deepcopy(table)
     table["Properties"]["TableName"] = table_name
     return {"Resources": {logical_id: table}}
 
 
+def jobs_table_template(table_name: str) -> dict[str, Any]:
+    return table_template("JobStore", table_name)
+
+
 def create_jobs_table(endpoint: str, name: str) -> None:
     """Deploys the jobs table of the stateful template into moto's CloudFormation, as the local all-in-one does."""
     deploy_stack(jobs_table_template(name), endpoint_url=endpoint, stack_name=name)
+
+
+def create_access_table(endpoint: str, name: str) -> None:
+    """The access table (API keys, webhook secrets) of the stateful template, deployed the same way."""
+    deploy_stack(table_template("AccessStore", name), endpoint_url=endpoint, stack_name=name)
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class AwsResources:
     queue_url: str
     dead_letter_queue_url: str
     bucket: str
+    access_table_name: str
 
 
 def create_resources(
@@ -70,7 +82,9 @@ def create_resources(
     )["QueueUrl"]
     bucket = unique(f"{prefix}-docs")
     s3.create_bucket(Bucket=bucket)
-    return AwsResources(endpoint, table, queue_url, dlq_url, bucket)
+    access_table = unique(f"{prefix}-access")
+    create_access_table(endpoint, access_table)
+    return AwsResources(endpoint, table, queue_url, dlq_url, bucket, access_table)
 
 
 def scan_all(dynamodb: Any, table: str) -> list[dict[str, Any]]:

@@ -13,8 +13,12 @@ import httpx
 import pytest
 import uvicorn
 
+from runtime.adapters.dynamodb.access_store import DynamoDbAccessStore
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
+from runtime.admin.access import AccessAdmin
 from runtime.api.app import build_container, create_app
+from runtime.auth.principal import ALL_SCOPES
+from runtime.domain.ports import UtcClock
 from runtime.settings import Settings, load_settings
 from tests.adapters.resources import AwsResources, create_resources, queue_depth, raw_client, scan_all
 from tests.conftest import free_port
@@ -33,9 +37,27 @@ class ShiftableClock:
         self.offset += timedelta(seconds=seconds)
 
 
+TENANT = "tenant-a"
+
+
+def access_admin(resources: AwsResources) -> AccessAdmin:
+    return AccessAdmin(DynamoDbAccessStore(raw_client("dynamodb", resources.endpoint), resources.access_table_name),
+                       UtcClock())
+
+
+def issue_key(resources: AwsResources, tenant: str = TENANT, scopes: tuple[str, ...] = ALL_SCOPES) -> str:
+    """A new API key in the resources' access table, as `python -m runtime.admin keys create` makes one."""
+    return access_admin(resources).create_key(tenant, scopes).token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def api_settings(resources: AwsResources, **overrides: Any) -> Settings:
     return load_settings(
         table_name=resources.table_name,
+        access_table_name=resources.access_table_name,
         queue_url=resources.queue_url,
         dead_letter_queue_url=resources.dead_letter_queue_url,
         documents_bucket=resources.bucket,
@@ -54,6 +76,11 @@ class LiveApi:
     store: DynamoDbJobStore
     dynamodb: Any
     sqs: Any
+    api_key: str
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return bearer(self.api_key)
 
     def item_count(self) -> int:
         return len(scan_all(self.dynamodb, self.resources.table_name))
@@ -80,7 +107,7 @@ def live_api(moto_server: str) -> Iterator[LiveApi]:
     assert isinstance(container.store, DynamoDbJobStore)
     try:
         yield LiveApi(f"http://127.0.0.1:{port}", resources, settings, clock, container.store,
-                      raw_client("dynamodb", moto_server), raw_client("sqs", moto_server))
+                      raw_client("dynamodb", moto_server), raw_client("sqs", moto_server), issue_key(resources))
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -88,5 +115,5 @@ def live_api(moto_server: str) -> Iterator[LiveApi]:
 
 @pytest.fixture
 def http(live_api: LiveApi) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_api.base_url, timeout=30) as client:
+    with httpx.Client(base_url=live_api.base_url, timeout=30, headers=live_api.auth_headers) as client:
         yield client

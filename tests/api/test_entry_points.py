@@ -17,6 +17,7 @@ import pytest
 from runtime.observability.names import LogEvent
 from runtime.settings import get_settings
 from tests.adapters.resources import AwsResources, create_resources
+from tests.api.conftest import bearer, issue_key
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,6 +31,7 @@ def resources(moto_server: str) -> AwsResources:
 def api_env(resources: AwsResources) -> dict[str, str]:
     return {
         "JOBS_TABLE_NAME": resources.table_name,
+        "JOBS_ACCESS_TABLE_NAME": resources.access_table_name,
         "JOBS_QUEUE_URL": resources.queue_url,
         "JOBS_DEAD_LETTER_QUEUE_URL": resources.dead_letter_queue_url,
         "JOBS_DOCUMENTS_BUCKET": resources.bucket,
@@ -56,7 +58,7 @@ def test_python_m_runtime_api_serves_where_the_settings_say_and_counts_its_aws_c
     process = subprocess.Popen([sys.executable, "-m", "runtime.api"],
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=bearer(issue_key(resources))) as client:
             deadline = time.monotonic() + 60
             while True:
                 try:
@@ -95,7 +97,7 @@ def test_bad_configuration_exits_2_with_the_setting_named(tmp_path: Path) -> Non
     assert result.returncode == 2 and "JOBS_TABLE_NAME" in result.stderr
 
 
-def test_lambda_handler_answers_an_http_api_event(settings_env: None) -> None:
+def test_lambda_handler_answers_an_http_api_event(settings_env: None, resources: AwsResources) -> None:
     from runtime.api import lambda_handler
 
     event = {
@@ -103,7 +105,8 @@ def test_lambda_handler_answers_an_http_api_event(settings_env: None) -> None:
         "routeKey": "$default",
         "rawPath": "/api/v1/jobs",
         "rawQueryString": "",
-        "headers": {"content-type": "application/json", "x-trace-id": "lambda-trace"},
+        "headers": {"content-type": "application/json", "x-trace-id": "lambda-trace",
+                    "authorization": bearer(issue_key(resources))["Authorization"]},
         "requestContext": {"http": {"method": "POST", "path": "/api/v1/jobs", "sourceIp": "127.0.0.1",
                                     "protocol": "HTTP/1.1", "userAgent": "test"},
                            "requestId": "r", "stage": "$default", "accountId": "123456789012", "apiId": "a",

@@ -23,7 +23,7 @@ from tests.adapters.resources import (
     raw_client,
     scan_all,
 )
-from tests.api.conftest import api_settings
+from tests.api.conftest import api_settings, bearer, issue_key
 
 BODY = {"type": "process_document", "params": {"source": "s3://docs/in.txt", "destination": "s3://docs/out.json"}}
 
@@ -40,7 +40,7 @@ def client_for(resources: AwsResources, *, store_down: bool = False, queue_down:
     queue = SqsJobQueue(dead_client("sqs") if queue_down else counted_client("sqs", resources.endpoint),
                         resources.queue_url)
     app = create_app(container=build_container(settings, store=store, queue=queue))
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(app, raise_server_exceptions=False, headers=bearer(issue_key(resources)))
 
 
 @pytest.fixture

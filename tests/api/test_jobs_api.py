@@ -66,7 +66,7 @@ def test_fifty_concurrent_submits_with_one_key_create_one_job_and_one_message(
     barrier = threading.Barrier(50)
 
     def submit(_: int) -> httpx.Response:
-        with httpx.Client(base_url=live_api.base_url, timeout=60) as client:
+        with httpx.Client(base_url=live_api.base_url, timeout=60, headers=live_api.auth_headers) as client:
             barrier.wait()
             return client.post("/api/v1/jobs", json=body(), headers={"Idempotency-Key": idempotency_key})
 

@@ -29,6 +29,7 @@ RFC3339_UTC_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 def make_settings(**overrides: object) -> Settings:
     values: dict[str, object] = {
         "table_name": "jobs",
+        "access_table_name": "access",
         "queue_url": "http://127.0.0.1:1/queue/jobs",
         "dead_letter_queue_url": "http://127.0.0.1:1/queue/jobs-dlq",
         "documents_bucket": "documents",
@@ -275,7 +276,7 @@ TRACED_CHILD = """
 import json, sys
 from runtime.observability import tracing
 from runtime.settings import Settings
-settings = Settings(table_name="t", queue_url="q", dead_letter_queue_url="d", documents_bucket="b",
+settings = Settings(table_name="t", access_table_name="a", queue_url="q", dead_letter_queue_url="d", documents_bucket="b",
                     tracing_enabled=True, service_name="traced")
 tracing.configure(settings)
 with tracing.continue_trace("worker", sys.argv[1]) as seg:

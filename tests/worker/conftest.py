@@ -94,6 +94,7 @@ class WorkerEnv:
             AWS_ACCESS_KEY_ID="testing",
             AWS_SECRET_ACCESS_KEY="testing",
             JOBS_TABLE_NAME=self.settings.table_name,
+            JOBS_ACCESS_TABLE_NAME=self.settings.access_table_name,
             JOBS_QUEUE_URL=self.settings.queue_url,
             JOBS_DEAD_LETTER_QUEUE_URL=self.settings.dead_letter_queue_url,
             JOBS_DOCUMENTS_BUCKET=self.settings.documents_bucket,
@@ -137,6 +138,7 @@ def worker_env(moto_server: str, tmp_path: Path) -> Iterator[WorkerEnv]:
     )
     settings = load_settings(
         table_name=table,
+        access_table_name=resources.access_table_name,
         queue_url=queue_url,
         dead_letter_queue_url=dlq_url,
         documents_bucket=bucket,

@@ -1,0 +1,1 @@
+"""`python -m runtime.admin`: the operator's command for API keys and webhook secrets."""
