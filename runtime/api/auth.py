@@ -14,7 +14,7 @@ from runtime.api.errors import ApiError
 from runtime.auth.api_keys import CredentialsUnavailable
 from runtime.auth.authenticator import Unauthenticated
 from runtime.auth.principal import SCOPE_READ, SCOPE_WRITE, Principal
-from runtime.observability import log_event
+from runtime.observability import aws_calls, log_event
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 CREDENTIALS_RETRY_AFTER_S = 2
@@ -34,7 +34,8 @@ def authenticate(request: Request, _: Annotated[object, Security(bearer_scheme)]
     """Runs in the thread pool: an uncached API key costs one GetItem."""
     authenticator = get_container(request).authenticator
     try:
-        principal = authenticator.authenticate(request.headers.get("authorization"))
+        with aws_calls.category("auth"):
+            principal = authenticator.authenticate(request.headers.get("authorization"))
     except Unauthenticated as exc:
         log_event("auth.refused", level="info", reason=str(exc))
         raise ApiError(401, "unauthorized", str(exc), headers=CHALLENGE) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from runtime.adapters.dynamodb.access_store import DynamoDbAccessStore
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
@@ -89,13 +91,9 @@ class LiveApi:
         return queue_depth(self.sqs, self.resources.queue_url)
 
 
-@pytest.fixture(scope="package")
-def live_api(moto_server: str) -> Iterator[LiveApi]:
-    resources = create_resources(moto_server, "api")
-    settings = api_settings(resources)
-    clock = ShiftableClock()
-    container = build_container(settings, clock=clock)
-    app = create_app(container=container)
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port in a background thread; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
     thread = threading.Thread(target=server.run, name="api-server", daemon=True)
@@ -104,13 +102,23 @@ def live_api(moto_server: str) -> Iterator[LiveApi]:
         if not thread.is_alive():
             raise RuntimeError("the api server did not start")
         time.sleep(0.01)
-    assert isinstance(container.store, DynamoDbJobStore)
     try:
-        yield LiveApi(f"http://127.0.0.1:{port}", resources, settings, clock, container.store,
-                      raw_client("dynamodb", moto_server), raw_client("sqs", moto_server), issue_key(resources))
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="package")
+def live_api(moto_server: str) -> Iterator[LiveApi]:
+    resources = create_resources(moto_server, "api")
+    settings = api_settings(resources)
+    clock = ShiftableClock()
+    container = build_container(settings, clock=clock)
+    assert isinstance(container.store, DynamoDbJobStore)
+    with serve(create_app(container=container)) as base_url:
+        yield LiveApi(base_url, resources, settings, clock, container.store,
+                      raw_client("dynamodb", moto_server), raw_client("sqs", moto_server), issue_key(resources))
 
 
 @pytest.fixture

@@ -58,7 +58,8 @@ def test_python_m_runtime_api_serves_where_the_settings_say_and_counts_its_aws_c
     process = subprocess.Popen([sys.executable, "-m", "runtime.api"],
                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=bearer(issue_key(resources))) as client:
+        headers = bearer(issue_key(resources))
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=headers) as client:
             deadline = time.monotonic() + 60
             while True:
                 try:
