@@ -27,12 +27,21 @@ def tiny_stateful_template(suffix: str) -> dict[str, Any]:
                     "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
                 },
             },
+            "AccessTable": {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                    "BillingMode": "PAY_PER_REQUEST",
+                },
+            },
             "DeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"dlq-{suffix}"}},
             "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"jobs-{suffix}"}},
             "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": f"documents-{suffix}"}},
         },
         "Outputs": {
             "TableName": {"Value": {"Ref": "Table"}},
+            "AccessTableName": {"Value": {"Ref": "AccessTable"}},
             "QueueUrl": {"Value": {"Ref": "Queue"}},
             "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}},
             "DocumentsBucketName": {"Value": {"Ref": "Bucket"}},

@@ -34,7 +34,8 @@ def deployed(isolated_moto_server: str) -> dict[str, Any]:
 
 def test_stack_is_created_with_outputs(deployed: dict[str, Any]) -> None:
     assert deployed["status"] == "CREATE_COMPLETE"
-    assert set(deployed["outputs"]) == {"TableName", "QueueUrl", "DeadLetterQueueUrl", "DocumentsBucketName", "SsmPath"}
+    assert set(deployed["outputs"]) == {"TableName", "AccessTableName", "QueueUrl", "DeadLetterQueueUrl",
+                                        "DocumentsBucketName", "SsmPath"}
     assert deployed["outputs"]["SsmPath"] == "/job-tickets/local"
 
 
@@ -70,6 +71,7 @@ def test_parameters_are_readable_by_path_as_the_runtime_reads_them(
     assert values == {
         "environment": "local",
         "table-name": outputs["TableName"],
+        "access-table-name": outputs["AccessTableName"],
         "queue-url": outputs["QueueUrl"],
         "dead-letter-queue-url": outputs["DeadLetterQueueUrl"],
         "documents-bucket": outputs["DocumentsBucketName"],

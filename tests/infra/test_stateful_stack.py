@@ -15,12 +15,14 @@ from tests.infra.table_shapes import TABLE_KEY_SCHEMA, attribute_definitions, gl
 # Construct IDs are a contract: a changed logical ID means CloudFormation replaces the resource (data loss).
 PINNED_LOGICAL_IDS = {
     "JobStoreTableF88185D4": "AWS::DynamoDB::Table",
+    "AccessStoreTableE32877BF": "AWS::DynamoDB::Table",
     "QueuesJobsQueueED92C26D": "AWS::SQS::Queue",
     "QueuesDeadLetterQueue82AA3FB7": "AWS::SQS::Queue",
     "DocumentsBucket089EA665": "AWS::S3::Bucket",
     "DocumentsAccessLogsBucketDA10EE7C": "AWS::S3::Bucket",
     "Parametersenvironment03DD29EB": "AWS::SSM::Parameter",
     "Parameterstablename6C58AE13": "AWS::SSM::Parameter",
+    "Parametersaccesstablename0790D8FE": "AWS::SSM::Parameter",
     "Parametersqueueurl300B74A4": "AWS::SSM::Parameter",
     "Parametersdeadletterqueueurl6B76AAE4": "AWS::SSM::Parameter",
     "ParametersdocumentsbucketB61172A3": "AWS::SSM::Parameter",
@@ -32,6 +34,7 @@ PINNED_LOGICAL_IDS = {
     "ParametersrepublishintervalsE9D26BC8": "AWS::SSM::Parameter",
 }
 STATEFUL_TYPES = {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::S3::Bucket"}
+ACCESS_TABLE = "AccessStoreTableE32877BF"
 TABLE, JOBS_QUEUE, DLQ, BUCKET = (
     "JobStoreTableF88185D4",
     "QueuesJobsQueueED92C26D",
@@ -67,6 +70,23 @@ def test_table(any_env: EnvTemplates) -> None:
         },
     )
     assert "ProvisionedThroughput" not in _resource(any_env, TABLE)["Properties"]
+
+
+def test_access_table_is_built_from_the_runtime_schema(any_env: EnvTemplates) -> None:
+    from runtime.adapters.dynamodb import access_schema as schema
+
+    properties = _resource(any_env, ACCESS_TABLE)["Properties"]
+    assert properties["KeySchema"] == [{"AttributeName": schema.PARTITION_KEY, "KeyType": "HASH"}]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["GlobalSecondaryIndexes"] == [{
+        "IndexName": schema.TENANT_INDEX,
+        "KeySchema": [{"AttributeName": schema.TENANT_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                      {"AttributeName": schema.TENANT_INDEX_SORT_KEY, "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(schema.TENANT_INDEX_PROJECTED)},
+    }]
+    assert "TimeToLiveSpecification" not in properties  # keys and secrets live until revoked or rotated
 
 
 def test_queues(any_env: EnvTemplates) -> None:
@@ -153,6 +173,7 @@ def test_parameters_are_named_after_the_runtime_settings(any_env: EnvTemplates) 
     assert fields <= set(Settings.model_fields), fields - set(Settings.model_fields)
     assert parameters[prefix + "environment"] == any_env.env_name
     assert parameters[prefix + "table-name"] == {"Ref": TABLE}
+    assert parameters[prefix + "access-table-name"] == {"Ref": ACCESS_TABLE}
     assert parameters[prefix + "queue-url"] == {"Ref": JOBS_QUEUE}
     assert parameters[prefix + "dead-letter-queue-url"] == {"Ref": DLQ}
     assert parameters[prefix + "documents-bucket"] == {"Ref": BUCKET}
@@ -172,10 +193,11 @@ def test_retention_and_termination_protection(env_name: str, protected: bool) ->
 
     env = synthesized(env_name)
     policy = "Retain" if protected else "Delete"
-    for logical_id in (TABLE, JOBS_QUEUE, DLQ, BUCKET, "DocumentsAccessLogsBucketDA10EE7C"):
+    for logical_id in (TABLE, ACCESS_TABLE, JOBS_QUEUE, DLQ, BUCKET, "DocumentsAccessLogsBucketDA10EE7C"):
         resource = env.stateful["Resources"][logical_id]
         assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == (policy, policy), logical_id
-    assert env.stateful["Resources"][TABLE]["Properties"]["DeletionProtectionEnabled"] is protected
+    for table in (TABLE, ACCESS_TABLE):
+        assert env.stateful["Resources"][table]["Properties"]["DeletionProtectionEnabled"] is protected
     stack = env.synthesized.stacks.stateful
     assert stack.termination_protection is protected
 
