@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,9 +47,10 @@ def _process_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def make_client(api_url: str, connections: int) -> httpx.Client:
+def make_client(api_url: str, connections: int, headers: Mapping[str, str] | None = None) -> httpx.Client:
+    """`headers` carries the Authorization of the API key the load runs as."""
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.Client(base_url=api_url, limits=limits, timeout=REQUEST_TIMEOUT_S)
+    return httpx.Client(base_url=api_url, limits=limits, timeout=REQUEST_TIMEOUT_S, headers=dict(headers or {}))
 
 
 def _post(client: httpx.Client, index: int, body: dict[str, Any]) -> Submitted:
@@ -69,11 +70,12 @@ def _post(client: httpx.Client, index: int, body: dict[str, Any]) -> Submitted:
     return Submitted(index, sent_wall, latency, response.status_code, job_id, error)
 
 
-def burst(api_url: str, bodies: list[dict[str, Any]], *, concurrency: int) -> LoadResult:
+def burst(api_url: str, bodies: list[dict[str, Any]], *, concurrency: int,
+          headers: Mapping[str, str] | None = None) -> LoadResult:
     """POSTs every body as fast as `concurrency` clients can."""
     result = LoadResult()
     cpu_before, started = _process_cpu_s(), time.perf_counter()
-    with make_client(api_url, concurrency) as client, ThreadPoolExecutor(concurrency, "burst") as pool:
+    with make_client(api_url, concurrency, headers) as client, ThreadPoolExecutor(concurrency, "burst") as pool:
         result.submitted = list(pool.map(lambda pair: _post(client, pair[0], pair[1]), enumerate(bodies)))
     result.wall_s = time.perf_counter() - started
     result.cpu_s = _process_cpu_s() - cpu_before
@@ -81,14 +83,15 @@ def burst(api_url: str, bodies: list[dict[str, Any]], *, concurrency: int) -> Lo
 
 
 def steady(
-    api_url: str, body_for: Callable[[int], dict[str, Any]], *, rate_per_s: float, duration_s: float
+    api_url: str, body_for: Callable[[int], dict[str, Any]], *, rate_per_s: float, duration_s: float,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """POSTs at a fixed rate (open loop: a slow answer does not delay the next request) for `duration_s`."""
     total = max(1, int(rate_per_s * duration_s))
     result = LoadResult()
     futures = []
     cpu_before, started = _process_cpu_s(), time.perf_counter()
-    with make_client(api_url, 32) as client, ThreadPoolExecutor(32, "steady") as pool:
+    with make_client(api_url, 32, headers) as client, ThreadPoolExecutor(32, "steady") as pool:
         for index in range(total):
             delay = started + index / rate_per_s - time.perf_counter()
             if delay > 0:
@@ -108,6 +111,7 @@ def closed_loop(
     duration_s: float,
     max_requests: int,
     on_tick: Callable[[], None] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """`clients` threads, each sending its next POST when the last one answered, for `duration_s` (and at most
     `max_requests` in all). `on_tick` runs about every 0.5 s on the calling thread (memory sampling)."""
@@ -128,7 +132,7 @@ def closed_loop(
                 collected.append(outcome)
 
     cpu_before, started = _process_cpu_s(), time.perf_counter()
-    with make_client(api_url, clients) as client:
+    with make_client(api_url, clients, headers) as client:
         threads = [threading.Thread(target=run, args=(client,), name=f"client-{n}") for n in range(clients)]
         for thread in threads:
             thread.start()

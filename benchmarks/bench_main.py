@@ -36,14 +36,19 @@ from benchmarks.bench_pricing import (
 from benchmarks.bench_replay import REPLAY_THREADS, Replay, measure_replay, measure_submit_replay
 from benchmarks.bench_stack import Calls, LocalStack, Resources, machine_busy_s, merge, paused, subtract
 from benchmarks.bench_stats import median_of, percentile, summarize_latencies
+from runtime.adapters.dynamodb.access_store import DynamoDbAccessStore
 from runtime.adapters.dynamodb.codec import key
 from runtime.adapters.dynamodb.schema import TABLE_KEY, Attr
+from runtime.admin.access import AccessAdmin
+from runtime.domain.ports import UtcClock
 from runtime.domain.times import parse_iso
+from runtime.settings import Settings
 
 IO_PLUGIN = "benchmarks.bench_io_job"
 TERMINAL = ("SUCCEEDED", "FAILED_FINAL")
 DRAIN_TIMEOUT_S = 180.0
 DUMP_SETTLE_S = 1.6
+AUTH_CACHE_TTL_S = Settings.model_fields["api_key_cache_ttl_s"].default  # the all-in-one runs the default
 EARLY_WINDOW_S = 5.0
 EMULATOR_SATURATED_CORES = 0.8  # the call files are rewritten every second
 
@@ -204,9 +209,10 @@ def job_service(env: Env) -> Any:
 
 def submit_io(stack: LocalStack, env: Env, count: int, wait_ms: int = 200) -> bench_load.LoadResult:
     """Through the API when it knows the benchmark's type (JOBS_API_PLUGINS), else through the domain directly."""
-    probe = httpx.post(f"{stack.api_url}/api/v1/jobs", json=io_body(wait_ms), timeout=10)
+    probe = httpx.post(f"{stack.api_url}/api/v1/jobs", json=io_body(wait_ms), timeout=10, headers=stack.auth_headers)
     if probe.status_code == 201:
-        load = bench_load.burst(stack.api_url, [io_body(wait_ms) for _ in range(count - 1)], concurrency=16)
+        load = bench_load.burst(stack.api_url, [io_body(wait_ms) for _ in range(count - 1)], concurrency=16,
+                                headers=stack.auth_headers)
         first = bench_load.Submitted(-1, time.time(), 0.0, 201, probe.json()["jobId"])
         load.submitted.insert(0, first)
         return load
@@ -261,6 +267,7 @@ class Results:
     table_keys: tuple[str, ...] = ()
     gsis: tuple[Any, ...] = ()
     poll_calls_per_get: float | None = None
+    auth_calls_per_request: tuple[float, float] | None = None  # (key cached, key not yet cached)
 
 
 # --- scenarios ------------------------------------------------------------------------------------------------------
@@ -289,7 +296,7 @@ def capture_item_states(stack: LocalStack, env: Env, results: Results, out: Out)
     end: the sizes the dollar figures need."""
     run = uuid.uuid4().hex[:6]
     worker = stack.pid_of("worker")
-    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+    with httpx.Client(base_url=stack.api_url, timeout=10, headers=stack.auth_headers) as client:
         if worker is not None:
             os.kill(worker, signal.SIGSTOP)  # see the PENDING item before any claim
         try:
@@ -321,12 +328,23 @@ def capture_item_states(stack: LocalStack, env: Env, results: Results, out: Out)
     results.table_keys, results.gsis = gsis_from_description(table)
     # One GET of a finished job: what polling costs per request (category "poll").
     before = calls_total(stack)
-    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+    with httpx.Client(base_url=stack.api_url, timeout=10, headers=stack.auth_headers) as client:
         for _ in range(20):
             client.get(f"/api/v1/jobs/{doc_id}")
     time.sleep(DUMP_SETTLE_S)
     polled = subtract(calls_total(stack), before).get("poll", {})
     results.poll_calls_per_get = sum(polled.values()) / 20
+    # Authentication (category "auth"): those 20 GETs reused a key the API had seen (cached); now the first
+    # request of each of 5 new keys (uncached: the lookup the cache saves).
+    cached = subtract(calls_total(stack), before).get("auth", {})
+    admin = AccessAdmin(DynamoDbAccessStore(env.dynamodb, env.resources.access_table_name), UtcClock())
+    new_keys = [admin.create_key("bench").token for _ in range(5)]
+    before = calls_total(stack)
+    for token in new_keys:
+        httpx.get(f"{stack.api_url}/api/v1/jobs/{doc_id}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    time.sleep(DUMP_SETTLE_S)
+    uncached = subtract(calls_total(stack), before).get("auth", {})
+    results.auth_calls_per_request = (sum(cached.values()) / 20, sum(uncached.values()) / len(new_keys))
 
 
 # Attributes a claim never changes.
@@ -442,7 +460,8 @@ def scenario_burst(results: Results, out: Out, repeats: int, jobs: int) -> None:
             run = uuid.uuid4().hex[:6]
             bodies = [doc_body(env.resources.documents_bucket, run, index) for index in range(jobs)]
             measured = run_jobs(
-                stack, env, lambda bodies=bodies: bench_load.burst(stack.api_url, bodies, concurrency=16), out=out
+                stack, env, lambda bodies=bodies: bench_load.burst(stack.api_url, bodies, concurrency=16,
+                                                      headers=stack.auth_headers), out=out
             )
             results.bursts.append(measured)
             out(f"  (fresh all-in-one ready in {stack.started_s:.1f} s)")
@@ -465,7 +484,8 @@ def scenario_steady(results: Results, out: Out, repeats: int, duration_s: float,
                 stack,
                 env,
                 lambda stack=stack, bucket=bucket, run=run: bench_load.steady(
-                    stack.api_url, lambda index: doc_body(bucket, run, index), rate_per_s=rate, duration_s=duration_s
+                    stack.api_url, lambda index: doc_body(bucket, run, index), rate_per_s=rate, duration_s=duration_s,
+                    headers=stack.auth_headers,
                 ),
                 out=out,
             )
@@ -496,6 +516,7 @@ def measure_post(stack: LocalStack, env: Env, duration_s: float, clients: int) -
         duration_s=duration_s,
         max_requests=int(duration_s * 2000),
         on_tick=sample,
+        headers=stack.auth_headers,
     )
     cpu_after = stack.cpu_by_role()
     ours = sum(cpu_after.values()) - sum(cpu_before.values()) + _own_cpu_s() - own_before
@@ -730,6 +751,13 @@ def report(results: Results, out: Out, prices: PriceTable) -> None:
             out(
                 f"  status polling, shown apart: {results.poll_calls_per_get:.2f} AWS requests per "
                 f"GET /api/v1/jobs/{{id}}"
+            )
+        if results.auth_calls_per_request is not None:
+            cached_calls, uncached_calls = results.auth_calls_per_request
+            out(
+                f"  authentication, per authenticated request: {cached_calls:.2f} AWS requests with a cached "
+                f"API key, {uncached_calls:.2f} for a key's first request (one GetItem; cached "
+                f"{AUTH_CACHE_TTL_S:g} s)"
             )
         steady_calls = median_calls(results.steadies) if results.steadies else None
         if steady_calls:

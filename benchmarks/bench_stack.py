@@ -25,6 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 READY_TIMEOUT_S = 90.0
+READY_PREFIX = b"job-tickets local ready:"
+# A running stack given by URL (--api-url) needs a key: `python -m runtime.admin keys create --tenant ...`.
+API_KEY_ENV = "JOBS_BENCH_API_KEY"
 STOP_TIMEOUT_S = 15.0
 
 
@@ -113,9 +116,13 @@ class OutputCounter:
     by_kind: Counter[str] = field(default_factory=Counter)  # bytes by "emf" / event name / "text"
     lines_by_kind: Counter[str] = field(default_factory=Counter)
     tail: list[str] = field(default_factory=list)
+    ready: dict[str, str] = field(default_factory=dict)  # the fields of the all-in-one's ready line
 
     def add(self, line: bytes) -> None:
         kind = classify_line(line)
+        if line.startswith(READY_PREFIX):
+            fields = line[len(READY_PREFIX):].decode("utf-8", "replace").split()
+            self.ready = dict(part.split("=", 1) for part in fields if "=" in part)
         with self.lock:
             self.bytes_total += len(line)
             self.lines_total += 1
@@ -193,6 +200,7 @@ def merge(snapshots: Iterator[Mapping[str, Mapping[str, int]]] | list[Calls]) ->
 @dataclass(frozen=True)
 class Resources:
     table_name: str
+    access_table_name: str
     queue_url: str
     dead_letter_queue_url: str
     documents_bucket: str
@@ -265,6 +273,18 @@ class LocalStack:
             raise
         self.started_s = time.monotonic() - started
 
+    @property
+    def api_key(self) -> str:
+        """The all-in-one's key (tenant `local`, from its ready line), or JOBS_BENCH_API_KEY for a given stack."""
+        key = os.environ.get(API_KEY_ENV) if self.external else self.output.ready.get("api-key")
+        if not key:
+            raise RuntimeError(f"no api key: set {API_KEY_ENV}" if self.external else "no api-key on the ready line")
+        return key
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
     def wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
         last = "no answer"
@@ -274,7 +294,8 @@ class LocalStack:
                     raise RuntimeError(f"runtime.local exited with {self.process.returncode}:\n" + self.tail())
                 try:
                     response = client.get(f"{self.api_url}/readyz")
-                    if response.status_code == 200:
+                    # The all-in-one prints its ready line (with the api key) just after /readyz answers.
+                    if response.status_code == 200 and (self.external or self.output.ready):
                         return
                     last = f"{response.status_code} {response.text[:200]}"
                 except httpx.HTTPError as exc:
@@ -363,6 +384,7 @@ class LocalStack:
         try:
             return Resources(
                 table_name=values["table-name"],
+                access_table_name=values["access-table-name"],
                 queue_url=values["queue-url"],
                 dead_letter_queue_url=values["dead-letter-queue-url"],
                 documents_bucket=values["documents-bucket"],

@@ -40,10 +40,15 @@ class AccessStore(Construct):
             non_key_attributes=list(schema.TENANT_INDEX_PROJECTED),
         )
 
+    # GetItem on the table ARN only: Table.grant() would add <arn>/index/* as well, which a GetItem never needs.
     def grant_authenticate(self, grantee: iam.IGrantable) -> iam.Grant:
         """The API: one GetItem per uncached key id. It cannot list, write or revoke keys."""
-        return self.table.grant(grantee, "dynamodb:GetItem")
+        return self._grant_get_item(grantee)
 
     def grant_read_webhook_secrets(self, grantee: iam.IGrantable) -> iam.Grant:
         """The process that signs callbacks reads its tenant's secret with GetItem."""
-        return self.table.grant(grantee, "dynamodb:GetItem")
+        return self._grant_get_item(grantee)
+
+    def _grant_get_item(self, grantee: iam.IGrantable) -> iam.Grant:
+        return iam.Grant.add_to_principal(grantee=grantee, actions=["dynamodb:GetItem"],
+                                          resource_arns=[self.table.table_arn])

@@ -102,8 +102,17 @@ class LocalSystem:
     def s3(self) -> Any:
         return boto3.client("s3", endpoint_url=self.aws_url, region_name="us-east-1")
 
+    @property
+    def api_key(self) -> str:
+        """The key the all-in-one made for tenant `local` (both scopes) and printed on its ready line."""
+        return self.ready["api-key"]
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.api_url, timeout=30)
+        return httpx.Client(base_url=self.api_url, timeout=30, headers=self.auth_headers)
 
     def interrupt(self) -> int:
         """Ctrl-C: SIGINT to runtime.local only, as a terminal sends it; returns the exit code."""

@@ -133,3 +133,10 @@ def test_missing_source_fails_final_and_a_manual_retry_succeeds(system: LocalSys
     assert done["status"] == "SUCCEEDED", done
     assert done["result"]["summary"]["lines"] == 1
     assert done["error"] is None
+
+
+def test_the_ready_line_carries_a_working_api_key(system: LocalSystem, client: httpx.Client) -> None:
+    assert system.api_key.startswith("jt_")
+    anonymous = httpx.get(f"{system.api_url}/api/v1/jobs/some-job", timeout=30)
+    assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/api/v1/jobs/some-job").status_code == 404  # authenticated as tenant `local`

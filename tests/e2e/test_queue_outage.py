@@ -62,7 +62,7 @@ def test_job_accepted_while_the_queue_is_down_completes_after_it_recovers(
         "params": {"source": f"s3://{bucket}/in/{name}.txt", "destination": f"s3://{bucket}/out/{name}.json"},
     }
 
-    with httpx.Client(base_url=system.api_url, timeout=60) as client:
+    with httpx.Client(base_url=system.api_url, timeout=60, headers=system.auth_headers) as client:
         proxy.sqs_down.set()
         try:
             created = client.post("/api/v1/jobs", json=body)

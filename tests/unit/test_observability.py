@@ -276,8 +276,8 @@ TRACED_CHILD = """
 import json, sys
 from runtime.observability import tracing
 from runtime.settings import Settings
-settings = Settings(table_name="t", access_table_name="a", queue_url="q", dead_letter_queue_url="d", documents_bucket="b",
-                    tracing_enabled=True, service_name="traced")
+settings = Settings(table_name="t", access_table_name="a", queue_url="q", dead_letter_queue_url="d",
+                    documents_bucket="b", tracing_enabled=True, service_name="traced")
 tracing.configure(settings)
 with tracing.continue_trace("worker", sys.argv[1]) as seg:
     with tracing.subsegment("claim"):
