@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.adapters.resources import AwsResources, create_resources
+from tests.api.conftest import issue_key
 from tests.api.test_entry_points import REPO, api_env
 from tests.conftest import free_port
 
@@ -33,6 +34,7 @@ WAIT_S = 6.0
 class ApiProcess:
     port: int
     log: Path
+    authorization: bytes  # an Authorization header line with a valid key: the body deadline is met after auth
 
     def connect(self) -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=WAIT_S)
@@ -76,7 +78,7 @@ def api_process(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
             except httpx.TransportError:
                 assert process.poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.1)
-        yield ApiProcess(port, log)
+        yield ApiProcess(port, log, f"Authorization: Bearer {issue_key(resources)}\r\n".encode())
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -135,7 +137,7 @@ def test_headers_sent_a_byte_at_a_time_are_cut_off_at_the_header_deadline(api_pr
 def test_a_body_sent_too_slowly_gets_408_and_the_connection_closes(api_process: ApiProcess) -> None:
     with api_process.connect() as sock:
         sock.sendall(b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100\r\n\r\n{\"type\": ")
+                     + api_process.authorization + b"Content-Length: 100\r\n\r\n{\"type\": ")
         started = time.monotonic()
         answer = read_until_closed(sock)
         elapsed = time.monotonic() - started
@@ -148,7 +150,8 @@ def test_a_body_sent_too_slowly_gets_408_and_the_connection_closes(api_process: 
 def test_a_client_hanging_up_mid_body_is_logged_at_info(api_process: ApiProcess) -> None:
     with api_process.connect() as sock:
         sock.sendall(b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"X-Trace-Id: hung-up-mid-body\r\nContent-Length: 100\r\n\r\n{\"type\": ")
+                     + api_process.authorization
+                     + b"X-Trace-Id: hung-up-mid-body\r\nContent-Length: 100\r\n\r\n{\"type\": ")
         time.sleep(0.2)  # the request reached the route and waits for the rest of the body
     record = api_process.wait_for_event("http_client_disconnected")
     assert record["level"] == "info" and record["traceId"] == "hung-up-mid-body"
