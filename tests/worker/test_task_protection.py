@@ -149,6 +149,7 @@ def test_without_ecs_agent_uri_the_worker_makes_no_protection_calls(
     # The settings as the worker's main parses them, from an environment without ECS_AGENT_URI.
     settings = load_settings(
         table_name=env.settings.table_name,
+        access_table_name=env.settings.access_table_name,
         queue_url=env.settings.queue_url,
         dead_letter_queue_url=env.settings.dead_letter_queue_url,
         documents_bucket=env.settings.documents_bucket,
