@@ -30,29 +30,36 @@ EXIT_BAD_INPUT = 2  # bad arguments or configuration (argparse uses 2 as well)
 EXIT_NOT_FOUND = 3  # no key with that id
 EXIT_UNAVAILABLE = 4  # the access table did not answer
 
-EPILOG = f"""tenant names: {TENANT_RULE}. scopes: {', '.join(ALL_SCOPES)} (jobs:write implies jobs:read).
+EPILOG = f"""tenant names: {TENANT_RULE}. scopes: {", ".join(ALL_SCOPES)} (jobs:write implies jobs:read).
 exit codes: {EXIT_OK} done, {EXIT_BAD_INPUT} bad input or configuration, {EXIT_NOT_FOUND} unknown key id,
 {EXIT_UNAVAILABLE} the access table did not answer, {EXIT_FAILED} aws refused the request."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m runtime.admin", description="API keys and webhook secrets.",
-                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime.admin",
+        description="API keys and webhook secrets.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     groups = parser.add_subparsers(dest="group", required=True, metavar="{keys,webhooks}")
 
     keys = groups.add_parser("keys", help="create, list and revoke API keys").add_subparsers(
-        dest="action", required=True, metavar="{create,list,revoke}")
+        dest="action", required=True, metavar="{create,list,revoke}"
+    )
     create = keys.add_parser("create", help="a new key for a tenant; its secret is printed once")
     create.add_argument("--tenant", required=True)
-    create.add_argument("--scopes", default=",".join(ALL_SCOPES),
-                        help=f"comma-separated (default {','.join(ALL_SCOPES)})")
+    create.add_argument(
+        "--scopes", default=",".join(ALL_SCOPES), help=f"comma-separated (default {','.join(ALL_SCOPES)})"
+    )
     listing = keys.add_parser("list", help="keys (never their secrets), optionally of one tenant")
     listing.add_argument("--tenant")
     revoke = keys.add_parser("revoke", help="the key stops working within the API's cache bound (30 s default)")
     revoke.add_argument("key_id", metavar="KEY_ID")
 
     webhooks = groups.add_parser("webhooks", help="per-tenant callback signing secrets").add_subparsers(
-        dest="action", required=True, metavar="{rotate-secret}")
+        dest="action", required=True, metavar="{rotate-secret}"
+    )
     rotate = webhooks.add_parser("rotate-secret", help="a new HMAC secret for the tenant, printed once")
     rotate.add_argument("--tenant", required=True)
 
@@ -76,13 +83,14 @@ def run(args: argparse.Namespace, admin: AccessAdmin) -> int:
     if (args.group, args.action) == ("keys", "create"):
         created = admin.create_key(args.tenant, args.scopes.split(","))
         info = created.stored.info
-        document = {"keyId": info.key_id, "apiKey": created.token, "tenant": info.tenant,
-                    "scopes": sorted(info.scopes)}
+        document = {"keyId": info.key_id, "apiKey": created.token, "tenant": info.tenant, "scopes": sorted(info.scopes)}
         if as_json:
             print(json.dumps(document))
         else:
-            print(f"key id:  {info.key_id}\ntenant:  {info.tenant}\nscopes:  {','.join(sorted(info.scopes))}\n"
-                  f"api key: {created.token}\n(the api key is shown once; it is stored only as a hash)")
+            print(
+                f"key id:  {info.key_id}\ntenant:  {info.tenant}\nscopes:  {','.join(sorted(info.scopes))}\n"
+                f"api key: {created.token}\n(the api key is shown once; it is stored only as a hash)"
+            )
     elif (args.group, args.action) == ("keys", "list"):
         keys = [_key_document(key) for key in admin.list_keys(args.tenant)]
         if as_json:
@@ -90,19 +98,26 @@ def run(args: argparse.Namespace, admin: AccessAdmin) -> int:
         else:
             print(f"{'KEY ID':<18}{'TENANT':<24}{'SCOPES':<22}{'CREATED':<26}REVOKED")
             for key in keys:
-                print(f"{key['keyId']:<18}{key['tenant']:<24}{','.join(key['scopes']):<22}{key['createdAt']:<26}"
-                      f"{key['revokedAt'] or '-'}")
+                print(
+                    f"{key['keyId']:<18}{key['tenant']:<24}{','.join(key['scopes']):<22}{key['createdAt']:<26}"
+                    f"{key['revokedAt'] or '-'}"
+                )
     elif (args.group, args.action) == ("keys", "revoke"):
         revoked = _key_document(admin.revoke_key(args.key_id))
-        print(json.dumps(revoked) if as_json else f"revoked key {revoked['keyId']} of tenant {revoked['tenant']} "
-                                                  f"at {revoked['revokedAt']}")
+        print(
+            json.dumps(revoked)
+            if as_json
+            else f"revoked key {revoked['keyId']} of tenant {revoked['tenant']} at {revoked['revokedAt']}"
+        )
     else:
         rotated = admin.rotate_webhook_secret(args.tenant)
         if as_json:
             print(json.dumps({"tenant": rotated.tenant, "secret": rotated.secret}))
         else:
-            print(f"tenant: {rotated.tenant}\nsecret: {rotated.secret}\n(a shared HMAC-SHA256 secret for "
-                  "Job-Tickets-Signature; shown once here, give it to the tenant)")
+            print(
+                f"tenant: {rotated.tenant}\nsecret: {rotated.secret}\n(a shared HMAC-SHA256 secret for "
+                "Job-Tickets-Signature; shown once here, give it to the tenant)"
+            )
     return EXIT_OK
 
 

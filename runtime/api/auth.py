@@ -15,6 +15,7 @@ from runtime.auth.api_keys import CredentialsUnavailable
 from runtime.auth.authenticator import Unauthenticated
 from runtime.auth.principal import SCOPE_READ, SCOPE_WRITE, Principal
 from runtime.observability import aws_calls, log_event
+from runtime.observability.names import LogEvent
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 CREDENTIALS_RETRY_AFTER_S = 2
@@ -24,8 +25,8 @@ bearer_scheme = HTTPBearer(
     scheme_name="bearer",
     bearerFormat="API key (jt_...) or OIDC access token (JWT)",
     description="`Authorization: Bearer <token>`: an API key from `python -m runtime.admin keys create`, or, where "
-                "the environment configures an OIDC issuer, an RS256 access token from it (tenant claim, `scope` "
-                "with `jobs:read` / `jobs:write`).",
+    "the environment configures an OIDC issuer, an RS256 access token from it (tenant claim, `scope` "
+    "with `jobs:read` / `jobs:write`).",
     auto_error=False,
 )
 
@@ -37,12 +38,16 @@ def authenticate(request: Request, _: Annotated[object, Security(bearer_scheme)]
         with aws_calls.category("auth"):
             principal = authenticator.authenticate(request.headers.get("authorization"))
     except Unauthenticated as exc:
-        log_event("auth.refused", level="info", reason=str(exc))
+        log_event(LogEvent.AUTH_REFUSED, level="info", reason=str(exc))
         raise ApiError(401, "unauthorized", str(exc), headers=CHALLENGE) from None
     except CredentialsUnavailable as exc:
-        log_event("auth.unavailable", level="error", reason=str(exc))
-        raise ApiError(503, "credentials_unavailable", "credentials cannot be checked right now; retry later",
-                       headers={"Retry-After": str(CREDENTIALS_RETRY_AFTER_S)}) from None
+        log_event(LogEvent.AUTH_UNAVAILABLE, level="error", reason=str(exc))
+        raise ApiError(
+            503,
+            "credentials_unavailable",
+            "credentials cannot be checked right now; retry later",
+            headers={"Retry-After": str(CREDENTIALS_RETRY_AFTER_S)},
+        ) from None
     request.state.principal = principal
     return principal
 
@@ -53,8 +58,12 @@ AuthenticatedDep = Annotated[Principal, Depends(authenticate)]
 def _require(scope: str) -> Callable[[Principal], Principal]:
     def check(principal: AuthenticatedDep) -> Principal:
         if not principal.allows(scope):
-            raise ApiError(403, "forbidden", f"this credential lacks the {scope!r} scope",
-                           headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'})
+            raise ApiError(
+                403,
+                "forbidden",
+                f"this credential lacks the {scope!r} scope",
+                headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+            )
         return principal
 
     check.__name__ = f"require_{scope.replace(':', '_')}"

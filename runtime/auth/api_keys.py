@@ -89,8 +89,15 @@ class ApiKeyVerifier:
     `negative_ttl_s`) so that a request usually costs no table read. A revocation therefore takes effect within
     `ttl_s`: the documented bound. Thread-safe (the API verifies in a thread pool)."""
 
-    def __init__(self, reader: ApiKeyReader, *, ttl_s: float, negative_ttl_s: float,
-                 max_entries: int = CACHE_MAX_ENTRIES, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        reader: ApiKeyReader,
+        *,
+        ttl_s: float,
+        negative_ttl_s: float,
+        max_entries: int = CACHE_MAX_ENTRIES,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._reader = reader
         self._ttl_s = ttl_s
         self._negative_ttl_s = negative_ttl_s

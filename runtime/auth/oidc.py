@@ -35,8 +35,13 @@ class OidcConfig:
 class OidcVerifier:
     def __init__(self, config: OidcConfig) -> None:
         self._config = config
-        self._jwks = jwt.PyJWKClient(config.jwks_url, cache_jwk_set=True, lifespan=JWKS_CACHE_S,
-                                     timeout=JWKS_TIMEOUT_S, cooldown_duration=config.refresh_cooldown_s)
+        self._jwks = jwt.PyJWKClient(
+            config.jwks_url,
+            cache_jwk_set=True,
+            lifespan=JWKS_CACHE_S,
+            timeout=JWKS_TIMEOUT_S,
+            cooldown_duration=config.refresh_cooldown_s,
+        )
 
     def verify(self, token: str) -> Principal:
         try:

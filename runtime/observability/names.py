@@ -46,6 +46,8 @@ class LogEvent(StrEnum):
     HTTP_BODY_TIMEOUT = "http_body_timeout"
     HTTP_CLIENT_DISCONNECTED = "http_client_disconnected"
     READINESS_FAILED = "readiness_failed"
+    AUTH_REFUSED = "auth_refused"
+    AUTH_UNAVAILABLE = "auth_unavailable"
     SEND_BATCH_FAILED = "send_batch_failed"
 
     # Worker

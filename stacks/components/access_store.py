@@ -33,8 +33,9 @@ class AccessStore(Construct):
         )
         self.table.add_global_secondary_index(
             index_name=schema.TENANT_INDEX,
-            partition_key=dynamodb.Attribute(name=schema.TENANT_INDEX_PARTITION_KEY,
-                                             type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(
+                name=schema.TENANT_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
             sort_key=dynamodb.Attribute(name=schema.TENANT_INDEX_SORT_KEY, type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.INCLUDE,
             non_key_attributes=list(schema.TENANT_INDEX_PROJECTED),
@@ -50,5 +51,6 @@ class AccessStore(Construct):
         return self._grant_get_item(grantee)
 
     def _grant_get_item(self, grantee: iam.IGrantable) -> iam.Grant:
-        return iam.Grant.add_to_principal(grantee=grantee, actions=["dynamodb:GetItem"],
-                                          resource_arns=[self.table.table_arn])
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["dynamodb:GetItem"], resource_arns=[self.table.table_arn]
+        )

@@ -30,13 +30,18 @@ def admin(resources: AwsResources, *args: str, ssm_path: str | None = None) -> s
     env = {key: value for key, value in os.environ.items() if not key.startswith("JOBS_")}
     env.update(AWS_ENDPOINT_URL=resources.endpoint, AWS_REGION="us-east-1", PYTHONPATH=str(REPO))
     if ssm_path is None:
-        env.update(JOBS_TABLE_NAME=resources.table_name, JOBS_ACCESS_TABLE_NAME=resources.access_table_name,
-                   JOBS_QUEUE_URL=resources.queue_url, JOBS_DEAD_LETTER_QUEUE_URL=resources.dead_letter_queue_url,
-                   JOBS_DOCUMENTS_BUCKET=resources.bucket)
+        env.update(
+            JOBS_TABLE_NAME=resources.table_name,
+            JOBS_ACCESS_TABLE_NAME=resources.access_table_name,
+            JOBS_QUEUE_URL=resources.queue_url,
+            JOBS_DEAD_LETTER_QUEUE_URL=resources.dead_letter_queue_url,
+            JOBS_DOCUMENTS_BUCKET=resources.bucket,
+        )
     else:
         env["JOBS_SSM_PATH"] = ssm_path
-    return subprocess.run([sys.executable, "-m", "runtime.admin", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "runtime.admin", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_create_list_revoke_with_json_output(resources: AwsResources) -> None:
@@ -50,7 +55,8 @@ def test_create_list_revoke_with_json_output(resources: AwsResources) -> None:
 
     # Stored as a hash only: the secret appears nowhere in the item.
     item = raw_client("dynamodb", resources.endpoint).get_item(
-        TableName=resources.access_table_name, Key={"pk": {"S": f"key#{key['keyId']}"}})["Item"]
+        TableName=resources.access_table_name, Key={"pk": {"S": f"key#{key['keyId']}"}}
+    )["Item"]
     secret = key["apiKey"].split("_", 2)[2]
     assert secret not in json.dumps(item)
     assert item["secretHash"]["S"] == hash_secret(secret)
@@ -87,19 +93,23 @@ def test_rotate_webhook_secret_returns_a_new_secret_the_worker_can_read(resource
     assert store.get_webhook_secret("nobody") is None
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (("keys", "create", "--tenant", "Bad Tenant"), 2, "bad tenant name 'Bad Tenant'"),
-    (("keys", "create", "--tenant", "t", "--scopes", "jobs:read,jobs:admin"), 2, "unknown scope 'jobs:admin'"),
-    (("keys", "create", "--tenant", "t", "--scopes", ""), 2, "no scope given"),
-    (("keys", "list", "--tenant=-x"), 2, "bad tenant name '-x'"),
-    (("keys", "revoke", "not-a-key-id"), 2, "bad key id 'not-a-key-id'"),
-    (("keys", "revoke", "0123456789abcdef"), 3, "no key with id '0123456789abcdef'"),
-    (("webhooks", "rotate-secret", "--tenant", "UPPER"), 2, "bad tenant name 'UPPER'"),
-    (("keys", "create"), 2, "--tenant"),
-    (("nonsense",), 2, "invalid choice"),
-])
-def test_bad_input_exits_non_zero_naming_the_problem(resources: AwsResources, args: tuple[str, ...], code: int,
-                                                     message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("keys", "create", "--tenant", "Bad Tenant"), 2, "bad tenant name 'Bad Tenant'"),
+        (("keys", "create", "--tenant", "t", "--scopes", "jobs:read,jobs:admin"), 2, "unknown scope 'jobs:admin'"),
+        (("keys", "create", "--tenant", "t", "--scopes", ""), 2, "no scope given"),
+        (("keys", "list", "--tenant=-x"), 2, "bad tenant name '-x'"),
+        (("keys", "revoke", "not-a-key-id"), 2, "bad key id 'not-a-key-id'"),
+        (("keys", "revoke", "0123456789abcdef"), 3, "no key with id '0123456789abcdef'"),
+        (("webhooks", "rotate-secret", "--tenant", "UPPER"), 2, "bad tenant name 'UPPER'"),
+        (("keys", "create"), 2, "--tenant"),
+        (("nonsense",), 2, "invalid choice"),
+    ],
+)
+def test_bad_input_exits_non_zero_naming_the_problem(
+    resources: AwsResources, args: tuple[str, ...], code: int, message: str
+) -> None:
     result = admin(resources, *args)
     assert result.returncode == code, result.stdout + result.stderr
     assert message in result.stderr
@@ -109,9 +119,13 @@ def test_bad_input_exits_non_zero_naming_the_problem(resources: AwsResources, ar
 def test_settings_from_the_ssm_path_as_on_aws(resources: AwsResources) -> None:
     path = f"/job-tickets/admin-{uuid.uuid4().hex[:8]}"
     ssm = raw_client("ssm", resources.endpoint)
-    for name, value in {"table-name": resources.table_name, "access-table-name": resources.access_table_name,
-                        "queue-url": resources.queue_url, "dead-letter-queue-url": resources.dead_letter_queue_url,
-                        "documents-bucket": resources.bucket}.items():
+    for name, value in {
+        "table-name": resources.table_name,
+        "access-table-name": resources.access_table_name,
+        "queue-url": resources.queue_url,
+        "dead-letter-queue-url": resources.dead_letter_queue_url,
+        "documents-bucket": resources.bucket,
+    }.items():
         ssm.put_parameter(Name=f"{path}/{name}", Value=value, Type="String")
     result = admin(resources, "keys", "create", "--tenant", "via-ssm", "--json", ssm_path=path)
     assert result.returncode == 0, result.stderr

@@ -50,17 +50,29 @@ class SigningKey:
         return {**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}
 
     def public_pem(self) -> bytes:
-        return self.private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+        return self.private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     def token(self, **overrides: Any) -> str:
         now = int(time.time())
-        claims: dict[str, Any] = {"iss": ISSUER, "aud": AUDIENCE, "sub": "user-1", "tenant": "oidc-tenant",
-                                  "scope": f"openid {SCOPE_READ} {SCOPE_WRITE}", "iat": now, "nbf": now - 5,
-                                  "exp": now + 300}
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": "user-1",
+            "tenant": "oidc-tenant",
+            "scope": f"openid {SCOPE_READ} {SCOPE_WRITE}",
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + 300,
+        }
         claims.update(overrides)
-        return jwt.encode({k: v for k, v in claims.items() if v is not None}, self.private, algorithm="RS256",
-                          headers={"kid": self.kid})
+        return jwt.encode(
+            {k: v for k, v in claims.items() if v is not None},
+            self.private,
+            algorithm="RS256",
+            headers={"kid": self.kid},
+        )
 
 
 def new_signing_key() -> SigningKey:
@@ -111,13 +123,23 @@ class AuthApi:
 @pytest.fixture(scope="module")
 def auth_api(moto_server: str, jwks: JwksServer) -> Iterator[AuthApi]:
     resources = create_resources(moto_server, "auth")
-    settings = api_settings(resources, api_key_cache_ttl_s=CACHE_TTL_S, api_key_negative_cache_ttl_s=CACHE_TTL_S,
-                            oidc_issuer=ISSUER, oidc_audience=AUDIENCE, oidc_jwks_url=jwks.url,
-                            oidc_jwks_refresh_cooldown_s=0)
+    settings = api_settings(
+        resources,
+        api_key_cache_ttl_s=CACHE_TTL_S,
+        api_key_negative_cache_ttl_s=CACHE_TTL_S,
+        oidc_issuer=ISSUER,
+        oidc_audience=AUDIENCE,
+        oidc_jwks_url=jwks.url,
+        oidc_jwks_refresh_cooldown_s=0,
+    )
     app = create_app(container=build_container(settings))
     # Every operation the API documents under /api/v1, so that a route added later is covered too.
-    routes = [(method.upper(), path) for path, operations in app.openapi()["paths"].items()
-              if path.startswith("/api/v1") for method in sorted(operations)]
+    routes = [
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/api/v1")
+        for method in sorted(operations)
+    ]
     with serve(app) as base_url:
         created = httpx.post(f"{base_url}/api/v1/jobs", json=BODY, headers=bearer(issue_key(resources)), timeout=30)
         assert created.status_code == 201, created.text
@@ -141,11 +163,25 @@ def test_the_routes_under_test_are_every_api_route(auth_api: AuthApi) -> None:
     assert ("POST", "/api/v1/jobs/{jobId}/retry") in auth_api.routes
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "basic", "bearer without token", "two tokens",
-                                  "not a key", "malformed key", "unknown key", "revoked key", "expired jwt",
-                                  "jwt of another signer"])
-def test_every_api_route_refuses_bad_credentials_before_any_lookup(auth_api: AuthApi, signing_key: SigningKey,
-                                                                    case: str) -> None:
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "empty",
+        "basic",
+        "bearer without token",
+        "two tokens",
+        "not a key",
+        "malformed key",
+        "unknown key",
+        "revoked key",
+        "expired jwt",
+        "jwt of another signer",
+    ],
+)
+def test_every_api_route_refuses_bad_credentials_before_any_lookup(
+    auth_api: AuthApi, signing_key: SigningKey, case: str
+) -> None:
     well_formed_unknown = "jt_" + "0" * 16 + "_" + "A" * 43
     revoked = issue_key(auth_api.resources)
     if case == "revoked key":
@@ -255,8 +291,11 @@ def test_a_valid_access_token_is_accepted_over_http(auth_api: AuthApi, signing_k
 
 def _none_token() -> str:
     now = int(time.time())
-    return jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "tenant": "x", "scope": SCOPE_WRITE, "nbf": now,
-                       "exp": now + 300}, None, algorithm="none")
+    return jwt.encode(
+        {"iss": ISSUER, "aud": AUDIENCE, "tenant": "x", "scope": SCOPE_WRITE, "nbf": now, "exp": now + 300},
+        None,
+        algorithm="none",
+    )
 
 
 def _hs256_with_public_key(key: SigningKey) -> str:
@@ -271,15 +310,30 @@ def _hs256_with_public_key(key: SigningKey) -> str:
 
     now = int(time.time())
     header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": key.kid}).encode())
-    payload = b64(json.dumps({"iss": ISSUER, "aud": AUDIENCE, "tenant": "x", "scope": SCOPE_WRITE,
-                              "nbf": now, "exp": now + 300}).encode())
+    payload = b64(
+        json.dumps(
+            {"iss": ISSUER, "aud": AUDIENCE, "tenant": "x", "scope": SCOPE_WRITE, "nbf": now, "exp": now + 300}
+        ).encode()
+    )
     signature = hmac.new(key.public_pem(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
     return f"{header}.{payload}.{b64(signature)}"
 
 
-@pytest.mark.parametrize("case", ["wrong audience", "wrong issuer", "expired", "not yet valid", "no nbf",
-                                  "alg none", "hs256 with the public key", "unknown kid", "bad tenant",
-                                  "tampered payload"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "wrong audience",
+        "wrong issuer",
+        "expired",
+        "not yet valid",
+        "no nbf",
+        "alg none",
+        "hs256 with the public key",
+        "unknown kid",
+        "bad tenant",
+        "tampered payload",
+    ],
+)
 def test_bad_access_tokens_are_refused(auth_api: AuthApi, signing_key: SigningKey, case: str) -> None:
     now = int(time.time())
     if case == "unknown kid":
@@ -294,14 +348,16 @@ def test_bad_access_tokens_are_refused(auth_api: AuthApi, signing_key: SigningKe
         other = signing_key.token(tenant="someone-else").split(".")[1]
         token = f"{header}.{other}.{signature}"
     else:
-        token = signing_key.token(**{
-            "wrong audience": {"aud": "another-api"},
-            "wrong issuer": {"iss": "https://evil.example.test/"},
-            "expired": {"exp": now - 120, "nbf": now - 600},
-            "not yet valid": {"nbf": now + 600, "exp": now + 1200},
-            "no nbf": {"nbf": None},
-            "bad tenant": {"tenant": "Not A Tenant!"},
-        }[case])
+        token = signing_key.token(
+            **{
+                "wrong audience": {"aud": "another-api"},
+                "wrong issuer": {"iss": "https://evil.example.test/"},
+                "expired": {"exp": now - 120, "nbf": now - 600},
+                "not yet valid": {"nbf": now + 600, "exp": now + 1200},
+                "no nbf": {"nbf": None},
+                "bad tenant": {"tenant": "Not A Tenant!"},
+            }[case]
+        )
     assert_unauthorized(call(auth_api, "POST", "/api/v1/jobs", bearer(token)))
 
 

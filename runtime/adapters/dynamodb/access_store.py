@@ -16,13 +16,21 @@ from runtime.adapters.dynamodb import access_schema as schema
 from runtime.auth.api_keys import ApiKeyInfo, CredentialsUnavailable, StoredApiKey
 
 # Errors that mean "the table is not answering" rather than "we sent a bad request".
-_UNAVAILABLE_CODES = frozenset({
-    "ResourceNotFoundException", "ProvisionedThroughputExceededException", "ThrottlingException",
-    "RequestLimitExceeded", "InternalServerError", "ServiceUnavailable", "LimitExceededException",
-})
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "ResourceNotFoundException",
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "LimitExceededException",
+    }
+)
 # Attribute names go through placeholders: some (like `kind`) may be DynamoDB reserved words.
-_LISTED_NAMES = {f"#a{index}": name for index, name in
-                 enumerate((*schema.TENANT_INDEX_PROJECTED, schema.TENANT_INDEX_PARTITION_KEY))}
+_LISTED_NAMES = {
+    f"#a{index}": name for index, name in enumerate((*schema.TENANT_INDEX_PROJECTED, schema.TENANT_INDEX_PARTITION_KEY))
+}
 
 
 class UnknownApiKey(LookupError):
@@ -73,8 +81,9 @@ class DynamoDbAccessStore:
 
     def get_api_key(self, key_id: str) -> StoredApiKey | None:
         # Strongly consistent: a key works the moment `keys create` returned it.
-        item = self._call("get_item", Key={schema.PARTITION_KEY: {"S": schema.api_key_pk(key_id)}},
-                          ConsistentRead=True).get("Item")
+        item = self._call(
+            "get_item", Key={schema.PARTITION_KEY: {"S": schema.api_key_pk(key_id)}}, ConsistentRead=True
+        ).get("Item")
         if item is None or item.get("kind", {}).get("S") != schema.KIND_API_KEY:
             return None
         return StoredApiKey(info=_info(item), secret_hash=item["secretHash"]["S"])
@@ -91,8 +100,12 @@ class DynamoDbAccessStore:
             "createdAt": {"S": _iso(info.created_at)},
         }
         try:
-            self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(#pk)",
-                       ExpressionAttributeNames={"#pk": schema.PARTITION_KEY})
+            self._call(
+                "put_item",
+                Item=item,
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": schema.PARTITION_KEY},
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise DuplicateApiKey(info.key_id) from None
@@ -123,8 +136,10 @@ class DynamoDbAccessStore:
                 "query",
                 IndexName=schema.TENANT_INDEX,
                 KeyConditionExpression="#tenant = :tenant AND begins_with(#pk, :prefix)",
-                ExpressionAttributeNames={"#tenant": schema.TENANT_INDEX_PARTITION_KEY,
-                                          "#pk": schema.TENANT_INDEX_SORT_KEY},
+                ExpressionAttributeNames={
+                    "#tenant": schema.TENANT_INDEX_PARTITION_KEY,
+                    "#pk": schema.TENANT_INDEX_SORT_KEY,
+                },
                 ExpressionAttributeValues={":tenant": {"S": tenant}, ":prefix": {"S": schema.API_KEY_PK_PREFIX}},
             )
         else:
@@ -150,16 +165,20 @@ class DynamoDbAccessStore:
 
     def put_webhook_secret(self, tenant: str, secret: str, *, at: datetime) -> None:
         """Replaces the tenant's secret: callbacks signed from now on use the new one."""
-        self._call("put_item", Item={
-            schema.PARTITION_KEY: {"S": schema.webhook_secret_pk(tenant)},
-            "kind": {"S": schema.KIND_WEBHOOK_SECRET},
-            schema.TENANT_INDEX_PARTITION_KEY: {"S": tenant},
-            "secret": {"S": secret},
-            "rotatedAt": {"S": _iso(at)},
-        })
+        self._call(
+            "put_item",
+            Item={
+                schema.PARTITION_KEY: {"S": schema.webhook_secret_pk(tenant)},
+                "kind": {"S": schema.KIND_WEBHOOK_SECRET},
+                schema.TENANT_INDEX_PARTITION_KEY: {"S": tenant},
+                "secret": {"S": secret},
+                "rotatedAt": {"S": _iso(at)},
+            },
+        )
 
     def get_webhook_secret(self, tenant: str) -> str | None:
         """The tenant's current signing secret, or None if none was ever set."""
-        item = self._call("get_item", Key={schema.PARTITION_KEY: {"S": schema.webhook_secret_pk(tenant)}},
-                          ConsistentRead=True).get("Item")
+        item = self._call(
+            "get_item", Key={schema.PARTITION_KEY: {"S": schema.webhook_secret_pk(tenant)}}, ConsistentRead=True
+        ).get("Item")
         return None if item is None else str(item["secret"]["S"])
