@@ -27,6 +27,7 @@ def test_parameters_under_the_path_fill_the_settings_and_the_environment_wins(
     ssm = raw_client("ssm", moto_server)
     for name, value in {
         "table-name": "jobs-from-ssm",
+        "access-table-name": "access-from-ssm",
         "queue-url": "https://sqs.example/queue",
         "dead-letter-queue-url": "https://sqs.example/dlq",
         "documents-bucket": "docs-from-ssm",
@@ -42,6 +43,7 @@ def test_parameters_under_the_path_fill_the_settings_and_the_environment_wins(
     assert settings.table_name == "jobs-from-env"
     assert settings.queue_url == "https://sqs.example/queue"
     assert settings.documents_bucket == "docs-from-ssm"
+    assert settings.access_table_name == "access-from-ssm"
     assert settings.worker_plugins == ("tests.worker.plugin_jobs", "other.module")
     assert settings.api_port == 9090 and settings.api_host == "127.0.0.1"
     # Built by runtime/aws_clients: the request was counted like every other AWS call.
