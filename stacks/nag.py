@@ -151,7 +151,8 @@ def suppress_reviewed_findings(stateful: StatefulStack, service: ServiceStack | 
 
 def _suppress_stateful(stateful: StatefulStack) -> None:
     # Only NIST 800-53 findings: AwsSolutions has nothing to object to in the stateful stack.
-    _suppress(stateful.job_store.table, _nist("DynamoDBInBackupPlan", TABLE_BACKUP))
+    for table in (stateful.job_store.table, stateful.access_store.table):
+        _suppress(table, _nist("DynamoDBInBackupPlan", TABLE_BACKUP))
     documents = stateful.documents
     _suppress(
         documents.bucket,
