@@ -58,8 +58,9 @@ class DeadLetterHandler:
         receive_count = record.attributes.approximate_receive_count
         with (
             logs.bind(trace_id=message.trace_id or None, job_id=message.job_id),
-            tracing.continue_trace("dlq.job", record.attributes.aws_trace_header),
+            tracing.continue_trace("dlq.job", record.attributes.aws_trace_header, trace_id=message.trace_id),
         ):
+            tracing.annotate(jobId=message.job_id)
             error = JobError(
                 DEAD_LETTERED,
                 f"message moved to the dead-letter queue after {receive_count} receives without a final outcome",
@@ -111,4 +112,8 @@ def _default_dead_letters() -> DeadLetterHandler:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle_event(event, context, dead_letters=_default_dead_letters())
+    try:
+        return handle_event(event, context, dead_letters=_default_dead_letters())
+    finally:
+        # Lambda may freeze the environment once the handler returns: spans waiting in the batch go out now.
+        tracing.flush()

@@ -71,9 +71,9 @@ class Settings(BaseSettings):
     # scale-in protection. Unset (local, k8s, tests) means the worker makes no protection calls at all.
     ecs_agent_uri: str | None = Field(default=None, validation_alias="ECS_AGENT_URI")
 
-    @field_validator("ecs_agent_uri")
+    @field_validator("ecs_agent_uri", "otlp_endpoint")
     @classmethod
-    def _check_ecs_agent_uri(cls, value: str | None) -> str | None:
+    def _check_http_url(cls, value: str | None) -> str | None:
         if not value:
             return None
         parts = urlsplit(value)
@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     oidc_jwks_refresh_cooldown_s: float = Field(default=30.0, ge=0, le=3600)
 
     tracing_enabled: bool = False
+    # Where spans go over OTLP/HTTP (base URL; /v1/traces is appended), read from OpenTelemetry's own variable.
+    # Unset: spans are made and propagated but not exported. The ECS tasks point it at their ADOT collector.
+    otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     log_level: str = "INFO"
     metrics_namespace: str = METRICS_NAMESPACE
     service_name: str = "job-tickets"

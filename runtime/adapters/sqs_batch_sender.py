@@ -67,7 +67,9 @@ class BatchingSqsJobQueue:
 
     def _send(self, batch: list[_Waiting]) -> None:
         try:
-            with aws_calls.category(self._category), tracing.segment("sqs.send_batch"):
+            # The batch serves many requests: its span links to each sender's instead of joining one trace.
+            linked = [waiting.outgoing.trace_header for waiting in batch]
+            with aws_calls.category(self._category), tracing.span("sqs.send_batch", linked_headers=linked):
                 failed = self._queue.send_batch([waiting.outgoing for waiting in batch])
         except Exception as exc:  # noqa: BLE001 - every sender of the batch hears it; their jobs stay PENDING
             logs.log_event(

@@ -103,9 +103,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
             )
     app.include_router(routes_jobs.router)
     app.include_router(routes_health.router)
-    # Added first = innermost: the X-Ray segment sits inside the trace id middleware, which is outside all but
-    # the security headers so that every answer (errors included) carries X-Trace-Id.
-    tracing.add_fastapi_middleware(app)
+    # The request's span wraps the whole middleware stack (the instrumentation puts it outermost), so the trace id
+    # middleware can adopt the span's trace id; that middleware is outside all but the security headers, so that
+    # every answer (errors included) carries X-Trace-Id.
+    tracing.instrument_app(app)
     app.add_middleware(RequestBodyMiddleware, max_body_bytes=settings.max_body_bytes,
                        body_timeout_s=settings.http_body_timeout_s)
     app.add_middleware(TraceIdMiddleware)

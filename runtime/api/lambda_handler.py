@@ -6,6 +6,8 @@ from typing import Any
 
 from mangum import Mangum
 
+from runtime.observability import tracing
+
 _handler: Mangum | None = None
 
 
@@ -17,4 +19,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
         # One request at a time per execution environment: nothing to coalesce sends with, so no linger.
         _handler = Mangum(create_app(get_settings().model_copy(update={"send_linger_s": 0.0})), lifespan="off")
-    return dict(_handler(event, context))
+    try:
+        return dict(_handler(event, context))
+    finally:
+        # Lambda may freeze the environment once the handler returns: spans waiting in the batch go out now.
+        tracing.flush()

@@ -26,7 +26,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 TRACE_HEADER = b"x-trace-id"
 # A caller's id is kept when it is a short token of safe characters; anything else is replaced.
 _SAFE_TRACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
-_XRAY_TRACE_ID = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
 
 
 def new_trace_id() -> str:
@@ -55,17 +54,14 @@ class TraceIdMiddleware:
             await self.app(scope, receive, send)
             return
         caller = None
-        has_amzn = False
         for name, value in scope.get("headers", ()):
             if name == TRACE_HEADER:
                 caller = value.decode("latin-1")
-            elif name == b"x-amzn-trace-id":
-                has_amzn = True
-        trace_id = accepted_trace_id(caller) or new_trace_id()
+        # With tracing on, the request's span has begun (outside this middleware): a request without an id of its
+        # own takes the span's trace id, so that logs, the job's traceId and the trace share one id.
+        trace_id = accepted_trace_id(caller) or tracing.current_trace_id() or new_trace_id()
         scope.setdefault("state", {})["trace_id"] = trace_id
-        if tracing.enabled() and not has_amzn and _XRAY_TRACE_ID.fullmatch(trace_id):
-            # Let the X-Ray segment use our id as its root, so logs and traces share one id.
-            scope["headers"] = [*scope.get("headers", ()), (b"x-amzn-trace-id", f"Root={trace_id}".encode())]
+        tracing.annotate(traceId=trace_id)
         trace_header = (TRACE_HEADER, trace_id.encode("latin-1"))
         started = False
 

@@ -1,214 +1,245 @@
-"""X-Ray tracing behind one small module (the only one importing aws_xray_sdk), so that a move to
-OpenTelemetry touches this file only. Everything here is a no-op unless settings.tracing_enabled."""
+"""Tracing on OpenTelemetry, behind one small module (the only one importing opentelemetry), in X-Ray's format.
+
+Everything here is a no-op unless settings.tracing_enabled (off by default). When on:
+- spans get X-Ray-compatible trace ids (AwsXRayIdGenerator), and the trace context travels in X-Ray's
+  header format (AwsXRayPropagator): incoming X-Amzn-Trace-Id on HTTP requests (on Lambda, the function's
+  own _X_AMZN_TRACE_ID when the request carries none), outgoing X-Amzn-Trace-Id on every AWS SDK request, and
+  the AWSTraceHeader system attribute of each job message (`current_trace_header()`, read back by
+  `continue_trace()` in the worker and the DLQ handler), so that API -> SQS -> worker -> DLQ share one trace;
+- every FastAPI request is a server span (`instrument_app`), every botocore call inside a unit of work a
+  client span; a botocore call outside any unit of work (the worker's long polls, heartbeats) is not sampled;
+- spans go to settings.otlp_endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) over OTLP/HTTP, in batches. On ECS that is
+  the ADOT collector sidecar, which sends them on to X-Ray. With no endpoint set (Lambda, where there is no
+  collector) spans are made and propagated but exported nowhere: the trace still joins across services, and
+  Lambda's active tracing records the function's own segment.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import os
+import re
 import threading
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagate import set_global_textmap
+from opentelemetry.propagators.aws.aws_xray_propagator import (
+    TRACE_HEADER_KEY,
+    AwsXRayLambdaPropagator,
+    AwsXRayPropagator,
+)
+from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
+
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from opentelemetry.trace import Link, SpanKind
+    from opentelemetry.util.types import Attributes
+
     from runtime.settings import Settings
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-DEFAULT_DAEMON_ADDRESS = "127.0.0.1:2000"
+TRACER_NAME = "job-tickets"
+# X-Ray's trace id: "1-", the start time in epoch seconds (8 hex), then 24 random hex digits.
+XRAY_TRACE_ID = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
+OTLP_TRACES_PATH = "/v1/traces"
+# Load balancer and orchestrator probes: a trace each would bury the requests worth looking at.
+UNTRACED_PATHS = ("/healthz", "/readyz")  # appended to the OTLP base endpoint, as the OTLP exporter's own variable does
 
 _lock = threading.Lock()
-_enabled = False
-_patched = False
+_provider: TracerProvider | None = None
+_propagator: AwsXRayPropagator = AwsXRayPropagator()
+_botocore: Any = None
+# An X-Ray trace id (as an int) that the next root span started in this context must use: a job's traceId
+# when its message came without a trace header (a republished message), so the job's spans still join.
+_pinned_trace_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("pinned_trace_id", default=None)
 
 
 def enabled() -> bool:
-    return _enabled
+    return _provider is not None
 
 
 def _in_lambda() -> bool:
     return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
 
 
-def configure(settings: Settings) -> None:
-    """Turns tracing on when settings.tracing_enabled: daemon from AWS_XRAY_DAEMON_ADDRESS, botocore patched."""
-    global _enabled
+class _PinnableIdGenerator(AwsXRayIdGenerator):
+    def generate_trace_id(self) -> int:
+        pinned = _pinned_trace_id.get()
+        return pinned if pinned is not None else super().generate_trace_id()
+
+
+class _NoBareAwsCalls(Sampler):
+    """Roots: every unit of work (request, job) is sampled; an AWS SDK call that belongs to none is not,
+    so idle polling does not fill the trace store. Children follow their parent (ParentBased around this)."""
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        if kind == trace.SpanKind.CLIENT:
+            return SamplingResult(Decision.DROP)
+        return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return "NoBareAwsCalls"
+
+
+def configure(settings: Settings, *, exporter: SpanExporter | None = None) -> None:
+    """Turns tracing on when settings.tracing_enabled. Spans go to `exporter` when given (tests pass the SDK's
+    in-memory one), else over OTLP/HTTP to settings.otlp_endpoint when set, else nowhere."""
+    global _provider, _propagator, _botocore
     if not settings.tracing_enabled:
         return
-    from aws_xray_sdk.core import xray_recorder
-
     with _lock:
-        options: dict[str, Any] = {
-            "service": settings.service_name,
-            "daemon_address": os.environ.get("AWS_XRAY_DAEMON_ADDRESS", DEFAULT_DAEMON_ADDRESS),
-            # A missing segment must never break a request or a job: log it and go on.
-            "context_missing": "LOG_ERROR",
-            "plugins": (),
-        }
-        if not _in_lambda():
-            # Lambda provides its own facade segment; elsewhere keep the trace in a ContextVar so that it
-            # follows the request from the asyncio task into FastAPI's thread pool.
-            options["context"] = _contextvar_context()
-        xray_recorder.configure(**options)
-        _enabled = True
-    patch_aws_sdk()
+        if _provider is not None:
+            return
+        provider = TracerProvider(
+            resource=Resource.create({SERVICE_NAME: settings.service_name}),
+            id_generator=_PinnableIdGenerator(),
+            sampler=ParentBased(root=_NoBareAwsCalls()),
+        )
+        if exporter is None and settings.otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + OTLP_TRACES_PATH)
+        if exporter is not None:
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+        # In Lambda a request without a trace header continues the invocation's trace (_X_AMZN_TRACE_ID).
+        _propagator = AwsXRayLambdaPropagator() if _in_lambda() else AwsXRayPropagator()
+        # The FastAPI instrumentation extracts incoming context with the global propagator.
+        set_global_textmap(_propagator)
+        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+
+        _botocore = BotocoreInstrumentor()
+        _botocore.instrument(tracer_provider=provider, propagator=_propagator)
+        _provider = provider
 
 
-def patch_aws_sdk() -> None:
-    """Records every botocore call as a subsegment (and sends the trace header to AWS)."""
-    global _patched
-    if not _enabled or _patched:
-        return
-    from aws_xray_sdk.core import patch
-
-    patch(("botocore",))
-    _patched = True
+def flush(timeout_ms: int = 5_000) -> None:
+    """Exports the spans still waiting; Lambda handlers call it before the environment may be frozen."""
+    if _provider is not None:
+        _provider.force_flush(timeout_ms)
 
 
-def _contextvar_context() -> Any:
-    from aws_xray_sdk.core.context import Context
+def shutdown() -> None:
+    """Exports what is waiting and turns tracing off again (botocore unpatched); configure() may follow."""
+    global _provider, _botocore
+    with _lock:
+        if _provider is None:
+            return
+        if _botocore is not None:
+            _botocore.uninstrument()
+            _botocore = None
+        _provider.shutdown()
+        _provider = None
 
-    entities: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("xray_entities", default=None)
 
-    class _Local:
-        @property
-        def entities(self) -> list[Any] | None:
-            return entities.get()
-
-        @entities.setter
-        def entities(self, value: list[Any] | None) -> None:
-            entities.set(value)
-
-    class ContextVarContext(Context):
-        def __init__(self) -> None:
-            super().__init__(context_missing="LOG_ERROR")
-            self._local = _Local()
-
-        def clear_trace_entities(self) -> None:
-            entities.set(None)
-
-    return ContextVarContext()
+def _tracer() -> trace.Tracer:
+    assert _provider is not None
+    return _provider.get_tracer(TRACER_NAME)
 
 
 @contextlib.contextmanager
-def segment(name: str, trace_header: str | None = None) -> Iterator[Any]:
-    """A segment for one unit of work (a request, a job); continues `trace_header` (X-Amzn-Trace-Id or
-    SQS AWSTraceHeader) when given. In Lambda, where the segment belongs to the service, a subsegment."""
-    if not _enabled:
+def span(
+    name: str, *, kind: trace.SpanKind = trace.SpanKind.INTERNAL, linked_headers: Iterable[str | None] = ()
+) -> Iterator[trace.Span | None]:
+    """A span for a piece of work, a child of the current one (or a new trace), linked to the spans named by
+    `linked_headers` (X-Ray headers: the senders a batch serves). None when tracing is off."""
+    if _provider is None:
         yield None
         return
-    if _in_lambda():
-        with subsegment(name) as entity:
-            yield entity
-        return
-    from aws_xray_sdk.core import xray_recorder
-    from aws_xray_sdk.core.models.trace_header import TraceHeader
+    links = []
+    for header in linked_headers:
+        linked = _propagator.extract({TRACE_HEADER_KEY: header}) if header else None
+        span_context = trace.get_current_span(linked).get_span_context() if linked is not None else None
+        if span_context is not None and span_context.is_valid:
+            links.append(trace.Link(span_context))
+    with _tracer().start_as_current_span(name, kind=kind, links=links) as current:
+        yield current
 
-    header = TraceHeader.from_header_str(trace_header) if trace_header else None
-    sampled = header.sampled if header is not None and header.sampled in (0, 1) else None
-    entity = xray_recorder.begin_segment(
-        name,
-        traceid=header.root if header is not None else None,
-        parent_id=header.parent if header is not None else None,
-        sampling=sampled,
-    )
+
+@contextlib.contextmanager
+def continue_trace(name: str, aws_trace_header: str | None, *, trace_id: str | None = None) -> Iterator[Any]:
+    """The consumer span for work received from SQS: a child of the span named by the message's AWSTraceHeader.
+    Without a usable header, a new trace, under `trace_id` (the job's traceId) when that is an X-Ray id."""
+    if _provider is None:
+        yield None
+        return
+    parent = _propagator.extract({TRACE_HEADER_KEY: aws_trace_header}) if aws_trace_header else None
+    pinned = None
+    if parent is None or not trace.get_current_span(parent).get_span_context().is_valid:
+        parent = otel_context.Context()  # a root: never a child of whatever span happens to be current here
+        pinned = xray_trace_id_int(trace_id) if trace_id else None
+    token = _pinned_trace_id.set(pinned)
     try:
-        yield entity
-    except BaseException as exc:
-        if hasattr(entity, "add_exception"):
-            entity.add_exception(exc, [])
-        raise
+        consumer = _tracer().start_span(name, context=parent, kind=trace.SpanKind.CONSUMER)
     finally:
-        xray_recorder.end_segment()
-
-
-def continue_trace(name: str, aws_trace_header: str | None) -> contextlib.AbstractContextManager[Any]:
-    """The segment for work received from SQS: carries on the trace of the message's AWSTraceHeader."""
-    return segment(name, trace_header=aws_trace_header)
-
-
-@contextlib.contextmanager
-def subsegment(name: str) -> Iterator[Any]:
-    if not _enabled:
-        yield None
-        return
-    from aws_xray_sdk.core import xray_recorder
-
-    with xray_recorder.in_subsegment(name) as entity:
-        yield entity
+        _pinned_trace_id.reset(token)  # the pin is for this root only, not for spans started inside it
+    with trace.use_span(consumer, end_on_exit=True) as current:
+        yield current
 
 
 def annotate(**values: str | int | float | bool) -> None:
-    """Indexed annotations (jobId, jobType) on the current segment or subsegment."""
-    if not _enabled:
+    """Attributes (jobId, jobType) on the current span; the ADOT collector makes them X-Ray annotations."""
+    if _provider is None:
         return
-    from aws_xray_sdk.core import xray_recorder
-
-    entity = xray_recorder.context.get_trace_entity() if _has_entity() else None
-    if entity is None:
-        return
-    for key, value in values.items():
-        entity.put_annotation(key, value)
-
-
-def _has_entity() -> bool:
-    from aws_xray_sdk.core import xray_recorder
-
-    return bool(getattr(xray_recorder.context._local, "entities", None)) or _in_lambda()
+    current = trace.get_current_span()
+    if current.is_recording():
+        current.set_attributes(values)
 
 
 def current_trace_header() -> str | None:
-    """ "Root=...;Parent=...;Sampled=..." of the current segment, for SQS AWSTraceHeader; None when off."""
-    if not _enabled or not _has_entity():
+    """ "Root=...;Parent=...;Sampled=..." of the current span, for SQS's AWSTraceHeader; None when off or
+    outside any span."""
+    if _provider is None:
         return None
-    from aws_xray_sdk.core import xray_recorder
-    from aws_xray_sdk.core.models.trace_header import TraceHeader
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get(TRACE_HEADER_KEY)
 
-    entity = xray_recorder.context.get_trace_entity()
-    trace_id = getattr(entity, "trace_id", None)
-    if entity is None or not trace_id:
+
+def current_trace_id() -> str | None:
+    """The current span's trace id in X-Ray's form ("1-<8 hex>-<24 hex>"), or None when off or outside a span."""
+    if _provider is None:
         return None
-    sampled = 1 if getattr(entity, "sampled", False) else 0
-    return str(TraceHeader(root=trace_id, parent=entity.id, sampled=sampled).to_header_str())
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    hex_id = f"{span_context.trace_id:032x}"
+    return f"1-{hex_id[:8]}-{hex_id[8:]}"
 
 
-class TracingMiddleware:
-    """ASGI middleware: one segment per HTTP request, continuing an incoming X-Amzn-Trace-Id.
-    Checks `enabled()` per request, so it can be added before tracing is configured."""
-
-    def __init__(self, app: ASGIApp, *, name: str | None = None) -> None:
-        self.app = app
-        self.name = name
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _enabled:
-            await self.app(scope, receive, send)
-            return
-        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope.get("headers", [])}
-        status: dict[str, int] = {}
-
-        async def send_with_status(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = int(message["status"])
-            await send(message)
-
-        from aws_xray_sdk.core import xray_recorder
-
-        with segment(self.name or xray_recorder.service or "api", headers.get("x-amzn-trace-id")) as entity:
-            if entity is not None and hasattr(entity, "put_http_meta"):
-                entity.put_http_meta("method", scope.get("method"))
-                entity.put_http_meta("url", scope.get("path"))
-            await self.app(scope, receive, send_with_status)
-            if entity is not None and hasattr(entity, "put_http_meta") and "code" in status:
-                entity.put_http_meta("status", status["code"])
-                if status["code"] >= 500:
-                    entity.add_fault_flag()
+def xray_trace_id_int(value: str) -> int | None:
+    """The OpenTelemetry trace id for an X-Ray trace id ("1-<8 hex>-<24 hex>"), or None for anything else."""
+    if not XRAY_TRACE_ID.fullmatch(value):
+        return None
+    return int(value[2:10] + value[11:], 16) or None
 
 
-def add_fastapi_middleware(app: Any, *, name: str | None = None) -> None:
-    """`add_fastapi_middleware(app)` in create_app(): traces every request once tracing is configured."""
-    app.add_middleware(TracingMiddleware, name=name)
+def instrument_app(app: Any) -> None:
+    """`instrument_app(app)` in create_app(), after configure(): one server span per HTTP request, continuing an
+    incoming X-Amzn-Trace-Id (probes excepted: UNTRACED_PATHS). Does nothing when tracing is off."""
+    if _provider is None:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=_provider,
+        excluded_urls=",".join(f"{path}$" for path in UNTRACED_PATHS),
+        exclude_spans=["receive", "send"],
+    )

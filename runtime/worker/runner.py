@@ -278,7 +278,9 @@ class Worker:
                 job_id=job_message.job_id if job_message else None,
             ),
             aws_calls.category("worker"),
-            tracing.continue_trace("worker.job", message.trace_header),
+            tracing.continue_trace(
+                "worker.job", message.trace_header, trace_id=job_message.trace_id if job_message else None
+            ),
         ):
             decision = self._processor.process(message, on_claimed=on_claimed)
             with self._slots:

@@ -1,15 +1,11 @@
-"""JSON log lines, EMF metric lines, the AWS call counter and tracing switched off."""
+"""JSON log lines, EMF metric lines and the AWS call counter (tracing: test_tracing.py)."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
-import os
 import re
-import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,10 +15,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from runtime.observability import aws_calls, logs, metrics, tracing
+from runtime.observability import aws_calls, logs, metrics
 from runtime.settings import Settings
 
-INCOMING_TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 RFC3339_UTC_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
@@ -260,61 +255,3 @@ def test_snapshot_file_is_written_atomically(tmp_path: Path) -> None:
     assert json.loads(target.read_text()) == {"poll": {"dynamodb.GetItem": 1}}
     assert [path.name for path in tmp_path.iterdir()] == ["calls.json"]  # no temporary file left behind
     aws_calls.reset()
-
-
-def test_tracing_is_off_unless_enabled() -> None:
-    tracing.configure(make_settings(tracing_enabled=False))
-    assert not tracing.enabled()
-    with tracing.segment("api", trace_header=INCOMING_TRACE_HEADER) as seg:
-        assert seg is None
-        assert tracing.current_trace_header() is None
-    with tracing.continue_trace("worker", None) as seg, tracing.subsegment("claim") as sub:
-        assert seg is None and sub is None
-
-
-TRACED_CHILD = """
-import json, sys
-from runtime.observability import tracing
-from runtime.settings import Settings
-settings = Settings(table_name="t", access_table_name="a", queue_url="q", dead_letter_queue_url="d",
-                    documents_bucket="b", tracing_enabled=True, service_name="traced")
-tracing.configure(settings)
-with tracing.continue_trace("worker", sys.argv[1]) as seg:
-    with tracing.subsegment("claim"):
-        tracing.annotate(jobId="j-1")
-        inner = tracing.current_trace_header()
-    outer = tracing.current_trace_header()
-print(json.dumps({"enabled": tracing.enabled(), "inner": inner, "outer": outer, "segment": seg.id}))
-"""
-
-
-def test_enabled_tracing_continues_the_incoming_trace_and_sends_to_the_daemon() -> None:
-    # A UDP socket standing in for the X-Ray daemon; tracing runs in a child so that patching botocore
-    # does not leak into the rest of the test session.
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon:
-        daemon.bind(("127.0.0.1", 0))
-        daemon.settimeout(10)
-        address = f"127.0.0.1:{daemon.getsockname()[1]}"
-        env = {**os.environ, "AWS_XRAY_DAEMON_ADDRESS": address}
-        env.pop("JOBS_SSM_PATH", None)
-        done = subprocess.run(
-            [sys.executable, "-c", TRACED_CHILD, INCOMING_TRACE_HEADER],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        output = json.loads(done.stdout.strip().splitlines()[-1])
-        header, _, document = daemon.recv(65536).decode().partition("\n")
-    assert output["enabled"] is True
-    assert output["outer"] == f"Root=1-5759e988-bd862e3fe1be46a994272793;Parent={output['segment']};Sampled=1"
-    assert output["inner"].startswith("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=")
-    assert output["inner"] != output["outer"]
-    assert json.loads(header) == {"format": "json", "version": 1}
-    sent = json.loads(document)
-    assert sent["trace_id"] == "1-5759e988-bd862e3fe1be46a994272793"
-    assert sent["parent_id"] == "53995c3f42cd8ad8"
-    assert sent["name"] == "worker"
-    assert [sub["name"] for sub in sent["subsegments"]] == ["claim"]
-    assert sent["subsegments"][0]["annotations"] == {"jobId": "j-1"}
