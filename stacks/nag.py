@@ -222,8 +222,8 @@ def _suppress_service(service: ServiceStack) -> None:
     )
     plain_environment = NagPackSuppression(
         id="AwsSolutions-ECS2",
-        reason="the environment holds no secret: only JOBS_SSM_PATH, region, tracing switch, service name and "
-        "shutdown deadline; the settings themselves are read from SSM Parameter Store at start",
+        reason="the environment holds no secret: only JOBS_SSM_PATH, region, tracing switch, the collector's address "
+        "and configuration, service name and shutdown deadline; the settings themselves are read from SSM at start",
     )
     plain_api_environment = NagPackSuppression(
         id="AwsSolutions-ECS2",

@@ -2,10 +2,10 @@
 
 Everything here is a no-op unless settings.tracing_enabled (off by default). When on:
 - spans get X-Ray-compatible trace ids (AwsXRayIdGenerator), and the trace context travels in X-Ray's
-  header format (AwsXRayPropagator): incoming X-Amzn-Trace-Id on HTTP requests (on Lambda, the function's
-  own _X_AMZN_TRACE_ID when the request carries none), outgoing X-Amzn-Trace-Id on every AWS SDK request, and
-  the AWSTraceHeader system attribute of each job message (`current_trace_header()`, read back by
-  `continue_trace()` in the worker and the DLQ handler), so that API -> SQS -> worker -> DLQ share one trace;
+  header format (AwsXRayPropagator): incoming X-Amzn-Trace-Id on HTTP requests (on Lambda, the invocation's
+  _X_AMZN_TRACE_ID instead), outgoing X-Amzn-Trace-Id on every AWS SDK request, and the AWSTraceHeader
+  system attribute of each job message (`current_trace_header()`, read back by `continue_trace()` in the
+  worker and the DLQ handler), so that API -> SQS -> worker -> DLQ share one trace;
 - every FastAPI request is a server span (`instrument_app`), every botocore call inside a unit of work a
   client span; a botocore call outside any unit of work (the worker's long polls, heartbeats) is not sampled;
 - spans go to settings.otlp_endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) over OTLP/HTTP, in batches. On ECS that is
@@ -55,7 +55,8 @@ UNTRACED_PATHS = ("/healthz", "/readyz")  # appended to the OTLP base endpoint, 
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
-_propagator: AwsXRayPropagator = AwsXRayPropagator()
+# Messages carry exactly their own header: never Lambda's variant, which prefers the invocation's trace.
+_propagator = AwsXRayPropagator()
 _botocore: Any = None
 # An X-Ray trace id (as an int) that the next root span started in this context must use: a job's traceId
 # when its message came without a trace header (a republished message), so the job's spans still join.
@@ -101,7 +102,7 @@ class _NoBareAwsCalls(Sampler):
 def configure(settings: Settings, *, exporter: SpanExporter | None = None) -> None:
     """Turns tracing on when settings.tracing_enabled. Spans go to `exporter` when given (tests pass the SDK's
     in-memory one), else over OTLP/HTTP to settings.otlp_endpoint when set, else nowhere."""
-    global _provider, _propagator, _botocore
+    global _provider, _botocore
     if not settings.tracing_enabled:
         return
     with _lock:
@@ -118,10 +119,9 @@ def configure(settings: Settings, *, exporter: SpanExporter | None = None) -> No
             exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + OTLP_TRACES_PATH)
         if exporter is not None:
             provider.add_span_processor(BatchSpanProcessor(exporter))
-        # In Lambda a request without a trace header continues the invocation's trace (_X_AMZN_TRACE_ID).
-        _propagator = AwsXRayLambdaPropagator() if _in_lambda() else AwsXRayPropagator()
-        # The FastAPI instrumentation extracts incoming context with the global propagator.
-        set_global_textmap(_propagator)
+        # The FastAPI instrumentation extracts an HTTP request's context with the global propagator; in Lambda
+        # the request continues the invocation's trace (_X_AMZN_TRACE_ID), which Lambda's active tracing records.
+        set_global_textmap(AwsXRayLambdaPropagator() if _in_lambda() else _propagator)
         from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
 
         _botocore = BotocoreInstrumentor()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import aws_iam as iam
 
 from stacks.config import EnvironmentConfig
 
-XRAY_DAEMON_IMAGE = "public.ecr.aws/xray/aws-xray-daemon:3.3.14"
-XRAY_DAEMON_PORT = 2000
+# The AWS Distro for OpenTelemetry collector, beside each ECS task's app container: OTLP/HTTP in, X-Ray out.
+ADOT_COLLECTOR_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.48.0"
+OTLP_HTTP_PORT = 4318
+# Span attributes the collector makes indexed X-Ray annotations (searchable: annotation.jobId = "...").
+XRAY_INDEXED_ATTRIBUTES = ("jobId", "jobType", "traceId")
 
 
 def runtime_environment(config: EnvironmentConfig) -> dict[str, str]:
@@ -39,8 +44,32 @@ def service_name(config: EnvironmentConfig) -> str:
     return f"job-tickets-{config.name}"
 
 
+def otlp_endpoint() -> str:
+    """Where the app container sends spans (OTEL_EXPORTER_OTLP_ENDPOINT): the collector in the same task."""
+    return f"http://127.0.0.1:{OTLP_HTTP_PORT}"
+
+
+def collector_config(region: str) -> str:
+    """The collector's whole configuration (its AOT_CONFIG_CONTENT): traces only, OTLP/HTTP on loopback (the
+    task's containers share it; nothing else can reach it), batched to X-Ray in the stack's region. JSON is YAML."""
+    return json.dumps(
+        {
+            "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{OTLP_HTTP_PORT}"}}}},
+            "processors": {"batch/traces": {"timeout": "1s", "send_batch_size": 50}},
+            "exporters": {"awsxray": {"region": region, "indexed_attributes": list(XRAY_INDEXED_ATTRIBUTES)}},
+            "service": {
+                "pipelines": {
+                    "traces": {"receivers": ["otlp"], "processors": ["batch/traces"], "exporters": ["awsxray"]}
+                }
+            },
+        },
+        separators=(",", ":"),
+    )
+
+
 def grant_xray_write(grantee: iam.IGrantable) -> iam.Grant:
-    """What the X-Ray daemon sidecar does with the task role; X-Ray has no resource-level permissions."""
+    """What the collector sidecar's awsxray exporter does with the task role (the X-Ray daemon's grant: sending
+    segments, and the sampling calls); X-Ray has no resource-level permissions."""
     return iam.Grant.add_to_principal(
         grantee=grantee,
         actions=[

@@ -1,15 +1,15 @@
-"""Fargate task definitions for the runtime's containers: read-only root, logs with retention, X-Ray sidecar."""
+"""Fargate task definitions for the runtime's containers: read-only root, logs with retention, tracing sidecar."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.components.runtime_env import XRAY_DAEMON_IMAGE, XRAY_DAEMON_PORT, grant_xray_write
+from stacks.components.runtime_env import ADOT_COLLECTOR_IMAGE, collector_config, grant_xray_write, otlp_endpoint
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ def runtime_task(
     container_port: int | None = None,
     stop_timeout_s: int | None = None,
 ) -> RuntimeTask:
-    """One application container (named "app") plus, when tracing, the X-Ray daemon beside it."""
+    """One application container (named "app") plus, when tracing, the ADOT collector beside it, which the app
+    sends its spans to (OTLP/HTTP on the task's loopback) and which forwards them to X-Ray."""
     log_group = logs.LogGroup(scope, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
     task_definition = ecs.FargateTaskDefinition(
         scope,
@@ -52,20 +53,22 @@ def runtime_task(
         port_mappings=[ecs.PortMapping(container_port=container_port)] if container_port else None,
     )
     if tracing_enabled:
-        daemon = task_definition.add_container(
-            "xray-daemon",
-            image=ecs.ContainerImage.from_registry(XRAY_DAEMON_IMAGE),
+        collector = task_definition.add_container(
+            "otel-collector",
+            image=ecs.ContainerImage.from_registry(ADOT_COLLECTOR_IMAGE),
             cpu=32,
-            memory_reservation_mib=64,
-            # Tracing is best effort: a failing daemon must not stop the service.
+            memory_reservation_mib=128,
+            # Tracing is best effort: a failing collector must not stop the service.
             essential=False,
-            logging=ecs.LogDrivers.aws_logs(stream_prefix="xray", log_group=log_group),
-            port_mappings=[ecs.PortMapping(container_port=XRAY_DAEMON_PORT, protocol=ecs.Protocol.UDP)],
+            # The collector reads its configuration from AOT_CONFIG_CONTENT; no port mapping: only the app
+            # container, on the task's loopback, sends to it.
+            environment={"AOT_CONFIG_CONTENT": collector_config(Stack.of(scope).region)},
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="otel-collector", log_group=log_group),
             readonly_root_filesystem=True,
         )
         container.add_container_dependencies(
-            ecs.ContainerDependency(container=daemon, condition=ecs.ContainerDependencyCondition.START)
+            ecs.ContainerDependency(container=collector, condition=ecs.ContainerDependencyCondition.START)
         )
-        container.add_environment("AWS_XRAY_DAEMON_ADDRESS", f"127.0.0.1:{XRAY_DAEMON_PORT}")
+        container.add_environment("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint())
         grant_xray_write(task_definition.task_role)
     return RuntimeTask(task_definition=task_definition, container=container, log_group=log_group)

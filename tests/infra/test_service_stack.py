@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
 from aws_cdk.assertions import Match, Template
 
 from stacks.config import get_config
@@ -108,12 +109,38 @@ def test_containers_read_settings_from_ssm_with_tracing_sidecar(deployed_env: En
         environment = {e["Name"]: e["Value"] for e in app["Environment"]}
         assert environment["JOBS_SSM_PATH"] == f"/job-tickets/{deployed_env.env_name}"
         assert environment["AWS_REGION"] == get_config(deployed_env.env_name).region
-        assert environment["AWS_XRAY_DAEMON_ADDRESS"] == "127.0.0.1:2000"
         assert app["ReadonlyRootFilesystem"] is True
         assert app["LogConfiguration"]["LogDriver"] == "awslogs"
-        daemon = containers["xray-daemon"]
-        assert daemon["Image"].startswith("public.ecr.aws/xray/aws-xray-daemon:")
-        assert daemon["PortMappings"] == [{"ContainerPort": 2000, "Protocol": "udp"}]
+        assert set(containers) == {"app", "otel-collector"}
+        assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
+        assert "AWS_XRAY_DAEMON_ADDRESS" not in environment
+
+
+def test_ecs_tasks_send_spans_to_an_adot_collector_sidecar_that_exports_to_x_ray(deployed_env: EnvTemplates) -> None:
+    config = get_config(deployed_env.env_name)
+    labels = ["worker", "api"] if config.api.mode == "fargate" else ["worker"]
+    for label in labels:
+        containers = {c["Name"]: c for c in _task(deployed_env, label)["ContainerDefinitions"]}
+        app, collector = containers["app"], containers["otel-collector"]
+        assert collector["Image"].startswith("public.ecr.aws/aws-observability/aws-otel-collector:v")
+        # Best effort and private: the app waits for it to start but survives it; no port leaves the task.
+        assert collector["Essential"] is False and collector["ReadonlyRootFilesystem"] is True
+        assert "PortMappings" not in collector
+        assert {"ContainerName": "otel-collector", "Condition": "START"} in app["DependsOn"]
+        assert collector["LogConfiguration"]["Options"]["awslogs-stream-prefix"] == "otel-collector"
+        environment = {e["Name"]: e["Value"] for e in collector["Environment"]}
+        # The collector reads its configuration as YAML from AOT_CONFIG_CONTENT.
+        collector_config = yaml.safe_load(environment["AOT_CONFIG_CONTENT"])
+        receiver = collector_config["receivers"]["otlp"]["protocols"]
+        assert receiver == {"http": {"endpoint": "127.0.0.1:4318"}}
+        app_environment = {e["Name"]: e["Value"] for e in app["Environment"]}
+        assert app_environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == f"http://{receiver['http']['endpoint']}"
+        assert collector_config["exporters"] == {
+            "awsxray": {"region": config.region, "indexed_attributes": ["jobId", "jobType", "traceId"]}
+        }
+        assert collector_config["service"]["pipelines"] == {
+            "traces": {"receivers": ["otlp"], "processors": ["batch/traces"], "exporters": ["awsxray"]}
+        }
 
 
 def test_log_groups_have_retention(deployed_env: EnvTemplates) -> None:
@@ -164,6 +191,8 @@ def test_dlq_lambda(deployed_env: EnvTemplates) -> None:
     assert function["PackageType"] == "Image"
     assert function["TracingConfig"] == {"Mode": "Active"}
     assert function["Environment"]["Variables"]["JOBS_SSM_PATH"] == f"/job-tickets/{deployed_env.env_name}"
+    # No collector beside a Lambda: Lambda's active tracing records the function; the SDK's spans are not exported.
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in function["Environment"]["Variables"]
     mapping = _one(deployed_env, "AWS::Lambda::EventSourceMapping")
     assert mapping["BatchSize"] == 1
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

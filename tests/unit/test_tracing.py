@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from opentelemetry import propagate, trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -243,3 +244,23 @@ def test_each_batch_entry_carries_its_senders_header_and_the_batch_span_links_to
         by_name["api.j-1"].context.span_id,
         by_name["api.j-2"].context.span_id,
     }
+
+
+def test_in_lambda_a_message_continues_its_own_trace_and_a_request_the_invocations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    invocation = "Root=1-6b0f0000-aaaaaaaaaaaaaaaaaaaaaaaa;Parent=1111111111111111;Sampled=1"
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "dlq-handler")
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", invocation)
+    exporter = InMemorySpanExporter()
+    tracing.configure(make_settings(tracing_enabled=True), exporter=exporter)
+    try:
+        with tracing.continue_trace("dlq.job", INCOMING_TRACE_HEADER):
+            assert tracing.current_trace_id() == "1-5759e988-bd862e3fe1be46a994272793"
+        request_context = propagate.extract({})  # what the FastAPI instrumentation does for a request
+        parent = trace.get_current_span(request_context).get_span_context()
+        assert (
+            xray_id(parent.trace_id) == "1-6b0f0000-aaaaaaaaaaaaaaaaaaaaaaaa" and parent.span_id == 0x1111111111111111
+        )
+    finally:
+        tracing.shutdown()
