@@ -1,6 +1,8 @@
-"""Tracing on OpenTelemetry, behind one small module (the only one importing opentelemetry), in X-Ray's format.
+"""Tracing on OpenTelemetry, in X-Ray's format, behind this module (with trace_provider.py, which builds the SDK's
+provider, the only code importing OpenTelemetry).
 
-Everything here is a no-op unless settings.tracing_enabled (off by default). When on:
+Everything here is a no-op unless settings.tracing_enabled (off by default), and OpenTelemetry is imported only
+once it is on. When on:
 - spans get X-Ray-compatible trace ids (AwsXRayIdGenerator), and the trace context travels in X-Ray's
   header format (AwsXRayPropagator): incoming X-Amzn-Trace-Id on HTTP requests (on Lambda, the invocation's
   _X_AMZN_TRACE_ID instead), outgoing X-Amzn-Trace-Id on every AWS SDK request, and the AWSTraceHeader
@@ -17,50 +19,34 @@ Everything here is a no-op unless settings.tracing_enabled (off by default). Whe
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.propagate import set_global_textmap
-from opentelemetry.propagators.aws.aws_xray_propagator import (
-    TRACE_HEADER_KEY,
-    AwsXRayLambdaPropagator,
-    AwsXRayPropagator,
-)
-from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
-
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from opentelemetry.trace import Link, SpanKind
-    from opentelemetry.util.types import Attributes
+    from opentelemetry.propagators.aws.aws_xray_propagator import AwsXRayPropagator
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Span, Tracer
 
     from runtime.settings import Settings
 
 TRACER_NAME = "job-tickets"
 # X-Ray's trace id: "1-", the start time in epoch seconds (8 hex), then 24 random hex digits.
 XRAY_TRACE_ID = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
+# Appended to the OTLP base endpoint, as the OTLP exporter does with its own variable.
 OTLP_TRACES_PATH = "/v1/traces"
 # Load balancer and orchestrator probes: a trace each would bury the requests worth looking at.
-UNTRACED_PATHS = ("/healthz", "/readyz")  # appended to the OTLP base endpoint, as the OTLP exporter's own variable does
+UNTRACED_PATHS = ("/healthz", "/readyz")
 
 _lock = threading.Lock()
+# Set by configure() only: nothing below imports OpenTelemetry while tracing is off.
 _provider: TracerProvider | None = None
 # Messages carry exactly their own header: never Lambda's variant, which prefers the invocation's trace.
-_propagator = AwsXRayPropagator()
+_propagator: AwsXRayPropagator | None = None
 _botocore: Any = None
-# An X-Ray trace id (as an int) that the next root span started in this context must use: a job's traceId
-# when its message came without a trace header (a republished message), so the job's spans still join.
-_pinned_trace_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("pinned_trace_id", default=None)
 
 
 def enabled() -> bool:
@@ -71,59 +57,28 @@ def _in_lambda() -> bool:
     return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
 
 
-class _PinnableIdGenerator(AwsXRayIdGenerator):
-    def generate_trace_id(self) -> int:
-        pinned = _pinned_trace_id.get()
-        return pinned if pinned is not None else super().generate_trace_id()
-
-
-class _NoBareAwsCalls(Sampler):
-    """Roots: every unit of work (request, job) is sampled; an AWS SDK call that belongs to none is not,
-    so idle polling does not fill the trace store. Children follow their parent (ParentBased around this)."""
-
-    def should_sample(
-        self,
-        parent_context: otel_context.Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: Any = None,
-    ) -> SamplingResult:
-        if kind == trace.SpanKind.CLIENT:
-            return SamplingResult(Decision.DROP)
-        return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
-
-    def get_description(self) -> str:
-        return "NoBareAwsCalls"
-
-
 def configure(settings: Settings, *, exporter: SpanExporter | None = None) -> None:
     """Turns tracing on when settings.tracing_enabled. Spans go to `exporter` when given (tests pass the SDK's
     in-memory one), else over OTLP/HTTP to settings.otlp_endpoint when set, else nowhere."""
-    global _provider, _botocore
+    global _provider, _propagator, _botocore
     if not settings.tracing_enabled:
         return
     with _lock:
         if _provider is not None:
             return
-        provider = TracerProvider(
-            resource=Resource.create({SERVICE_NAME: settings.service_name}),
-            id_generator=_PinnableIdGenerator(),
-            sampler=ParentBased(root=_NoBareAwsCalls()),
-        )
-        if exporter is None and settings.otlp_endpoint:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+        from opentelemetry.propagate import set_global_textmap
+        from opentelemetry.propagators.aws.aws_xray_propagator import AwsXRayLambdaPropagator, AwsXRayPropagator
 
-            exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + OTLP_TRACES_PATH)
-        if exporter is not None:
-            provider.add_span_processor(BatchSpanProcessor(exporter))
+        from runtime.observability.trace_provider import build_provider, otlp_exporter
+
+        if exporter is None and settings.otlp_endpoint:
+            exporter = otlp_exporter(settings.otlp_endpoint, OTLP_TRACES_PATH)
+        provider = build_provider(settings.service_name, exporter)
+        _propagator = AwsXRayPropagator()
         # The FastAPI instrumentation extracts an HTTP request's context with the global propagator; in Lambda
         # the request continues the invocation's trace (_X_AMZN_TRACE_ID), which Lambda's active tracing records.
         set_global_textmap(AwsXRayLambdaPropagator() if _in_lambda() else _propagator)
-        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
-
         _botocore = BotocoreInstrumentor()
         _botocore.instrument(tracer_provider=provider, propagator=_propagator)
         _provider = provider
@@ -148,47 +103,57 @@ def shutdown() -> None:
         _provider = None
 
 
-def _tracer() -> trace.Tracer:
+def _tracer() -> Tracer:
     assert _provider is not None
     return _provider.get_tracer(TRACER_NAME)
 
 
+def _span_context_of(header: str) -> Any:
+    """The SpanContext an X-Ray header names, or None when the header names none."""
+    from opentelemetry import trace
+    from opentelemetry.propagators.aws.aws_xray_propagator import TRACE_HEADER_KEY
+
+    assert _propagator is not None
+    span_context = trace.get_current_span(_propagator.extract({TRACE_HEADER_KEY: header})).get_span_context()
+    return span_context if span_context.is_valid else None
+
+
 @contextlib.contextmanager
-def span(
-    name: str, *, kind: trace.SpanKind = trace.SpanKind.INTERNAL, linked_headers: Iterable[str | None] = ()
-) -> Iterator[trace.Span | None]:
+def span(name: str, *, linked_headers: Iterable[str | None] = ()) -> Iterator[Span | None]:
     """A span for a piece of work, a child of the current one (or a new trace), linked to the spans named by
     `linked_headers` (X-Ray headers: the senders a batch serves). None when tracing is off."""
     if _provider is None:
         yield None
         return
-    links = []
-    for header in linked_headers:
-        linked = _propagator.extract({TRACE_HEADER_KEY: header}) if header else None
-        span_context = trace.get_current_span(linked).get_span_context() if linked is not None else None
-        if span_context is not None and span_context.is_valid:
-            links.append(trace.Link(span_context))
-    with _tracer().start_as_current_span(name, kind=kind, links=links) as current:
+    from opentelemetry import trace
+
+    linked = [_span_context_of(header) for header in linked_headers if header]
+    links = [trace.Link(span_context) for span_context in linked if span_context is not None]
+    with _tracer().start_as_current_span(name, links=links) as current:
         yield current
 
 
 @contextlib.contextmanager
-def continue_trace(name: str, aws_trace_header: str | None, *, trace_id: str | None = None) -> Iterator[Any]:
+def continue_trace(name: str, aws_trace_header: str | None, *, trace_id: str | None = None) -> Iterator[Span | None]:
     """The consumer span for work received from SQS: a child of the span named by the message's AWSTraceHeader.
     Without a usable header, a new trace, under `trace_id` (the job's traceId) when that is an X-Ray id."""
     if _provider is None:
         yield None
         return
-    parent = _propagator.extract({TRACE_HEADER_KEY: aws_trace_header}) if aws_trace_header else None
-    pinned = None
-    if parent is None or not trace.get_current_span(parent).get_span_context().is_valid:
-        parent = otel_context.Context()  # a root: never a child of whatever span happens to be current here
-        pinned = xray_trace_id_int(trace_id) if trace_id else None
-    token = _pinned_trace_id.set(pinned)
+    from opentelemetry import trace
+    from opentelemetry.context import Context
+
+    from runtime.observability.trace_provider import pinned_trace_id
+
+    parent = _span_context_of(aws_trace_header) if aws_trace_header else None
+    # No parent: a root, never a child of whatever span happens to be current in this thread.
+    context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else Context()
+    pinned = xray_trace_id_int(trace_id) if parent is None and trace_id else None
+    token = pinned_trace_id.set(pinned)
     try:
-        consumer = _tracer().start_span(name, context=parent, kind=trace.SpanKind.CONSUMER)
+        consumer = _tracer().start_span(name, context=context, kind=trace.SpanKind.CONSUMER)
     finally:
-        _pinned_trace_id.reset(token)  # the pin is for this root only, not for spans started inside it
+        pinned_trace_id.reset(token)  # the pin is for this root only, not for spans started inside it
     with trace.use_span(consumer, end_on_exit=True) as current:
         yield current
 
@@ -197,6 +162,8 @@ def annotate(**values: str | int | float | bool) -> None:
     """Attributes (jobId, jobType) on the current span; the ADOT collector makes them X-Ray annotations."""
     if _provider is None:
         return
+    from opentelemetry import trace
+
     current = trace.get_current_span()
     if current.is_recording():
         current.set_attributes(values)
@@ -205,8 +172,10 @@ def annotate(**values: str | int | float | bool) -> None:
 def current_trace_header() -> str | None:
     """ "Root=...;Parent=...;Sampled=..." of the current span, for SQS's AWSTraceHeader; None when off or
     outside any span."""
-    if _provider is None:
+    if _provider is None or _propagator is None:
         return None
+    from opentelemetry.propagators.aws.aws_xray_propagator import TRACE_HEADER_KEY
+
     carrier: dict[str, str] = {}
     _propagator.inject(carrier)
     return carrier.get(TRACE_HEADER_KEY)
@@ -216,6 +185,8 @@ def current_trace_id() -> str | None:
     """The current span's trace id in X-Ray's form ("1-<8 hex>-<24 hex>"), or None when off or outside a span."""
     if _provider is None:
         return None
+    from opentelemetry import trace
+
     span_context = trace.get_current_span().get_span_context()
     if not span_context.is_valid:
         return None

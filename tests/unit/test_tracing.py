@@ -4,9 +4,13 @@ SQS message's AWSTraceHeader, AWS calls sampled only inside a unit of work, and 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -24,6 +28,7 @@ from runtime.observability import tracing
 from runtime.settings import Settings, SettingsError, load_settings
 
 INCOMING_TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+REPO = Path(__file__).resolve().parents[2]
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/jobs"
 
 
@@ -264,3 +269,26 @@ def test_in_lambda_a_message_continues_its_own_trace_and_a_request_the_invocatio
         )
     finally:
         tracing.shutdown()
+
+
+def test_a_process_without_tracing_never_loads_the_sdk() -> None:
+    # The SDK and its instrumentations take about 0.1 s to import: no Lambda cold start pays that for nothing.
+    child = (
+        "import sys\n"
+        "from runtime import observability\n"
+        "from runtime.settings import Settings\n"
+        "observability.configure(Settings(table_name='t', queue_url='q', dead_letter_queue_url='d',"
+        " documents_bucket='b'))\n"
+        "heavy = ('opentelemetry.sdk', 'opentelemetry.instrumentation')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", child],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "JOBS_TRACING_ENABLED": "false"},
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"
