@@ -23,24 +23,20 @@ from runtime.dlq_handler import DeadLetterHandler, handle_event
 from runtime.domain.job import JobStatus
 from runtime.local.dlq_poller import DeadLetterPoller
 from runtime.observability import tracing
-from runtime.settings import Settings, load_settings
+from runtime.settings import Settings
 from runtime.worker.runner import Worker
 from tests.adapters.resources import create_resources
+from tests.api.conftest import api_settings, bearer, issue_key
 
 WAIT_LIMIT_S = 60.0  # a generous limit for conditions to become true, never an assertion on timing
 
 
 @pytest.fixture
-def traced(moto_server: str) -> Iterator[tuple[Settings, InMemorySpanExporter]]:
+def traced(moto_server: str) -> Iterator[tuple[Settings, str, InMemorySpanExporter]]:
     # Redrive after one receive: the first failed attempt's message goes to the dead-letter queue on its next receive.
     resources = create_resources(moto_server, "trace", visibility_timeout_s=2, max_receive_count=1)
-    settings = load_settings(
-        table_name=resources.table_name,
-        queue_url=resources.queue_url,
-        dead_letter_queue_url=resources.dead_letter_queue_url,
-        documents_bucket=resources.bucket,
-        AWS_ENDPOINT_URL=moto_server,
-        AWS_REGION="us-east-1",
+    settings = api_settings(
+        resources,
         tracing_enabled=True,
         visibility_timeout_s=2,
         receive_wait_s=1,
@@ -55,7 +51,7 @@ def traced(moto_server: str) -> Iterator[tuple[Settings, InMemorySpanExporter]]:
     exporter = InMemorySpanExporter()
     tracing.configure(settings, exporter=exporter)
     try:
-        yield settings, exporter
+        yield settings, issue_key(resources), exporter
     finally:
         tracing.shutdown()
 
@@ -68,15 +64,19 @@ def wait_for(what: str, condition: Any) -> None:
         time.sleep(0.1)
 
 
-def test_api_worker_and_dlq_spans_of_a_job_share_one_trace(traced: tuple[Settings, InMemorySpanExporter]) -> None:
-    settings, exporter = traced
+def test_api_worker_and_dlq_spans_of_a_job_share_one_trace(
+    traced: tuple[Settings, str, InMemorySpanExporter],
+) -> None:
+    settings, api_key, exporter = traced
     sqs = build_client("sqs", region="us-east-1", endpoint_url=settings.endpoint_url)
     dynamodb = build_client("dynamodb", region="us-east-1", endpoint_url=settings.endpoint_url)
     store = DynamoDbJobStore(dynamodb, settings.table_name)
 
     # 1. The API: the request's server span, the job's traceId and X-Trace-Id are one id.
     with TestClient(create_app(container=build_container(settings))) as client:
-        response = client.post("/api/v1/jobs", json={"type": "test_broken", "params": {"key": "k"}})
+        response = client.post(
+            "/api/v1/jobs", json={"type": "test_broken", "params": {"key": "k"}}, headers=bearer(api_key)
+        )
     assert response.status_code == 201, response.text
     job_id, trace_id = response.json()["jobId"], response.headers["X-Trace-Id"]
     assert response.json()["traceId"] == trace_id

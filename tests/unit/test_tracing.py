@@ -35,6 +35,7 @@ QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/jobs"
 def make_settings(**overrides: object) -> Settings:
     values: dict[str, object] = {
         "table_name": "jobs",
+        "access_table_name": "access",
         "queue_url": QUEUE_URL,
         "dead_letter_queue_url": QUEUE_URL + "-dlq",
         "documents_bucket": "documents",
@@ -79,7 +80,9 @@ def test_the_otlp_endpoint_is_opentelemetrys_own_variable(monkeypatch: pytest.Mo
     assert make_settings().otlp_endpoint == "http://127.0.0.1:4318"
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")
     with pytest.raises(SettingsError, match=r"OTEL_EXPORTER_OTLP_ENDPOINT: .*not an http url: 'collector:4318'"):
-        load_settings(table_name="t", queue_url="q", dead_letter_queue_url="d", documents_bucket="b")
+        load_settings(
+            table_name="t", access_table_name="a", queue_url="q", dead_letter_queue_url="d", documents_bucket="b"
+        )
 
 
 def test_a_consumer_span_continues_the_incoming_x_ray_header(spans: InMemorySpanExporter) -> None:
@@ -277,8 +280,8 @@ def test_a_process_without_tracing_never_loads_the_sdk() -> None:
         "import sys\n"
         "from runtime import observability\n"
         "from runtime.settings import Settings\n"
-        "observability.configure(Settings(table_name='t', queue_url='q', dead_letter_queue_url='d',"
-        " documents_bucket='b'))\n"
+        "observability.configure(Settings(table_name='t', access_table_name='a', queue_url='q',"
+        " dead_letter_queue_url='d', documents_bucket='b'))\n"
         "heavy = ('opentelemetry.sdk', 'opentelemetry.instrumentation')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
