@@ -41,6 +41,7 @@ class JobOut(BaseModel):
     """The job resource. Times are RFC 3339 in UTC with milliseconds."""
 
     jobId: str
+    tenant: str = Field(description="the tenant that submitted the job (the caller's own)")
     status: JobStatus
     jobType: str
     priority: Literal["low", "normal", "high"]
@@ -85,6 +86,7 @@ def job_document(job: Job) -> dict[str, Any]:
     error = job.error
     return {
         "jobId": job.job_id,
+        "tenant": job.tenant,
         "status": job.status.value,
         "jobType": job.job_type,
         "priority": job.priority.value,

@@ -82,6 +82,9 @@ class Job:
     updated_at: datetime
     trace_id: str
     fingerprint: str
+    # The tenant that submitted it: every read, retry and list is scoped to it ("" only for records that
+    # predate tenants, which no caller can reach).
+    tenant: str = ""
     attempts: int = 0
     result: dict[str, Any] | None = None
     error: JobError | None = None

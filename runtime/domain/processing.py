@@ -25,6 +25,7 @@ from runtime.domain.ports import (
     ReceivedMessage,
     UtcClock,
 )
+from runtime.job_types.confinement import OUTSIDE_TENANT_CODE, Confinement
 from runtime.job_types.registry import JobContext, JobType, PermanentJobError, TransientJobError, get_job_type
 
 # A message kept for a job leased by someone else comes back this long after the lease ends, so that
@@ -85,6 +86,7 @@ class MessageProcessor:
         *,
         store: JobStore,
         objects: ObjectStore,
+        confinement: Confinement,
         config: ProcessingConfig,
         backoff: Backoff,
         clock: Clock | None = None,
@@ -92,6 +94,7 @@ class MessageProcessor:
     ) -> None:
         self._store = store
         self._objects = objects
+        self._confinement = confinement
         self._config = config
         self._backoff = backoff
         self._clock: Clock = clock or UtcClock()
@@ -148,7 +151,14 @@ class MessageProcessor:
         job_type = self._job_types(job.job_type)
         if job_type is None:
             return JobError("unknown_job_type", f"no job type {job.job_type!r}", permanent=True), None, None
-        context = JobContext(job_id=job.job_id, attempt=attempt, trace_id=job.trace_id, objects=self._objects)
+        # Checked again here, not only at submit: a message forged into the queue, or a job stored before a rule
+        # changed, must not make the worker touch another tenant's objects. The store is confined as well.
+        outside = self._confinement.params_problem(job.params, job.tenant)
+        if outside is not None:
+            field, problem = outside
+            return JobError(OUTSIDE_TENANT_CODE, _short(f"{field}: {problem}"), permanent=True), None, None
+        objects = self._confinement.objects_for(self._objects, job.tenant)
+        context = JobContext(job_id=job.job_id, attempt=attempt, trace_id=job.trace_id, objects=objects)
         try:
             params = job_type.parse_params(job.params)
             result = job_type.handler(params, context)

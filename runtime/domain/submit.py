@@ -14,7 +14,6 @@ from runtime.domain.ports import Clock, JobMessage, JobQueue, JobStore, QueueUna
 
 # Fixed forever: job ids derived from idempotency keys must stay the same across releases.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0e6f0e-8f3a-4d56-9a43-2f1c6d0b7a19")
-ANONYMOUS_SCOPE = "anonymous"
 # Conflicts that can repeat only when other requests keep advancing the same key at the same moment.
 _MAX_ROUNDS = 8
 
@@ -53,8 +52,8 @@ class SubmitRequest:
     params: dict[str, Any]
     metadata: dict[str, Any]
     trace_id: str
+    tenant: str  # the authenticated caller's tenant: owns the job and scopes its idempotency key
     idempotency_key: str | None = None
-    scope: str = ANONYMOUS_SCOPE
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,10 @@ class RetryResult:
     published: bool
 
 
-def job_id_for_key(scope: str, key: str, generation: int) -> str:
-    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{scope}\n{key}\n{generation}"))
+def job_id_for_key(tenant: str, key: str, generation: int) -> str:
+    """The job id of a keyed submit: the tenant is part of the name, so the same key in two tenants makes two
+    jobs, and nobody can derive a job's id from its key alone (and ids of other tenants answer 404 anyway)."""
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{tenant}\n{key}\n{generation}"))
 
 
 class JobService:
@@ -110,9 +111,9 @@ class JobService:
 
     def _submit_with_key(self, request: SubmitRequest, print_: str) -> SubmitResult:
         assert request.idempotency_key is not None
-        scope, key = request.scope, request.idempotency_key
-        scoped_key = f"{scope}#{key}"
-        head_id = job_id_for_key(scope, key, 0)
+        tenant, key = request.tenant, request.idempotency_key
+        scoped_key = f"{tenant}#{key}"
+        head_id = job_id_for_key(tenant, key, 0)
         generation = 0
         job_id = head_id
         for _ in range(_MAX_ROUNDS):
@@ -125,7 +126,7 @@ class JobService:
                 # The head says a later generation is the live one: decide on that job (or heal a crash
                 # between advancing the head and creating that generation by creating it now).
                 generation = existing.key_generation
-                job_id = job_id_for_key(scope, key, generation)
+                job_id = job_id_for_key(tenant, key, generation)
                 live = self._store.get(job_id)
                 if live is None:
                     continue
@@ -142,7 +143,7 @@ class JobService:
             # Whether we or a concurrent request advanced it, the next generation's job is created by a
             # conditional put; the loser of that race replays the winner's job.
             generation = new_generation
-            job_id = job_id_for_key(scope, key, generation)
+            job_id = job_id_for_key(tenant, key, generation)
         raise RuntimeError(f"idempotency key {scoped_key!r} kept changing under {_MAX_ROUNDS} attempts")
 
     def _replay(self, existing: Job, print_: str, now: datetime) -> SubmitResult:
@@ -167,6 +168,7 @@ class JobService:
             updated_at=now,
             trace_id=request.trace_id,
             fingerprint=print_,
+            tenant=request.tenant,
             idempotency_key=scoped_key,
             transitions={JobStatus.PENDING.value: now},
             pending_since=now,
@@ -182,17 +184,18 @@ class JobService:
 
     # -- get, retry -----------------------------------------------------------------------------------------
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, *, tenant: str) -> Job:
+        """The job, if it exists and belongs to `tenant`: another tenant's job does not exist for the caller."""
         job = self._store.get(job_id)
-        if job is None:
+        if job is None or job.tenant != tenant:
             raise JobNotFound(job_id)
         return job
 
-    def retry(self, job_id: str) -> RetryResult:
+    def retry(self, job_id: str, *, tenant: str) -> RetryResult:
         """PENDING or FAILED: publish again (a duplicate message is harmless: claims are conditional).
         FAILED_FINAL: back to PENDING, then publish. PROCESSING, SUCCEEDED: JobNotRetryable."""
         for _ in range(_MAX_ROUNDS):
-            job = self.get(job_id)
+            job = self.get(job_id, tenant=tenant)
             if job.status in (JobStatus.PROCESSING, JobStatus.SUCCEEDED):
                 raise JobNotRetryable(job)
             if job.status == JobStatus.FAILED_FINAL:

@@ -22,6 +22,7 @@ from runtime.domain.processing import (
     Outcome,
     ProcessingConfig,
 )
+from runtime.job_types.confinement import Confinement
 from runtime.job_types.registry import JobType, get_job_type
 from runtime.observability import aws_calls, logs, metrics, tracing
 from runtime.observability.names import JOB_TYPE_DIMENSION, LogEvent, Metric
@@ -69,6 +70,7 @@ class Worker:
         self._processor = MessageProcessor(
             store=store,
             objects=objects,
+            confinement=Confinement(settings.documents_bucket),
             config=ProcessingConfig(
                 visibility_timeout_s=settings.visibility_timeout_s, max_attempts=settings.max_attempts
             ),

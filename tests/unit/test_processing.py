@@ -18,6 +18,7 @@ from runtime.domain.processing import (
     Outcome,
     ProcessingConfig,
 )
+from runtime.job_types.confinement import Confinement
 from runtime.job_types.registry import JobContext, JobType, PermanentJobError, TransientJobError
 from tests.unit.fakes import FakeClock, InMemoryJobStore, InMemoryObjects, make_job, received
 
@@ -54,6 +55,7 @@ def processor(store: InMemoryJobStore, script: Script, clock: FakeClock, *, max_
     return MessageProcessor(
         store=store,
         objects=InMemoryObjects(),
+        confinement=Confinement("docs"),
         config=ProcessingConfig(visibility_timeout_s=VISIBILITY_S, max_attempts=max_attempts),
         backoff=Backoff(2.0, 300.0, Jitter.EQUAL, rand=lambda: 0.5),
         clock=clock,

@@ -28,6 +28,7 @@ from tests.adapters.resources import create_resources, queue_depth
 
 REPO = Path(__file__).resolve().parents[2]
 VISIBILITY_S = 2
+TENANT = "acme"  # the tenant of the jobs these tests submit; their objects live under tenants/acme/
 WAIT_LIMIT_S = 60.0  # a generous limit for conditions to become true, never an assertion on timing
 
 
@@ -43,7 +44,13 @@ class WorkerEnv:
     tmp: Path
 
     def submit(
-        self, job_type: str, params: dict[str, Any], *, send: bool = True, pending_since: datetime | None = None
+        self,
+        job_type: str,
+        params: dict[str, Any],
+        *,
+        send: bool = True,
+        pending_since: datetime | None = None,
+        tenant: str = TENANT,
     ) -> Job:
         now = datetime.now(UTC)
         job_id = str(uuid.uuid4())
@@ -58,6 +65,7 @@ class WorkerEnv:
             updated_at=now,
             trace_id=uuid.uuid4().hex,
             fingerprint="0" * 64,
+            tenant=tenant,
             transitions={"PENDING": now},
             pending_since=pending_since or now,
         )

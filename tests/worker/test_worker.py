@@ -17,8 +17,9 @@ import pytest
 from runtime.dlq_handler import DeadLetterHandler, handle_event
 from runtime.domain.backoff import Backoff, Jitter
 from runtime.domain.job import JobStatus
-from runtime.domain.ports import ReceivedMessage
+from runtime.domain.ports import ObjectNotFound, ReceivedMessage
 from runtime.domain.processing import MessageProcessor, Outcome, ProcessingConfig
+from runtime.job_types.confinement import Confinement
 from runtime.observability import aws_calls
 from runtime.worker.runner import Worker
 from tests.worker.conftest import WorkerEnv
@@ -43,9 +44,11 @@ def running(env: WorkerEnv, *, count: int = 1, republish: bool = False) -> Itera
 def test_builtin_jobs_succeed_and_their_messages_are_deleted(worker_env: WorkerEnv) -> None:
     env = worker_env
     bucket = env.settings.documents_bucket
-    env.objects.put_bytes(f"s3://{bucket}/in/doc.txt", b"alpha beta\ngamma alpha\n", content_type="text/plain")
+    source = f"s3://{bucket}/tenants/acme/in/doc.txt"
+    env.objects.put_bytes(source, b"alpha beta\ngamma alpha\n", content_type="text/plain")
     document = env.submit(
-        "process_document", {"source": f"s3://{bucket}/in/doc.txt", "destination": f"s3://{bucket}/out/doc.json"}
+        "process_document",
+        {"source": source, "destination": f"s3://{bucket}/tenants/acme/out/doc.json"},
     )
     report = env.submit(
         "generate_report",
@@ -55,7 +58,7 @@ def test_builtin_jobs_succeed_and_their_messages_are_deleted(worker_env: WorkerE
             "group_by": "k",
             "metric": "v",
             "format": "csv",
-            "destination": f"s3://{bucket}/out/report.csv",
+            "destination": f"s3://{bucket}/tenants/acme/out/report.csv",
         },
     )
     transform = env.submit(
@@ -67,9 +70,9 @@ def test_builtin_jobs_succeed_and_their_messages_are_deleted(worker_env: WorkerE
     assert [job.status for job in done] == [JobStatus.SUCCEEDED] * 3
     assert all(job.attempts == 1 for job in done)
     assert done[0].result is not None and done[0].result["summary"]["words"] == 4
-    summary = json.loads(env.objects.get_bytes(f"s3://{bucket}/out/doc.json"))["summary"]
+    summary = json.loads(env.objects.get_bytes(f"s3://{bucket}/tenants/acme/out/doc.json"))["summary"]
     assert summary["top_words"][0] == {"word": "alpha", "count": 2}
-    assert env.objects.get_bytes(f"s3://{bucket}/out/report.csv").decode().splitlines()[1] == "a,2,4,1,3,2"
+    assert env.objects.get_bytes(f"s3://{bucket}/tenants/acme/out/report.csv").decode().splitlines()[1] == "a,2,4,1,3,2"
     assert done[2].result is not None and done[2].result["records"] == [{"a": "X"}, {"a": "Y"}]
 
 
@@ -94,8 +97,8 @@ def test_transient_failure_is_retried_after_backoff_and_then_succeeds(worker_env
 def test_permanent_failure_is_final_at_once_without_redelivery(worker_env: WorkerEnv) -> None:
     env = worker_env
     bucket = env.settings.documents_bucket
-    missing = f"s3://{bucket}/in/missing.txt"
-    job = env.submit("process_document", {"source": missing, "destination": f"s3://{bucket}/out/x.json"})
+    missing = f"s3://{bucket}/tenants/acme/in/missing.txt"
+    job = env.submit("process_document", {"source": missing, "destination": f"s3://{bucket}/tenants/acme/out/x.json"})
     with running(env):
         done = env.wait_terminal(job.job_id)
         env.wait_for("the queue to drain", lambda: env.queue_depth() == 0)
@@ -103,6 +106,26 @@ def test_permanent_failure_is_final_at_once_without_redelivery(worker_env: Worke
     assert done.error is not None and done.error.permanent and missing in done.error.message
     assert env.queue_depth(env.settings.dead_letter_queue_url) == 0
     assert env.job(job.job_id).attempts == 1  # the message was deleted, not redelivered
+
+
+def test_message_forged_with_another_tenants_object_is_refused_before_any_s3_call(worker_env: WorkerEnv) -> None:
+    # A job stored and queued directly (as a forged message would be), naming the objects of tenant "other".
+    env = worker_env
+    bucket = env.settings.documents_bucket
+    theirs = f"s3://{bucket}/tenants/other/in/secret.txt"
+    env.objects.put_bytes(theirs, b"their data", content_type="text/plain")
+    destination = f"s3://{bucket}/tenants/other/out/stolen.json"
+    job = env.submit("process_document", {"source": theirs, "destination": destination})
+    before = aws_calls.snapshot()
+    with running(env):
+        done = env.wait_terminal(job.job_id)
+    s3_calls = [op for operations in calls_since(before).values() for op in operations if op.startswith("s3.")]
+    assert done.status is JobStatus.FAILED_FINAL and done.attempts == 1
+    assert done.error is not None and done.error.permanent and done.error.code == "object_outside_tenant"
+    assert f"s3://{bucket}/tenants/acme/" in done.error.message and "params.source" in done.error.message
+    assert s3_calls == []  # nothing read, nothing written
+    with pytest.raises(ObjectNotFound):
+        env.objects.get_bytes(destination)
 
 
 def test_job_longer_than_the_visibility_timeout_runs_once(worker_env: WorkerEnv) -> None:
@@ -190,6 +213,7 @@ def test_dlq_handler_racing_a_worker_leaves_one_consistent_terminal_state(worker
     processor = MessageProcessor(
         store=env.store,
         objects=env.objects,
+        confinement=Confinement(env.settings.documents_bucket),
         config=ProcessingConfig(visibility_timeout_s=30, max_attempts=3),
         backoff=Backoff(1.0, 2.0, Jitter.EQUAL),
     )

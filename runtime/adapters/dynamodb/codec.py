@@ -107,6 +107,8 @@ def job_to_item(job: Job) -> Item:
         Attr.FINGERPRINT: {"S": job.fingerprint},
         Attr.ATTEMPTS: {"N": str(job.attempts)},
     }
+    if job.tenant:
+        item[Attr.TENANT] = {"S": job.tenant}
     if job.metadata:
         item[Attr.METADATA] = to_attr(job.metadata)
     if job.result is not None:
@@ -169,6 +171,7 @@ def item_to_job(item: ItemIn) -> Job:
         updated_at=parse_iso(item[Attr.UPDATED_AT]["S"]),
         trace_id=text(Attr.TRACE_ID) or "",
         fingerprint=text(Attr.FINGERPRINT) or "",
+        tenant=text(Attr.TENANT) or "",
         attempts=number(Attr.ATTEMPTS) or 0,
         result=from_attr(item[Attr.RESULT]) if Attr.RESULT in item else None,
         error=error,

@@ -25,6 +25,7 @@ class Attr:
     UPDATED_AT: Final = "updatedAt"
     TRACE_ID: Final = "traceId"
     FINGERPRINT: Final = "fingerprint"
+    TENANT: Final = "tenant"
     ATTEMPTS: Final = "attempts"
     RESULT: Final = "result"
     ERROR: Final = "error"
