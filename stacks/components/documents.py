@@ -7,6 +7,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from runtime.job_types.confinement import TENANTS_PREFIX
+
 
 class Documents(Construct):
     """Private, encrypted, SSL-only, versioned bucket with lifecycle rules and server access logs."""
@@ -58,7 +60,10 @@ class Documents(Construct):
         )
 
     def grant_read_write_objects(self, grantee: iam.IGrantable) -> iam.Grant:
-        """The worker's job types read sources and write results; nothing lists, deletes or reads ACLs."""
+        """The worker's job types read sources and write results, only under the tenants' prefix (the worker also
+        confines each job to its own tenant's prefix); nothing lists, deletes or reads ACLs."""
         return iam.Grant.add_to_principal(
-            grantee=grantee, actions=["s3:GetObject", "s3:PutObject"], resource_arns=[self.bucket.arn_for_objects("*")]
+            grantee=grantee,
+            actions=["s3:GetObject", "s3:PutObject"],
+            resource_arns=[self.bucket.arn_for_objects(f"{TENANTS_PREFIX}*")],
         )

@@ -48,7 +48,7 @@ def service(store: InMemoryJobStore, queue: FakeQueue, clock: FakeClock) -> JobS
 
 def request(key: str | None = "k1", **changes: Any) -> SubmitRequest:
     base: dict[str, Any] = {"job_type": "t", "priority": Priority.NORMAL, "params": {"a": 1}, "metadata": {},
-                            "trace_id": "trace-1", "idempotency_key": key}
+                            "trace_id": "trace-1", "tenant": "acme", "idempotency_key": key}
     base.update(changes)
     return SubmitRequest(**base)
 
@@ -67,12 +67,32 @@ def test_new_job_is_pending_with_marker_retention_and_one_message(
     assert store.calls.count("create") == 1
 
 
-def test_keyed_job_id_is_derived_from_scope_key_and_generation(service: JobService) -> None:
+def test_keyed_job_id_is_derived_from_tenant_key_and_generation(service: JobService) -> None:
     job = service.submit(request()).job
-    assert job.job_id == job_id_for_key("anonymous", "k1", 0)
-    assert job.idempotency_key == "anonymous#k1"
-    assert job_id_for_key("anonymous", "k1", 1) != job.job_id
+    assert job.tenant == "acme"
+    assert job.job_id == job_id_for_key("acme", "k1", 0)
+    assert job.idempotency_key == "acme#k1"
+    assert job_id_for_key("acme", "k1", 1) != job.job_id
     assert job_id_for_key("other", "k1", 0) != job.job_id
+
+
+def test_the_same_key_in_two_tenants_makes_two_jobs(service: JobService, queue: FakeQueue) -> None:
+    ours = service.submit(request())
+    theirs = service.submit(request(tenant="other"))
+    assert ours.created and theirs.created
+    assert ours.job.job_id != theirs.job.job_id and theirs.job.tenant == "other"
+    assert len(queue.sent) == 2
+
+
+def test_another_tenants_job_does_not_exist_for_get_or_retry(service: JobService, store: InMemoryJobStore) -> None:
+    job = service.submit(request(key=None)).job
+    store.set_status(job.job_id, JobStatus.FAILED_FINAL)
+    with pytest.raises(JobNotFound):
+        service.get(job.job_id, tenant="other")
+    with pytest.raises(JobNotFound):
+        service.retry(job.job_id, tenant="other")
+    assert store.get(job.job_id).status == JobStatus.FAILED_FINAL  # type: ignore[union-attr]
+    assert service.get(job.job_id, tenant="acme").job_id == job.job_id
 
 
 def test_replay_while_pending_and_young_is_in_flight(service: JobService, clock: FakeClock) -> None:
@@ -128,7 +148,7 @@ def test_after_the_ttl_the_key_starts_generation_one(
     clock.advance(TTL_S + 1)
     second = service.submit(request(params={"a": "different body is fine now"}))
     assert second.created
-    assert second.job.job_id == job_id_for_key("anonymous", "k1", 1)
+    assert second.job.job_id == job_id_for_key("acme", "k1", 1)
     head = store.jobs[first.job_id]
     assert head.key_generation == 1
     assert head.expires_at == second.job.expires_at  # the head lives as long as the live generation
@@ -146,8 +166,8 @@ def test_generations_keep_advancing(service: JobService, store: InMemoryJobStore
     for generation in (1, 2, 3):
         clock.advance(TTL_S + 1)
         result = service.submit(request())
-        assert result.created and result.job.job_id == job_id_for_key("anonymous", "k1", generation)
-    assert store.jobs[job_id_for_key("anonymous", "k1", 0)].key_generation == 3
+        assert result.created and result.job.job_id == job_id_for_key("acme", "k1", generation)
+    assert store.jobs[job_id_for_key("acme", "k1", 0)].key_generation == 3
 
 
 def test_crash_between_advance_and_create_heals(service: JobService, store: InMemoryJobStore, clock: FakeClock) -> None:
@@ -156,7 +176,7 @@ def test_crash_between_advance_and_create_heals(service: JobService, store: InMe
     # A request advanced the head and died before creating generation 1.
     assert store.advance_key_generation(head.job_id, expected=0, new=1, keep_until=0)
     result = service.submit(request())
-    assert result.created and result.job.job_id == job_id_for_key("anonymous", "k1", 1)
+    assert result.created and result.job.job_id == job_id_for_key("acme", "k1", 1)
 
 
 def test_concurrent_submits_create_one_job(service: JobService, store: InMemoryJobStore, queue: FakeQueue) -> None:
@@ -190,7 +210,7 @@ def test_queue_down_still_creates_the_job(service: JobService, store: InMemoryJo
 
 def test_get_unknown_raises(service: JobService) -> None:
     with pytest.raises(JobNotFound):
-        service.get("nope")
+        service.get("nope", tenant="acme")
 
 
 @pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.FAILED])
@@ -198,7 +218,7 @@ def test_retry_of_waiting_job_publishes_again(service: JobService, store: InMemo
                                               status: JobStatus) -> None:
     job = service.submit(request()).job
     store.set_status(job.job_id, status)
-    result = service.retry(job.job_id)
+    result = service.retry(job.job_id, tenant="acme")
     assert result.published and result.job.status == status
     assert len(queue.sent) == 2
 
@@ -209,7 +229,7 @@ def test_retry_of_failed_final_requeues(service: JobService, store: InMemoryJobS
     store.jobs[job.job_id] = job.replace(status=JobStatus.FAILED_FINAL, pending_since=None,
                                          error=JobError("boom", "it broke", permanent=True))
     clock.advance(10)
-    result = service.retry(job.job_id)
+    result = service.retry(job.job_id, tenant="acme")
     assert result.job.status == JobStatus.PENDING and result.job.pending_since == clock.now()
     assert result.job.error is None
     assert len(queue.sent) == 2
@@ -221,10 +241,10 @@ def test_retry_of_running_or_done_job_is_refused(service: JobService, store: InM
     job = service.submit(request()).job
     store.set_status(job.job_id, status)
     with pytest.raises(JobNotRetryable):
-        service.retry(job.job_id)
+        service.retry(job.job_id, tenant="acme")
     assert len(queue.sent) == 1
 
 
 def test_retry_unknown_raises(service: JobService) -> None:
     with pytest.raises(JobNotFound):
-        service.retry("nope")
+        service.retry("nope", tenant="acme")
