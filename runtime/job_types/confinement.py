@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.domain.ports import ObjectStore
+from runtime.domain.s3uri import split_s3_uri
 from runtime.job_types.registry import PermanentJobError
-from runtime.job_types.s3uri import split_s3_uri
 
 TENANTS_PREFIX = "tenants/"
 OUTSIDE_TENANT_CODE = "object_outside_tenant"
