@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from runtime.api.auth import ReaderDep, WriterDep
-from runtime.api.deps import JobServiceDep, TraceIdDep
+from runtime.api.deps import JobServiceDep, SettingsDep, TraceIdDep
 from runtime.api.errors import ApiError, field_errors, validation_error
 from runtime.api.schemas import (
     MAX_INT_DIGITS,
@@ -24,6 +24,7 @@ from runtime.api.schemas import (
 )
 from runtime.domain.job import Job, JobStatus, Priority
 from runtime.domain.submit import JobNotFound, JobService, SubmitRequest, SubmitResult
+from runtime.job_types.confinement import Confinement
 from runtime.job_types.registry import get_job_type, job_type_names
 from runtime.observability import aws_calls, emit, log_event, logs
 from runtime.observability.names import JOB_TYPE_DIMENSION, LogEvent, Metric
@@ -108,8 +109,10 @@ def check_idempotency_key(key: str | None) -> str | None:
     return key
 
 
-def validate_submit(document: Any, trace_id: str, idempotency_key: str | None) -> SubmitRequest:
-    """The checked request, or an ApiError (422) naming the first bad field."""
+def validate_submit(
+    document: Any, trace_id: str, idempotency_key: str | None, *, tenant: str, confinement: Confinement
+) -> SubmitRequest:
+    """The checked request of `tenant`, or an ApiError (422) naming the first bad field."""
     if not isinstance(document, dict):
         raise ApiError(422, "validation_error", f"body: must be a json object, got {type(document).__name__}")
     # Before the models: a lone surrogate would pass them and fail at the first encode (a 500).
@@ -136,12 +139,16 @@ def validate_submit(document: Any, trace_id: str, idempotency_key: str | None) -
         problem = storable_problem(value, name)
         if problem:
             raise validation_error([{"field": problem.split(":", 1)[0], "message": problem.split(": ", 1)[1]}])
+    outside = confinement.params_problem(params, tenant)
+    if outside is not None:
+        raise validation_error([{"field": outside[0], "message": outside[1]}])
     return SubmitRequest(
         job_type=request.type,
         priority=Priority(request.priority),
         params=params,
         metadata=metadata,
         trace_id=trace_id,
+        tenant=tenant,
         idempotency_key=idempotency_key,
     )
 
@@ -171,7 +178,10 @@ def _submit(service: JobService, request: SubmitRequest) -> SubmitResult:
 SUBMIT_DESCRIPTION = """Submits a job. With an `Idempotency-Key`, the same key and the same body (type, priority,
 params and metadata, compared by a canonical fingerprint) within 24 hours answer `200` with the original job as
 it is now and `Idempotent-Replayed: true`: no second job, no second message. After 24 hours the key is forgotten
-and a new job is created. Keys are scoped to the caller.
+and a new job is created. Keys are scoped to the caller's tenant: the same key in two tenants makes two jobs.
+
+Params that name S3 objects (`s3://...` strings, at any depth) must name objects in the documents bucket under
+`tenants/<your tenant>/`; anything else is a `422` naming the field, and the worker checks again before any S3 call.
 
 The request body is limited to **{max_body_bytes} bytes** (`413` past it, checked on `Content-Length` and on the
 bytes read) and must arrive within **{body_timeout_s:g} s** of the headers (`408` past it). Its `Content-Type` must
@@ -216,6 +226,7 @@ async def submit_job(
     request: Request,
     principal: WriterDep,
     service: JobServiceDep,
+    settings: SettingsDep,
     trace_id: TraceIdDep,
     idempotency_key: Annotated[str | None, Header(
         alias="Idempotency-Key", description="Optional, 1-255 printable ASCII characters.")] = None,
@@ -223,7 +234,9 @@ async def submit_job(
     key = check_idempotency_key(idempotency_key)
     body = await request.body()  # size, type and time already checked by RequestBodyMiddleware
     try:
-        submit_request = validate_submit(parse_json(body), trace_id, key)
+        submit_request = validate_submit(
+            parse_json(body), trace_id, key, tenant=principal.tenant, confinement=Confinement(settings.documents_bucket)
+        )
     except ApiError as exc:
         log_event(LogEvent.JOB_REJECTED, status=exc.status, error=exc.code, detail=exc.detail[:200])
         raise
@@ -243,21 +256,21 @@ async def submit_job(
                              "not terminal, Retry-After suggests when to poll again (PENDING 1 s, PROCESSING 2 s, "
                              "FAILED 5 s).",
               "headers": {"Retry-After": _RETRY_AFTER_DOC, "X-Trace-Id": _TRACE_HEADER_DOC}},
-        404: _error_doc("`job_not_found`"),
+        404: _error_doc("`job_not_found`: no such job, or another tenant's (the same answer)."),
         503: _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC}),
     },
 )
 def get_job(jobId: str, principal: ReaderDep, service: JobServiceDep) -> Response:
-    job = _get(service, jobId)
+    job = _get(service, jobId, principal.tenant)
     headers = None if job.is_terminal else {"Retry-After": str(POLL_AFTER_S.get(job.status, 1))}
     return job_response(job, 200, headers)
 
 
-def _get(service: JobService, job_id: str) -> Job:
+def _get(service: JobService, job_id: str, tenant: str) -> Job:
     if len(job_id) > MAX_JOB_ID_LENGTH:
         raise JobNotFound(job_id[:MAX_JOB_ID_LENGTH] + "...")
     with aws_calls.category("poll"):
-        return service.get(job_id)
+        return service.get(job_id, tenant=tenant)
 
 
 @router.post(
@@ -272,15 +285,15 @@ not answer, the job is still `PENDING` and the republisher publishes it within t
 `PROCESSING` and `SUCCEEDED`: `409 job_not_retryable`. Unknown id: `404 job_not_found`.""",
     responses={
         200: {"description": "The job after the retry.", "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
-        404: _error_doc("`job_not_found`"),
+        404: _error_doc("`job_not_found`: no such job, or another tenant's (the same answer)."),
         409: _error_doc("`job_not_retryable`: the job is PROCESSING or SUCCEEDED (`status` says which)."),
         503: _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC}),
     },
 )
 def retry_job(jobId: str, principal: WriterDep, service: JobServiceDep) -> Response:
     if len(jobId) > MAX_JOB_ID_LENGTH:
-        _get(service, jobId)
+        _get(service, jobId, principal.tenant)
     with aws_calls.category("submit"), logs.bind(job_id=jobId):
-        result = service.retry(jobId)
+        result = service.retry(jobId, tenant=principal.tenant)
         log_event(LogEvent.JOB_RETRIED, status=result.job.status.value, published=result.published)
     return job_response(result.job, 200)

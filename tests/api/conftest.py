@@ -40,6 +40,15 @@ class ShiftableClock:
 
 
 TENANT = "tenant-a"
+# The documents bucket the API's settings name (the API itself never calls S3; it only confines the URIs that job
+# params name to tenants/<tenant>/ in it). Bodies in these tests name objects under DOCS_PREFIX.
+DOCUMENTS_BUCKET = "docs"
+DOCS_PREFIX = f"s3://{DOCUMENTS_BUCKET}/tenants/{TENANT}/"
+
+
+def document_params(bucket: str, tenant: str = TENANT) -> dict[str, str]:
+    """process_document params naming objects of `tenant` in `bucket`."""
+    return {"source": f"s3://{bucket}/tenants/{tenant}/in.txt", "destination": f"s3://{bucket}/tenants/{tenant}/out.json"}
 
 
 def access_admin(resources: AwsResources) -> AccessAdmin:
@@ -62,7 +71,7 @@ def api_settings(resources: AwsResources, **overrides: Any) -> Settings:
         access_table_name=resources.access_table_name,
         queue_url=resources.queue_url,
         dead_letter_queue_url=resources.dead_letter_queue_url,
-        documents_bucket=resources.bucket,
+        documents_bucket=DOCUMENTS_BUCKET,
         AWS_ENDPOINT_URL=resources.endpoint,
         AWS_REGION="us-east-1",
         **overrides,

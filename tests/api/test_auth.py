@@ -23,12 +23,21 @@ from runtime.auth.oidc import OidcConfig, OidcVerifier
 from runtime.auth.principal import SCOPE_READ, SCOPE_WRITE, Principal
 from runtime.observability import aws_calls
 from tests.adapters.resources import AwsResources, create_resources
-from tests.api.conftest import access_admin, api_settings, bearer, issue_key, serve
+from tests.api.conftest import (
+    DOCUMENTS_BUCKET,
+    TENANT,
+    access_admin,
+    api_settings,
+    bearer,
+    document_params,
+    issue_key,
+    serve,
+)
 
 ISSUER = "https://issuer.example.test/"
 AUDIENCE = "job-tickets-api"
 CACHE_TTL_S = 0.5
-BODY = {"type": "process_document", "params": {"source": "s3://docs/in.txt", "destination": "s3://docs/out.json"}}
+BODY = {"type": "process_document", "params": document_params(DOCUMENTS_BUCKET)}
 
 
 @dataclass
@@ -281,10 +290,14 @@ def test_a_valid_access_token_maps_to_its_tenant_and_scopes(jwks: JwksServer, si
 
 
 def test_a_valid_access_token_is_accepted_over_http(auth_api: AuthApi, signing_key: SigningKey) -> None:
-    response = call(auth_api, "POST", "/api/v1/jobs", bearer(signing_key.token()))
+    # The token's tenant ("oidc-tenant") owns the job and its objects.
+    response = httpx.post(auth_api.base_url + "/api/v1/jobs", headers=bearer(signing_key.token()), timeout=30,
+                          json={"type": "process_document", "params": document_params(DOCUMENTS_BUCKET, "oidc-tenant")})
     assert response.status_code == 201, response.text
+    assert response.json()["tenant"] == "oidc-tenant"
     read_only = bearer(signing_key.token(scope=f"openid {SCOPE_READ}"))
-    assert call(auth_api, "GET", "/api/v1/jobs/{jobId}", read_only).status_code == 200
+    own_job = response.json()["jobId"]
+    assert call(auth_api, "GET", "/api/v1/jobs/{jobId}", read_only, job_id=own_job).status_code == 200
     forbidden = call(auth_api, "POST", "/api/v1/jobs", read_only)
     assert forbidden.status_code == 403 and forbidden.json()["error"] == "forbidden"
 
@@ -362,11 +375,11 @@ def test_bad_access_tokens_are_refused(auth_api: AuthApi, signing_key: SigningKe
 
 
 def test_a_rotated_signing_key_is_picked_up(auth_api: AuthApi, jwks: JwksServer, signing_key: SigningKey) -> None:
-    rotated = new_signing_key()
-    assert_unauthorized(call(auth_api, "GET", "/api/v1/jobs/{jobId}", bearer(rotated.token())))
+    rotated = new_signing_key()  # its tokens name the tenant that owns the job read here
+    assert_unauthorized(call(auth_api, "GET", "/api/v1/jobs/{jobId}", bearer(rotated.token(tenant=TENANT))))
     jwks.keys = [signing_key.jwk(), rotated.jwk()]  # the provider publishes the new key
     fetches = jwks.fetches
-    assert call(auth_api, "GET", "/api/v1/jobs/{jobId}", bearer(rotated.token())).status_code == 200
+    assert call(auth_api, "GET", "/api/v1/jobs/{jobId}", bearer(rotated.token(tenant=TENANT))).status_code == 200
     assert jwks.fetches == fetches + 1  # the unknown kid made one refetch
-    assert call(auth_api, "GET", "/api/v1/jobs/{jobId}", bearer(rotated.token())).status_code == 200
+    assert call(auth_api, "GET", "/api/v1/jobs/{jobId}", bearer(rotated.token(tenant=TENANT))).status_code == 200
     assert jwks.fetches == fetches + 1  # then served from the cached set

@@ -17,7 +17,7 @@ import pytest
 from runtime.observability.names import LogEvent
 from runtime.settings import get_settings
 from tests.adapters.resources import AwsResources, create_resources
-from tests.api.conftest import bearer, issue_key
+from tests.api.conftest import bearer, document_params, issue_key
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ def test_python_m_runtime_api_serves_where_the_settings_say_and_counts_its_aws_c
                     time.sleep(0.1)
             assert ready.status_code == 200 and ready.json() == {"status": "ready"}
             created = client.post("/api/v1/jobs", json={
-                "type": "process_document", "params": {"source": "s3://docs/in.txt", "destination": "s3://docs/out.json"}})
+                "type": "process_document", "params": document_params(resources.bucket)})
             assert created.status_code == 201
             # The counts go to the file the setting names, rewritten every second.
             written = tmp_path / f"calls.{process.pid}.json"
@@ -113,7 +113,7 @@ def test_lambda_handler_answers_an_http_api_event(settings_env: None, resources:
                            "requestId": "r", "stage": "$default", "accountId": "123456789012", "apiId": "a",
                            "domainName": "example", "domainPrefix": "example", "routeKey": "$default",
                            "time": "01/Jan/2025:00:00:00 +0000", "timeEpoch": 0},
-        "body": json.dumps({"type": "process_document", "params": {"source": "s3://docs/in.txt", "destination": "s3://docs/out.json"}}),
+        "body": json.dumps({"type": "process_document", "params": document_params(resources.bucket)}),
         "isBase64Encoded": False,
     }
     response = lambda_handler.handler(event, None)

@@ -25,7 +25,7 @@ from tests.adapters.resources import (
 )
 from tests.api.conftest import api_settings, bearer, issue_key
 
-BODY = {"type": "process_document", "params": {"source": "s3://docs/in.txt", "destination": "s3://docs/out.json"}}
+BODY = {"type": "process_document", "params": {"source": "s3://docs/tenants/tenant-a/in.txt", "destination": "s3://docs/tenants/tenant-a/out.json"}}
 
 
 @pytest.fixture(scope="module")

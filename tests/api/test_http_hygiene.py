@@ -12,7 +12,7 @@ import pytest
 
 from tests.api.conftest import LiveApi
 
-GOOD_PARAMS = {"source": "s3://docs/in.txt", "destination": "s3://docs/out.json"}
+GOOD_PARAMS = {"source": "s3://docs/tenants/tenant-a/in.txt", "destination": "s3://docs/tenants/tenant-a/out.json"}
 JSON = {"Content-Type": "application/json"}
 
 
@@ -26,7 +26,7 @@ def raw_body(**changes: Any) -> str:
     # json.dumps escapes a lone surrogate as \ud800: valid JSON text that decodes to a string UTF-8 cannot encode.
     (raw_body(metadata={"note": "a\ud800b"}), "metadata.note"),
     (raw_body(metadata={"k\udfff": 1}), "metadata"),
-    (raw_body(params={**GOOD_PARAMS, "source": "s3://docs/\ud800.txt"}), "params.source"),
+    (raw_body(params={**GOOD_PARAMS, "source": "s3://docs/tenants/tenant-a/\ud800.txt"}), "params.source"),
     (raw_body(metadata={"list": ["fine", "\udc00"]}), "metadata.list[1]"),
 ], ids=["metadata-value", "metadata-key", "params-value", "list-item"])
 def test_a_lone_surrogate_is_a_422_naming_the_field(live_api: LiveApi, http: httpx.Client, payload: str,

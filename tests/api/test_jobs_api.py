@@ -16,7 +16,7 @@ from runtime.domain.job import JobError, JobStatus
 from tests.api.conftest import LiveApi
 
 XRAY_ID = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
-GOOD_PARAMS = {"source": "s3://docs/in.txt", "destination": "s3://docs/out.json"}
+GOOD_PARAMS = {"source": "s3://docs/tenants/tenant-a/in.txt", "destination": "s3://docs/tenants/tenant-a/out.json"}
 
 
 def body(**changes: Any) -> dict[str, Any]:
@@ -107,7 +107,7 @@ def test_same_key_different_body_is_refused(live_api: LiveApi, http: httpx.Clien
     idempotency_key = key()
     assert http.post("/api/v1/jobs", json=body(), headers={"Idempotency-Key": idempotency_key}).status_code == 201
     items, depth = live_api.item_count(), live_api.queue_depth()
-    other = body(params={**GOOD_PARAMS, "destination": "s3://docs/elsewhere.json"})
+    other = body(params={**GOOD_PARAMS, "destination": "s3://docs/tenants/tenant-a/elsewhere.json"})
     response = http.post("/api/v1/jobs", json=other, headers={"Idempotency-Key": idempotency_key})
     assert response.status_code == 422
     assert response.json()["error"] == "idempotency_key_reused"
@@ -125,7 +125,7 @@ BAD_INPUTS: list[tuple[str, Any, dict[str, str], int, str, str]] = [
     ("params missing", {"type": "process_document"}, {}, 422, "validation_error", "params"),
     ("params empty", body(params={}), {}, 422, "validation_error", "params"),
     ("params not an object", body(params=[1, 2]), {}, 422, "validation_error", "params"),
-    ("params field missing", body(params={"source": "s3://docs/in.txt"}), {}, 422, "validation_error",
+    ("params field missing", body(params={"source": "s3://docs/tenants/tenant-a/in.txt"}), {}, 422, "validation_error",
      "params.destination"),
     ("params field wrong type", body(params={**GOOD_PARAMS, "source": 12}), {}, 422, "validation_error",
      "params.source"),
@@ -137,11 +137,12 @@ BAD_INPUTS: list[tuple[str, Any, dict[str, str], int, str, str]] = [
     ("empty body", b"", {}, 422, "invalid_json", "body"),
     ("absurdly deep json", b'{"type": "process_document", "params": {"a": ' + b"[" * 30_000 + b"]" * 30_000 + b"}}",
      {}, 422, "invalid_json", "nested too deeply"),
-    ("deep but parseable", b'{"type": "process_document", "params": {"source": "s3://docs/a", '
-     b'"destination": "s3://docs/b"}, "metadata": {"a": ' + b"[" * 40 + b"]" * 40 + b"}}", {}, 422,
+    ("deep but parseable", b'{"type": "process_document", "params": {"source": "s3://docs/tenants/tenant-a/a", '
+     b'"destination": "s3://docs/tenants/tenant-a/b"}, "metadata": {"a": ' + b"[" * 40 + b"]" * 40 + b"}}", {}, 422,
      "validation_error", "metadata.a"),
-    ("infinite number", b'{"type": "process_document", "params": {"source": "s3://docs/a", '
-     b'"destination": "s3://docs/b"}, "metadata": {"n": 1e400}}', {}, 422, "validation_error", "metadata.n"),
+    ("infinite number", b'{"type": "process_document", "params": {"source": "s3://docs/tenants/tenant-a/a", '
+     b'"destination": "s3://docs/tenants/tenant-a/b"}, "metadata": {"n": 1e400}}', {}, 422, "validation_error",
+     "metadata.n"),
     ("not utf-8", b'{"type": "\xff"}', {}, 422, "invalid_json", "utf-8"),
     ("key empty", body(), {"Idempotency-Key": ""}, 422, "invalid_idempotency_key", "Idempotency-Key"),
     ("key too long", body(), {"Idempotency-Key": "k" * 256}, 422, "invalid_idempotency_key", "Idempotency-Key"),
@@ -286,7 +287,7 @@ def test_openapi_documents_the_contract(http: httpx.Client) -> None:
 def test_a_bad_value_is_shown_once_and_as_sent(http: httpx.Client) -> None:
     response = http.post(
         "/api/v1/jobs",
-        json={"type": "process_document", "params": {"source": "S3:/Bucket/Key", "destination": "s3://bucket/out"}},
+        json={"type": "process_document", "params": {"source": "S3:/Bucket/Key", "destination": "s3://docs/tenants/tenant-a/out"}},
     )
     assert response.status_code == 422
     problem = response.json()["errors"][0]
@@ -301,7 +302,7 @@ def test_a_default_left_out_or_sent_explicitly_is_the_same_request(http: httpx.C
         "rows": [{"region": "eu", "amount": 3}],
         "group_by": "region",
         "metric": "amount",
-        "destination": "s3://bucket/reports/sales.json",
+        "destination": "s3://docs/tenants/tenant-a/reports/sales.json",
     }
     idempotency = {"Idempotency-Key": key()}
     first = http.post("/api/v1/jobs", json={"type": "generate_report", "params": report}, headers=idempotency)
