@@ -138,12 +138,17 @@ def wait_terminal(
     return items
 
 
+# The all-in-one's key belongs to tenant `local`: the documents a job names live under its prefix.
+BENCH_TENANT = "local"
+BENCH_PREFIX = f"tenants/{BENCH_TENANT}/bench"
+
+
 def doc_body(bucket: str, run: str, index: int) -> dict[str, Any]:
     return {
         "type": "process_document",
         "params": {
-            "source": f"s3://{bucket}/bench/source.txt",
-            "destination": f"s3://{bucket}/bench/{run}/{index}.json",
+            "source": f"s3://{bucket}/{BENCH_PREFIX}/source.txt",
+            "destination": f"s3://{bucket}/{BENCH_PREFIX}/{run}/{index}.json",
         },
     }
 
@@ -176,7 +181,7 @@ class Env:
             ssm,
             resources,
         )
-        env.s3.put_object(Bucket=resources.documents_bucket, Key="bench/source.txt", Body=SOURCE_TEXT)
+        env.s3.put_object(Bucket=resources.documents_bucket, Key=f"{BENCH_PREFIX}/source.txt", Body=SOURCE_TEXT)
         return env
 
 
@@ -185,7 +190,9 @@ def io_requests(count: int, wait_ms: int = 200) -> list[Any]:
     from runtime.domain.submit import SubmitRequest
 
     return [
-        SubmitRequest(IO_WAIT_TYPE, Priority.NORMAL, {"wait_ms": wait_ms}, {}, trace_id=uuid.uuid4().hex)
+        SubmitRequest(
+            IO_WAIT_TYPE, Priority.NORMAL, {"wait_ms": wait_ms}, {}, trace_id=uuid.uuid4().hex, tenant=BENCH_TENANT
+        )
         for _ in range(count)
     ]
 

@@ -36,15 +36,15 @@ def document_job(system: LocalSystem, name: str) -> dict[str, Any]:
     return {
         "type": "process_document",
         "params": {
-            "source": f"s3://{system.bucket}/in/{name}.txt",
-            "destination": f"s3://{system.bucket}/out/{name}.json",
+            "source": f"s3://{system.bucket}/tenants/local/in/{name}.txt",
+            "destination": f"s3://{system.bucket}/tenants/local/out/{name}.json",
         },
         "metadata": {"test": name},
     }
 
 
 def put_source(system: LocalSystem, name: str, text: str) -> None:
-    system.s3().put_object(Bucket=system.bucket, Key=f"in/{name}.txt", Body=text.encode())
+    system.s3().put_object(Bucket=system.bucket, Key=f"tenants/local/in/{name}.txt", Body=text.encode())
 
 
 def test_submit_replay_and_reuse_of_an_idempotency_key(system: LocalSystem, client: httpx.Client) -> None:
@@ -94,9 +94,9 @@ def test_a_document_job_succeeds_with_a_real_summary(system: LocalSystem, client
     assert summary["lines"] == 2
     assert summary["words"] == 9
     assert summary["sha256"] == hashlib.sha256(text.encode()).hexdigest()
-    written = json.loads(system.s3().get_object(Bucket=system.bucket, Key=f"out/{name}.json")["Body"].read())
+    written = json.loads(system.s3().get_object(Bucket=system.bucket, Key=f"tenants/local/out/{name}.json")["Body"].read())
     assert written["summary"] == summary | {"top_words": written["summary"]["top_words"]}
-    assert written["source"] == f"s3://{system.bucket}/in/{name}.txt"
+    assert written["source"] == f"s3://{system.bucket}/tenants/local/in/{name}.txt"
     assert written["job_id"] == job["jobId"]
     assert set(job["transitions"]) >= {"PENDING", "PROCESSING", "SUCCEEDED"}
 
@@ -122,7 +122,7 @@ def test_missing_source_fails_final_and_a_manual_retry_succeeds(system: LocalSys
     assert failed["status"] == "FAILED_FINAL", failed
     # Permanent at once: no waiting for redeliveries.
     assert failed["attempts"] == 1
-    assert f"s3://{system.bucket}/in/{name}.txt" in failed["error"]["message"]
+    assert f"s3://{system.bucket}/tenants/local/in/{name}.txt" in failed["error"]["message"]
 
     put_source(system, name, "now it exists\n")
     retried = client.post(f"/api/v1/jobs/{job_id}/retry")
