@@ -94,7 +94,8 @@ def test_a_document_job_succeeds_with_a_real_summary(system: LocalSystem, client
     assert summary["lines"] == 2
     assert summary["words"] == 9
     assert summary["sha256"] == hashlib.sha256(text.encode()).hexdigest()
-    written = json.loads(system.s3().get_object(Bucket=system.bucket, Key=f"tenants/local/out/{name}.json")["Body"].read())
+    written_object = system.s3().get_object(Bucket=system.bucket, Key=f"tenants/local/out/{name}.json")
+    written = json.loads(written_object["Body"].read())
     assert written["summary"] == summary | {"top_words": written["summary"]["top_words"]}
     assert written["source"] == f"s3://{system.bucket}/tenants/local/in/{name}.txt"
     assert written["job_id"] == job["jobId"]

@@ -59,7 +59,10 @@ def test_job_accepted_while_the_queue_is_down_completes_after_it_recovers(
     system.s3().put_object(Bucket=bucket, Key=f"tenants/local/in/{name}.txt", Body=b"survives an outage\n")
     body = {
         "type": "process_document",
-        "params": {"source": f"s3://{bucket}/tenants/local/in/{name}.txt", "destination": f"s3://{bucket}/tenants/local/out/{name}.json"},
+        "params": {
+            "source": f"s3://{bucket}/tenants/local/in/{name}.txt",
+            "destination": f"s3://{bucket}/tenants/local/out/{name}.json",
+        },
     }
 
     with httpx.Client(base_url=system.api_url, timeout=60, headers=system.auth_headers) as client:
