@@ -18,7 +18,7 @@ class WorkerConfig:
 
     visibility_timeout_s: int
     concurrency: int
-    max_attempts: int
+    max_attempts: int = 3
     cpu: int = 512
     memory_mib: int = 1024
     min_capacity: int = 1
@@ -159,8 +159,10 @@ class EnvironmentConfig:
     account: str | None = None
     region: str = "us-east-1"
     retention_days: int
-    republish_after_s: int
-    republish_interval_s: int
+    # The production bound in every environment: behind a burst backlog a shorter one re-sent messages that
+    # were only queued.
+    republish_after_s: int = 60
+    republish_interval_s: int = 15
     dlq_retention_days: int = 14
     dlq_handler_timeout_s: int = 30
     documents_noncurrent_days: int = 30
@@ -207,30 +209,23 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
     "local": EnvironmentConfig(
         name="local",
         retention_days=1,
-        # The production bound: behind a burst backlog a shorter one re-sent messages that were only queued.
-        republish_after_s=60,
-        republish_interval_s=15,
         tracing_enabled=False,
         log_retention_days=1,
-        worker=WorkerConfig(visibility_timeout_s=30, concurrency=8, max_attempts=3),
+        worker=WorkerConfig(visibility_timeout_s=30, concurrency=8),
         api=ApiConfig(mode="lambda"),
     ),
     "dev": EnvironmentConfig(
         name="dev",
         retention_days=7,
-        republish_after_s=60,
-        republish_interval_s=15,
         log_retention_days=7,
         nat_gateways=1,
-        worker=WorkerConfig(visibility_timeout_s=60, concurrency=8, max_attempts=3, max_capacity=2),
+        worker=WorkerConfig(visibility_timeout_s=60, concurrency=8, max_capacity=2),
         api=ApiConfig(mode="lambda"),
         alarms=AlarmThresholds(oldest_message_age_s=1800, api_5xx_per_5min=20, lambda_errors_per_5min=5),
     ),
     "staging": EnvironmentConfig(
         name="staging",
         retention_days=30,
-        republish_after_s=60,
-        republish_interval_s=15,
         log_retention_days=30,
         protect_data=True,
         # EXAMPLE VALUES: set your own hosted zone, record and alarm subscribers per deployment (README).
@@ -238,16 +233,13 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             hosted_zone_id="Z0000000EXAMPLE0STAGING", zone_name="example.com", record_name="jobs.staging.example.com"
         ),
         alarm_subscribers=AlarmSubscribers(emails=("oncall-staging@example.com",)),
-        waf=WafConfig(rate_limit_per_ip_5min=2000),
-        worker=WorkerConfig(visibility_timeout_s=120, concurrency=16, max_attempts=3, max_capacity=4),
+        worker=WorkerConfig(visibility_timeout_s=120, concurrency=16, max_capacity=4),
         api=ApiConfig(mode="fargate", desired_count=2, max_capacity=4),
         alarms=AlarmThresholds(oldest_message_age_s=900, api_5xx_per_5min=10, lambda_errors_per_5min=1),
     ),
     "prod": EnvironmentConfig(
         name="prod",
         retention_days=30,
-        republish_after_s=60,
-        republish_interval_s=15,
         log_retention_days=90,
         protect_data=True,
         nat_gateways=2,
@@ -256,11 +248,9 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
             hosted_zone_id="Z0000000EXAMPLE00PROD", zone_name="example.com", record_name="jobs.example.com"
         ),
         alarm_subscribers=AlarmSubscribers(emails=("oncall@example.com",)),
-        waf=WafConfig(rate_limit_per_ip_5min=2000),
         worker=WorkerConfig(
             visibility_timeout_s=120,
             concurrency=16,
-            max_attempts=3,
             cpu=1024,
             memory_mib=2048,
             min_capacity=2,
