@@ -21,6 +21,7 @@ from stacks.components.api_function import ApiFunction
 from stacks.config import AlarmSubscribers, AlarmThresholds
 
 FIVE_MINUTES = Duration.minutes(5)
+AT_LEAST = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 # The runtime's EMF metrics, by name from the module the runtime emits them with: a rename cannot blank a graph.
 JOB_METRICS = (Metric.JOBS_CREATED, Metric.JOBS_SUCCEEDED, Metric.JOBS_FAILED, Metric.JOBS_FAILED_FINAL)
 JOB_LATENCIES = (Metric.JOB_DURATION, Metric.QUEUE_LAG)
@@ -73,45 +74,44 @@ class Monitoring(Construct):
         oldest_age = jobs_queue.metric_approximate_age_of_oldest_message(
             period=Duration.minutes(1), statistic="Maximum", label="oldest message age (s)"
         )
-        self.alarms: dict[str, cloudwatch.Alarm] = {
-            "DeadLetterQueueNotEmpty": dlq_depth.create_alarm(
-                self,
-                "DeadLetterQueueNotEmpty",
-                alarm_description="jobs reached the dead-letter queue",
-                threshold=thresholds.dlq_messages,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            "OldestMessageTooOld": oldest_age.create_alarm(
-                self,
-                "OldestMessageTooOld",
-                alarm_description="the oldest job message waits too long: workers are behind or down",
-                threshold=thresholds.oldest_message_age_s,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=3,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-            "Api5xx": api_5xx.create_alarm(
-                self,
-                "Api5xx",
-                alarm_description="the api answers 5xx",
-                threshold=thresholds.api_5xx_per_5min,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            ),
-        }
-        for index, errors in enumerate(lambda_errors):
-            alarm_id = "DlqHandlerErrors" if index == 0 else "ApiFunctionErrors"
-            self.alarms[alarm_id] = errors.create_alarm(
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+
+        def add_alarm(
+            alarm_id: str,
+            metric: cloudwatch.Metric | cloudwatch.MathExpression,
+            description: str,
+            threshold: float,
+            *,
+            comparison: cloudwatch.ComparisonOperator = AT_LEAST,
+            evaluation_periods: int = 1,
+        ) -> None:
+            # No data is no trouble: an idle queue or API emits nothing.
+            self.alarms[alarm_id] = metric.create_alarm(
                 self,
                 alarm_id,
-                alarm_description=f"{errors.label} in 5 minutes",
-                threshold=thresholds.lambda_errors_per_5min,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
+                alarm_description=description,
+                threshold=threshold,
+                comparison_operator=comparison,
+                evaluation_periods=evaluation_periods,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+
+        add_alarm("DeadLetterQueueNotEmpty", dlq_depth, "jobs reached the dead-letter queue", thresholds.dlq_messages)
+        add_alarm(
+            "OldestMessageTooOld",
+            oldest_age,
+            "the oldest job message waits too long: workers are behind or down",
+            thresholds.oldest_message_age_s,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=3,
+        )
+        add_alarm("Api5xx", api_5xx, "the api answers 5xx", thresholds.api_5xx_per_5min)
+        for index, errors in enumerate(lambda_errors):
+            add_alarm(
+                "DlqHandlerErrors" if index == 0 else "ApiFunctionErrors",
+                errors,
+                f"{errors.label} in 5 minutes",
+                thresholds.lambda_errors_per_5min,
             )
         for alarm in self.alarms.values():
             alarm.add_alarm_action(*actions)
