@@ -8,6 +8,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from runtime.adapters.dynamodb import access_schema as schema
+from stacks.components.tables import protected_table
 
 
 class AccessStore(Construct):
@@ -18,18 +19,11 @@ class AccessStore(Construct):
         self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy, deletion_protection: bool
     ) -> None:
         super().__init__(scope, construct_id)
-        # aws_dynamodb.Table, not TableV2: the local emulator's CloudFormation cannot create a GlobalTable.
-        self.table = dynamodb.Table(
+        self.table = protected_table(
             self,
-            "Table",
             partition_key=dynamodb.Attribute(name=schema.PARTITION_KEY, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            deletion_protection=deletion_protection,
             removal_policy=removal_policy,
+            deletion_protection=deletion_protection,
         )
         self.table.add_global_secondary_index(
             index_name=schema.TENANT_INDEX,

@@ -8,6 +8,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from runtime.adapters.dynamodb.schema import INDEXES, TABLE_KEY, TTL_ATTRIBUTE, KeyAttribute, KeyType, Projection
+from stacks.components.tables import protected_table
 
 _KEY_TYPES = {KeyType.STRING: dynamodb.AttributeType.STRING, KeyType.NUMBER: dynamodb.AttributeType.NUMBER}
 _PROJECTIONS = {
@@ -28,20 +29,12 @@ class JobStore(Construct):
         self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy, deletion_protection: bool
     ) -> None:
         super().__init__(scope, construct_id)
-        # aws_dynamodb.Table, not TableV2: TableV2 becomes AWS::DynamoDB::GlobalTable, which the
-        # local emulator's CloudFormation cannot create, and the local all-in-one deploys this stack.
-        self.table = dynamodb.Table(
+        self.table = protected_table(
             self,
-            "Table",
             partition_key=_attribute(TABLE_KEY),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            time_to_live_attribute=TTL_ATTRIBUTE,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            deletion_protection=deletion_protection,
             removal_policy=removal_policy,
+            deletion_protection=deletion_protection,
+            time_to_live_attribute=TTL_ATTRIBUTE,
         )
         # The table's indexes as runtime/adapters/dynamodb/schema.py defines them (the store queries the same).
         for index in INDEXES:
