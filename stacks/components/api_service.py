@@ -10,9 +10,9 @@ from aws_cdk import aws_ecs_patterns as ecs_patterns
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_route53 as route53
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.components.buckets import access_logs_bucket
 from stacks.components.tasks import runtime_task
 from stacks.config import ApiConfig, DomainConfig, OidcConfig
 
@@ -131,16 +131,8 @@ class ApiService(Construct):
                     next=elbv2.ListenerAction.forward([self.service.target_group]),
                 ),
             )
-        self.access_logs_bucket = s3.Bucket(
-            self,
-            "AccessLogs",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            # ALB access logs only support SSE-S3.
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(90))],
-            removal_policy=removal_policy,
+        self.access_logs_bucket = access_logs_bucket(
+            self, "AccessLogs", expire_after_days=90, removal_policy=removal_policy
         )
         self.load_balancer.log_access_logs(self.access_logs_bucket, prefix="alb")
         scaling = self.service.service.auto_scale_task_count(

@@ -8,6 +8,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from runtime.job_types.confinement import TENANTS_PREFIX
+from stacks.components.buckets import access_logs_bucket, private_bucket
 
 
 class Documents(Construct):
@@ -23,27 +24,14 @@ class Documents(Construct):
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        # No auto_delete_objects: it adds an asset Lambda custom resource, which the local emulator's
-        # CloudFormation cannot deploy. A non-empty bucket in dev must be emptied before stack deletion.
-        self.access_logs_bucket = s3.Bucket(
-            self,
-            "AccessLogsBucket",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(access_log_days))],
-            removal_policy=removal_policy,
+        self.access_logs_bucket = access_logs_bucket(
+            self, "AccessLogsBucket", expire_after_days=access_log_days, removal_policy=removal_policy
         )
-        self.bucket = s3.Bucket(
+        self.bucket = private_bucket(
             self,
             "Bucket",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
             # Reports are overwritten in place; versions make an overwrite or a delete recoverable.
             versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.access_logs_bucket,
             server_access_logs_prefix="documents/",
             lifecycle_rules=[
