@@ -8,7 +8,6 @@ queue's visibility timeout, as with the real mapping.
 from __future__ import annotations
 
 import base64
-import signal
 import sys
 import threading
 import time
@@ -162,15 +161,11 @@ class DeadLetterPoller:
 
 
 def main() -> int:
-    from runtime import aws_clients, dlq_handler, observability
-    from runtime.settings import SettingsError, load_settings
+    from runtime import aws_clients, dlq_handler, entrypoint
 
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    observability.configure(settings)
+    settings = entrypoint.configured_settings()
+    if settings is None:
+        return entrypoint.BAD_SETTINGS_EXIT
     poller = DeadLetterPoller(
         aws_clients.client("sqs", settings), settings.dead_letter_queue_url, dlq_handler.handler, region=settings.region
     )
@@ -182,8 +177,7 @@ def main() -> int:
         if not poller.busy.is_set():
             raise SystemExit(0)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    entrypoint.on_stop_signals(on_signal)
     logs.log_event(LogEvent.DLQ_POLLER_STARTING, queueUrl=settings.dead_letter_queue_url)
     while not stopping.is_set():
         try:

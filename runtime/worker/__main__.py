@@ -10,13 +10,12 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from runtime import aws_clients, observability
+from runtime import aws_clients, entrypoint
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.adapters.s3_objects import S3ObjectStore
 from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.observability import logs, tracing
 from runtime.observability.names import LogEvent
-from runtime.settings import SettingsError, load_settings
 from runtime.worker.runner import Worker
 
 
@@ -28,12 +27,9 @@ def load_plugins(names: Sequence[str]) -> list[str]:
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    observability.configure(settings)
+    settings = entrypoint.configured_settings()
+    if settings is None:
+        return entrypoint.BAD_SETTINGS_EXIT
     plugins = load_plugins(settings.worker_plugins)
 
     clients = aws_clients.clients(settings)
@@ -50,9 +46,7 @@ def main() -> int:
         logs.log_event(LogEvent.WORKER_SIGNAL, signal=signal.Signals(signum).name)
         stop_requested.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
+    entrypoint.on_stop_signals(on_signal)
     logs.log_event(LogEvent.WORKER_STARTING, environment=settings.environment, plugins=plugins or None)
     worker.start()
     # Event.wait() in the main thread stays interruptible by signals when given a timeout.
