@@ -37,14 +37,8 @@ def accepted_trace_id(value: str | None) -> str | None:
     return value if value is not None and _SAFE_TRACE_ID.fullmatch(value) else None
 
 
-def trace_id_of(scope: Scope) -> str:
-    """The trace id chosen for this request (set by TraceIdMiddleware)."""
-    return str(scope.get("state", {}).get("trace_id") or new_trace_id())
-
-
-class TraceIdMiddleware:
-    """Outermost: picks the trace id (the caller's valid X-Trace-Id or a new one), binds it for the logs,
-    adds X-Trace-Id to every answer, and turns an unhandled exception into a JSON 500 without a stack trace."""
+class HttpMiddleware:
+    """Passes what is not an HTTP request (lifespan events) straight to the app; `handle_http` gets the rest."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -53,6 +47,22 @@ class TraceIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle_http(scope, receive, send)
+
+    async def handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+def trace_id_of(scope: Scope) -> str:
+    """The trace id chosen for this request (set by TraceIdMiddleware)."""
+    return str(scope.get("state", {}).get("trace_id") or new_trace_id())
+
+
+class TraceIdMiddleware(HttpMiddleware):
+    """Outermost: picks the trace id (the caller's valid X-Trace-Id or a new one), binds it for the logs,
+    adds X-Trace-Id to every answer, and turns an unhandled exception into a JSON 500 without a stack trace."""
+
+    async def handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         caller = None
         for name, value in scope.get("headers", ()):
             if name == TRACE_HEADER:
@@ -97,16 +107,10 @@ NO_STORE_PREFIX = "/api/"
 NO_STORE = (b"cache-control", b"no-store")
 
 
-class SecurityHeadersMiddleware:
+class SecurityHeadersMiddleware(HttpMiddleware):
     """Outermost: `X-Content-Type-Options: nosniff` on every answer, `Cache-Control: no-store` on /api/ answers."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         added = SECURITY_HEADERS + ([NO_STORE] if str(scope.get("path", "")).startswith(NO_STORE_PREFIX) else [])
 
         async def send_with_headers(message: Message) -> None:
@@ -122,7 +126,7 @@ def is_json_media_type(content_type: str | None) -> bool:
     return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
-class RequestBodyMiddleware:
+class RequestBodyMiddleware(HttpMiddleware):
     """Reads a request's body before any route (or authentication) sees it, and refuses it unless it is JSON (415:
     a cross-site form post cannot pass for one), at most `max_body_bytes` (413, by Content-Length and by the bytes
     read) and complete within `body_timeout_s` of the headers (408: a client trickling its body cannot hold a
@@ -130,14 +134,11 @@ class RequestBodyMiddleware:
     (logged at info by TraceIdMiddleware). The route then receives the body from memory."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout_s: float) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         content_type = declared = None
         chunked = False
         for name, value in scope.get("headers", ()):
