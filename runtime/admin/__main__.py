@@ -22,6 +22,7 @@ from runtime.admin.access import AccessAdmin, BadKeyId
 from runtime.auth.api_keys import ApiKeyInfo, CredentialsUnavailable
 from runtime.auth.principal import ALL_SCOPES, TENANT_RULE, InvalidScope, InvalidTenant
 from runtime.domain.ports import UtcClock
+from runtime.domain.times import iso
 from runtime.settings import SettingsError, load_settings
 
 EXIT_OK = 0
@@ -73,8 +74,8 @@ def _key_document(key: ApiKeyInfo) -> dict[str, Any]:
         "keyId": key.key_id,
         "tenant": key.tenant,
         "scopes": sorted(key.scopes),
-        "createdAt": key.created_at.isoformat().replace("+00:00", "Z"),
-        "revokedAt": key.revoked_at.isoformat().replace("+00:00", "Z") if key.revoked_at else None,
+        "createdAt": iso(key.created_at),
+        "revokedAt": iso(key.revoked_at) if key.revoked_at else None,
     }
 
 

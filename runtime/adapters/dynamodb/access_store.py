@@ -7,13 +7,14 @@ only ever stored as a hash."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from runtime.adapters.dynamodb import access_schema as schema
 from runtime.auth.api_keys import ApiKeyInfo, CredentialsUnavailable, StoredApiKey
+from runtime.domain.times import iso, parse_iso
 
 # Errors that mean "the table is not answering" rather than "we sent a bad request".
 _UNAVAILABLE_CODES = frozenset(
@@ -41,22 +42,14 @@ class DuplicateApiKey(Exception):
     """A key with that id exists already (a 64-bit id collision: make a new key)."""
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _info(item: dict[str, Any]) -> ApiKeyInfo:
     revoked = item.get("revokedAt")
     return ApiKeyInfo(
         key_id=item["keyId"]["S"],
         tenant=item[schema.TENANT_INDEX_PARTITION_KEY]["S"],
         scopes=frozenset(item["scopes"]["SS"]),
-        created_at=_parse_iso(item["createdAt"]["S"]),
-        revoked_at=_parse_iso(revoked["S"]) if revoked else None,
+        created_at=parse_iso(item["createdAt"]["S"]),
+        revoked_at=parse_iso(revoked["S"]) if revoked else None,
     )
 
 
@@ -97,7 +90,7 @@ class DynamoDbAccessStore:
             schema.TENANT_INDEX_PARTITION_KEY: {"S": info.tenant},
             "scopes": {"SS": sorted(info.scopes)},
             "secretHash": {"S": key.secret_hash},
-            "createdAt": {"S": _iso(info.created_at)},
+            "createdAt": {"S": iso(info.created_at)},
         }
         try:
             self._call(
@@ -120,7 +113,7 @@ class DynamoDbAccessStore:
                 UpdateExpression="SET revokedAt = if_not_exists(revokedAt, :at)",
                 ConditionExpression="attribute_exists(#pk) AND #kind = :kind",
                 ExpressionAttributeNames={"#pk": schema.PARTITION_KEY, "#kind": "kind"},
-                ExpressionAttributeValues={":at": {"S": _iso(at)}, ":kind": {"S": schema.KIND_API_KEY}},
+                ExpressionAttributeValues={":at": {"S": iso(at)}, ":kind": {"S": schema.KIND_API_KEY}},
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
@@ -172,7 +165,7 @@ class DynamoDbAccessStore:
                 "kind": {"S": schema.KIND_WEBHOOK_SECRET},
                 schema.TENANT_INDEX_PARTITION_KEY: {"S": tenant},
                 "secret": {"S": secret},
-                "rotatedAt": {"S": _iso(at)},
+                "rotatedAt": {"S": iso(at)},
             },
         )
 
