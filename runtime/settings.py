@@ -8,13 +8,16 @@ import os
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from runtime.observability.names import METRICS_NAMESPACE
 
 DEFAULT_REGION = "us-east-1"
+LOCAL_ENVIRONMENT = "local"
+# Signs list cursors in the local environment only (Settings.cursor_key); everywhere else a secret must be set.
+LOCAL_CURSOR_SECRET = b"local-cursor-secret-not-for-aws"
 
 
 class SettingsError(Exception):
@@ -24,7 +27,7 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOBS_", extra="ignore", frozen=True)
 
-    environment: str = "local"
+    environment: str = LOCAL_ENVIRONMENT
     table_name: str = Field(min_length=1)
     queue_url: str = Field(min_length=1)
     dead_letter_queue_url: str = Field(min_length=1)
@@ -95,6 +98,11 @@ class Settings(BaseSettings):
     # callers make us hammer the identity provider).
     oidc_jwks_refresh_cooldown_s: float = Field(default=30.0, ge=0, le=3600)
 
+    # The HMAC key of list cursors (GET /api/v1/jobs), at least 16 characters: JOBS_CURSOR_SECRET or, in AWS, a
+    # SecureString at <ssm path>/cursor-secret. Only the local environment may leave it unset (a fixed key: local
+    # cursors are not secrets); elsewhere the API refuses to start without it.
+    cursor_secret: SecretStr | None = None
+
     tracing_enabled: bool = False
     # Where spans go over OTLP/HTTP (base URL; /v1/traces is appended), read from OpenTelemetry's own variable.
     # Unset: spans are made and propagated but not exported. The ECS tasks point it at their ADOT collector.
@@ -126,6 +134,22 @@ class Settings(BaseSettings):
     def _split_plugins(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    def cursor_key(self) -> bytes:
+        """The cursor HMAC key; SettingsError outside the local environment when JOBS_CURSOR_SECRET is unset."""
+        if self.cursor_secret is not None:
+            return self.cursor_secret.get_secret_value().encode("utf-8")
+        if self.environment == LOCAL_ENVIRONMENT:
+            return LOCAL_CURSOR_SECRET
+        raise SettingsError(f"JOBS_CURSOR_SECRET (or <ssm path>/cursor-secret) must be set in environment "
+                            f"{self.environment!r}: it signs the list cursors")
+
+    @field_validator("cursor_secret")
+    @classmethod
+    def _check_cursor_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("cursor_secret must be at least 16 characters")
         return value
 
     @property

@@ -17,6 +17,7 @@ from runtime.api.routes_health import ReadinessProbe
 from runtime.auth.api_keys import ApiKeyReader, ApiKeyVerifier
 from runtime.auth.authenticator import Authenticator
 from runtime.auth.oidc import OidcConfig, OidcVerifier
+from runtime.domain.listing import CursorSigner, JobLister
 from runtime.domain.ports import Clock, JobQueue, JobStore, UtcClock
 from runtime.domain.submit import JobService
 from runtime.observability import configure as configure_observability
@@ -69,7 +70,8 @@ def build_container(settings: Settings, *, store: JobStore | None = None, queue:
         idempotency_ttl_s=settings.idempotency_ttl_s,
         submit_in_flight_s=settings.submit_in_flight_s,
     )
-    return Container(settings=settings, store=store, queue=queue, service=service,
+    lister = JobLister(store, CursorSigner(settings.cursor_key()))
+    return Container(settings=settings, store=store, queue=queue, service=service, lister=lister,
                      readiness=ReadinessProbe(store, queue), authenticator=build_authenticator(settings, api_keys))
 
 

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from runtime.api.middleware import trace_id_of
 from runtime.auth.authenticator import Authenticator
+from runtime.domain.listing import JobLister
 from runtime.domain.ports import JobQueue, JobStore
 from runtime.domain.submit import JobService
 from runtime.settings import Settings
@@ -27,6 +28,7 @@ class Container:
     store: JobStore
     queue: JobQueue
     service: JobService
+    lister: JobLister
     readiness: ReadinessProbeLike
     authenticator: Authenticator
 
@@ -44,6 +46,10 @@ def get_job_service(request: Request) -> JobService:
     return get_container(request).service
 
 
+def get_job_lister(request: Request) -> JobLister:
+    return get_container(request).lister
+
+
 def get_readiness(request: Request) -> ReadinessProbeLike:
     return get_container(request).readiness
 
@@ -54,5 +60,6 @@ def get_trace_id(request: Request) -> str:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 JobServiceDep = Annotated[JobService, Depends(get_job_service)]
+JobListerDep = Annotated[JobLister, Depends(get_job_lister)]
 ReadinessDep = Annotated[ReadinessProbeLike, Depends(get_readiness)]
 TraceIdDep = Annotated[str, Depends(get_trace_id)]

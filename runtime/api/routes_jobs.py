@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from runtime.api.auth import ReaderDep, WriterDep
-from runtime.api.deps import JobServiceDep, SettingsDep, TraceIdDep
+from runtime.api.deps import JobListerDep, JobServiceDep, SettingsDep, TraceIdDep
 from runtime.api.errors import ApiError, field_errors, validation_error
 from runtime.api.schemas import (
     MAX_INT_DIGITS,
     ErrorOut,
     JobOut,
+    JobPageOut,
     LongInteger,
     SubmitJobRequest,
     decoded_problem,
@@ -23,6 +24,7 @@ from runtime.api.schemas import (
     storable_problem,
 )
 from runtime.domain.job import Job, JobStatus, Priority
+from runtime.domain.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ListFilter
 from runtime.domain.submit import JobNotFound, JobService, SubmitRequest, SubmitResult
 from runtime.job_types.confinement import Confinement
 from runtime.job_types.registry import get_job_type, job_type_names
@@ -245,6 +247,52 @@ async def submit_job(
     if result.created:
         return job_response(job, 201, {"Location": f"/api/v1/jobs/{job.job_id}"})
     return job_response(job, 200, {"Idempotent-Replayed": "true"})
+
+
+LIST_DESCRIPTION = f"""The caller's jobs, newest first (by `createdAt`, then `jobId`), `limit` per page
+(1-{MAX_PAGE_SIZE}, default {DEFAULT_PAGE_SIZE}). Optional filters: `status`, `type`, or both. Each page is one
+indexed DynamoDB Query on the caller's own partition (never a scan), whatever the table holds; with `status` and
+`type` together the type is a filter on the status index, so such a page may hold fewer than `limit` items while
+`nextCursor` still leads on. Follow `nextCursor` until it is null (the last page may be empty).
+
+The listing is eventually consistent (a job submitted a moment ago, or a status that just changed, may show on the
+next request); GET /api/v1/jobs/{{jobId}} reads the job strongly consistent.
+
+`cursor` is opaque and signed: only pass one this endpoint returned, with the same filters.
+`422 invalid_cursor` answers a cursor that was altered, not issued by the service, or issued to another tenant or
+for other filters; `422 validation_error` a bad `status` or `limit`, `422 unknown_job_type` a bad `type`
+(`detail` names the parameter). Jobs stored before listing existed are not listed."""
+
+
+@router.get(
+    "",
+    summary="List your jobs",
+    response_model=JobPageOut,
+    description=LIST_DESCRIPTION,
+    responses={
+        200: {"description": "A page of jobs.", "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
+        422: _error_doc("`invalid_cursor`, `validation_error` (`status`, `limit`), `unknown_job_type` (`type`)."),
+        503: _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC}),
+    },
+)
+def list_jobs(
+    principal: ReaderDep,
+    lister: JobListerDep,
+    status: Annotated[JobStatus | None, Query(description="only jobs in this status")] = None,
+    job_type: Annotated[str | None, Query(alias="type", description="only jobs of this type", max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="jobs per page")] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(description="`nextCursor` of the previous page")] = None,
+) -> Response:
+    if job_type is not None and get_job_type(job_type) is None:
+        known = job_type_names()
+        raise ApiError(422, "unknown_job_type",
+                       f"type: unknown job type {job_type!r}; known types: {', '.join(known)}", knownTypes=known)
+    with aws_calls.category("poll"):  # the reads of the API count together
+        page = lister.list(ListFilter(tenant=principal.tenant, status=status, job_type=job_type), limit=limit,
+                           cursor=cursor)
+    body = {"items": [job_document(job) for job in page.jobs], "nextCursor": page.next_cursor}
+    return Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
+                    media_type="application/json")
 
 
 @router.get(

@@ -56,6 +56,13 @@ class JobOut(BaseModel):
     transitions: dict[str, datetime] = Field(description="When each status was last entered, e.g. {\"PENDING\": ...}")
 
 
+class JobPageOut(BaseModel):
+    """One page of the caller's jobs, newest first."""
+
+    items: list[JobOut]
+    nextCursor: str | None = Field(description="pass as `cursor` for the next page; null when there is none")
+
+
 class FieldErrorOut(BaseModel):
     field: str
     message: str

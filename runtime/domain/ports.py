@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from runtime.domain.job import Job, JobError
+from runtime.domain.job import Job, JobError, JobStatus
 
 
 class JobStoreUnavailable(Exception):
@@ -33,6 +33,15 @@ class ClaimOutcome:
 
     claimed: bool
     job: Job | None
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a tenant's jobs, newest first. `next_key` is where the next page starts (strings only, as the
+    store issued it; None: no more pages)."""
+
+    jobs: Sequence[Job]
+    next_key: Mapping[str, str] | None
 
 
 class JobStore(Protocol):
@@ -70,6 +79,12 @@ class JobStore(Protocol):
 
     def stuck_pending(self, *, older_than: datetime, limit: int) -> Sequence[Job]:
         """PENDING jobs whose pending marker is older than `older_than` (the sparse pending index)."""
+
+    def list_jobs(self, tenant: str, *, status: JobStatus | None, job_type: str | None, limit: int,
+                  start_key: Mapping[str, str] | None) -> JobPage:
+        """At most `limit` jobs of `tenant`, newest first, with the given status and/or type, starting after
+        `start_key` (a `next_key` of an earlier page with the same tenant and filters). An index read: eventually
+        consistent."""
 
     def advance_key_generation(self, head_job_id: str, *, expected: int, new: int, keep_until: int) -> bool:
         """On the head record of an idempotency key: key_generation expected -> new, and keep the head

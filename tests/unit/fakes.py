@@ -4,7 +4,7 @@ DynamoDB/SQS adapters (one copy: a rule the adapters change is changed here once
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +15,7 @@ from runtime.domain.ports import (
     ClaimOutcome,
     CreateOutcome,
     JobMessage,
+    JobPage,
     JobStoreUnavailable,
     ObjectNotFound,
     QueueUnavailable,
@@ -195,6 +196,23 @@ class InMemoryJobStore:
         self._enter("find_by_idempotency_key")
         with self.lock:
             return [job.job_id for job in self.jobs.values() if job.idempotency_key == idempotency_key]
+
+    def list_jobs(self, tenant: str, *, status: JobStatus | None, job_type: str | None, limit: int,
+                  start_key: Mapping[str, str] | None) -> JobPage:
+        """Newest first by (createdAt, jobId), as the listing indexes sort; the start key is the last job's id."""
+        self._enter("list_jobs")
+        with self.lock:
+            ordered = sorted(
+                (job for job in self.jobs.values()
+                 if job.tenant == tenant and status in (None, job.status) and job_type in (None, job.job_type)),
+                key=lambda job: (job.created_at, job.job_id), reverse=True,
+            )
+        if start_key is not None:
+            after = self.jobs[start_key["jobId"]]
+            ordered = [job for job in ordered if (job.created_at, job.job_id) < (after.created_at, after.job_id)]
+        page = ordered[:limit]
+        more = len(ordered) > limit
+        return JobPage(jobs=page, next_key={"jobId": page[-1].job_id} if more else None)
 
     def set_status(self, job_id: str, status: JobStatus) -> None:
         """Puts a job in `status` directly (test set-up, no transition check)."""

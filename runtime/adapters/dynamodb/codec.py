@@ -88,6 +88,19 @@ def pending_shard(job_id: str) -> str:
     return str(zlib.crc32(job_id.encode("utf-8")) % PENDING_SHARDS)
 
 
+def created_key(job: Job) -> str:
+    """The listing indexes' sort key: creation time, then id (unique, and sorted as text)."""
+    return f"{iso(job.created_at)}#{job.job_id}"
+
+
+def tenant_status(tenant: str, status: JobStatus | str) -> str:
+    return f"{tenant}#{status}"
+
+
+def tenant_type(tenant: str, job_type: str) -> str:
+    return f"{tenant}#{job_type}"
+
+
 def key(job_id: str) -> Item:
     """The table key of a job."""
     return {Attr.JOB_ID: {"S": job_id}}
@@ -109,6 +122,11 @@ def job_to_item(job: Job) -> Item:
     }
     if job.tenant:
         item[Attr.TENANT] = {"S": job.tenant}
+        item[Attr.CREATED_KEY] = {"S": created_key(job)}
+        item[Attr.TENANT_STATUS] = {"S": tenant_status(job.tenant, job.status)}
+        item[Attr.TENANT_TYPE] = {"S": tenant_type(job.tenant, job.job_type)}
+        item[Attr.STATUS_KEYS] = {"M": {status.value: {"S": tenant_status(job.tenant, status)}
+                                        for status in JobStatus}}
     if job.metadata:
         item[Attr.METADATA] = to_attr(job.metadata)
     if job.result is not None:

@@ -3,6 +3,31 @@ its global secondary indexes. `stacks/components/job_store.py` builds the table 
 store writes and queries with them, so a renamed attribute or a new index is one edit here.
 
 Adding an index is adding one `IndexDefinition` to `INDEXES` (the stack loops over it).
+
+Listing (`GET /api/v1/jobs`, newest first) reads one of three indexes, each answering a page with one Query on
+one partition whatever the table holds, sorted by `createdKey` ("<createdAt>#<jobId>": RFC 3339 with fixed-width
+milliseconds sorts as text, the job id breaks ties and makes the key unique):
+- `by-tenant-created`: partition `tenant` (no filter);
+- `by-tenant-status-created`: partition `tenantStatus` ("<tenant>#<status>"; a status filter, plus a
+  FilterExpression on `jobType` when a type filter comes too: that filter still costs the reads of the items
+  it drops, which the store bounds to a few Queries per page);
+- `by-tenant-type-created`: partition `tenantType` ("<tenant>#<jobType>"; a type filter alone).
+Tenant names hold no '#' (TENANT_PATTERN) and statuses none either, so these keys never collide.
+
+DynamoDB expressions cannot join strings, and a worker's claim does not know the job's tenant, so every item
+also carries `statusKeys` ({status: "<tenant>#<status>"}, written once at create) and every status change copies
+the new status's entry into `tenantStatus` in the same conditional update (`status_key_update` in the store).
+
+Projection ALL on all three: the job resource shows nearly every attribute (params, result, error, metadata,
+transitions), so INCLUDE would spare only the lease, pending-marker and key-generation updates, while every field
+the resource gains later would need a new index under a new name (a GSI's projection cannot be changed). The
+cost in write units per job, for items up to 1 KB (a GSI write costs 1 WRU per KB; an update that changes an
+index's key is a delete plus a put there, 2 WRU; an update of other attributes is 1 WRU per index holding the item):
+- create: 3 (one put in each);
+- each status change (claim, success, failure, dead-letter verdict, manual retry): 4 (1 + 2 + 1);
+- each other update (lease renewal, republish marker): 3.
+A plain job (create, claim, succeed) costs 11 WRU in these indexes on top of its table writes; each lease
+renewal of a long job 3 more. Items written before these indexes existed lack `createdKey` and are not listed.
 """
 
 from __future__ import annotations
@@ -38,6 +63,11 @@ class Attr:
     EXPIRES_AT: Final = "expiresAt"  # epoch s, the TTL attribute
     KEY_GENERATION: Final = "keyGeneration"
     RETRY_BASE: Final = "retryBase"
+    # The listing indexes' keys (see the module docstring); written only for jobs with a tenant.
+    CREATED_KEY: Final = "createdKey"  # "<createdAt>#<jobId>"
+    TENANT_STATUS: Final = "tenantStatus"  # "<tenant>#<status>", follows every status change
+    TENANT_TYPE: Final = "tenantType"  # "<tenant>#<jobType>"
+    STATUS_KEYS: Final = "statusKeys"  # {status: "<tenant>#<status>"}, what status changes copy from
 
 
 class ErrorAttr:
@@ -99,8 +129,30 @@ PENDING_INDEX: Final = IndexDefinition(
     projection=Projection.INCLUDE,
     non_key_attributes=(Attr.TRACE_ID,),
 )
+# Listing, newest first (see the module docstring): a tenant's jobs, by status, by type.
+_CREATED_SORT: Final = KeyAttribute(Attr.CREATED_KEY, KeyType.STRING)
+TENANT_INDEX: Final = IndexDefinition(
+    name="by-tenant-created",
+    partition_key=KeyAttribute(Attr.TENANT, KeyType.STRING),
+    sort_key=_CREATED_SORT,
+    projection=Projection.ALL,
+)
+TENANT_STATUS_INDEX: Final = IndexDefinition(
+    name="by-tenant-status-created",
+    partition_key=KeyAttribute(Attr.TENANT_STATUS, KeyType.STRING),
+    sort_key=_CREATED_SORT,
+    projection=Projection.ALL,
+)
+TENANT_TYPE_INDEX: Final = IndexDefinition(
+    name="by-tenant-type-created",
+    partition_key=KeyAttribute(Attr.TENANT_TYPE, KeyType.STRING),
+    sort_key=_CREATED_SORT,
+    projection=Projection.ALL,
+)
 # In the order the table declares them.
-INDEXES: Final[tuple[IndexDefinition, ...]] = (IDEMPOTENCY_INDEX, PENDING_INDEX)
+INDEXES: Final[tuple[IndexDefinition, ...]] = (
+    IDEMPOTENCY_INDEX, PENDING_INDEX, TENANT_INDEX, TENANT_STATUS_INDEX, TENANT_TYPE_INDEX,
+)
 
 # The sweep reads every shard each round (one Query each): four keep that cheap and still allow about
 # 4,000 PENDING writes/s (1,000 per GSI key value).

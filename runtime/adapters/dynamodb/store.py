@@ -25,11 +25,22 @@ from runtime.adapters.dynamodb.codec import (
     job_to_item,
     key,
     pending_shard,
+    tenant_status,
+    tenant_type,
     to_attr,
 )
-from runtime.adapters.dynamodb.schema import IDEMPOTENCY_INDEX, PENDING_INDEX, PENDING_SHARDS, TABLE_KEY, Attr
+from runtime.adapters.dynamodb.schema import (
+    IDEMPOTENCY_INDEX,
+    PENDING_INDEX,
+    PENDING_SHARDS,
+    TABLE_KEY,
+    TENANT_INDEX,
+    TENANT_STATUS_INDEX,
+    TENANT_TYPE_INDEX,
+    Attr,
+)
 from runtime.domain.job import Job, JobError, JobStatus, check_transition, prior_statuses
-from runtime.domain.ports import ClaimOutcome, CreateOutcome, JobStoreUnavailable
+from runtime.domain.ports import ClaimOutcome, CreateOutcome, JobPage, JobStoreUnavailable
 from runtime.domain.times import iso
 
 if TYPE_CHECKING:
@@ -51,6 +62,8 @@ _UNAVAILABLE_CODES = frozenset(
 # Reserved words in DynamoDB expressions, always written through these placeholders.
 _NAMES = {"#s": Attr.STATUS, "#e": Attr.ERROR, "#r": Attr.RESULT}
 _BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+# Queries one listed page may take when a filter drops items (or a Query stops at 1 MB): a bound on its cost.
+_LIST_QUERIES = 3
 
 
 def entry_condition(target: JobStatus, values: dict[str, AttributeValue]) -> str:
@@ -69,6 +82,16 @@ def entry_condition(target: JobStatus, values: dict[str, AttributeValue]) -> str
     if not parts:
         raise ValueError(f"no status may move to {target}")
     return " OR ".join(parts)
+
+
+def status_key_update(target: JobStatus, names: dict[str, str], values: dict[str, AttributeValue]) -> str:
+    """The SET clause every status change carries (adds its placeholders): `tenantStatus` becomes the item's own
+    "<tenant>#<target>" from `statusKeys`, so the status listing index follows without knowing the tenant.
+    An item written before the listing indexes has no `statusKeys` and gets a key no tenant owns (it has no
+    `createdKey` either, so no listing index holds it)."""
+    names["#status_keys_to"] = target.value
+    values[":no_status_key"] = {"S": tenant_status("", target)}
+    return f"{Attr.TENANT_STATUS} = if_not_exists({Attr.STATUS_KEYS}.#status_keys_to, :no_status_key)"
 
 
 def owner_condition(target: JobStatus, values: dict[str, AttributeValue], attempt: int) -> str:
@@ -125,6 +148,8 @@ class DynamoDbJobStore:
             ":now_ms": {"N": str(epoch_ms(now))},
         }
         condition = entry_condition(JobStatus.PROCESSING, values)
+        names = {"#s": Attr.STATUS, "#processing": JobStatus.PROCESSING.value}
+        status_key = status_key_update(JobStatus.PROCESSING, names, values)
         try:
             with _translated("update_item"):
                 response = self._client.update_item(
@@ -133,11 +158,11 @@ class DynamoDbJobStore:
                     UpdateExpression=(
                         f"SET #s = :processing, {Attr.ATTEMPTS} = if_not_exists({Attr.ATTEMPTS}, :zero) + :one, "
                         f"{Attr.LEASE_EXPIRES_AT} = :lease, {Attr.UPDATED_AT} = :now, "
-                        f"{Attr.TRANSITIONS}.#processing = :now "
+                        f"{Attr.TRANSITIONS}.#processing = :now, {status_key} "
                         f"REMOVE {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"
                     ),
                     ConditionExpression=condition,
-                    ExpressionAttributeNames={"#s": Attr.STATUS, "#processing": JobStatus.PROCESSING.value},
+                    ExpressionAttributeNames=names,
                     ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -184,13 +209,14 @@ class DynamoDbJobStore:
     ) -> bool:
         values: dict[str, AttributeValue] = {":status": {"S": status.value}, ":now": {"S": iso(now)}, **extra_values}
         condition = owner_condition(status, values, attempt)
+        names = {"#s": Attr.STATUS, "#to": status.value, **{name: _NAMES[name] for name in extra_names + remove_names}}
+        status_key = status_key_update(status, names, values)
         return self._conditional_update(
             job_id,
-            update=(f"SET #s = :status, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#to = :now, {set_extra} "
-                    f"REMOVE {Attr.LEASE_EXPIRES_AT}{remove_extra}"),
+            update=(f"SET #s = :status, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#to = :now, {set_extra}, "
+                    f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}{remove_extra}"),
             condition=condition,
-            names={"#s": Attr.STATUS, "#to": status.value,
-                   **{name: _NAMES[name] for name in extra_names + remove_names}},
+            names=names,
             values=values,
         ) is not None
 
@@ -201,12 +227,14 @@ class DynamoDbJobStore:
             ":now": {"S": iso(now)},
             ":now_ms": {"N": str(epoch_ms(now))},
         }
+        names = {"#s": Attr.STATUS, "#e": Attr.ERROR, "#final": JobStatus.FAILED_FINAL.value}
+        status_key = status_key_update(JobStatus.FAILED_FINAL, names, values)
         attributes = self._conditional_update(
             job_id,
-            update=(f"SET #s = :final, #e = :error, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#final = :now "
-                    f"REMOVE {Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"),
+            update=(f"SET #s = :final, #e = :error, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#final = :now, "
+                    f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"),
             condition=entry_condition(JobStatus.FAILED_FINAL, values),
-            names={"#s": Attr.STATUS, "#e": Attr.ERROR, "#final": JobStatus.FAILED_FINAL.value},
+            names=names,
             values=values,
             return_new=True,
         )
@@ -220,13 +248,15 @@ class DynamoDbJobStore:
             ":since": {"N": str(epoch_ms(now))},
         }
         # attempts stays monotonic: conditions on "attempts = mine" must never match a stale worker again.
+        names = {"#s": Attr.STATUS, "#e": Attr.ERROR, "#pending": JobStatus.PENDING.value}
+        status_key = status_key_update(JobStatus.PENDING, names, values)
         attributes = self._conditional_update(
             job_id,
             update=(f"SET #s = :pending, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#pending = :now, "
                     f"{Attr.PENDING_SHARD} = :shard, {Attr.PENDING_SINCE} = :since, "
-                    f"{Attr.RETRY_BASE} = {Attr.ATTEMPTS} REMOVE #e, {Attr.LEASE_EXPIRES_AT}"),
+                    f"{Attr.RETRY_BASE} = {Attr.ATTEMPTS}, {status_key} REMOVE #e, {Attr.LEASE_EXPIRES_AT}"),
             condition=entry_condition(JobStatus.PENDING, values),
-            names={"#s": Attr.STATUS, "#e": Attr.ERROR, "#pending": JobStatus.PENDING.value},
+            names=names,
             values=values,
             return_new=True,
         )
@@ -297,6 +327,49 @@ class DynamoDbJobStore:
                 unprocessed = response.get("UnprocessedKeys", {}).get(self._table)
                 keys = list(unprocessed.get("Keys", [])) if unprocessed else []
         return jobs
+
+    def list_jobs(self, tenant: str, *, status: JobStatus | None, job_type: str | None, limit: int,
+                  start_key: Mapping[str, str] | None) -> JobPage:
+        """One Query on the listing index that fits the filters (newest first). Only status and type together
+        filter (on `jobType`, in the status index): a filtered Query may stop with fewer than `limit` items, so
+        it runs again from where it stopped, at most _LIST_QUERIES times, and the page may come back short."""
+        values: dict[str, AttributeValue] = {}
+        names: dict[str, str] = {}
+        if status is not None:
+            index, partition = TENANT_STATUS_INDEX, tenant_status(tenant, status)
+        elif job_type is not None:
+            index, partition = TENANT_TYPE_INDEX, tenant_type(tenant, job_type)
+        else:
+            index, partition = TENANT_INDEX, tenant
+        values[":partition"] = {"S": partition}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index.name,
+            "KeyConditionExpression": f"{index.partition_key.name} = :partition",
+            "ScanIndexForward": False,
+        }
+        if status is not None and job_type is not None:
+            names["#type"] = Attr.JOB_TYPE
+            values[":type"] = {"S": job_type}
+            kwargs["FilterExpression"] = "#type = :type"
+            kwargs["ExpressionAttributeNames"] = names
+        kwargs["ExpressionAttributeValues"] = values
+        jobs: list[Job] = []
+        last_key: Mapping[str, Any] | None = (
+            {name: {"S": value} for name, value in start_key.items()} if start_key else None
+        )
+        for _ in range(_LIST_QUERIES):
+            query = {**kwargs, "Limit": limit - len(jobs)}
+            if last_key:
+                query["ExclusiveStartKey"] = last_key
+            with _translated("query"):
+                response = self._client.query(**query)
+            jobs.extend(item_to_job(item) for item in response.get("Items", []))
+            last_key = response.get("LastEvaluatedKey")
+            if not last_key or len(jobs) >= limit:
+                break
+        next_key = {name: str(value["S"]) for name, value in last_key.items()} if last_key else None
+        return JobPage(jobs=jobs, next_key=next_key)
 
     def advance_key_generation(self, head_job_id: str, *, expected: int, new: int, keep_until: int) -> bool:
         condition = f"attribute_exists({TABLE_KEY.name}) AND "
