@@ -7,18 +7,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from runtime.adapters.dynamodb.schema import Attr
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.domain.job import Job, JobError, JobStatus, Priority, can_transition, prior_statuses
-from tests.adapters.resources import counted_client, create_jobs_table, unique
+from tests.adapters.resources import counted_client, create_jobs_table, raw_client, unique
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
 ATTEMPT = 1  # the attempt number every seeded job carries
 EXPIRED_LEASE = T0 - timedelta(seconds=1)
 LIVE_LEASE = T0 + timedelta(minutes=5)
 ERROR = JobError("dead_lettered", "received 3 times")
+TENANT = "tenant-t"
 
 
 def owned(target: JobStatus) -> frozenset[JobStatus]:
@@ -67,22 +70,38 @@ def seeded(job_id: str, status: JobStatus, *, lease: datetime = EXPIRED_LEASE) -
     return Job(
         job_id=job_id, status=status, job_type="process_document", priority=Priority.NORMAL, params={"n": 1},
         metadata={}, created_at=T0, updated_at=T0, trace_id="1-67c2f6c0-0123456789abcdef01234567",
-        fingerprint="f" * 64, attempts=ATTEMPT, transitions={status.value: T0}, lease_expires_at=lease,
-        pending_since=T0,
+        fingerprint="f" * 64, tenant=TENANT, attempts=ATTEMPT, transitions={status.value: T0},
+        lease_expires_at=lease, pending_since=T0,
     )
 
 
+@dataclass(frozen=True)
+class Table:
+    name: str
+    client: Any
+
+    def item(self, job_id: str) -> dict[str, Any]:
+        item: dict[str, Any] = self.client.get_item(TableName=self.name, Key={Attr.JOB_ID: {"S": job_id}},
+                                                    ConsistentRead=True)["Item"]
+        return item
+
+
 @pytest.fixture(scope="module")
-def store(moto_server: str) -> Iterator[DynamoDbJobStore]:
+def table(moto_server: str) -> Table:
     name = unique("transitions-jobs")
     create_jobs_table(moto_server, name)
-    yield DynamoDbJobStore(counted_client("dynamodb", moto_server), name)
+    return Table(name, raw_client("dynamodb", moto_server))
+
+
+@pytest.fixture(scope="module")
+def store(moto_server: str, table: Table) -> Iterator[DynamoDbJobStore]:
+    yield DynamoDbJobStore(counted_client("dynamodb", moto_server), table.name)
 
 
 @pytest.mark.parametrize("status", list(JobStatus), ids=str)
 @pytest.mark.parametrize("write", WRITES, ids=lambda write: write.name)
 def test_each_write_accepts_exactly_the_allowed_prior_states(
-    store: DynamoDbJobStore, write: Write, status: JobStatus
+    store: DynamoDbJobStore, table: Table, write: Write, status: JobStatus
 ) -> None:
     job = seeded(unique("job"), status)
     assert store.create(job).created
@@ -94,6 +113,24 @@ def test_each_write_accepts_exactly_the_allowed_prior_states(
         assert after == job  # a rejected write changes nothing
     else:
         assert after.status == (write.target or status)
+    # The status listing index's key follows every status change, in the same write.
+    assert table.item(job.job_id)[Attr.TENANT_STATUS] == {"S": f"{TENANT}#{after.status}"}
+
+
+@pytest.mark.parametrize("write", [write for write in WRITES if write.target is not None and write.name != "create"],
+                         ids=lambda write: write.name)
+def test_status_writes_still_work_on_items_from_before_the_listing_indexes(
+    store: DynamoDbJobStore, table: Table, write: Write
+) -> None:
+    # Such an item has no tenant attributes, no statusKeys and no createdKey: no listing index holds it, before
+    # or after (the key it gets belongs to no tenant, and the sort key stays missing).
+    status = next(iter(write.accepts))
+    job = seeded(unique("legacy"), status).replace(tenant="")
+    assert store.create(job).created
+    assert write.call(store, job.job_id)
+    item = table.item(job.job_id)
+    assert item[Attr.TENANT_STATUS] == {"S": f"#{write.target}"}
+    assert Attr.CREATED_KEY not in item and Attr.STATUS_KEYS not in item
 
 
 @pytest.mark.parametrize("write", WRITES, ids=lambda write: write.name)
