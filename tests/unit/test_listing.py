@@ -8,6 +8,7 @@ import pytest
 
 from runtime.domain.job import JobStatus
 from runtime.domain.listing import CursorSigner, InvalidCursor, JobLister, ListFilter
+from runtime.settings import LOCAL_CURSOR_SECRET, SettingsError, load_settings
 from tests.unit.fakes import T0, InMemoryJobStore, make_job
 
 SECRET = b"unit-test-cursor-secret"
@@ -63,3 +64,18 @@ def test_altered_foreign_and_malformed_cursors_are_refused() -> None:
 def test_short_secrets_are_refused() -> None:
     with pytest.raises(ValueError, match="16 bytes"):
         CursorSigner(b"short")
+
+
+REQUIRED = {"table_name": "t", "access_table_name": "a", "queue_url": "q", "dead_letter_queue_url": "d",
+            "documents_bucket": "b"}
+
+
+def test_the_cursor_secret_defaults_only_in_the_local_environment() -> None:
+    assert load_settings(**REQUIRED).cursor_key() == LOCAL_CURSOR_SECRET
+    with pytest.raises(SettingsError, match="JOBS_CURSOR_SECRET"):
+        load_settings(**REQUIRED, environment="prod").cursor_key()
+    secret = "s" * 32
+    assert load_settings(**REQUIRED, environment="prod", cursor_secret=secret).cursor_key() == secret.encode()
+    with pytest.raises(SettingsError, match=r"JOBS_CURSOR_SECRET: .*16 characters") as refused:
+        load_settings(**REQUIRED, cursor_secret="too-short")
+    assert "too-short" not in str(refused.value)  # a secret never shows in an error

@@ -28,6 +28,8 @@ index's key is a delete plus a put there, 2 WRU; an update of other attributes i
 - each other update (lease renewal, republish marker): 3.
 A plain job (create, claim, succeed) costs 11 WRU in these indexes on top of its table writes; each lease
 renewal of a long job 3 more. Items written before these indexes existed lack `createdKey` and are not listed.
+CloudFormation adds at most one index to an existing table per update: a table deployed before these three needs
+them added over three deployments (README, "the list cursor secret").
 """
 
 from __future__ import annotations
