@@ -19,6 +19,23 @@ JWKS_CACHE_S = 300
 JWKS_TIMEOUT_S = 3.0
 
 
+# What the caller is told about a token that does not decode: the first entry whose class matches, else
+# _DECODE_ERROR_DEFAULT (bad signature, malformed claims).
+_DECODE_ERRORS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "access token expired"),
+    (jwt.ImmatureSignatureError, "access token not valid yet"),
+    (jwt.InvalidAudienceError, "access token audience not accepted"),
+    (jwt.InvalidIssuerError, "access token issuer not accepted"),
+)
+_DECODE_ERROR_DEFAULT = "access token signature or claims invalid"
+
+
+def _decode_error_message(exc: jwt.PyJWTError) -> str:
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"access token lacks the {exc.claim!r} claim"
+    return next((message for kind, message in _DECODE_ERRORS if isinstance(exc, kind)), _DECODE_ERROR_DEFAULT)
+
+
 class InvalidAccessToken(Exception):
     """The token is not acceptable; the message is safe to show the caller."""
 
@@ -70,18 +87,8 @@ class OidcVerifier:
                 leeway=CLOCK_SKEW_S,
                 options={"require": list(REQUIRED_CLAIMS)},
             )
-        except jwt.ExpiredSignatureError:
-            raise InvalidAccessToken("access token expired") from None
-        except jwt.ImmatureSignatureError:
-            raise InvalidAccessToken("access token not valid yet") from None
-        except jwt.InvalidAudienceError:
-            raise InvalidAccessToken("access token audience not accepted") from None
-        except jwt.InvalidIssuerError:
-            raise InvalidAccessToken("access token issuer not accepted") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise InvalidAccessToken(f"access token lacks the {exc.claim!r} claim") from None
-        except jwt.PyJWTError:
-            raise InvalidAccessToken("access token signature or claims invalid") from None
+        except jwt.PyJWTError as exc:
+            raise InvalidAccessToken(_decode_error_message(exc)) from None
         tenant = claims.get(self._config.tenant_claim)
         if not isinstance(tenant, str) or not TENANT_PATTERN.fullmatch(tenant):
             raise InvalidAccessToken(f"access token lacks a valid {self._config.tenant_claim!r} claim")
