@@ -931,6 +931,15 @@ def report_throughput(
             out(f"      = {fraction:.0%} of the emulator bound (below saturation by design)")
 
 
+def usage_by_role(posts: list[dict[str, Any]]) -> list[tuple[str, int, float]]:
+    """(role, peak RSS in bytes, median CPU in cores) of each process role over the repeated runs, by role name."""
+    roles = sorted({role for p in posts for role in p["rss"]})
+    return [
+        (role, max(p["rss"].get(role, 0) for p in posts), median_of([p["cpu"].get(role, 0.0) for p in posts]))
+        for role in roles
+    ]
+
+
 def report_post(results: Results, ceiling: dict[str, float], calls: dict[str, dict[str, float]], out: Out) -> None:
     posts = results.posts
     clients = posts[0].get("clients", 16)
@@ -964,10 +973,7 @@ def report_post(results: Results, ceiling: dict[str, float], calls: dict[str, di
             f"measured = {rps / bound:.0%} of it. With {clients} closed-loop clients at that rate the mean latency "
             f"cannot be below {clients / bound * 1000:.0f} ms (Little's law)"
         )
-    roles = sorted({role for p in posts for role in p["rss"]})
-    for role in roles:
-        peak = max(p["rss"].get(role, 0) for p in posts)
-        cpu = median_of([p["cpu"].get(role, 0.0) for p in posts])
+    for role, peak, cpu in usage_by_role(posts):
         judged = role in ("api", "worker", "dlq poller")
         tail = f"target < 200 MB  {verdict(peak < TARGET_RSS_BYTES)}" if judged else "(moto's state lives here)"
         out(f"  RSS peak {role:26s} {peak / 2**20:6.1f} MB  CPU {cpu:.2f} cores   {tail}")
@@ -1042,10 +1048,7 @@ def report_post_paused(
             f"{rps / submit_replay:.0%} of it   target >= {TARGET_E2E_FRACTION:.0%}  "
             f"{verdict(rps / submit_replay >= TARGET_E2E_FRACTION)}"
         )
-    roles = sorted({role for p in paused_posts for role in p["rss"]})
-    for role in roles:
-        peak = max(p["rss"].get(role, 0) for p in paused_posts)
-        cpu = median_of([p["cpu"].get(role, 0.0) for p in paused_posts])
+    for role, peak, cpu in usage_by_role(paused_posts):
         if role == "worker":
             # A stopped process neither grows nor uses CPU: its figure here is its idle size, judged above.
             tail = "PAUSED (SIGSTOP): idle size, not judged; judged in the system run above"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 import signal
 import socket
@@ -14,10 +15,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import httpx
 
@@ -29,6 +30,7 @@ READY_PREFIX = b"job-tickets local ready:"
 # A running stack given by URL (--api-url) needs a key: `python -m runtime.admin keys create --tenant ...`.
 API_KEY_ENV = "JOBS_BENCH_API_KEY"
 STOP_TIMEOUT_S = 15.0
+_N = TypeVar("_N", int, float)
 
 
 def free_port() -> int:
@@ -351,19 +353,20 @@ class LocalStack:
         return None
 
     def cpu_by_role(self) -> dict[str, float]:
-        result: dict[str, float] = {}
-        for pid, role in self.processes().items():
-            seconds = cpu_seconds(pid)
-            if seconds is not None:
-                result[role] = result.get(role, 0.0) + seconds
-        return result
+        """CPU seconds of each role, summed over its processes."""
+        return self._by_role(cpu_seconds, operator.add)
 
     def rss_by_role(self) -> dict[str, int]:
-        result: dict[str, int] = {}
+        """The largest RSS among each role's processes."""
+        return self._by_role(rss_bytes, max)
+
+    def _by_role(self, measure: Callable[[int], _N | None], combine: Callable[[_N, _N], _N]) -> dict[str, _N]:
+        """`measure` of every live process (None: it has gone), combined per role."""
+        result: dict[str, _N] = {}
         for pid, role in self.processes().items():
-            value = rss_bytes(pid)
+            value = measure(pid)
             if value is not None:
-                result[role] = max(result.get(role, 0), value)
+                result[role] = combine(result[role], value) if role in result else value
         return result
 
     # AWS calls
