@@ -3,7 +3,6 @@ the message's AWSTraceHeader through SQS (the moto server), including the redriv
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,23 +26,20 @@ from runtime.settings import Settings
 from runtime.worker.runner import Worker
 from tests.adapters.resources import create_resources
 from tests.api.conftest import api_settings, bearer, issue_key
-
-WAIT_LIMIT_S = 60.0  # a generous limit for conditions to become true, never an assertion on timing
+from tests.waiting import wait_for
+from tests.worker.conftest import QUICK_WORKER_SETTINGS, VISIBILITY_S
 
 
 @pytest.fixture
 def traced(moto_server: str) -> Iterator[tuple[Settings, str, InMemorySpanExporter]]:
     # Redrive after one receive: the first failed attempt's message goes to the dead-letter queue on its next receive.
-    resources = create_resources(moto_server, "trace", visibility_timeout_s=2, max_receive_count=1)
+    resources = create_resources(moto_server, "trace", visibility_timeout_s=VISIBILITY_S, max_receive_count=1)
     settings = api_settings(
         resources,
         tracing_enabled=True,
-        visibility_timeout_s=2,
-        receive_wait_s=1,
+        **QUICK_WORKER_SETTINGS,
         worker_concurrency=1,
-        backoff_base_s=1.0,
         backoff_max_s=1.0,
-        delete_linger_s=0.05,
         # One SendMessage per submit: moto keeps a message's AWSTraceHeader on SendMessage but drops it from
         # SendMessageBatch entries (SQS keeps both; tests/unit/test_tracing.py checks the batch entries).
         send_linger_s=0.0,
@@ -54,14 +50,6 @@ def traced(moto_server: str) -> Iterator[tuple[Settings, str, InMemorySpanExport
         yield settings, issue_key(resources), exporter
     finally:
         tracing.shutdown()
-
-
-def wait_for(what: str, condition: Any) -> None:
-    ends = time.monotonic() + WAIT_LIMIT_S
-    while not condition():
-        if time.monotonic() > ends:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_api_worker_and_dlq_spans_of_a_job_share_one_trace(

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,11 +24,19 @@ from runtime.domain.job import Job, JobStatus, Priority
 from runtime.domain.ports import JobMessage
 from runtime.settings import Settings, load_settings
 from tests.adapters.resources import create_resources, queue_depth
+from tests.waiting import WAIT_LIMIT_S, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 VISIBILITY_S = 2
 TENANT = "acme"  # the tenant of the jobs these tests submit; their objects live under tenants/acme/
-WAIT_LIMIT_S = 60.0  # a generous limit for conditions to become true, never an assertion on timing
+# Settings that keep an in-test worker quick against moto: short visibility and receive wait, one-second
+# backoff, deletes flushed almost at once. The queue must be created with the same visibility timeout.
+QUICK_WORKER_SETTINGS: dict[str, Any] = {
+    "visibility_timeout_s": VISIBILITY_S,
+    "receive_wait_s": 1,
+    "backoff_base_s": 1.0,
+    "delete_linger_s": 0.05,
+}
 
 
 @dataclass
@@ -74,17 +81,18 @@ class WorkerEnv:
             self.queue.send(JobMessage(job_id=job_id, trace_id=job.trace_id))
         return job
 
+    def submit_gated(self) -> tuple[Job, str, Path]:
+        """A test_slow job that holds until its gate file exists: (job, its run log, its gate)."""
+        run_log, gate = str(self.tmp / "runs.log"), self.tmp / "gate"
+        return self.submit("test_slow", {"run_log": run_log, "gate": str(gate)}), run_log, gate
+
     def job(self, job_id: str) -> Job:
         found = self.store.get(job_id)
         assert found is not None, f"no job {job_id}"
         return found
 
     def wait_for(self, what: str, condition: Callable[[], bool], limit_s: float = WAIT_LIMIT_S) -> None:
-        ends = time.monotonic() + limit_s
-        while not condition():
-            if time.monotonic() > ends:
-                pytest.fail(f"gave up waiting for {what}")
-            time.sleep(0.1)
+        wait_for(what, condition, limit_s)
 
     def wait_terminal(self, job_id: str) -> Job:
         self.wait_for(f"job {job_id} to end", lambda: self.job(job_id).is_terminal)
@@ -151,13 +159,10 @@ def worker_env(moto_server: str, tmp_path: Path) -> Iterator[WorkerEnv]:
         dead_letter_queue_url=dlq_url,
         documents_bucket=bucket,
         AWS_ENDPOINT_URL=moto_server,
-        visibility_timeout_s=VISIBILITY_S,
-        receive_wait_s=1,
+        **QUICK_WORKER_SETTINGS,
         worker_concurrency=4,
-        backoff_base_s=1.0,
         backoff_max_s=2.0,
         shutdown_deadline_s=10.0,
-        delete_linger_s=0.05,
         republish_after_s=1,
         republish_interval_s=1,
     )

@@ -65,8 +65,7 @@ def test_worker_protects_its_task_while_a_job_runs_and_unprotects_when_idle(
     worker_env: WorkerEnv, agent: FakeEcsAgent
 ) -> None:
     env = worker_env
-    run_log, gate = str(env.tmp / "runs.log"), env.tmp / "gate"
-    job = env.submit("test_slow", {"run_log": run_log, "gate": str(gate)})
+    job, run_log, gate = env.submit_gated()
     with running(env, agent.url):
         env.wait_for("the job to start", lambda: len(read_runs(run_log)) == 1)
         env.wait_for("the task to be protected", lambda: len(agent.requests()) >= 1)
@@ -83,8 +82,7 @@ def test_worker_stopped_with_a_job_still_running_unprotects_its_task(
     worker_env: WorkerEnv, agent: FakeEcsAgent
 ) -> None:
     env = worker_env
-    run_log, gate = str(env.tmp / "runs.log"), env.tmp / "gate"
-    env.submit("test_slow", {"run_log": run_log, "gate": str(gate)})
+    _, run_log, gate = env.submit_gated()
     settings = env.settings.model_copy(update={"ecs_agent_uri": agent.url})
     worker = Worker(store=env.store, queue=env.queue, objects=env.objects, settings=settings, republish=False)
     worker.start()
@@ -158,8 +156,7 @@ def test_without_ecs_agent_uri_the_worker_makes_no_protection_calls(
         receive_wait_s=1,
     )
     assert settings.ecs_agent_uri is None
-    run_log, gate = str(env.tmp / "runs.log"), env.tmp / "gate"
-    job = env.submit("test_slow", {"run_log": run_log, "gate": str(gate)})
+    job, run_log, gate = env.submit_gated()
     with running(dataclasses.replace(env, settings=settings), None):
         env.wait_for("the job to start", lambda: len(read_runs(run_log)) == 1)
         assert "task-protection" not in {t.name for t in threading.enumerate()}
@@ -172,8 +169,7 @@ def test_worker_process_reads_ecs_agent_uri_and_unprotects_after_draining(
     worker_env: WorkerEnv, agent: FakeEcsAgent
 ) -> None:
     env = worker_env
-    run_log, gate = str(env.tmp / "runs.log"), env.tmp / "gate"
-    job = env.submit("test_slow", {"run_log": run_log, "gate": str(gate)})
+    job, _, gate = env.submit_gated()
     worker = env.start_worker_process("worker", ECS_AGENT_URI=agent.url)
     try:
         env.wait_for("the task to be protected", lambda: len(agent.requests()) >= 1)

@@ -22,9 +22,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def test_worker_killed_mid_job_is_taken_over_and_the_job_completes_once(worker_env: WorkerEnv) -> None:
     env = worker_env
-    run_log = str(env.tmp / "runs.log")
-    gate = env.tmp / "gate"
-    job = env.submit("test_slow", {"run_log": run_log, "gate": str(gate)})
+    job, run_log, gate = env.submit_gated()
     first = env.start_worker_process("first")
     second: subprocess.Popen[bytes] | None = None
     try:
@@ -49,9 +47,7 @@ def test_worker_killed_mid_job_is_taken_over_and_the_job_completes_once(worker_e
 
 def test_sigterm_finishes_in_flight_jobs_and_exits_zero(worker_env: WorkerEnv) -> None:
     env = worker_env
-    run_log = str(env.tmp / "runs.log")
-    gate = env.tmp / "gate"
-    job = env.submit("test_slow", {"run_log": run_log, "gate": str(gate)})
+    job, run_log, gate = env.submit_gated()
     worker = env.start_worker_process("worker")
     try:
         env.wait_for("the worker to start the job", lambda: len(read_runs(run_log)) == 1)
@@ -72,9 +68,7 @@ def test_sigterm_finishes_in_flight_jobs_and_exits_zero(worker_env: WorkerEnv) -
 
 def test_sigterm_past_the_deadline_releases_the_message_for_another_worker(worker_env: WorkerEnv) -> None:
     env = worker_env
-    run_log = str(env.tmp / "runs.log")
-    gate = env.tmp / "gate"
-    job = env.submit("test_slow", {"run_log": run_log, "gate": str(gate)})
+    job, run_log, gate = env.submit_gated()
     first = env.start_worker_process("worker", JOBS_SHUTDOWN_DEADLINE_S="0.5")
     second: subprocess.Popen[bytes] | None = None
     try:
