@@ -47,6 +47,14 @@ def _resource(env: EnvTemplates, logical_id: str) -> dict[str, Any]:
     return env.stateful["Resources"][logical_id]
 
 
+def _denies_plain_http(action: str) -> dict[str, Any]:
+    """A resource policy document with a statement denying `action` to requests without TLS (enforce_ssl)."""
+    condition = {"Bool": {"aws:SecureTransport": "false"}}
+    return {
+        "Statement": Match.array_with([Match.object_like({"Effect": "Deny", "Action": action, "Condition": condition})])
+    }
+
+
 def test_logical_ids_of_stateful_resources_are_pinned(any_env: EnvTemplates) -> None:
     actual = {
         logical_id: resource["Type"]
@@ -80,12 +88,16 @@ def test_access_table_is_built_from_the_runtime_schema(any_env: EnvTemplates) ->
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert properties["SSESpecification"] == {"SSEEnabled": True}
-    assert properties["GlobalSecondaryIndexes"] == [{
-        "IndexName": schema.TENANT_INDEX,
-        "KeySchema": [{"AttributeName": schema.TENANT_INDEX_PARTITION_KEY, "KeyType": "HASH"},
-                      {"AttributeName": schema.TENANT_INDEX_SORT_KEY, "KeyType": "RANGE"}],
-        "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(schema.TENANT_INDEX_PROJECTED)},
-    }]
+    assert properties["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": schema.TENANT_INDEX,
+            "KeySchema": [
+                {"AttributeName": schema.TENANT_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                {"AttributeName": schema.TENANT_INDEX_SORT_KEY, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(schema.TENANT_INDEX_PROJECTED)},
+        }
+    ]
     assert "TimeToLiveSpecification" not in properties  # keys and secrets live until revoked or rotated
 
 
@@ -102,23 +114,7 @@ def test_queues(any_env: EnvTemplates) -> None:
     template = Template.from_json(any_env.stateful)
     for queue in (JOBS_QUEUE, DLQ):
         template.has_resource_properties(
-            "AWS::SQS::QueuePolicy",
-            {
-                "Queues": [{"Ref": queue}],
-                "PolicyDocument": {
-                    "Statement": Match.array_with(
-                        [
-                            Match.object_like(
-                                {
-                                    "Effect": "Deny",
-                                    "Action": "sqs:*",
-                                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                                }
-                            )
-                        ]
-                    )
-                },
-            },
+            "AWS::SQS::QueuePolicy", {"Queues": [{"Ref": queue}], "PolicyDocument": _denies_plain_http("sqs:*")}
         )
 
 
@@ -139,23 +135,7 @@ def test_documents_bucket(any_env: EnvTemplates) -> None:
     assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
     assert bucket["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": "DocumentsAccessLogsBucketDA10EE7C"}
     Template.from_json(any_env.stateful).has_resource_properties(
-        "AWS::S3::BucketPolicy",
-        {
-            "Bucket": {"Ref": BUCKET},
-            "PolicyDocument": {
-                "Statement": Match.array_with(
-                    [
-                        Match.object_like(
-                            {
-                                "Effect": "Deny",
-                                "Action": "s3:*",
-                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                            }
-                        )
-                    ]
-                )
-            },
-        },
+        "AWS::S3::BucketPolicy", {"Bucket": {"Ref": BUCKET}, "PolicyDocument": _denies_plain_http("s3:*")}
     )
 
 
