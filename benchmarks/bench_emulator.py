@@ -42,7 +42,9 @@ def aws_client(service: str, endpoint_url: str, pool: int = 16) -> Any:
     return session.client(service, endpoint_url=endpoint_url, config=config)  # type: ignore[call-overload]
 
 
-def _run(call: Callable[[int], None], threads: int, max_requests: int, max_s: float) -> tuple[int, float, float]:
+def run_bounded(call: Callable[[int], None], threads: int, max_requests: int, max_s: float) -> tuple[int, float, float]:
+    """Calls `call(0)`, `call(1)`, ... on `threads` threads until `max_requests` calls or `max_s` seconds;
+    returns the calls done, the wall time and this process's CPU time."""
     lock = threading.Lock()
     counter = iter(range(max_requests))
     deadline = time.perf_counter() + max_s
@@ -110,7 +112,7 @@ def measure_ceiling(endpoint_url: str, backlog: int = 0) -> list[Ceiling]:
                 sqs.send_message(QueueUrl=target, MessageBody=f'{{"jobId":"{prefix}-{index}"}}')
 
             for name, call in (("PutItem", put), ("SendMessage", send)):
-                requests, wall, cpu = _run(call, threads, CEILING_MAX_REQUESTS, CEILING_MAX_S)
+                requests, wall, cpu = run_bounded(call, threads, CEILING_MAX_REQUESTS, CEILING_MAX_S)
                 results.append(Ceiling(name, threads, requests, wall, cpu))
         # moto's SQS work grows with the queue's depth: measure again behind a backlog like the burst's.
         for start in range(0, backlog, 10):
@@ -121,7 +123,7 @@ def measure_ceiling(endpoint_url: str, backlog: int = 0) -> list[Ceiling]:
             def send_deep(index: int) -> None:
                 sqs.send_message(QueueUrl=queue_url, MessageBody=f'{{"jobId":"deep-{index}"}}')
 
-            requests, wall, cpu = _run(send_deep, 1, CEILING_MAX_REQUESTS, CEILING_MAX_S)
+            requests, wall, cpu = run_bounded(send_deep, 1, CEILING_MAX_REQUESTS, CEILING_MAX_S)
             results.append(Ceiling(f"SendMessage@{backlog}", 1, requests, wall, cpu))
     finally:
         dynamodb.delete_table(TableName=table)

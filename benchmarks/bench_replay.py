@@ -5,14 +5,12 @@ the burst's. The end-to-end figure divided by this is the share of the emulator'
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.bench_emulator import aws_client
+from benchmarks.bench_emulator import aws_client, run_bounded
 from runtime.adapters.dynamodb.codec import key
 from runtime.adapters.dynamodb.schema import TABLE_KEY, Attr
 
@@ -50,42 +48,59 @@ def measure_replay(endpoint_url: str, backlog: int = 0) -> Replay:
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="in/source.txt", Body=b"small document\nfor the replay\n")
     for start in range(0, backlog, BATCH):
-        entries = [{"Id": str(n), "MessageBody": '{"jobId":"backlog"}', "DelaySeconds": 900}
-                   for n in range(min(BATCH, backlog - start))]
+        entries = [
+            {"Id": str(n), "MessageBody": '{"jobId":"backlog"}', "DelaySeconds": 900}
+            for n in range(min(BATCH, backlog - start))
+        ]
         sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)  # delayed: deep, but never received
+
     def one_batch(index: int) -> None:
         ids = [f"{suffix}-{index}-{n}" for n in range(BATCH)]
         for job_id in ids:
             dynamodb.put_item(
                 TableName=table,
-                Item={TABLE_KEY.name: {"S": job_id}, Attr.STATUS: {"S": "PENDING"}, Attr.ATTEMPTS: {"N": "0"},
-                      Attr.PARAMS: {"M": {"source": {"S": f"s3://{bucket}/in/source.txt"}}}},
+                Item={
+                    TABLE_KEY.name: {"S": job_id},
+                    Attr.STATUS: {"S": "PENDING"},
+                    Attr.ATTEMPTS: {"N": "0"},
+                    Attr.PARAMS: {"M": {"source": {"S": f"s3://{bucket}/in/source.txt"}}},
+                },
                 ConditionExpression=f"attribute_not_exists({TABLE_KEY.name})",
             )
         sqs.send_message_batch(
-            QueueUrl=queue_url, Entries=[{"Id": str(n), "MessageBody": f'{{"jobId":"{job_id}"}}'}
-                                         for n, job_id in enumerate(ids)]
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(n), "MessageBody": f'{{"jobId":"{job_id}"}}'} for n, job_id in enumerate(ids)],
         )
         received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=BATCH, WaitTimeSeconds=1)
         for job_id in ids:
             dynamodb.update_item(
-                TableName=table, Key=key(job_id),
+                TableName=table,
+                Key=key(job_id),
                 UpdateExpression=f"SET #s = :processing, {Attr.ATTEMPTS} = {Attr.ATTEMPTS} + :one",
                 ConditionExpression="#s IN (:pending, :failed)",
                 ExpressionAttributeNames={"#s": Attr.STATUS},
-                ExpressionAttributeValues={":processing": {"S": "PROCESSING"}, ":one": {"N": "1"},
-                                           ":pending": {"S": "PENDING"}, ":failed": {"S": "FAILED"}},
+                ExpressionAttributeValues={
+                    ":processing": {"S": "PROCESSING"},
+                    ":one": {"N": "1"},
+                    ":pending": {"S": "PENDING"},
+                    ":failed": {"S": "FAILED"},
+                },
                 ReturnValues="ALL_NEW",
             )
             body = s3.get_object(Bucket=bucket, Key="in/source.txt")["Body"].read()
             s3.put_object(Bucket=bucket, Key=f"out/{job_id}.json", Body=b'{"size": %d}' % len(body))
             dynamodb.update_item(
-                TableName=table, Key=key(job_id),
+                TableName=table,
+                Key=key(job_id),
                 UpdateExpression="SET #s = :done, #r = :result",
                 ConditionExpression=f"#s = :processing AND {Attr.ATTEMPTS} = :one",
                 ExpressionAttributeNames={"#s": Attr.STATUS, "#r": Attr.RESULT},
-                ExpressionAttributeValues={":done": {"S": "SUCCEEDED"}, ":processing": {"S": "PROCESSING"},
-                                           ":one": {"N": "1"}, ":result": {"M": {"size": {"N": str(len(body))}}}},
+                ExpressionAttributeValues={
+                    ":done": {"S": "SUCCEEDED"},
+                    ":processing": {"S": "PROCESSING"},
+                    ":one": {"N": "1"},
+                    ":result": {"M": {"size": {"N": str(len(body))}}},
+                },
                 ReturnValues="ALL_NEW",
             )
         handles = [message["ReceiptHandle"] for message in received.get("Messages", [])]
@@ -105,28 +120,8 @@ def measure_replay(endpoint_url: str, backlog: int = 0) -> Replay:
 def _replay_batches(one_batch: Callable[[int], None]) -> tuple[int, float]:
     """Runs batches of BATCH jobs on REPLAY_THREADS threads, bounded by REPLAY_MAX_JOBS and REPLAY_MAX_S;
     returns the jobs done and the wall time."""
-    lock = threading.Lock()
-    batches = iter(range(REPLAY_MAX_JOBS // BATCH))
-    deadline = time.perf_counter() + REPLAY_MAX_S
-    done = [0]
-
-    def loop() -> None:
-        while time.perf_counter() < deadline:
-            with lock:
-                index = next(batches, None)
-            if index is None:
-                return
-            one_batch(index)
-            with lock:
-                done[0] += BATCH
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=loop) for _ in range(REPLAY_THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return done[0], time.perf_counter() - started
+    batches, wall, _ = run_bounded(one_batch, REPLAY_THREADS, REPLAY_MAX_JOBS // BATCH, REPLAY_MAX_S)
+    return batches * BATCH, wall
 
 
 def _cleanup(dynamodb: Any, sqs: Any, s3: Any, table: str, queue_url: str, bucket: str) -> None:
@@ -154,19 +149,30 @@ def measure_submit_replay(endpoint_url: str) -> float:
     table = f"bench-submit-{suffix}"
     create_jobs_table(endpoint_url, table)
     queue_url = sqs.create_queue(QueueName=f"bench-submit-{suffix}")["QueueUrl"]
+
     def one_batch(index: int) -> None:
         now = datetime.now(UTC)
         ids = [str(uuid.uuid4()) for _ in range(BATCH)]
         for job_id in ids:
             job = Job(
-                job_id=job_id, status=JobStatus.PENDING, job_type="process_document", priority=Priority.NORMAL,
+                job_id=job_id,
+                status=JobStatus.PENDING,
+                job_type="process_document",
+                priority=Priority.NORMAL,
                 params={"source": f"s3://bench-bucket/in/{index}.txt", "destination": f"s3://bench-bucket/out/{index}"},
-                metadata={}, created_at=now, updated_at=now, trace_id=f"1-{suffix}-{uuid.uuid4().hex[:24]}",
-                fingerprint="f" * 64, transitions={"PENDING": now}, pending_since=now,
+                metadata={},
+                created_at=now,
+                updated_at=now,
+                trace_id=f"1-{suffix}-{uuid.uuid4().hex[:24]}",
+                fingerprint="f" * 64,
+                transitions={"PENDING": now},
+                pending_since=now,
                 expires_at=int(now.timestamp()) + 30 * 86_400,
             )
             dynamodb.put_item(
-                TableName=table, Item=job_to_item(job), ConditionExpression=f"attribute_not_exists({TABLE_KEY.name})",
+                TableName=table,
+                Item=job_to_item(job),
+                ConditionExpression=f"attribute_not_exists({TABLE_KEY.name})",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         sqs.send_message_batch(
