@@ -42,6 +42,16 @@ def aws_client(service: str, endpoint_url: str, pool: int = 16) -> Any:
     return session.client(service, endpoint_url=endpoint_url, config=config)  # type: ignore[call-overload]
 
 
+def create_key_only_table(dynamodb: Any, table: str) -> None:
+    """An on-demand table with the jobs table's key and no index."""
+    dynamodb.create_table(
+        TableName=table,
+        AttributeDefinitions=[{"AttributeName": TABLE_KEY.name, "AttributeType": TABLE_KEY.type.value}],
+        KeySchema=[{"AttributeName": TABLE_KEY.name, "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def run_bounded(call: Callable[[int], None], threads: int, max_requests: int, max_s: float) -> tuple[int, float, float]:
     """Calls `call(0)`, `call(1)`, ... on `threads` threads until `max_requests` calls or `max_s` seconds;
     returns the calls done, the wall time and this process's CPU time."""
@@ -77,12 +87,7 @@ def measure_ceiling(endpoint_url: str, backlog: int = 0) -> list[Ceiling]:
     sqs = aws_client("sqs", endpoint_url)
     suffix = uuid.uuid4().hex[:8]
     table = f"bench-ceiling-{suffix}"
-    dynamodb.create_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": TABLE_KEY.name, "AttributeType": TABLE_KEY.type.value}],
-        KeySchema=[{"AttributeName": TABLE_KEY.name, "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_key_only_table(dynamodb, table)
     queue_url = sqs.create_queue(QueueName=f"bench-ceiling-{suffix}")["QueueUrl"]
     # moto's SendMessage slows as its queue fills: a fresh queue every SENDS_PER_QUEUE sends keeps the depth
     # near zero, so that this is the fresh-state ceiling; the backlog case is measured apart below.

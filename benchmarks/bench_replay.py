@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.bench_emulator import aws_client, run_bounded
+from benchmarks.bench_emulator import aws_client, create_key_only_table, run_bounded
 from runtime.adapters.dynamodb.codec import key
 from runtime.adapters.dynamodb.schema import TABLE_KEY, Attr
 
@@ -38,12 +38,7 @@ def measure_replay(endpoint_url: str, backlog: int = 0) -> Replay:
     s3 = aws_client("s3", endpoint_url)
     suffix = uuid.uuid4().hex[:8]
     table, bucket = f"bench-replay-{suffix}", f"bench-replay-{suffix}"
-    dynamodb.create_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": TABLE_KEY.name, "AttributeType": TABLE_KEY.type.value}],
-        KeySchema=[{"AttributeName": TABLE_KEY.name, "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_key_only_table(dynamodb, table)
     queue_url = sqs.create_queue(QueueName=f"bench-replay-{suffix}")["QueueUrl"]
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="in/source.txt", Body=b"small document\nfor the replay\n")
