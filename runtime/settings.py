@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=30, ge=1, le=3650)
     idempotency_ttl_s: int = Field(default=86_400, ge=60)
     max_body_bytes: int = Field(default=65_536, ge=1024, le=350_000)
+    # POST /api/v1/jobs/batch carries up to 100 submit bodies; each one is still held to max_body_bytes.
+    max_batch_body_bytes: int = Field(default=1_048_576, ge=1024, le=6_000_000)
+    # Conditional puts of one batch run this many at once (DynamoDB BatchWriteItem takes no conditions).
+    batch_write_concurrency: int = Field(default=8, ge=1, le=16)
     # How long after its creation a PENDING job's submit may still be in progress (409 window).
     submit_in_flight_s: float = Field(default=5.0, gt=0)
     # The API coalesces concurrent submits into SendMessageBatch, waiting at most this long for company

@@ -97,6 +97,18 @@ class SqsJobQueue:
             response = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
         return {int(failed["Id"]): str(failed.get("Code", "")) for failed in response.get("Failed", [])}
 
+    def send_many(self, messages: Sequence[JobMessage]) -> frozenset[int]:
+        unsent: set[int] = set()
+        for start in range(0, len(messages), QUEUE_BATCH_LIMIT):
+            chunk = messages[start:start + QUEUE_BATCH_LIMIT]
+            try:
+                failed = self.send_batch([self.outgoing(message) for message in chunk])
+            except QueueUnavailable:
+                unsent.update(range(start, start + len(chunk)))
+                continue
+            unsent.update(start + index for index in failed)
+        return frozenset(unsent)
+
     def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]:
         with _translated("receive_message"):
             response = self._client.receive_message(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from fastapi import FastAPI
 
 from runtime import aws_clients
@@ -14,6 +16,7 @@ from runtime.api.deps import Container
 from runtime.api.errors import install_error_handlers
 from runtime.api.middleware import RequestBodyMiddleware, SecurityHeadersMiddleware, TraceIdMiddleware
 from runtime.api.routes_health import ReadinessProbe
+from runtime.api.schemas import MAX_BATCH_JOBS
 from runtime.auth.api_keys import ApiKeyReader, ApiKeyVerifier
 from runtime.auth.authenticator import Authenticator
 from runtime.auth.oidc import OidcConfig, OidcVerifier
@@ -71,8 +74,10 @@ def build_container(settings: Settings, *, store: JobStore | None = None, queue:
         submit_in_flight_s=settings.submit_in_flight_s,
     )
     lister = JobLister(store, CursorSigner(settings.cursor_key()))
+    batch_writes = ThreadPoolExecutor(max_workers=settings.batch_write_concurrency, thread_name_prefix="batch-write")
     return Container(settings=settings, store=store, queue=queue, service=service, lister=lister,
-                     readiness=ReadinessProbe(store, queue), authenticator=build_authenticator(settings, api_keys))
+                     readiness=ReadinessProbe(store, queue), authenticator=build_authenticator(settings, api_keys),
+                     batch_writes=batch_writes)
 
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
@@ -93,12 +98,17 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     if isinstance(container.queue, BatchingSqsJobQueue):
         # Sends what is still waiting and ends the flusher thread when the server stops.
         app.router.add_event_handler("shutdown", container.queue.close)
+    app.router.add_event_handler("shutdown", container.batch_writes.shutdown)
     install_error_handlers(app)
+    descriptions = {"submit_job": routes_jobs.SUBMIT_DESCRIPTION, "submit_jobs_batch": routes_jobs.BATCH_DESCRIPTION}
     for route in routes_jobs.router.routes:
-        if getattr(route, "name", None) == "submit_job":
+        description = descriptions.get(getattr(route, "name", ""))
+        if description is not None:
             # The documented limits are this deployment's settings.
-            route.description = routes_jobs.SUBMIT_DESCRIPTION.format(  # type: ignore[attr-defined]
+            route.description = description.format(  # type: ignore[attr-defined]
                 max_body_bytes=settings.max_body_bytes,
+                max_batch_body_bytes=settings.max_batch_body_bytes,
+                max_batch_jobs=MAX_BATCH_JOBS,
                 body_timeout_s=settings.http_body_timeout_s,
                 republish_bound_s=settings.republish_bound_s,
                 submit_in_flight_s=settings.submit_in_flight_s,
@@ -110,7 +120,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     # every answer (errors included) carries X-Trace-Id.
     tracing.instrument_app(app)
     app.add_middleware(RequestBodyMiddleware, max_body_bytes=settings.max_body_bytes,
-                       body_timeout_s=settings.http_body_timeout_s)
+                       body_timeout_s=settings.http_body_timeout_s,
+                       max_body_bytes_by_path={routes_jobs.BATCH_PATH: settings.max_batch_body_bytes})
     app.add_middleware(TraceIdMiddleware)
     # Outermost, so that every answer gets the headers, the trace id middleware's own 500 included.
     app.add_middleware(SecurityHeadersMiddleware)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Annotated, Protocol
 
@@ -31,6 +32,7 @@ class Container:
     lister: JobLister
     readiness: ReadinessProbeLike
     authenticator: Authenticator
+    batch_writes: Executor  # the conditional writes of batch submits (bounded, shared by all requests)
 
 
 def get_container(request: Request) -> Container:
@@ -50,6 +52,10 @@ def get_job_lister(request: Request) -> JobLister:
     return get_container(request).lister
 
 
+def get_batch_writes(request: Request) -> Executor:
+    return get_container(request).batch_writes
+
+
 def get_readiness(request: Request) -> ReadinessProbeLike:
     return get_container(request).readiness
 
@@ -61,5 +67,6 @@ def get_trace_id(request: Request) -> str:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 JobServiceDep = Annotated[JobService, Depends(get_job_service)]
 JobListerDep = Annotated[JobLister, Depends(get_job_lister)]
+BatchWritesDep = Annotated[Executor, Depends(get_batch_writes)]
 ReadinessDep = Annotated[ReadinessProbeLike, Depends(get_readiness)]
 TraceIdDep = Annotated[str, Depends(get_trace_id)]

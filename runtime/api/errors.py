@@ -65,6 +65,31 @@ def validation_error(problems: list[dict[str, str]]) -> ApiError:
     return ApiError(422, "validation_error", detail, errors=problems)
 
 
+STORE_UNAVAILABLE_DETAIL = "the job store is not answering; nothing was changed"
+
+
+def submit_error(exc: Exception, *, key_field: str = "Idempotency-Key") -> ApiError | None:
+    """The answer to a submit's domain exception (None for anything else), for the single route's handlers and
+    for each item of a batch alike; `key_field` names where the idempotency key came from."""
+    if isinstance(exc, IdempotencyKeyReused):
+        return ApiError(422, "idempotency_key_reused", f"{key_field}: this key was already used for a request with "
+                                                       f"a different body (job {exc.job.job_id})")
+    if isinstance(exc, IdempotencyKeyInFlight):
+        return ApiError(409, "idempotency_key_in_flight",
+                        f"{key_field}: the first request with this key (job {exc.job.job_id}) is still being "
+                        "handled; retry later", headers={"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, JobStoreUnavailable):
+        return ApiError(503, "job_store_unavailable", STORE_UNAVAILABLE_DETAIL,
+                        headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+    return None
+
+
+def _answer(exc: Exception) -> JSONResponse:
+    error = submit_error(exc)
+    assert error is not None
+    return error_response(error.status, error.code, error.detail, error.headers or None, error.extra)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -92,8 +117,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
         log_event(LogEvent.JOB_STORE_UNAVAILABLE, level="error", path=request.url.path, reason=str(exc))
-        return error_response(503, "job_store_unavailable", "the job store is not answering; nothing was changed",
-                              {"Retry-After": str(STORE_RETRY_AFTER_S)})
+        return _answer(exc)
 
     async def on_not_found(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, JobNotFound)
@@ -112,16 +136,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_key_reused(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, IdempotencyKeyReused)
         log_event(LogEvent.JOB_KEY_REUSED, jobId=exc.job.job_id)
-        return error_response(422, "idempotency_key_reused",
-                              "Idempotency-Key: this key was already used for a request with a different body "
-                              f"(job {exc.job.job_id})")
+        return _answer(exc)
 
     async def on_key_in_flight(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, IdempotencyKeyInFlight)
         log_event(LogEvent.JOB_IN_FLIGHT, jobId=exc.job.job_id)
-        return error_response(409, "idempotency_key_in_flight",
-                              f"Idempotency-Key: the first request with this key (job {exc.job.job_id}) is still "
-                              "being handled; retry later", {"Retry-After": str(exc.retry_after_s)})
+        return _answer(exc)
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_request_validation)

@@ -8,7 +8,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from starlette.requests import ClientDisconnect
@@ -129,13 +129,16 @@ def is_json_media_type(content_type: str | None) -> bool:
 class RequestBodyMiddleware(HttpMiddleware):
     """Reads a request's body before any route (or authentication) sees it, and refuses it unless it is JSON (415:
     a cross-site form post cannot pass for one), at most `max_body_bytes` (413, by Content-Length and by the bytes
-    read) and complete within `body_timeout_s` of the headers (408: a client trickling its body cannot hold a
-    request open). A refused body's connection is closed; a caller hanging up mid-body raises ClientDisconnect
-    (logged at info by TraceIdMiddleware). The route then receives the body from memory."""
+    read; a path in `max_body_bytes_by_path` has its own limit) and complete within `body_timeout_s` of the headers
+    (408: a client trickling its body cannot hold a request open). A refused body's connection is closed; a caller
+    hanging up mid-body raises ClientDisconnect (logged at info by TraceIdMiddleware). The route then receives the
+    body from memory."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout_s: float) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout_s: float,
+                 max_body_bytes_by_path: Mapping[str, int] | None = None) -> None:
         super().__init__(app)
         self.max_body_bytes = max_body_bytes
+        self.max_body_bytes_by_path = dict(max_body_bytes_by_path or {})
         self.body_timeout_s = body_timeout_s
 
     async def handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -156,7 +159,7 @@ class RequestBodyMiddleware(HttpMiddleware):
             await _refuse(scope, receive, send, 415, "unsupported_media_type",
                           f"Content-Type: must be application/json (or a +json type), got {shown}")
             return
-        limit = self.max_body_bytes
+        limit = self.max_body_bytes_by_path.get(str(scope.get("path", "")), self.max_body_bytes)
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _refuse(scope, receive, send, 413, "payload_too_large",
                           f"body: {int(declared)} bytes is over the limit of {limit} bytes")

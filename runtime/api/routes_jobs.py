@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from concurrent.futures import Executor
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -10,10 +12,13 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from runtime.api.auth import ReaderDep, WriterDep
-from runtime.api.deps import JobListerDep, JobServiceDep, SettingsDep, TraceIdDep
-from runtime.api.errors import ApiError, field_errors, validation_error
+from runtime.api.deps import BatchWritesDep, JobListerDep, JobServiceDep, SettingsDep, TraceIdDep
+from runtime.api.errors import ApiError, field_errors, submit_error, validation_error
 from runtime.api.schemas import (
+    MAX_BATCH_JOBS,
     MAX_INT_DIGITS,
+    BatchSubmitItem,
+    BatchSubmitOut,
     ErrorOut,
     JobOut,
     JobPageOut,
@@ -25,6 +30,7 @@ from runtime.api.schemas import (
 )
 from runtime.domain.job import Job, JobStatus, Priority
 from runtime.domain.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ListFilter
+from runtime.domain.ports import JobStoreUnavailable
 from runtime.domain.submit import JobNotFound, JobService, SubmitRequest, SubmitResult
 from runtime.job_types.confinement import Confinement
 from runtime.job_types.registry import get_job_type, job_type_names
@@ -35,6 +41,7 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 # Seconds a poller should wait before asking again, by status (non-terminal jobs only).
 POLL_AFTER_S = {JobStatus.PENDING: 1, JobStatus.PROCESSING: 2, JobStatus.FAILED: 5}
 MAX_JOB_ID_LENGTH = 128
+BATCH_PATH = "/api/v1/jobs/batch"
 
 _TRACE_HEADER_DOC = {"description": "The request's trace id (the caller's X-Trace-Id when valid, else generated).",
                      "schema": {"type": "string"}}
@@ -100,13 +107,13 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(422, "invalid_json", "body: json nested too deeply") from None
 
 
-def check_idempotency_key(key: str | None) -> str | None:
+def check_idempotency_key(key: str | None, field: str = "Idempotency-Key") -> str | None:
     if key is None:
         return None
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not all(" " <= c <= "~" for c in key):
         shown = repr(key if len(key) <= 40 else key[:37] + "...")
         raise ApiError(422, "invalid_idempotency_key",
-                       f"Idempotency-Key: must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable ascii characters, "
+                       f"{field}: must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable ascii characters, "
                        f"got {shown} ({len(key)} characters)")
     return key
 
@@ -164,6 +171,11 @@ def _submit(service: JobService, request: SubmitRequest) -> SubmitResult:
     # Runs in the thread pool (boto3 blocks); the request's context (trace id) came along.
     with aws_calls.category("submit"):
         result = service.submit(request)
+    _record(result)
+    return result
+
+
+def _record(result: SubmitResult) -> None:
     job = result.job
     with logs.bind(job_id=job.job_id):
         if result.created:
@@ -174,7 +186,6 @@ def _submit(service: JobService, request: SubmitRequest) -> SubmitResult:
                 log_event(LogEvent.JOB_PUBLISH_FAILED, level="warning", detail="left to the republisher")
         else:
             log_event(LogEvent.JOB_REPLAYED, status=job.status.value)
-    return result
 
 
 SUBMIT_DESCRIPTION = """Submits a job. With an `Idempotency-Key`, the same key and the same body (type, priority,
@@ -293,6 +304,148 @@ def list_jobs(
     body = {"items": [job_document(job) for job in page.jobs], "nextCursor": page.next_cursor}
     return Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
                     media_type="application/json")
+
+
+BATCH_DESCRIPTION = """Submits up to {max_batch_jobs} jobs at once: `{{"jobs": [submit body + optional
+"idempotencyKey", ...]}}`. Each job follows exactly the rules of `POST /api/v1/jobs`, item by item (its
+`idempotencyKey` plays the `Idempotency-Key` header's part), and one bad job never fails the others. The answer is
+`200 {{"results": [...]}}`, one result per job in the same order: `{{"status": 201 | 200, "job": {{...}}}}`, or
+`{{"status": 409 | 413 | 422 | 503, "error", "detail"}}` (409 and 503 add `retryAfter`, in seconds). Field names in
+a result's `detail` are the job's own (`params.source`), its position in `results` says which job.
+
+- `201`: created (PENDING); `200`: a replay of an earlier request with the same key and body (no new job, no message).
+- `409 idempotency_key_in_flight`, `422 idempotency_key_reused`, `422 validation_error | invalid_idempotency_key |
+  unknown_job_type`: as for a single submit. Params naming S3 objects outside `tenants/<your tenant>/`: `422`.
+- `413 payload_too_large`: this one job, encoded as JSON, is over the single-submit limit of {max_body_bytes} bytes.
+- The same `idempotencyKey` twice in one batch: the later job is decided after the earlier one. With the same body
+  it is a replay of the earlier job (`200`, the same `jobId`: it is answered in the same response, so it is not
+  "in flight"); with another body it is `422 idempotency_key_reused`.
+- `503 job_store_unavailable` for one job: the job store did not answer for that job and it was not created (retry
+  it). If the store answers for **no** job of the batch, the whole request is `503 job_store_unavailable` with
+  `Retry-After` and nothing was created.
+
+The whole request's body is limited to **{max_batch_body_bytes} bytes** (`413` past it); `jobs` must hold
+1-{max_batch_jobs} items (`422` naming `jobs` otherwise). The jobs are written in parallel, each with its own
+conditional write (DynamoDB's BatchWriteItem takes no conditions, so it cannot refuse to overwrite a job). Then the
+created jobs' messages go out together, ten to a `SendMessageBatch`. If the queue does not answer, created jobs are
+still `201`: they are stored
+as `PENDING` and the republisher publishes them within **{republish_bound_s} s**."""
+
+
+def _batch_items(document: Any) -> list[Any]:
+    if not isinstance(document, dict):
+        raise ApiError(422, "validation_error", f"body: must be a json object, got {type(document).__name__}")
+    if "jobs" not in document:
+        raise validation_error([{"field": "jobs", "message": "field required"}])
+    items = document["jobs"]
+    if not isinstance(items, list):
+        raise validation_error([{"field": "jobs", "message": f"must be an array, got {type(items).__name__}"}])
+    if not 1 <= len(items) <= MAX_BATCH_JOBS:
+        raise validation_error([{"field": "jobs",
+                                 "message": f"must hold 1-{MAX_BATCH_JOBS} jobs, got {len(items)}"}])
+    return items
+
+
+def _encoded_size(item: Any) -> int:
+    # The item as a single submit's body would carry it; an over-long integer counts its digits.
+    text = json.dumps(item, separators=(",", ":"), ensure_ascii=False,
+                      default=lambda value: "0" * getattr(value, "digits", 1))
+    return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+def validate_batch_item(
+    item: Any, trace_id: str, *, tenant: str, confinement: Confinement, max_body_bytes: int
+) -> SubmitRequest:
+    """One job of a batch checked as a single submit would be (ApiError otherwise): its size against the
+    single-submit limit, its `idempotencyKey` as the header, the rest by validate_submit."""
+    size = _encoded_size(item)
+    if size > max_body_bytes:
+        raise ApiError(413, "payload_too_large", f"body: {size} bytes is over the limit of {max_body_bytes} bytes")
+    key = item.get("idempotencyKey") if isinstance(item, dict) else None
+    if key is not None and not isinstance(key, str):
+        raise validation_error([{"field": "idempotencyKey",
+                                 "message": f"must be a string, got {type(key).__name__}"}])
+    key = check_idempotency_key(key, field="idempotencyKey")
+    return validate_submit(item, trace_id, key, tenant=tenant, confinement=confinement)
+
+
+def _error_result(error: ApiError) -> dict[str, Any]:
+    result: dict[str, Any] = {"status": error.status, "error": error.code, "detail": error.detail}
+    result.update({name: value for name, value in error.extra.items() if value is not None})
+    if "Retry-After" in error.headers:
+        result["retryAfter"] = int(error.headers["Retry-After"])
+    return result
+
+
+def _submit_many(
+    service: JobService, requests: Sequence[SubmitRequest], executor: Executor
+) -> list[SubmitResult | Exception]:
+    with aws_calls.category("submit"):
+        outcomes = service.submit_many(requests, executor=executor)
+    for outcome in outcomes:
+        if isinstance(outcome, SubmitResult):
+            _record(outcome)
+    return outcomes
+
+
+@router.post(
+    "/batch",
+    name="submit_jobs_batch",
+    summary="Submit many jobs",
+    response_model=BatchSubmitOut,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["jobs"], "properties": {"jobs": {
+            "type": "array", "minItems": 1, "maxItems": MAX_BATCH_JOBS,
+            "items": BatchSubmitItem.model_json_schema()}}}}}}},
+    responses={
+        200: {"description": "One result per job, in order (each job's own status inside).",
+              "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
+        408: _error_doc("`request_timeout`: the body did not arrive in time; the connection is closed."),
+        413: _error_doc("`payload_too_large`: the whole body is over the batch size limit."),
+        415: _error_doc("`unsupported_media_type`: the body's Content-Type is not `application/json` (or `+json`)."),
+        422: _error_doc("`invalid_json`, or `validation_error` naming `jobs` (missing, not an array, not 1-100 "
+                        "items); problems of one job are answered in its result instead."),
+        503: _error_doc("`job_store_unavailable`: the store answered for no job of the batch; nothing was created.",
+                        **{"Retry-After": _RETRY_AFTER_DOC}),
+    },
+)
+async def submit_jobs_batch(
+    request: Request,
+    principal: WriterDep,
+    service: JobServiceDep,
+    settings: SettingsDep,
+    trace_id: TraceIdDep,
+    batch_writes: BatchWritesDep,
+) -> Response:
+    body = await request.body()  # size (the batch limit), type and time already checked by RequestBodyMiddleware
+    items = _batch_items(parse_json(body))
+    confinement = Confinement(settings.documents_bucket)
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    requests: list[SubmitRequest] = []
+    positions: list[int] = []
+    for index, item in enumerate(items):
+        try:
+            requests.append(validate_batch_item(item, trace_id, tenant=principal.tenant, confinement=confinement,
+                                                max_body_bytes=settings.max_body_bytes))
+            positions.append(index)
+        except ApiError as exc:
+            log_event(LogEvent.JOB_REJECTED, status=exc.status, error=exc.code, detail=exc.detail[:200], item=index)
+            results[index] = _error_result(exc)
+    outcomes = await run_in_threadpool(_submit_many, service, requests, batch_writes) if requests else []
+    unavailable = [outcome for outcome in outcomes if isinstance(outcome, JobStoreUnavailable)]
+    if unavailable and len(unavailable) == len(outcomes):
+        raise unavailable[0]  # nothing reached the store: the whole request is 503, as a single submit's would be
+    for index, outcome in zip(positions, outcomes, strict=True):
+        if isinstance(outcome, SubmitResult):
+            results[index] = {"status": 201 if outcome.created else 200, "job": job_document(outcome.job)}
+            continue
+        error = submit_error(outcome, key_field="idempotencyKey")
+        if error is None:
+            raise outcome
+        log_event(LogEvent.JOB_REJECTED, status=error.status, error=error.code, detail=error.detail[:200], item=index)
+        results[index] = _error_result(error)
+    payload = json.dumps({"results": results}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return Response(payload, status_code=200, media_type="application/json")
 
 
 @router.get(

@@ -31,6 +31,24 @@ class SubmitJobRequest(BaseModel):
     )
 
 
+# The most jobs one POST /api/v1/jobs/batch takes (the contract's limit).
+MAX_BATCH_JOBS = 100
+
+
+class BatchSubmitItem(SubmitJobRequest):
+    """One job of a batch: a submit body plus its own optional idempotency key."""
+
+    idempotencyKey: StrictStr | None = Field(
+        default=None, description="Optional, 1-255 printable ASCII characters: the Idempotency-Key of this job."
+    )
+
+
+class BatchSubmitRequest(BaseModel):
+    """The body of POST /api/v1/jobs/batch."""
+
+    jobs: list[BatchSubmitItem] = Field(min_length=1, max_length=MAX_BATCH_JOBS)
+
+
 class JobErrorOut(BaseModel):
     code: str
     message: str
@@ -77,6 +95,23 @@ class ErrorOut(BaseModel):
     detail: str = Field(description="one human sentence naming the field or the reason")
     errors: list[FieldErrorOut] | None = Field(default=None, description="every field problem, for 422")
     knownTypes: list[str] | None = Field(default=None, description="the registered job types, for unknown_job_type")
+
+
+class BatchResultOut(BaseModel):
+    """The answer to one job of a batch, as a single submit would have answered it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: int = Field(description="201 created, 200 replay, 409 idempotency_key_in_flight, 413 too large, "
+                                    "422 invalid or idempotency_key_reused, 503 job_store_unavailable")
+    job: JobOut | None = Field(default=None, description="the job, for 201 and 200")
+    error: str | None = Field(default=None, description="the error code, for every other status")
+    detail: str | None = Field(default=None, description="one sentence naming the item's field at fault")
+    retryAfter: int | None = Field(default=None, description="seconds to wait, for 409 and 503")
+
+
+class BatchSubmitOut(BaseModel):
+    results: list[BatchResultOut] = Field(description="one per submitted job, in the same order")
 
 
 class HealthOut(BaseModel):

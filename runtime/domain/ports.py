@@ -123,6 +123,10 @@ class JobQueue(Protocol):
     def send(self, message: JobMessage) -> None:
         """Raises QueueUnavailable."""
 
+    def send_many(self, messages: Sequence[JobMessage]) -> frozenset[int]:
+        """Sends in calls of QUEUE_BATCH_LIMIT; returns the indexes of the messages that did not go out (a call
+        that fails loses its whole chunk). Never raises QueueUnavailable: the caller decides what unsent means."""
+
     def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]: ...
 
     def delete_batch(self, receipt_handles: Sequence[str]) -> None: ...

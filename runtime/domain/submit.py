@@ -1,10 +1,13 @@
-"""Use cases of the API: submit a job (idempotent, one conditional write), get it, retry it by hand."""
+"""Use cases of the API: submit a job (idempotent, one conditional write), submit many, get it, retry it by hand."""
 
 from __future__ import annotations
 
+import contextvars
 import math
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -98,15 +101,67 @@ class JobService:
     # -- submit ---------------------------------------------------------------------------------------------
 
     def submit(self, request: SubmitRequest) -> SubmitResult:
-        print_ = fingerprint(
-            job_type=request.job_type, priority=request.priority, params=request.params, metadata=request.metadata
-        )
+        result = self._write(request)
+        if result.created:
+            return replace(result, published=self._publish(result.job))
+        return result
+
+    def submit_many(
+        self, requests: Sequence[SubmitRequest], *, executor: Executor | None = None
+    ) -> list[SubmitResult | Exception]:
+        """Each request as submit() would answer it, in order: its SubmitResult, or the exception submit() would
+        raise (IdempotencyKeyReused, IdempotencyKeyInFlight, JobStoreUnavailable). One item's failure never
+        touches the others. The writes run on `executor` (conditional puts cannot go in a BatchWriteItem); then
+        the created jobs' messages go out together, QUEUE_BATCH_LIMIT to a call.
+
+        A key repeated within the call is decided after its first use, against that item's outcome: the same
+        body replays the first item's job (created False), another body is IdempotencyKeyReused; if the first
+        item got no job (in flight, reused, store down), the repeat is submitted on its own after it."""
+        chains: dict[str, list[int]] = {}
+        singles: list[list[int]] = []
+        for index, request in enumerate(requests):
+            if request.idempotency_key is None:
+                singles.append([index])
+            else:
+                chains.setdefault(f"{request.tenant}#{request.idempotency_key}", []).append(index)
+        groups = singles + list(chains.values())
+        outcomes: list[SubmitResult | Exception | None] = [None] * len(requests)
+
+        def run_group(indexes: list[int]) -> None:
+            first: Job | None = None
+            for index in indexes:
+                try:
+                    if first is None:
+                        outcomes[index] = result = self._write(requests[index])
+                        first = result.job
+                    else:
+                        outcomes[index] = self._replay_within_batch(requests[index], first)
+                except Exception as exc:  # noqa: BLE001 - the item's own answer; the others go on
+                    outcomes[index] = exc
+
+        _run_all(run_group, groups, executor)
+        created = [(index, outcome.job) for index, outcome in enumerate(outcomes)
+                   if isinstance(outcome, SubmitResult) and outcome.created]
+        unsent = self._queue.send_many([JobMessage(job_id=job.job_id, trace_id=job.trace_id) for _, job in created])
+        for position, (index, job) in enumerate(created):
+            outcomes[index] = SubmitResult(job, created=True, published=position not in unsent)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _replay_within_batch(self, request: SubmitRequest, first: Job) -> SubmitResult:
+        # The caller sees the first item's answer in the same response: a repeat of it is a replay, not in flight.
+        if _fingerprint(request) != first.fingerprint:
+            raise IdempotencyKeyReused(first)
+        return SubmitResult(first, created=False, published=False)
+
+    def _write(self, request: SubmitRequest) -> SubmitResult:
+        """The job stored (created) or the replayed one; nothing published yet."""
+        print_ = _fingerprint(request)
         if request.idempotency_key is None:
             job = self._new_job(request, str(uuid.uuid4()), print_, scoped_key=None)
             outcome = self._store.create(job)
             if not outcome.created:  # a uuid4 collision: never overwrite, never answer with someone else's job
                 raise RuntimeError(f"job id collision: {job.job_id}")
-            return SubmitResult(job, created=True, published=self._publish(job))
+            return SubmitResult(job, created=True, published=False)
         return self._submit_with_key(request, print_)
 
     def _submit_with_key(self, request: SubmitRequest, print_: str) -> SubmitResult:
@@ -120,7 +175,7 @@ class JobService:
             job = self._new_job(request, job_id, print_, scoped_key=scoped_key)
             outcome = self._store.create(job)
             if outcome.created:
-                return SubmitResult(job, created=True, published=self._publish(job))
+                return SubmitResult(job, created=True, published=False)
             existing = outcome.job
             if generation == 0 and existing.key_generation > 0:
                 # The head says a later generation is the live one: decide on that job (or heal a crash
@@ -205,3 +260,19 @@ class JobService:
                 job = requeued
             return RetryResult(job, published=self._publish(job))
         raise RuntimeError(f"job {job_id} kept changing during retry")
+
+
+def _fingerprint(request: SubmitRequest) -> str:
+    return fingerprint(
+        job_type=request.job_type, priority=request.priority, params=request.params, metadata=request.metadata
+    )
+
+
+def _run_all(task: Callable[[list[int]], None], groups: list[list[int]], executor: Executor | None) -> None:
+    if executor is None or len(groups) < 2:
+        for group in groups:
+            task(group)
+        return
+    # Each task runs in a copy of the caller's context: its log fields and AWS call category come along.
+    for future in [executor.submit(contextvars.copy_context().run, task, group) for group in groups]:
+        future.result()

@@ -231,6 +231,7 @@ class FakeQueue:
     batch_visibility: list[tuple[tuple[str, ...], int]] = field(default_factory=list)
     inbox: list[ReceivedMessage] = field(default_factory=list)
     fail_send: bool = False
+    send_calls: int = 0  # SendMessageBatch calls send_many would make
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, message: JobMessage) -> None:
@@ -238,6 +239,14 @@ class FakeQueue:
             raise QueueUnavailable("queue down")
         with self.lock:
             self.sent.append(message)
+
+    def send_many(self, messages: Sequence[JobMessage]) -> frozenset[int]:
+        if self.fail_send:
+            return frozenset(range(len(messages)))
+        with self.lock:
+            self.sent.extend(messages)
+            self.send_calls += (len(messages) + QUEUE_BATCH_LIMIT - 1) // QUEUE_BATCH_LIMIT
+        return frozenset()
 
     def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]:
         with self.lock:
