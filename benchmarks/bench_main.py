@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from benchmarks import bench_load
+from benchmarks.bench_batch import scenario_batch
 from benchmarks.bench_emulator import Ceiling, aws_client, measure_ceiling
 from benchmarks.bench_io_job import IO_WAIT_TYPE
 from benchmarks.bench_pricing import (
@@ -151,6 +152,10 @@ def doc_body(bucket: str, run: str, index: int) -> dict[str, Any]:
             "destination": f"s3://{bucket}/{BENCH_PREFIX}/{run}/{index}.json",
         },
     }
+
+
+def batch_body(bucket: str, index: int) -> dict[str, Any]:
+    return doc_body(bucket, "batch", index)
 
 
 def io_body(wait_ms: int = 200) -> dict[str, Any]:
@@ -1121,7 +1126,7 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--scenarios", default="ceiling,burst,steady,post,concurrency")
+    parser.add_argument("--scenarios", default="ceiling,burst,steady,post,concurrency,batch")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=500, help="burst size (process_document jobs)")
     parser.add_argument("--steady-s", type=float, default=20.0)
@@ -1130,10 +1135,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--post-clients", type=int, default=16)
     parser.add_argument("--levels", default="1,4,16,64")
     parser.add_argument("--backlog-cap", type=int, default=400)
+    parser.add_argument("--batch-jobs", type=int, default=2000, help="jobs per mode of the batch scenario")
     parser.add_argument("--markdown", type=Path, help="also write the output, command and date to this file")
     args = parser.parse_args(argv)
-    if not (1 <= args.repeats <= 10 and 1 <= args.jobs <= 5000 and args.post_s <= 120 and args.steady_s <= 120):
-        parser.error("bounds: repeats 1-10, jobs 1-5000, durations <= 120 s")
+    if not (1 <= args.repeats <= 10 and 1 <= args.jobs <= 5000 and args.post_s <= 120 and args.steady_s <= 120
+            and 1 <= args.batch_jobs <= 10_000):
+        parser.error("bounds: repeats 1-10, jobs 1-5000, batch jobs 1-10000, durations <= 120 s")
     scenarios = {name.strip() for name in args.scenarios.split(",") if name.strip()}
 
     captured: list[str] = []
@@ -1167,6 +1174,10 @@ def main(argv: list[str] | None = None) -> int:
         out("[concurrency]")
         levels = [int(level) for level in args.levels.split(",")]
         scenario_concurrency(results, out, args.repeats, levels, args.backlog_cap)
+    if "batch" in scenarios:
+        out(f"[batch] {args.batch_jobs} jobs per mode: POST /api/v1/jobs/batch versus POST /api/v1/jobs")
+        scenario_batch(out, args.repeats, args.batch_jobs, stack_env=stack_env(), body_for=batch_body,
+                       prepare=lambda stack: Env.of(stack).resources.documents_bucket)
     report(results, out, prices)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     elapsed = (datetime.now(UTC) - started).total_seconds()

@@ -6,6 +6,7 @@ import pytest
 
 from runtime.adapters.sqs_queue import SqsJobQueue, decode
 from runtime.domain.ports import JobMessage, QueueUnavailable
+from runtime.observability import aws_calls
 from tests.adapters.resources import counted_client, dead_client, queue_depth, raw_client, unique
 
 
@@ -80,3 +81,14 @@ def test_ping_and_unreachable(queue: SqsJobQueue, queue_url: str) -> None:
         dead.send(JobMessage(job_id="x", trace_id="t"))
     with pytest.raises(QueueUnavailable):
         dead.ping()
+
+
+def test_send_many_goes_out_ten_to_a_call_and_reports_what_did_not(moto_server: str, queue_url: str,
+                                                                    queue: SqsJobQueue) -> None:
+    messages = [JobMessage(job_id=f"many-{n}", trace_id="t") for n in range(25)]
+    before = aws_calls.snapshot().get("other", {}).get("sqs.SendMessageBatch", 0)
+    assert queue.send_many(messages) == frozenset()
+    assert aws_calls.snapshot()["other"]["sqs.SendMessageBatch"] - before == 3  # 10 + 10 + 5
+    assert queue_depth(raw_client("sqs", moto_server), queue_url) == 25
+    assert queue.send_many([]) == frozenset()
+    assert SqsJobQueue(dead_client("sqs"), queue_url).send_many(messages[:12]) == frozenset(range(12))
