@@ -310,8 +310,8 @@ BATCH_DESCRIPTION = """Submits up to {max_batch_jobs} jobs at once: `{{"jobs": [
 "idempotencyKey", ...]}}`. Each job follows exactly the rules of `POST /api/v1/jobs`, item by item (its
 `idempotencyKey` plays the `Idempotency-Key` header's part), and one bad job never fails the others. The answer is
 `200 {{"results": [...]}}`, one result per job in the same order: `{{"status": 201 | 200, "job": {{...}}}}`, or
-`{{"status": 409 | 413 | 422 | 503, "error", "detail"}}` (409 and 503 add `retryAfter`, in seconds). Field names in
-a result's `detail` are the job's own (`params.source`), its position in `results` says which job.
+`{{"status": 409 | 413 | 422 | 500 | 503, "error", "detail"}}` (409 and 503 add `retryAfter`, in seconds). Field
+names in a result's `detail` are the job's own (`params.source`), its position in `results` says which job.
 
 - `201`: created (PENDING); `200`: a replay of an earlier request with the same key and body (no new job, no message).
 - `409 idempotency_key_in_flight`, `422 idempotency_key_reused`, `422 validation_error | invalid_idempotency_key |
@@ -320,16 +320,16 @@ a result's `detail` are the job's own (`params.source`), its position in `result
 - The same `idempotencyKey` twice in one batch: the later job is decided after the earlier one. With the same body
   it is a replay of the earlier job (`200`, the same `jobId`: it is answered in the same response, so it is not
   "in flight"); with another body it is `422 idempotency_key_reused`.
-- `503 job_store_unavailable` for one job: the job store did not answer for that job and it was not created (retry
-  it). If the store answers for **no** job of the batch, the whole request is `503 job_store_unavailable` with
-  `Retry-After` and nothing was created.
+- `503 job_store_unavailable` for one job (with `retryAfter`): the job store did not answer for that job and it
+  was not created; retry it. If the store answers for **no** job of the batch, the whole request is
+  `503 job_store_unavailable` with `Retry-After` and nothing was created.
+- `500 internal_error` for one job: something unexpected happened to that job alone (quote the trace id).
 
 The whole request's body is limited to **{max_batch_body_bytes} bytes** (`413` past it); `jobs` must hold
 1-{max_batch_jobs} items (`422` naming `jobs` otherwise). The jobs are written in parallel, each with its own
 conditional write (DynamoDB's BatchWriteItem takes no conditions, so it cannot refuse to overwrite a job). Then the
 created jobs' messages go out together, ten to a `SendMessageBatch`. If the queue does not answer, created jobs are
-still `201`: they are stored
-as `PENDING` and the republisher publishes them within **{republish_bound_s} s**."""
+still `201`: they are stored as `PENDING` and the republisher publishes them within **{republish_bound_s} s**."""
 
 
 def _batch_items(document: Any) -> list[Any]:
@@ -441,7 +441,10 @@ async def submit_jobs_batch(
             continue
         error = submit_error(outcome, key_field="idempotencyKey")
         if error is None:
-            raise outcome
+            # Unexpected, for this job only: the others' answers (jobs already created) must still reach the caller.
+            log_event(LogEvent.HTTP_UNHANDLED_ERROR, level="error", path=request.url.path, item=index,
+                      errorType=type(outcome).__name__, message=str(outcome)[:500])
+            error = ApiError(500, "internal_error", f"an unexpected error occurred; quote trace id {trace_id}")
         log_event(LogEvent.JOB_REJECTED, status=error.status, error=error.code, detail=error.detail[:200], item=index)
         results[index] = _error_result(error)
     payload = json.dumps({"results": results}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

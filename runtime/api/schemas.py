@@ -103,7 +103,8 @@ class BatchResultOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     status: int = Field(description="201 created, 200 replay, 409 idempotency_key_in_flight, 413 too large, "
-                                    "422 invalid or idempotency_key_reused, 503 job_store_unavailable")
+                                    "422 invalid or idempotency_key_reused, 500 unexpected (this job only), "
+                                    "503 job_store_unavailable")
     job: JobOut | None = Field(default=None, description="the job, for 201 and 200")
     error: str | None = Field(default=None, description="the error code, for every other status")
     detail: str | None = Field(default=None, description="one sentence naming the item's field at fault")

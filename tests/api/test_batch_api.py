@@ -14,6 +14,8 @@ from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.api.app import build_container, create_app
 from runtime.api.schemas import MAX_BATCH_JOBS
+from runtime.domain.job import Job
+from runtime.domain.ports import CreateOutcome
 from runtime.observability import aws_calls
 from tests.adapters.resources import (
     AwsResources,
@@ -199,9 +201,19 @@ def resources(moto_server: str) -> AwsResources:
     return create_resources(moto_server, "apibatch")
 
 
-def client_for(resources: AwsResources, *, store_down: bool = False, queue_down: bool = False) -> TestClient:
+class BrokenForSomeStore(DynamoDbJobStore):
+    """The real store, except that a job whose metadata says "boom" meets an unexpected error."""
+
+    def create(self, job: Job) -> CreateOutcome:
+        if job.metadata.get("boom"):
+            raise RuntimeError("unexpected failure with internal words: table jobs-xyz")
+        return super().create(job)
+
+
+def client_for(resources: AwsResources, *, store_down: bool = False, queue_down: bool = False,
+               store_class: type[DynamoDbJobStore] = DynamoDbJobStore) -> TestClient:
     settings = api_settings(resources)
-    store = DynamoDbJobStore(dead_client("dynamodb") if store_down else counted_client("dynamodb", resources.endpoint),
+    store = store_class(dead_client("dynamodb") if store_down else counted_client("dynamodb", resources.endpoint),
                              resources.table_name)
     queue = SqsJobQueue(dead_client("sqs") if queue_down else counted_client("sqs", resources.endpoint),
                         resources.queue_url)
@@ -226,3 +238,14 @@ def test_a_queue_outage_still_answers_201_and_leaves_the_jobs_to_the_republisher
         for result in results:
             assert client.get(f"/api/v1/jobs/{result['job']['jobId']}").json()["status"] == "PENDING"
     assert queue_depth(sqs, resources.queue_url) == depth
+
+
+def test_an_unexpected_error_for_one_job_is_that_jobs_500_and_the_others_stand(resources: AwsResources) -> None:
+    with client_for(resources, store_class=BrokenForSomeStore) as client:
+        response = client.post(BATCH, json={"jobs": [item(), item(metadata={"boom": True}), item()]})
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert [result["status"] for result in results] == [201, 500, 201]
+        assert results[1]["error"] == "internal_error" and response.headers["X-Trace-Id"] in results[1]["detail"]
+        assert "jobs-xyz" not in response.text and "RuntimeError" not in response.text
+        assert client.get(f"/api/v1/jobs/{results[2]['job']['jobId']}").status_code == 200
