@@ -63,7 +63,8 @@ def test_no_metric_or_event_name_is_spelled_out_elsewhere_in_the_runtime() -> No
     spelled = []
     for path, tree in runtime_modules().items():
         # An API error code may equal the event logged with it (job_store_unavailable): that is the contract's.
-        error_codes = {id(arg) for call in calls_of(tree, "error_response") for arg in call.args[1:2]}
+        error_codes = {id(arg) for name in ("error_response", "ApiError") for call in calls_of(tree, name)
+                       for arg in call.args[1:2]}
         spelled += [
             f"{path.relative_to(RUNTIME.parent)}:{node.lineno} {node.value!r}"
             for node in ast.walk(tree)
