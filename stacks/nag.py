@@ -16,6 +16,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import IConstruct
 
 from runtime.adapters.dynamodb.schema import INDEXES
+from runtime.job_types.confinement import TENANTS_PREFIX
 
 if TYPE_CHECKING:
     from stacks.service_stack import ServiceStack
@@ -44,7 +45,7 @@ def _regex(pattern: str) -> RegexAppliesTo:
 XRAY_RESOURCE = "Resource::*"
 SSM_RESOURCE = _regex(r"Resource::arn:aws:ssm:[a-z0-9-]+:<AWS::AccountId>:parameter\/job-tickets\/[a-z]+\/\*")
 INDEX_RESOURCE = _regex(r"Resource::<JobStoreTable[0-9A-F]{8}\.Arn>\/index\/\*")
-OBJECTS_RESOURCE = _regex(r"Resource::<DocumentsBucket[0-9A-F]{8}\.Arn>\/\*")
+OBJECTS_RESOURCE = _regex(r"Resource::<DocumentsBucket[0-9A-F]{8}\.Arn>\/" + TENANTS_PREFIX.replace("/", r"\/") + r"\*")
 TASKS_RESOURCE = _regex(r"Resource::arn:aws:ecs:[a-z0-9-]+:<AWS::AccountId>:task\/<NetworkCluster[0-9A-F]{8}>\/\*")
 
 # NIST 800-53 rev 5 findings accepted for every resource of one kind.
@@ -205,8 +206,9 @@ def _suppress_service(service: ServiceStack) -> None:
         *RUNTIME_ROLE_SUPPRESSIONS,
         NagPackSuppression(
             id="AwsSolutions-IAM5",
-            reason="job types read sources and write results under keys given in job params, anywhere in the "
-            "documents bucket (GetObject/PutObject only, no list or delete)",
+            reason="job types read sources and write results under keys given in job params, only under the "
+            "tenants/ prefix of the documents bucket, where the worker confines each job to its own tenant's "
+            "prefix (GetObject/PutObject only, no list or delete)",
             applies_to=[OBJECTS_RESOURCE],
         ),
         NagPackSuppression(
