@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from runtime.domain.job import Priority
 from runtime.observability.names import METRICS_NAMESPACE
 
 DEFAULT_REGION = "us-east-1"
@@ -29,7 +30,11 @@ class Settings(BaseSettings):
 
     environment: str = LOCAL_ENVIRONMENT
     table_name: str = Field(min_length=1)
-    queue_url: str = Field(min_length=1)
+    queue_url: str = Field(min_length=1)  # the normal-priority queue
+    # The other priorities' queues (runtime/domain/priorities.py). Unset: that priority shares the normal queue,
+    # with no ordering between the two (a single-queue deployment, as in some tests).
+    high_priority_queue_url: str | None = Field(default=None, min_length=1)
+    low_priority_queue_url: str | None = Field(default=None, min_length=1)
     dead_letter_queue_url: str = Field(min_length=1)
     documents_bucket: str = Field(min_length=1)
     ssm_path: str | None = None
@@ -123,6 +128,16 @@ class Settings(BaseSettings):
     # Comma-separated modules the worker imports at start, each registering job types with @job_type
     # (tests and benchmarks add their own types this way; production images need none).
     worker_plugins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @property
+    def priority_queue_urls(self) -> dict[Priority, str]:
+        """Each priority with a queue of its own -> that queue's URL; `normal` always."""
+        urls = {
+            Priority.HIGH: self.high_priority_queue_url,
+            Priority.NORMAL: self.queue_url,
+            Priority.LOW: self.low_priority_queue_url,
+        }
+        return {priority: url for priority, url in urls.items() if url}
 
     @property
     def heartbeat_interval_s(self) -> float:

@@ -106,7 +106,8 @@ class ServiceStack(Stack):
             "Worker",
             cluster=self.network.cluster,
             image=ecs.ContainerImage.from_asset(source_directory, target="worker", **IMAGE_CONTEXT),
-            queue=queues.jobs_queue,
+            # The normal queue first: it stays the queue the scaling pattern itself was built on.
+            queues=[queues.jobs_queue, *(q for q in queues.priority_queues.values() if q is not queues.jobs_queue)],
             worker=config.worker,
             environment=environment,
             log_retention=retention,

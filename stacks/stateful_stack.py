@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, DefaultStackSynthesizer, Duration, RemovalPolicy, Stack
 from constructs import Construct
 
+from runtime.domain.job import Priority
 from stacks.components.access_store import AccessStore
 from stacks.components.documents import Documents
 from stacks.components.job_store import JobStore
@@ -71,6 +72,8 @@ class StatefulStack(Stack):
                 "table-name": self.job_store.table.table_name,
                 "access-table-name": self.access_store.table.table_name,
                 "queue-url": self.queues.jobs_queue.queue_url,
+                "high-priority-queue-url": self.queues.priority_queues[Priority.HIGH].queue_url,
+                "low-priority-queue-url": self.queues.priority_queues[Priority.LOW].queue_url,
                 "dead-letter-queue-url": self.queues.dead_letter_queue.queue_url,
                 "documents-bucket": self.documents.bucket.bucket_name,
                 "visibility-timeout-s": str(config.worker.visibility_timeout_s),
@@ -86,6 +89,8 @@ class StatefulStack(Stack):
             "TableName": self.job_store.table.table_name,
             "AccessTableName": self.access_store.table.table_name,
             "QueueUrl": self.queues.jobs_queue.queue_url,
+            "HighPriorityQueueUrl": self.queues.priority_queues[Priority.HIGH].queue_url,
+            "LowPriorityQueueUrl": self.queues.priority_queues[Priority.LOW].queue_url,
             "DeadLetterQueueUrl": self.queues.dead_letter_queue.queue_url,
             "DocumentsBucketName": self.documents.bucket.bucket_name,
             "SsmPath": config.ssm_path,

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from runtime import aws_clients
 from runtime.adapters.dynamodb.access_store import DynamoDbAccessStore
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
+from runtime.adapters.priority_queue import PriorityJobQueue, sqs_priority_queue
 from runtime.adapters.sqs_batch_sender import BatchingSqsJobQueue
 from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.api import routes_health, routes_jobs
@@ -55,14 +56,19 @@ def build_authenticator(settings: Settings, api_keys: ApiKeyReader | None = None
 
 def build_container(settings: Settings, *, store: JobStore | None = None, queue: JobQueue | None = None,
                     clock: Clock | None = None, api_keys: ApiKeyReader | None = None) -> Container:
-    """Wires the real adapters (one boto3 client per service per process); tests may pass their own. An
-    SqsJobQueue, built here or passed, sends through a BatchingSqsJobQueue unless settings.send_linger_s is 0."""
+    """Wires the real adapters (one boto3 client per service per process); tests may pass their own. The queue
+    built here is one SQS queue per priority, each sending through a BatchingSqsJobQueue unless
+    settings.send_linger_s is 0; a single SqsJobQueue passed in is wrapped the same way."""
     if store is None:
         store = DynamoDbJobStore(aws_clients.client("dynamodb", settings), settings.table_name)
     if queue is None:
-        queue = SqsJobQueue(aws_clients.client("sqs", settings), settings.queue_url,
-                            trace_header=tracing.current_trace_header if settings.tracing_enabled else None)
-    if isinstance(queue, SqsJobQueue) and settings.send_linger_s > 0:
+        queue = sqs_priority_queue(
+            aws_clients.client("sqs", settings),
+            settings.priority_queue_urls,
+            trace_header=tracing.current_trace_header if settings.tracing_enabled else None,
+            send_linger_s=settings.send_linger_s,
+        )
+    elif isinstance(queue, SqsJobQueue) and settings.send_linger_s > 0:
         # Concurrent submits share SendMessageBatch requests (a tenth of the SQS requests when busy).
         queue = BatchingSqsJobQueue(queue, linger_s=settings.send_linger_s)
     service = JobService(
@@ -95,7 +101,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         redoc_url=None,
     )
     app.state.container = container
-    if isinstance(container.queue, BatchingSqsJobQueue):
+    if isinstance(container.queue, (BatchingSqsJobQueue, PriorityJobQueue)):
         # Sends what is still waiting and ends the flusher thread when the server stops.
         app.router.add_event_handler("shutdown", container.queue.close)
     app.router.add_event_handler("shutdown", container.batch_writes.shutdown)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from runtime.domain.job import Job, JobError, JobStatus
+from runtime.domain.job import Job, JobError, JobStatus, Priority
 
 
 class JobStoreUnavailable(Exception):
@@ -101,6 +101,12 @@ class JobStore(Protocol):
 class JobMessage:
     job_id: str
     trace_id: str
+    # Which queue the message goes to (or came from); not part of the message body.
+    priority: Priority = Priority.NORMAL
+
+    @classmethod
+    def for_job(cls, job: Job) -> JobMessage:
+        return cls(job_id=job.job_id, trace_id=job.trace_id, priority=job.priority)
 
 
 @dataclass(frozen=True)

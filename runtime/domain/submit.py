@@ -232,7 +232,7 @@ class JobService:
 
     def _publish(self, job: Job) -> bool:
         try:
-            self._queue.send(JobMessage(job_id=job.job_id, trace_id=job.trace_id))
+            self._queue.send(JobMessage.for_job(job))
         except QueueUnavailable:
             return False
         return True

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from runtime.adapters.dynamodb import access_schema
 from runtime.adapters.dynamodb import schema as jobs_table_schema
+from runtime.domain import priorities
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = REPO_ROOT / ".cache" / "local-templates"
@@ -56,10 +57,10 @@ def source_hash(repo_root: Path = REPO_ROOT) -> str:
         except importlib.metadata.PackageNotFoundError:
             digest.update(f"{version_of} missing\n".encode())
     inputs = sorted((repo_root / "stacks").rglob("*.py"))
-    # The stacks build the jobs and access tables from the runtime's schema modules.
-    schema_sources = [repo_root / Path(module.__file__).resolve().relative_to(REPO_ROOT)
-                      for module in (jobs_table_schema, access_schema) if module.__file__]
-    inputs += [path for path in (repo_root / "cdk.json", *schema_sources) if path.exists()]
+    # The stacks build the jobs and access tables from the runtime's schema modules, and a queue per priority.
+    runtime_sources = [repo_root / Path(module.__file__).resolve().relative_to(REPO_ROOT)
+                       for module in (jobs_table_schema, access_schema, priorities) if module.__file__]
+    inputs += [path for path in (repo_root / "cdk.json", *runtime_sources) if path.exists()]
     for path in inputs:
         digest.update(str(path.relative_to(repo_root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]

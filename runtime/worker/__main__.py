@@ -12,8 +12,8 @@ from types import FrameType
 
 from runtime import aws_clients, entrypoint
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
+from runtime.adapters.priority_queue import sqs_priority_queue
 from runtime.adapters.s3_objects import S3ObjectStore
-from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.observability import logs, tracing
 from runtime.observability.names import LogEvent
 from runtime.worker.runner import Worker
@@ -35,7 +35,7 @@ def main() -> int:
     clients = aws_clients.clients(settings)
     worker = Worker(
         store=DynamoDbJobStore(clients.dynamodb, settings.table_name),
-        queue=SqsJobQueue(clients.sqs, settings.queue_url, trace_header=tracing.current_trace_header),
+        queue=sqs_priority_queue(clients.sqs, settings.priority_queue_urls, trace_header=tracing.current_trace_header),
         objects=S3ObjectStore(clients.s3),
         settings=settings,
     )

@@ -73,7 +73,7 @@ class Republisher:
             if not self._store.mark_republished(job.job_id, expected_pending_since=job.pending_since, now=now):
                 continue
             try:
-                self._queue.send(JobMessage(job_id=job.job_id, trace_id=job.trace_id))
+                self._queue.send(JobMessage.for_job(job))
             except Exception as exc:  # noqa: BLE001 - the marker moved: the job is tried again after republish_after_s
                 logs.log_event(
                     LogEvent.REPUBLISH_FAILED, level="warning", jobId=job.job_id, error=f"{type(exc).__name__}: {exc}"

@@ -1,4 +1,5 @@
-"""The worker: a receive loop (long poll, 10 messages whenever a slot is free), a pool of job threads, the
+"""The worker: a receive loop (10 messages whenever a slot is free, from the per-priority queues by weighted
+polling: runtime/adapters/priority_queue.py), a pool of job threads, the
 visibility heartbeat, batched deletes, the republisher, the task's scale-in protection (on ECS), and a graceful
 stop. Usable in-process by tests."""
 
@@ -211,7 +212,8 @@ class Worker:
             with self._slots:
                 # Held = running + waiting in the task queue. Asking for a full batch as soon as one slot is
                 # free keeps receives near one per ten jobs (min(10, free) fetched one at a time under load);
-                # at most concurrency + 9 messages are held, all tracked by the heartbeat.
+                # at most concurrency + 9 messages are held, all tracked by the heartbeat (plus 10 per further
+                # queue when an idle worker's long polls on the priority queues all return at once).
                 while self._in_flight >= self._concurrency and not self._stopping.is_set():
                     self._slots.wait()
             if self._stopping.is_set():

@@ -1,4 +1,4 @@
-"""The jobs queue and its dead-letter queue."""
+"""The jobs queues, one per priority, and their one dead-letter queue."""
 
 from __future__ import annotations
 
@@ -7,9 +7,16 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from runtime.domain.job import Priority
+from runtime.domain.priorities import ORDER
+
+# The normal queue keeps the logical ID of the one queue that came before priorities (a stateful resource).
+_LOGICAL_IDS = {Priority.HIGH: "HighPriorityQueue", Priority.NORMAL: "JobsQueue", Priority.LOW: "LowPriorityQueue"}
+
 
 class Queues(Construct):
-    """Jobs queue with redrive to a DLQ after `max_receive_count` receives; both SSE and SSL-only."""
+    """One jobs queue per priority (runtime/domain/priorities.py), alike in everything but the name, each with
+    redrive to the one DLQ after `max_receive_count` receives; all SSE and SSL-only. `jobs_queue` is normal's."""
 
     def __init__(
         self,
@@ -33,30 +40,47 @@ class Queues(Construct):
             visibility_timeout=dead_letter_visibility_timeout,
             removal_policy=removal_policy,
         )
-        self.jobs_queue = sqs.Queue(
-            self,
-            "JobsQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            visibility_timeout=visibility_timeout,
-            receive_message_wait_time=Duration.seconds(20),
-            # Longer than the DLQ redrive path can take; PENDING jobs are republished anyway.
-            retention_period=Duration.days(4),
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=max_receive_count, queue=self.dead_letter_queue),
-            removal_policy=removal_policy,
-        )
+        self.priority_queues: dict[Priority, sqs.Queue] = {
+            priority: sqs.Queue(
+                self,
+                _LOGICAL_IDS[priority],
+                encryption=sqs.QueueEncryption.SQS_MANAGED,
+                enforce_ssl=True,
+                visibility_timeout=visibility_timeout,
+                receive_message_wait_time=Duration.seconds(20),
+                # Longer than the DLQ redrive path can take; PENDING jobs are republished anyway.
+                retention_period=Duration.days(4),
+                dead_letter_queue=sqs.DeadLetterQueue(
+                    max_receive_count=max_receive_count, queue=self.dead_letter_queue
+                ),
+                removal_policy=removal_policy,
+            )
+            for priority in ORDER
+        }
+        self.jobs_queue = self.priority_queues[Priority.NORMAL]
 
     def grant_publish(self, grantee: iam.IGrantable) -> iam.Grant:
-        """The API: send one message per job; GetQueueAttributes is its readiness probe."""
-        return self.jobs_queue.grant(grantee, "sqs:SendMessage", "sqs:GetQueueAttributes")
+        """The API: send one message per job to its priority's queue; GetQueueAttributes is its readiness probe."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["sqs:SendMessage", "sqs:GetQueueAttributes"],
+            resource_arns=self._queue_arns(),
+        )
 
     def grant_process(self, grantee: iam.IGrantable) -> iam.Grant:
-        """The worker: receive, (batch) delete, (batch) change visibility, probe; and send (republisher)."""
-        return self.jobs_queue.grant(
-            grantee,
-            "sqs:ReceiveMessage",
-            "sqs:DeleteMessage",
-            "sqs:ChangeMessageVisibility",
-            "sqs:SendMessage",
-            "sqs:GetQueueAttributes",
+        """The worker, on every priority's queue: receive, (batch) delete, (batch) change visibility, probe;
+        and send (republisher)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=[
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:SendMessage",
+                "sqs:GetQueueAttributes",
+            ],
+            resource_arns=self._queue_arns(),
         )
+
+    def _queue_arns(self) -> list[str]:
+        return [queue.queue_arn for queue in self.priority_queues.values()]

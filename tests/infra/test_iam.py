@@ -24,19 +24,24 @@ API_QUEUE = {"sqs:SendMessage", "sqs:GetQueueAttributes"}
 OWN_LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 # Authentication only reads a key by id: the API can neither list, create nor revoke keys.
 API_ACCESS_TABLE = {"dynamodb:GetItem"}
+WORKER_QUEUE = {
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:SendMessage",
+    "sqs:GetQueueAttributes",
+}
+# One queue per priority; normal's keeps the JobsQueue ID from before priorities.
+HIGH_QUEUE, NORMAL_QUEUE, LOW_QUEUE = "QueuesHighPriorityQueue", "QueuesJobsQueue", "QueuesLowPriorityQueue"
 
 # role logical-ID prefix -> {action: resource the action must be scoped to ("*" only for X-Ray)}
 EXPECTED: dict[str, dict[str, set[str]]] = {
     "WorkerTaskTaskRole": {
         "*": XRAY_DAEMON,
-        "QueuesJobsQueue": {
-            "sqs:ReceiveMessage",
-            "sqs:DeleteMessage",
-            "sqs:ChangeMessageVisibility",
-            "sqs:SendMessage",
-            "sqs:GetQueueAttributes",
-            "sqs:GetQueueUrl",
-        },
+        HIGH_QUEUE: WORKER_QUEUE,
+        # GetQueueUrl: QueueProcessingFargateService's own grant on the queue it is built on.
+        NORMAL_QUEUE: WORKER_QUEUE | {"sqs:GetQueueUrl"},
+        LOW_QUEUE: WORKER_QUEUE,
         "JobStoreTable": {
             "dynamodb:GetItem",
             "dynamodb:BatchGetItem",
@@ -52,7 +57,9 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "*": XRAY_DAEMON,
         "JobStoreTable": API_TABLE,
         "AccessStoreTable": API_ACCESS_TABLE,
-        "QueuesJobsQueue": API_QUEUE,
+        HIGH_QUEUE: API_QUEUE,
+        NORMAL_QUEUE: API_QUEUE,
+        LOW_QUEUE: API_QUEUE,
         ":parameter/job-tickets/": SSM,
     },
     "ApiFunctionServiceRole": {
@@ -60,7 +67,9 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "ApiLogs": OWN_LOGS,
         "JobStoreTable": API_TABLE,
         "AccessStoreTable": API_ACCESS_TABLE,
-        "QueuesJobsQueue": API_QUEUE,
+        HIGH_QUEUE: API_QUEUE,
+        NORMAL_QUEUE: API_QUEUE,
+        LOW_QUEUE: API_QUEUE,
         ":parameter/job-tickets/": SSM,
     },
     "DlqHandlerFunctionServiceRole": {

@@ -64,15 +64,31 @@ def test_worker_scales_on_backlog_and_keeps_one_task(deployed_env: EnvTemplates)
     assert target["MinCapacity"] == worker.min_capacity >= 1
     assert target["MaxCapacity"] == worker.max_capacity
     assert deployed_env.service is not None
-    Template.from_json(deployed_env.service).has_resource_properties(
-        "AWS::CloudWatch::Alarm",
-        {
-            "MetricName": "ApproximateNumberOfMessagesVisible",
-            "Namespace": "AWS/SQS",
-            "Threshold": worker.backlog_per_task,
-            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-        },
-    )
+    alarms = [
+        alarm["Properties"]
+        for logical_id, alarm in deployed_env.resources(deployed_env.service, "AWS::CloudWatch::Alarm").items()
+        if logical_id.startswith("WorkerService") and "QueueMessagesVisibleScaling" in logical_id
+    ]
+    assert {alarm["ComparisonOperator"] for alarm in alarms} == {
+        "GreaterThanOrEqualToThreshold", "LessThanOrEqualToThreshold"
+    }
+    assert worker.backlog_per_task in {alarm["Threshold"] for alarm in alarms}
+    for alarm in alarms:
+        # The backlog is the sum of the visible messages in every priority's queue (metric math).
+        expression, *inputs = alarm["Metrics"]
+        assert expression["ReturnData"] is True and "MetricStat" not in expression
+        assert sorted(expression["Expression"].split(" + ")) == sorted(query["Id"] for query in inputs)
+        queue_outputs = set()
+        for query in inputs:
+            metric = query["MetricStat"]["Metric"]
+            assert (metric["Namespace"], metric["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+            assert query["ReturnData"] is False
+            queue_outputs.add(str(metric["Dimensions"]))
+        assert len(queue_outputs) == 3
+        assert all(
+            any(queue in dimensions for dimensions in queue_outputs)
+            for queue in ("QueuesHighPriorityQueue", "QueuesJobsQueue", "QueuesLowPriorityQueue")
+        )
     policies = [
         p
         for p in deployed_env.resources(deployed_env.service, "AWS::ApplicationAutoScaling::ScalingPolicy").values()

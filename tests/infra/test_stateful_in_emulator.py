@@ -34,8 +34,10 @@ def deployed(isolated_moto_server: str) -> dict[str, Any]:
 
 def test_stack_is_created_with_outputs(deployed: dict[str, Any]) -> None:
     assert deployed["status"] == "CREATE_COMPLETE"
-    assert set(deployed["outputs"]) == {"TableName", "AccessTableName", "QueueUrl", "DeadLetterQueueUrl",
-                                        "DocumentsBucketName", "SsmPath"}
+    assert set(deployed["outputs"]) == {
+        "TableName", "AccessTableName", "QueueUrl", "HighPriorityQueueUrl", "LowPriorityQueueUrl",
+        "DeadLetterQueueUrl", "DocumentsBucketName", "SsmPath",
+    }
     assert deployed["outputs"]["SsmPath"] == "/job-tickets/local"
 
 
@@ -50,10 +52,13 @@ def test_table_has_the_schemas_key_and_indexes(deployed: dict[str, Any], isolate
     assert indexes == global_secondary_indexes()
 
 
-def test_jobs_queue_redrives_to_the_dead_letter_queue(deployed: dict[str, Any], isolated_moto_server: str) -> None:
+@pytest.mark.parametrize("output", ["QueueUrl", "HighPriorityQueueUrl", "LowPriorityQueueUrl"])
+def test_each_priority_queue_redrives_to_the_one_dead_letter_queue(
+    deployed: dict[str, Any], isolated_moto_server: str, output: str
+) -> None:
     sqs = boto3.client("sqs", endpoint_url=isolated_moto_server)
     outputs = deployed["outputs"]
-    attributes = sqs.get_queue_attributes(QueueUrl=outputs["QueueUrl"], AttributeNames=["All"])["Attributes"]
+    attributes = sqs.get_queue_attributes(QueueUrl=outputs[output], AttributeNames=["All"])["Attributes"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
@@ -73,6 +78,8 @@ def test_parameters_are_readable_by_path_as_the_runtime_reads_them(
         "table-name": outputs["TableName"],
         "access-table-name": outputs["AccessTableName"],
         "queue-url": outputs["QueueUrl"],
+        "high-priority-queue-url": outputs["HighPriorityQueueUrl"],
+        "low-priority-queue-url": outputs["LowPriorityQueueUrl"],
         "dead-letter-queue-url": outputs["DeadLetterQueueUrl"],
         "documents-bucket": outputs["DocumentsBucketName"],
         "visibility-timeout-s": "30",

@@ -17,6 +17,8 @@ PINNED_LOGICAL_IDS = {
     "JobStoreTableF88185D4": "AWS::DynamoDB::Table",
     "AccessStoreTableE32877BF": "AWS::DynamoDB::Table",
     "QueuesJobsQueueED92C26D": "AWS::SQS::Queue",
+    "QueuesHighPriorityQueueDF7F2C44": "AWS::SQS::Queue",
+    "QueuesLowPriorityQueueCF85CB4D": "AWS::SQS::Queue",
     "QueuesDeadLetterQueue82AA3FB7": "AWS::SQS::Queue",
     "DocumentsBucket089EA665": "AWS::S3::Bucket",
     "DocumentsAccessLogsBucketDA10EE7C": "AWS::S3::Bucket",
@@ -24,6 +26,8 @@ PINNED_LOGICAL_IDS = {
     "Parameterstablename6C58AE13": "AWS::SSM::Parameter",
     "Parametersaccesstablename0790D8FE": "AWS::SSM::Parameter",
     "Parametersqueueurl300B74A4": "AWS::SSM::Parameter",
+    "Parametershighpriorityqueueurl01B52C09": "AWS::SSM::Parameter",
+    "Parameterslowpriorityqueueurl65EE0986": "AWS::SSM::Parameter",
     "Parametersdeadletterqueueurl6B76AAE4": "AWS::SSM::Parameter",
     "ParametersdocumentsbucketB61172A3": "AWS::SSM::Parameter",
     "ParametersvisibilitytimeoutsCB82FCC2": "AWS::SSM::Parameter",
@@ -41,6 +45,8 @@ TABLE, JOBS_QUEUE, DLQ, BUCKET = (
     "QueuesDeadLetterQueue82AA3FB7",
     "DocumentsBucket089EA665",
 )
+HIGH_QUEUE, LOW_QUEUE = "QueuesHighPriorityQueueDF7F2C44", "QueuesLowPriorityQueueCF85CB4D"
+PRIORITY_QUEUES = (HIGH_QUEUE, JOBS_QUEUE, LOW_QUEUE)  # JOBS_QUEUE is the normal priority's
 
 
 def _resource(env: EnvTemplates, logical_id: str) -> dict[str, Any]:
@@ -106,13 +112,19 @@ def test_queues(any_env: EnvTemplates) -> None:
     jobs = _resource(any_env, JOBS_QUEUE)["Properties"]
     dlq = _resource(any_env, DLQ)["Properties"]
     assert jobs["VisibilityTimeout"] == config.worker.visibility_timeout_s
-    assert jobs["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [DLQ, "Arn"]}, "maxReceiveCount": 3}
+    assert jobs["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [DLQ, "Arn"]},
+        "maxReceiveCount": config.worker.max_attempts,
+    }
     assert jobs["SqsManagedSseEnabled"] is True and dlq["SqsManagedSseEnabled"] is True
+    # One queue per priority, alike in every setting (so in their redrive to the one DLQ) but the tags' order.
+    for queue in (HIGH_QUEUE, LOW_QUEUE):
+        assert _resource(any_env, queue)["Properties"] == jobs, queue
     assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
     # The DLQ Lambda's event source requires the DLQ's visibility timeout >= the function timeout.
     assert dlq["VisibilityTimeout"] >= config.dlq_handler_timeout_s
     template = Template.from_json(any_env.stateful)
-    for queue in (JOBS_QUEUE, DLQ):
+    for queue in (*PRIORITY_QUEUES, DLQ):
         template.has_resource_properties(
             "AWS::SQS::QueuePolicy", {"Queues": [{"Ref": queue}], "PolicyDocument": _denies_plain_http("sqs:*")}
         )
@@ -155,6 +167,8 @@ def test_parameters_are_named_after_the_runtime_settings(any_env: EnvTemplates) 
     assert parameters[prefix + "table-name"] == {"Ref": TABLE}
     assert parameters[prefix + "access-table-name"] == {"Ref": ACCESS_TABLE}
     assert parameters[prefix + "queue-url"] == {"Ref": JOBS_QUEUE}
+    assert parameters[prefix + "high-priority-queue-url"] == {"Ref": HIGH_QUEUE}
+    assert parameters[prefix + "low-priority-queue-url"] == {"Ref": LOW_QUEUE}
     assert parameters[prefix + "dead-letter-queue-url"] == {"Ref": DLQ}
     assert parameters[prefix + "documents-bucket"] == {"Ref": BUCKET}
     assert parameters[prefix + "visibility-timeout-s"] == str(config.worker.visibility_timeout_s)

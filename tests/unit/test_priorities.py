@@ -1,0 +1,153 @@
+"""Weighted polling over the per-priority queues: the round-robin's shares (low never starved), the receive
+round's fallbacks and request counts, and that each message's handle leads back to its own queue."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import pytest
+
+from runtime.adapters.priority_queue import EMPTY_RECHECK_S, PriorityJobQueue
+from runtime.domain.job import Priority
+from runtime.domain.ports import JobMessage, ReceivedMessage
+from runtime.domain.priorities import ORDER, WEIGHTS, WeightedRoundRobin
+from tests.unit.fakes_worker import FakeQueue, received
+
+HIGH, NORMAL, LOW = Priority.HIGH, Priority.NORMAL, Priority.LOW
+
+
+def test_with_every_queue_busy_each_gets_its_weight_share_interleaved() -> None:
+    picker = WeightedRoundRobin()
+    picks = [picker.pick(ORDER) for _ in range(100)]
+    assert Counter(picks) == {HIGH: 60, NORMAL: 30, LOW: 10}
+    # Smooth: every window of 10 consecutive rounds holds exactly one low round and no run of 6 highs.
+    for start in range(0, 91):
+        assert picks[start:start + 10].count(LOW) == 1
+    assert all(picks[start:start + 4] != [HIGH] * 4 for start in range(97))
+
+
+def test_low_is_never_starved_and_gets_at_least_its_weight_share() -> None:
+    total = sum(WEIGHTS.values())
+    for busy in ([HIGH, LOW], [NORMAL, LOW], [HIGH, NORMAL, LOW], [LOW]):
+        picker = WeightedRoundRobin()
+        picks = Counter(picker.pick(busy) for _ in range(700))
+        assert picks[LOW] / 700 >= WEIGHTS[LOW] / total, (busy, picks)
+        # The shares among the busy queues follow their weights exactly.
+        busy_total = sum(WEIGHTS[priority] for priority in busy)
+        assert picks == {priority: 700 * WEIGHTS[priority] // busy_total for priority in busy}
+
+
+def test_a_queue_back_from_empty_brings_no_saved_up_burst() -> None:
+    picker = WeightedRoundRobin()
+    for _ in range(50):
+        picker.pick([NORMAL, LOW])
+    picks = [picker.pick(ORDER) for _ in range(10)]
+    assert Counter(picks) == {HIGH: 6, NORMAL: 3, LOW: 1}
+
+
+def test_bad_weights_and_empty_candidates_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        WeightedRoundRobin({HIGH: 0, NORMAL: 1})
+    with pytest.raises(ValueError, match="no priority"):
+        WeightedRoundRobin().pick([])
+
+
+class CountingQueue(FakeQueue):
+    """A FakeQueue that records each receive's wait."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.waits: list[int] = []
+
+    def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]:
+        self.waits.append(wait_s)
+        return super().receive(max_messages=max_messages, wait_s=wait_s, visibility_timeout_s=visibility_timeout_s)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _queues(backlog: dict[Priority, int]) -> dict[Priority, CountingQueue]:
+    queues = {priority: CountingQueue(priority.value) for priority in ORDER}
+    for priority, count in backlog.items():
+        queues[priority].inbox.extend(
+            received(f"{priority.value}-{index}", handle=f"h{index}") for index in range(count)
+        )
+    return queues
+
+
+def _receive(queue: PriorityJobQueue) -> Sequence[ReceivedMessage]:
+    return queue.receive(max_messages=10, wait_s=20, visibility_timeout_s=30)
+
+
+def test_all_queues_full_rounds_follow_the_weights_one_request_each() -> None:
+    queues = _queues({HIGH: 1000, NORMAL: 1000, LOW: 1000})
+    composite = PriorityJobQueue(queues)
+    rounds = [_receive(composite) for _ in range(20)]
+    by_priority = Counter(message.message.priority for batch in rounds for message in batch if message.message)
+    assert by_priority == {HIGH: 120, NORMAL: 60, LOW: 20}
+    assert sum(len(queue.waits) for queue in queues.values()) == 20  # one ReceiveMessage per round
+    assert all(wait == 0 for queue in queues.values() for wait in queue.waits)
+
+
+def test_an_empty_pick_falls_back_with_short_polls_and_sits_out_until_rechecked() -> None:
+    clock = Clock()
+    queues = _queues({LOW: 300})
+    composite = PriorityJobQueue(queues, monotonic=clock)
+    first = _receive(composite)
+    assert [message.message.priority for message in first if message.message] == [LOW] * 10
+    # High and normal were picked first, came back empty (short polls), then low.
+    assert (queues[HIGH].waits, queues[NORMAL].waits, queues[LOW].waits) == ([0], [0], [0])
+    for _ in range(5):
+        _receive(composite)
+    assert (len(queues[HIGH].waits), len(queues[NORMAL].waits), len(queues[LOW].waits)) == (1, 1, 6)
+    # A high message arrives; after the recheck delay high is polled again, and its message goes first.
+    queues[HIGH].inbox.append(received("urgent", handle="u1"))
+    clock.now += EMPTY_RECHECK_S
+    assert [message.message.job_id for message in _receive(composite) if message.message] == ["urgent"]
+
+
+def test_all_empty_long_polls_every_queue_once_then_stays_on_long_polls() -> None:
+    queues = _queues({})
+    composite = PriorityJobQueue(queues)
+    assert _receive(composite) == []
+    assert all(queue.waits == [0, 20] for queue in queues.values())
+    assert _receive(composite) == []
+    assert all(queue.waits == [0, 20, 20] for queue in queues.values())  # idle: 3 requests per long poll
+    queues[NORMAL].inbox.append(received("late", handle="l1"))
+    assert [message.message.job_id for message in _receive(composite) if message.message] == ["late"]
+
+
+def test_handles_lead_back_to_their_queue_and_sends_follow_the_priority() -> None:
+    queues = _queues({HIGH: 1, LOW: 1})
+    composite = PriorityJobQueue(queues)
+    handles = [message.receipt_handle for message in _receive(composite)]
+    handles += [message.receipt_handle for message in _receive(composite)]
+    assert sorted(handles) == ["high:h0", "low:h0"]
+    composite.delete_batch(handles)
+    composite.change_visibility("high:h0", 5)
+    composite.change_visibility_batch(["low:h0"], 0)
+    assert (queues[HIGH].deleted, queues[LOW].deleted, queues[NORMAL].deleted) == (["h0"], ["h0"], [])
+    assert queues[HIGH].visibility == [("h0", 5)]
+    assert queues[LOW].batch_visibility == [(("h0",), 0)]
+    composite.send(JobMessage("j1", "t", HIGH))
+    composite.send(JobMessage("j2", "t"))
+    assert [m.job_id for m in queues[HIGH].sent] == ["j1"] and [m.job_id for m in queues[NORMAL].sent] == ["j2"]
+    with pytest.raises(ValueError, match="not a priority queue receipt handle"):
+        composite.delete_batch(["urgent:h0"])
+
+
+def test_a_priority_without_its_own_queue_sends_to_the_normal_one() -> None:
+    normal = CountingQueue("normal")
+    composite = PriorityJobQueue({NORMAL: normal})
+    composite.send(JobMessage("j1", "t", HIGH))
+    assert [m.job_id for m in normal.sent] == ["j1"]
+    with pytest.raises(ValueError, match="normal"):
+        PriorityJobQueue({HIGH: normal})
