@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from runtime.adapters.priority_queue import PriorityJobQueue, sqs_priority_queue
+from runtime.dlq_handler import DEAD_LETTERED, DeadLetterHandler, handle_event
 from runtime.domain.job import Job, JobStatus, Priority
 from runtime.domain.ports import JobMessage
+from runtime.local.dlq_poller import DeadLetterPoller
 from runtime.worker.runner import Worker
 from tests.worker.conftest import WorkerEnv
 from tests.worker.plugin_jobs import read_runs
@@ -97,3 +99,40 @@ def test_each_priority_travels_in_its_own_queue_and_deletes_there(worker_env: Wo
         env.wait_for("the message to be deleted", lambda: env.queue_depth(own_url[priority]) == 0)
     finally:
         worker.stop(5.0)
+
+
+def test_a_message_dead_lettered_from_any_priority_queue_finalizes_its_job(worker_env: WorkerEnv) -> None:
+    """Every priority queue redrives to the one DLQ; its handler (here through the local poller, shaped as the
+    Lambda event source mapping) finalizes the job whichever queue the message came from."""
+    env = worker_env
+    dlq_url = env.settings.dead_letter_queue_url
+    dlq_arn = env.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"})
+    urls = {
+        priority: env.sqs.create_queue(
+            QueueName=f"wk-dl-{priority.value}-{uuid.uuid4().hex[:8]}", Attributes={"RedrivePolicy": redrive}
+        )["QueueUrl"]
+        for priority in Priority
+    }
+    queue = sqs_priority_queue(env.sqs, urls)
+    jobs = {priority: _submit(env, queue, priority, env.tmp / "never.log") for priority in Priority}
+    # Received once and never settled (a crashed worker): the next receive moves each message to the DLQ.
+    for _ in range(2):
+        for priority in Priority:
+            queue.queues[priority].receive(max_messages=10, wait_s=0, visibility_timeout_s=0)
+    assert env.queue_depth(dlq_url) == len(Priority)
+    dead_letters = DeadLetterHandler(env.store)
+    poller = DeadLetterPoller(
+        env.sqs, dlq_url, lambda event, context: handle_event(event, context, dead_letters=dead_letters),
+        region="us-east-1", wait_time_s=0,
+    )
+    handled = 0
+    for _ in range(10):
+        handled += poller.poll_once()
+        if handled == len(Priority):
+            break
+    assert handled == len(Priority)
+    for priority, job in jobs.items():
+        final = env.job(job.job_id)
+        assert final.status is JobStatus.FAILED_FINAL, priority
+        assert final.error is not None and final.error.code == DEAD_LETTERED
