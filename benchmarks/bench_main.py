@@ -190,13 +190,13 @@ class Env:
         return env
 
 
-def io_requests(count: int, wait_ms: int = 200) -> list[Any]:
+def io_requests(count: int, wait_ms: int = 200, priority: str = "normal") -> list[Any]:
     from runtime.domain.job import Priority
     from runtime.domain.submit import SubmitRequest
 
     return [
         SubmitRequest(
-            IO_WAIT_TYPE, Priority.NORMAL, {"wait_ms": wait_ms}, {}, trace_id=uuid.uuid4().hex, tenant=BENCH_TENANT
+            IO_WAIT_TYPE, Priority(priority), {"wait_ms": wait_ms}, {}, trace_id=uuid.uuid4().hex, tenant=BENCH_TENANT
         )
         for _ in range(count)
     ]
@@ -205,13 +205,19 @@ def io_requests(count: int, wait_ms: int = 200) -> list[Any]:
 def job_service(env: Env) -> Any:
     """The submit use case on the benchmark's own clients, for the benchmark-only job type."""
     from runtime.adapters.dynamodb.store import DynamoDbJobStore
-    from runtime.adapters.sqs_queue import SqsJobQueue
+    from runtime.adapters.priority_queue import sqs_priority_queue
+    from runtime.domain.job import Priority
     from runtime.domain.ports import UtcClock
     from runtime.domain.submit import JobService
 
+    urls = {
+        Priority.HIGH: env.resources.high_priority_queue_url,
+        Priority.NORMAL: env.resources.queue_url,
+        Priority.LOW: env.resources.low_priority_queue_url,
+    }
     return JobService(
         DynamoDbJobStore(env.dynamodb, env.resources.table_name),
-        SqsJobQueue(env.sqs, env.resources.queue_url),
+        sqs_priority_queue(env.sqs, urls),
         UtcClock(),
         retention_s=86_400,
         idempotency_ttl_s=86_400,
@@ -265,6 +271,23 @@ class BurstRun:
 
 
 @dataclass
+class PriorityRun:
+    """One high job submitted behind a backlog of low ones (issue 10, point 6)."""
+
+    backlog: int
+    waiting_at_high_submit: int  # backlog jobs not yet ended when the high job was submitted
+    high_latency_s: float  # the high job: POST sent -> SUCCEEDED
+    drain_s: float  # the backlog, from the same moment: high POST sent -> last low job ended
+    low_ended_before_high: int  # backlog jobs that ended after the high job was submitted and before it ended
+    receives: int  # ReceiveMessage calls during the run
+    jobs: int  # jobs ended during the run
+
+    @property
+    def ratio(self) -> float:
+        return self.high_latency_s / self.drain_s if self.drain_s > 0 else float("inf")
+
+
+@dataclass
 class Results:
     ceilings: list[list[Ceiling]] = field(default_factory=list)
     replays: list[Replay] = field(default_factory=list)  # the emulator's ceiling for our exact per-job calls
@@ -280,6 +303,7 @@ class Results:
     gsis: tuple[Any, ...] = ()
     poll_calls_per_get: float | None = None
     auth_calls_per_request: tuple[float, float] | None = None  # (key cached, key not yet cached)
+    priorities: list[PriorityRun] = field(default_factory=list)
 
 
 # --- scenarios ------------------------------------------------------------------------------------------------------
@@ -482,6 +506,64 @@ def scenario_burst(results: Results, out: Out, repeats: int, jobs: int) -> None:
                 f"  burst run {repeat + 1}: {measured.completed}/{measured.jobs} terminal {measured.statuses}, "
                 f"{measured.jobs_per_s:.1f} jobs/s, submit {measured.jobs / measured.submit_wall_s:.0f}/s, "
                 f"queue depth after submit {measured.max_queue_depth}" + (f", {lat.row()}" if lat else "")
+            )
+
+
+PRIORITY_BACKLOG = 300
+# Long enough that the backlog is still deep when the high job comes (300 submits take a few seconds) and
+# short enough to drain in well under a minute on the all-in-one's 8 worker slots.
+PRIORITY_WAIT_MS = 500
+
+
+def scenario_priority(results: Results, out: Out, repeats: int, backlog: int) -> None:
+    for repeat in range(repeats):
+        with LocalStack(env=stack_env()) as stack:
+            env = Env.of(stack)
+            time.sleep(DUMP_SETTLE_S)
+            calls_before = calls_total(stack)
+            # Through the domain's submit (the API does not know the benchmark's job type): the same items and
+            # messages, each in its priority's queue.
+            service = job_service(env)
+            load = bench_load.direct_submit(service, io_requests(backlog, PRIORITY_WAIT_MS, "low"))
+            high = bench_load.direct_submit(service, io_requests(1, PRIORITY_WAIT_MS, "high"), concurrency=1)
+            if len(load.ok) != backlog or len(high.ok) != 1:
+                failed = next(item for item in load.submitted + high.submitted if item.status not in (200, 201))
+                out(f"  priority run {repeat + 1}: submits failed ({len(load.ok)}/{backlog} low, "
+                    f"{len(high.ok)}/1 high), first: {failed.status} {failed.error}")
+                continue
+            high_sent, high_id = high.ok[0].sent_wall_s, str(high.ok[0].job_id)
+            job_ids = [str(item.job_id) for item in load.ok] + [high_id]
+            deadline = time.monotonic() + DRAIN_TIMEOUT_S
+            ends: dict[str, float] = {}
+            while time.monotonic() < deadline and len(ends) < len(job_ids):
+                for job_id, item in read_items(env.dynamodb, env.resources.table_name, job_ids).items():
+                    ended = terminal_time(item)[1]
+                    if ended is not None:
+                        ends[job_id] = ended
+                time.sleep(0.5)
+            time.sleep(DUMP_SETTLE_S)
+            calls = subtract(calls_total(stack), calls_before)
+            if len(ends) < len(job_ids):
+                out(f"  priority run {repeat + 1}: only {len(ends)}/{len(job_ids)} jobs ended "
+                    f"in {DRAIN_TIMEOUT_S:.0f} s")
+                continue
+            high_end = ends.pop(high_id)
+            low_ends = list(ends.values())
+            measured = PriorityRun(
+                backlog=backlog,
+                waiting_at_high_submit=sum(1 for ended in low_ends if ended > high_sent),
+                high_latency_s=high_end - high_sent,
+                drain_s=max(low_ends) - high_sent,
+                low_ended_before_high=sum(1 for ended in low_ends if high_sent < ended <= high_end),
+                receives=sum(ops.get("sqs.ReceiveMessage", 0) for ops in calls.values()),
+                jobs=len(job_ids),
+            )
+            results.priorities.append(measured)
+            out(
+                f"  priority run {repeat + 1}: high job {measured.high_latency_s:.2f} s behind "
+                f"{measured.waiting_at_high_submit} waiting low jobs that drained in {measured.drain_s:.1f} s "
+                f"(ratio {measured.ratio:.3f}; {measured.low_ended_before_high} low ended before it); "
+                f"ReceiveMessage {measured.receives / measured.jobs:.3f}/job"
             )
 
 
@@ -806,6 +888,29 @@ def report(results: Results, out: Out, prices: PriceTable) -> None:
         report_post(results, ceiling, calls, out)
     if results.concurrency:
         report_concurrency(results, ceiling, calls, out)
+    if results.priorities:
+        report_priority(results.priorities, out)
+
+
+def report_priority(runs: list[PriorityRun], out: Out) -> None:
+    out("")
+    out(
+        "PRIORITIES (one queue per priority, weighted polling high 6 / normal 3 / low 1; a high job submitted "
+        "right after a burst of low ones; median of runs)"
+    )
+    ratio = median_of([run.ratio for run in runs])
+    out(
+        f"  high job latency {median_of([run.high_latency_s for run in runs]):.2f} s vs the backlog's drain "
+        f"{median_of([run.drain_s for run in runs]):.1f} s from the same moment "
+        f"({median_of([float(run.waiting_at_high_submit) for run in runs]):.0f} low jobs still waiting): "
+        f"ratio {ratio:.3f}   runs {[round(run.ratio, 3) for run in runs]}"
+    )
+    out(
+        f"  low jobs that ended while the high one waited: "
+        f"{median_of([float(run.low_ended_before_high) for run in runs]):.0f}; "
+        f"ReceiveMessage per job {median_of([run.receives / run.jobs for run in runs]):.3f}"
+    )
+    out(f"  {verdict(ratio < 0.25)} the high job ends within a quarter of the backlog's drain time")
 
 
 def report_costs(lines: list[CostLine], results: Results, runs: list[BurstRun], out: Out, prices: PriceTable) -> None:
@@ -1126,7 +1231,12 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--scenarios", default="ceiling,burst,steady,post,concurrency,batch")
+    parser.add_argument(
+        "--scenarios",
+        default="ceiling,burst,steady,post,concurrency,batch,priority",
+        help="comma-separated sections to run; e.g. --scenarios priority runs only the priority figure",
+    )
+    parser.add_argument("--priority-backlog", type=int, default=PRIORITY_BACKLOG, help="low jobs ahead of the high one")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=500, help="burst size (process_document jobs)")
     parser.add_argument("--steady-s", type=float, default=20.0)
@@ -1178,6 +1288,9 @@ def main(argv: list[str] | None = None) -> int:
         out(f"[batch] {args.batch_jobs} jobs per mode: POST /api/v1/jobs/batch versus POST /api/v1/jobs")
         scenario_batch(out, args.repeats, args.batch_jobs, stack_env=stack_env(), body_for=batch_body,
                        prepare=lambda stack: Env.of(stack).resources.documents_bucket)
+    if "priority" in scenarios:
+        out(f"[priority] one high job behind {args.priority_backlog} low jobs of {PRIORITY_WAIT_MS} ms")
+        scenario_priority(results, out, args.repeats, args.priority_backlog)
     report(results, out, prices)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     elapsed = (datetime.now(UTC) - started).total_seconds()

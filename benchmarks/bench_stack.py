@@ -206,6 +206,8 @@ class Resources:
     queue_url: str
     dead_letter_queue_url: str
     documents_bucket: str
+    high_priority_queue_url: str
+    low_priority_queue_url: str
 
 
 class LocalStack:
@@ -391,6 +393,8 @@ class LocalStack:
                 queue_url=values["queue-url"],
                 dead_letter_queue_url=values["dead-letter-queue-url"],
                 documents_bucket=values["documents-bucket"],
+                high_priority_queue_url=values["high-priority-queue-url"],
+                low_priority_queue_url=values["low-priority-queue-url"],
             )
         except KeyError as exc:
             raise RuntimeError(f"ssm parameter missing under {prefix}: {exc}; found {sorted(values)}") from None

@@ -171,7 +171,7 @@ class ServiceStack(Stack):
             thresholds=config.alarms,
             service_name=service_name(config),
             table=job_store.table,
-            jobs_queue=queues.jobs_queue,
+            jobs_queues={priority.value: queue for priority, queue in queues.priority_queues.items()},
             dead_letter_queue=queues.dead_letter_queue,
             worker_service=self.worker.service.service,
             dlq_function=self.dlq_handler.function,

@@ -3,13 +3,17 @@
 send() goes to the message's priority queue. receive() runs one weighted round:
   1. pick a queue by the smooth weighted round-robin among the queues not known to be empty, and poll it
      with WaitTimeSeconds 0; if it returns nothing, note it as empty and pick again among the rest;
-  2. when all of them came back empty, long-poll every queue at once (one thread each) for `wait_s` and return
-     what any of them brought. After a long poll that brought nothing the next round starts with the long
-     poll again, so an idle worker costs one ReceiveMessage per queue per `wait_s` (3 per 20 s).
+  2. when all of them came back empty, long-poll every queue at once (one daemon thread each) for `wait_s`
+     and return as soon as one of them brings messages. The others' polls stay out: the next rounds take
+     what they bring first (most often a high message that arrived while low jobs ran), and leave their
+     queues out of the picks until then. After long polls that brought nothing the next round starts with
+     the long polls again, so an idle worker costs one ReceiveMessage per queue per `wait_s` (3 per 20 s).
 A queue noted empty sits out the weighted picks for EMPTY_RECHECK_S, so that a busy worker does not pay a
 receive on each empty queue every round; a message arriving there waits at most that long before its queue
-is polled again. Receipt handles carry their queue ("<priority>:<handle>"), so heartbeats, visibility changes
-and deletes go to the queue the message came from.
+is polled again. Messages a long poll brought are held, untracked by the heartbeat, only until the worker's
+next receive (when a job slot frees); if that took longer than the visibility timeout they would be
+redelivered, which a conditional claim makes harmless. Receipt handles carry their queue
+("<priority>:<handle>"), so heartbeats, visibility changes and deletes go to the queue the message came from.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent import futures
 from typing import Any
 
 from runtime.adapters.sqs_batch_sender import BatchingSqsJobQueue
@@ -52,6 +57,7 @@ class PriorityJobQueue:
         self._monotonic = monotonic
         self._empty_until: dict[Priority, float] = {}
         self._idle = False
+        self._long_polls: dict[Priority, futures.Future[Sequence[ReceivedMessage]]] = {}
 
     @property
     def queues(self) -> Mapping[Priority, JobQueue]:
@@ -61,9 +67,17 @@ class PriorityJobQueue:
         self._queues.get(message.priority, self._queues[Priority.NORMAL]).send(message)
 
     def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]:
+        finished = self._finished_long_polls()
+        if any(finished.values()):
+            return self._settle(finished)
         if not self._idle:
             now = self._monotonic()
-            candidates = [priority for priority in self._queues if self._empty_until.get(priority, 0.0) <= now]
+            # A queue with a long poll still out is left to it: what arrives there comes back through it.
+            candidates = [
+                priority
+                for priority in self._queues
+                if self._empty_until.get(priority, 0.0) <= now and priority not in self._long_polls
+            ]
             while candidates:
                 priority = self._picker.pick(candidates)
                 received = self._queues[priority].receive(
@@ -76,51 +90,65 @@ class PriorityJobQueue:
                 candidates.remove(priority)
             if wait_s == 0:
                 return []
-        by_priority = self._poll_all(
-            max_messages=max_messages, wait_s=wait_s, visibility_timeout_s=visibility_timeout_s
-        )
+        for priority in self._queues:
+            if priority not in self._long_polls:
+                self._long_polls[priority] = self._start_long_poll(
+                    priority, max_messages=max_messages, wait_s=wait_s, visibility_timeout_s=visibility_timeout_s
+                )
+        futures.wait(list(self._long_polls.values()), return_when=futures.FIRST_COMPLETED)
+        finished = self._finished_long_polls()
+        self._idle = not any(finished.values())
+        return self._settle(finished)
+
+    def _start_long_poll(
+        self, priority: Priority, *, max_messages: int, wait_s: int, visibility_timeout_s: int
+    ) -> futures.Future[Sequence[ReceivedMessage]]:
+        """One long poll in a daemon thread with the caller's context (the AWS call category, the trace): a poll
+        still waiting when the process exits must not hold it open; its messages come back after the visibility
+        timeout."""
+        future: futures.Future[Sequence[ReceivedMessage]] = futures.Future()
+
+        def poll() -> None:
+            try:
+                future.set_result(self._queues[priority].receive(
+                    max_messages=max_messages, wait_s=wait_s, visibility_timeout_s=visibility_timeout_s
+                ))
+            except Exception as exc:  # noqa: BLE001 - handed to the caller by _settle
+                future.set_exception(exc)
+
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(poll,), name=f"receive-{priority.value}", daemon=True).start()
+        return future
+
+    def _finished_long_polls(self) -> dict[Priority, Sequence[ReceivedMessage] | BaseException]:
+        finished: dict[Priority, Sequence[ReceivedMessage] | BaseException] = {}
+        for priority, future in list(self._long_polls.items()):
+            if future.done():
+                del self._long_polls[priority]
+                error = future.exception()
+                finished[priority] = error if error is not None else future.result()
+        return finished
+
+    def _settle(self, finished: dict[Priority, Sequence[ReceivedMessage] | BaseException]) -> list[ReceivedMessage]:
+        """The messages of the finished long polls, highest priority first. Raises the first error only when none
+        brought messages, so that messages already received are never dropped."""
         now = self._monotonic()
-        for priority, received in by_priority.items():
-            if received:
+        messages: list[ReceivedMessage] = []
+        errors: list[BaseException] = []
+        for priority in self._queues:
+            outcome = finished.get(priority)
+            if outcome is None:
+                continue
+            if isinstance(outcome, BaseException):
+                errors.append(outcome)
+            elif outcome:
                 self._empty_until.pop(priority, None)
+                messages.extend(_tagged(priority, outcome))
             else:
                 self._empty_until[priority] = now + self._recheck_s
-        self._idle = not any(by_priority.values())
-        return [message for priority, received in by_priority.items() for message in _tagged(priority, received)]
-
-    def _poll_all(
-        self, *, max_messages: int, wait_s: int, visibility_timeout_s: int
-    ) -> dict[Priority, Sequence[ReceivedMessage]]:
-        """Long-polls every queue at once. Raises the first error only when no queue brought messages, so that
-        the messages already received are never dropped."""
-        outcomes: dict[Priority, Sequence[ReceivedMessage] | Exception] = {}
-
-        def poll(priority: Priority) -> None:
-            try:
-                outcomes[priority] = self._queues[priority].receive(
-                    max_messages=max_messages, wait_s=wait_s, visibility_timeout_s=visibility_timeout_s
-                )
-            except Exception as exc:  # noqa: BLE001 - handed to the caller below
-                outcomes[priority] = exc
-
-        first, *others = self._queues
-        # Daemon threads with the caller's context (the AWS call category, the trace): a poll still waiting
-        # when the process exits must not hold it open; its messages come back after the visibility timeout.
-        threads = [
-            threading.Thread(target=contextvars.copy_context().run, args=(poll, priority),
-                             name=f"receive-{priority.value}", daemon=True)
-            for priority in others
-        ]
-        for thread in threads:
-            thread.start()
-        poll(first)
-        for thread in threads:
-            thread.join()
-        received = {priority: outcome for priority, outcome in outcomes.items() if not isinstance(outcome, Exception)}
-        errors = [outcome for outcome in outcomes.values() if isinstance(outcome, Exception)]
-        if errors and not any(received.values()):
+        if errors and not messages:
             raise errors[0]
-        return {priority: received[priority] for priority in self._queues if priority in received}
+        return messages
 
     def delete_batch(self, receipt_handles: Sequence[str]) -> None:
         for priority, handles in _grouped(receipt_handles).items():

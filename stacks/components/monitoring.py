@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aws_cdk import Duration
@@ -46,7 +47,7 @@ class Monitoring(Construct):
         thresholds: AlarmThresholds,
         service_name: str,
         table: dynamodb.ITable,
-        jobs_queue: sqs.IQueue,
+        jobs_queues: Mapping[str, sqs.IQueue],
         dead_letter_queue: sqs.IQueue,
         worker_service: ecs.BaseService,
         dlq_function: lambda_.IFunction,
@@ -71,8 +72,15 @@ class Monitoring(Construct):
         dlq_depth = dead_letter_queue.metric_approximate_number_of_messages_visible(
             period=Duration.minutes(1), statistic="Maximum", label="dlq messages"
         )
-        oldest_age = jobs_queue.metric_approximate_age_of_oldest_message(
-            period=Duration.minutes(1), statistic="Maximum", label="oldest message age (s)"
+        # The oldest message of any priority's queue: a starved or stuck queue shows whichever it is.
+        oldest_age = cloudwatch.MathExpression(
+            expression=f"MAX([{', '.join(jobs_queues)}])",
+            using_metrics={
+                name: queue.metric_approximate_age_of_oldest_message(period=Duration.minutes(1), statistic="Maximum")
+                for name, queue in jobs_queues.items()
+            },
+            period=Duration.minutes(1),
+            label="oldest message age (s)",
         )
         self.alarms: dict[str, cloudwatch.Alarm] = {}
 
@@ -147,8 +155,12 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Jobs queue depth",
                 left=[
-                    jobs_queue.metric_approximate_number_of_messages_visible(label="visible"),
-                    jobs_queue.metric_approximate_number_of_messages_not_visible(label="in flight"),
+                    metric
+                    for name, queue in jobs_queues.items()
+                    for metric in (
+                        queue.metric_approximate_number_of_messages_visible(label=f"{name} visible"),
+                        queue.metric_approximate_number_of_messages_not_visible(label=f"{name} in flight"),
+                    )
                 ],
                 width=8,
             ),

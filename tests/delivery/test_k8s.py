@@ -223,14 +223,22 @@ def test_keda_scales_the_worker_on_queue_depth() -> None:
     (scaled,) = _by_kind(documents, "ScaledObject").values()
     assert scaled["spec"]["scaleTargetRef"]["name"] == "job-tickets-worker"
     assert scaled["spec"]["minReplicaCount"] >= 1  # the worker also runs the republisher
-    (trigger,) = scaled["spec"]["triggers"]
-    assert trigger["type"] == "aws-sqs-queue"
-    assert trigger["authenticationRef"]["name"] in _by_kind(documents, "TriggerAuthentication")
-    # KEDA reads the queue URL from the worker container's environment: the ConfigMap must carry it.
+    triggers = scaled["spec"]["triggers"]
+    # One trigger per priority queue: a backlog in any of them scales the worker out.
+    assert len(triggers) == 3
     config = _config(documents)
-    assert config[trigger["metadata"]["queueURLFromEnv"]].startswith("https://sqs.")
-    # ...under a name the runtime ignores: its queue URL comes from SSM, never from this placeholder.
-    assert not trigger["metadata"]["queueURLFromEnv"].startswith("JOBS_")
+    placeholders = set()
+    for trigger in triggers:
+        assert trigger["type"] == "aws-sqs-queue"
+        assert trigger["authenticationRef"]["name"] in _by_kind(documents, "TriggerAuthentication")
+        # KEDA reads the queue URL from the worker container's environment: the ConfigMap must carry it.
+        assert config[trigger["metadata"]["queueURLFromEnv"]].startswith("https://sqs.")
+        placeholders.add(config[trigger["metadata"]["queueURLFromEnv"]])
+        # ...under a name the runtime ignores: its queue URLs come from SSM, never from these placeholders.
+        assert not trigger["metadata"]["queueURLFromEnv"].startswith("JOBS_")
+    assert {url.rsplit("REPLACE-WITH-", 1)[1] for url in placeholders} == {
+        "QueueUrl-OUTPUT", "HighPriorityQueueUrl-OUTPUT", "LowPriorityQueueUrl-OUTPUT"
+    }
 
 
 def test_dev_scales_the_worker_on_cpu_without_keda() -> None:

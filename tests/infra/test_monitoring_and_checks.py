@@ -42,6 +42,10 @@ def test_alarms_go_to_the_sns_topic_with_environment_thresholds(deployed_env: En
     assert _metric_names(by_name["DeadLetterQueueNotEmpty"]) == {"ApproximateNumberOfMessagesVisible"}
     assert by_name["OldestMessageTooOld"]["Threshold"] == thresholds.oldest_message_age_s
     assert _metric_names(by_name["OldestMessageTooOld"]) == {"ApproximateAgeOfOldestMessage"}
+    # ...of every priority's queue: the oldest message of any of them.
+    oldest = by_name["OldestMessageTooOld"]["Metrics"]
+    assert [m["Expression"] for m in oldest if "Expression" in m] == ["MAX([high, normal, low])"]
+    assert sorted(m["Id"] for m in oldest if "MetricStat" in m) == ["high", "low", "normal"]
     assert by_name["Api5xx"]["Threshold"] == thresholds.api_5xx_per_5min
     assert _metric_names(by_name["Api5xx"]) in ({"5xx"}, {"HTTPCode_ELB_5XX_Count", "HTTPCode_Target_5XX_Count"})
     assert by_name["DlqHandlerErrors"]["Threshold"] == thresholds.lambda_errors_per_5min

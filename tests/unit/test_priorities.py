@@ -3,6 +3,7 @@ round's fallbacks and request counts, and that each message's handle leads back 
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Sequence
 
@@ -114,15 +115,64 @@ def test_an_empty_pick_falls_back_with_short_polls_and_sits_out_until_rechecked(
     assert [message.message.job_id for message in _receive(composite) if message.message] == ["urgent"]
 
 
-def test_all_empty_long_polls_every_queue_once_then_stays_on_long_polls() -> None:
+def test_all_empty_long_polls_every_queue_at_once_then_stays_on_long_polls() -> None:
     queues = _queues({})
     composite = PriorityJobQueue(queues)
     assert _receive(composite) == []
-    assert all(queue.waits == [0, 20] for queue in queues.values())
+    # Three short polls found nothing, then one long poll per queue went out together.
+    assert all(queue.waits[:2] == [0, 20] for queue in queues.values())
     assert _receive(composite) == []
-    assert all(queue.waits == [0, 20, 20] for queue in queues.values())  # idle: 3 requests per long poll
+    # Idle: no short polls any more, only long polls (a queue whose poll was still out gets no second one).
+    assert all(set(queue.waits[2:]) <= {20} for queue in queues.values())
     queues[NORMAL].inbox.append(received("late", handle="l1"))
-    assert [message.message.job_id for message in _receive(composite) if message.message] == ["late"]
+    late = [message.message.job_id for _ in range(3) for message in _receive(composite) if message.message]
+    assert late == ["late"]
+
+
+class HeldPollQueue(CountingQueue):
+    """A long poll that waits until released, as SQS's does until a message arrives."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.release = threading.Event()
+
+    def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]:
+        self.waits.append(wait_s)
+        if wait_s > 0:
+            self.release.wait(10)
+        return FakeQueue.receive(self, max_messages=max_messages, wait_s=wait_s,
+                                 visibility_timeout_s=visibility_timeout_s)
+
+
+def test_a_long_poll_that_brings_messages_returns_at_once_and_the_others_stay_out() -> None:
+    queues = {priority: HeldPollQueue(priority.value) for priority in ORDER}
+    composite = PriorityJobQueue(queues)
+    rounds: list[Sequence[ReceivedMessage]] = []
+    waiting = threading.Thread(target=lambda: rounds.append(_receive(composite)))
+    waiting.start()  # all empty: short polls, then the three long polls go out and wait
+    for _ in range(500):
+        if all(queue.waits == [0, 20] for queue in queues.values()):
+            break
+        threading.Event().wait(0.01)
+    # Low jobs arrive: low's poll answers; high's and normal's keep waiting like an empty queue's long poll.
+    queues[LOW].inbox.extend(received(f"low-{index}", handle=f"l{index}") for index in range(30))
+    queues[LOW].release.set()
+    waiting.join(10)
+    (first,) = rounds
+    assert {message.message.priority for message in first if message.message} == {LOW}
+    # Busy on low: the next rounds poll low only (high and normal still have their long polls out)...
+    second = _receive(composite)
+    assert {message.message.priority for message in second if message.message} == {LOW}
+    assert (queues[HIGH].waits, queues[NORMAL].waits) == ([0, 20], [0, 20])
+    # ...and a high message that the still-open long poll brings goes first in the round after.
+    queues[HIGH].inbox.append(received("urgent", handle="u1"))
+    queues[HIGH].release.set()
+    for _ in range(100):
+        if composite._long_polls[HIGH].done():
+            break
+        threading.Event().wait(0.01)
+    assert [message.message.job_id for message in _receive(composite) if message.message] == ["urgent"]
+    queues[NORMAL].release.set()
 
 
 def test_handles_lead_back_to_their_queue_and_sends_follow_the_priority() -> None:
