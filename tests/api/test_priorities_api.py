@@ -11,7 +11,7 @@ from runtime.adapters.priority_queue import PriorityJobQueue
 from runtime.api.app import build_container, create_app
 from runtime.domain.job import Priority
 from tests.adapters.resources import create_resources, queue_depth, raw_client
-from tests.api.conftest import api_settings
+from tests.api.conftest import api_settings, bearer, issue_key
 
 PARAMS = {"source": "s3://docs/in.txt", "destination": "s3://docs/out.json"}
 
@@ -27,7 +27,7 @@ def test_each_priority_is_published_to_its_own_queue(moto_server: str) -> None:
     assert isinstance(container.queue, PriorityJobQueue)
     assert set(container.queue.queues) == set(Priority)
     urls = {Priority.HIGH: high_url, Priority.NORMAL: resources.queue_url, Priority.LOW: low_url}
-    with TestClient(create_app(container=container)) as client:
+    with TestClient(create_app(container=container), headers=bearer(issue_key(resources))) as client:
         for priority, count in ((Priority.HIGH, 1), (Priority.NORMAL, 2), (Priority.LOW, 3)):
             for _ in range(count):
                 response = client.post("/api/v1/jobs", json={"type": "process_document", "priority": priority.value,

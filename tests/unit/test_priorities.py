@@ -13,7 +13,7 @@ from runtime.adapters.priority_queue import EMPTY_RECHECK_S, PriorityJobQueue
 from runtime.domain.job import Priority
 from runtime.domain.ports import JobMessage, ReceivedMessage
 from runtime.domain.priorities import ORDER, WEIGHTS, WeightedRoundRobin
-from tests.unit.fakes_worker import FakeQueue, received
+from tests.unit.fakes import FakeQueue, received
 
 HIGH, NORMAL, LOW = Priority.HIGH, Priority.NORMAL, Priority.LOW
 
