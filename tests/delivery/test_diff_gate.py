@@ -73,7 +73,7 @@ def stateful(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     templates = {variant: assembly.get_stack_artifact(stack.artifact_id).template for variant, stack in stacks.items()}
 
     baseline = templates["baseline"]
-    table = _logical_id(baseline, "AWS::DynamoDB::Table")
+    table = _logical_id(baseline, "AWS::DynamoDB::Table", "JobStoreTable")
     queue = _logical_id(baseline, "AWS::SQS::Queue", "QueuesJobsQueue")
     edits: dict[str, dict[str, Any]] = {
         "table-key": _override(
