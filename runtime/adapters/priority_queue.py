@@ -110,9 +110,11 @@ class PriorityJobQueue:
 
         def poll() -> None:
             try:
-                future.set_result(self._queues[priority].receive(
-                    max_messages=max_messages, wait_s=wait_s, visibility_timeout_s=visibility_timeout_s
-                ))
+                future.set_result(
+                    self._queues[priority].receive(
+                        max_messages=max_messages, wait_s=wait_s, visibility_timeout_s=visibility_timeout_s
+                    )
+                )
             except Exception as exc:  # noqa: BLE001 - handed to the caller by _settle
                 future.set_exception(exc)
 

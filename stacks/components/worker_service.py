@@ -103,8 +103,7 @@ class WorkerService(Construct):
         if not task_count.node.find_child("Target").node.try_remove_child(BACKLOG_SCALING_ID):
             raise ValueError(f"the queue processing service has no {BACKLOG_SCALING_ID} policy to replace")
         visible = {
-            f"q{index}": queue.metric_approximate_number_of_messages_visible()
-            for index, queue in enumerate(queues)
+            f"q{index}": queue.metric_approximate_number_of_messages_visible() for index, queue in enumerate(queues)
         }
         task_count.scale_on_metric(
             BACKLOG_SCALING_ID,

@@ -30,11 +30,14 @@ def test_each_priority_is_published_to_its_own_queue(moto_server: str) -> None:
     with TestClient(create_app(container=container), headers=bearer(issue_key(resources))) as client:
         for priority, count in ((Priority.HIGH, 1), (Priority.NORMAL, 2), (Priority.LOW, 3)):
             for _ in range(count):
-                response = client.post("/api/v1/jobs", json={"type": "process_document", "priority": priority.value,
-                                                              "params": PARAMS})
+                response = client.post(
+                    "/api/v1/jobs", json={"type": "process_document", "priority": priority.value, "params": PARAMS}
+                )
                 assert response.status_code == 201, response.text
         assert {priority: queue_depth(sqs, url) for priority, url in urls.items()} == {
-            Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3
+            Priority.HIGH: 1,
+            Priority.NORMAL: 2,
+            Priority.LOW: 3,
         }
         # A retry of a PENDING job publishes again, to the same priority's queue.
         job_id = response.json()["jobId"]

@@ -237,7 +237,9 @@ def test_keda_scales_the_worker_on_queue_depth() -> None:
         # ...under a name the runtime ignores: its queue URLs come from SSM, never from these placeholders.
         assert not trigger["metadata"]["queueURLFromEnv"].startswith("JOBS_")
     assert {url.rsplit("REPLACE-WITH-", 1)[1] for url in placeholders} == {
-        "QueueUrl-OUTPUT", "HighPriorityQueueUrl-OUTPUT", "LowPriorityQueueUrl-OUTPUT"
+        "QueueUrl-OUTPUT",
+        "HighPriorityQueueUrl-OUTPUT",
+        "LowPriorityQueueUrl-OUTPUT",
     }
 
 

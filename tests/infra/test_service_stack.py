@@ -70,7 +70,8 @@ def test_worker_scales_on_backlog_and_keeps_one_task(deployed_env: EnvTemplates)
         if logical_id.startswith("WorkerService") and "QueueMessagesVisibleScaling" in logical_id
     ]
     assert {alarm["ComparisonOperator"] for alarm in alarms} == {
-        "GreaterThanOrEqualToThreshold", "LessThanOrEqualToThreshold"
+        "GreaterThanOrEqualToThreshold",
+        "LessThanOrEqualToThreshold",
     }
     assert worker.backlog_per_task in {alarm["Threshold"] for alarm in alarms}
     for alarm in alarms:

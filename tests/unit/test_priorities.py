@@ -24,8 +24,8 @@ def test_with_every_queue_busy_each_gets_its_weight_share_interleaved() -> None:
     assert Counter(picks) == {HIGH: 60, NORMAL: 30, LOW: 10}
     # Smooth: every window of 10 consecutive rounds holds exactly one low round and no run of 6 highs.
     for start in range(0, 91):
-        assert picks[start:start + 10].count(LOW) == 1
-    assert all(picks[start:start + 4] != [HIGH] * 4 for start in range(97))
+        assert picks[start : start + 10].count(LOW) == 1
+    assert all(picks[start : start + 4] != [HIGH] * 4 for start in range(97))
 
 
 def test_low_is_never_starved_and_gets_at_least_its_weight_share() -> None:
@@ -140,8 +140,9 @@ class HeldPollQueue(CountingQueue):
         self.waits.append(wait_s)
         if wait_s > 0:
             self.release.wait(10)
-        return FakeQueue.receive(self, max_messages=max_messages, wait_s=wait_s,
-                                 visibility_timeout_s=visibility_timeout_s)
+        return FakeQueue.receive(
+            self, max_messages=max_messages, wait_s=wait_s, visibility_timeout_s=visibility_timeout_s
+        )
 
 
 def test_a_long_poll_that_brings_messages_returns_at_once_and_the_others_stay_out() -> None:

@@ -42,9 +42,18 @@ def _priority_queues(env: WorkerEnv) -> PriorityJobQueue:
 def _submit(env: WorkerEnv, queue: PriorityJobQueue, priority: Priority, run_log: Path) -> Job:
     now = datetime.now(UTC)
     job = Job(
-        job_id=str(uuid.uuid4()), status=JobStatus.PENDING, job_type="test_slow", priority=priority,
-        params={"run_log": str(run_log), "hold_s": HOLD_S}, metadata={}, created_at=now, updated_at=now,
-        trace_id=uuid.uuid4().hex, fingerprint="0" * 64, transitions={"PENDING": now}, pending_since=now,
+        job_id=str(uuid.uuid4()),
+        status=JobStatus.PENDING,
+        job_type="test_slow",
+        priority=priority,
+        params={"run_log": str(run_log), "hold_s": HOLD_S},
+        metadata={},
+        created_at=now,
+        updated_at=now,
+        trace_id=uuid.uuid4().hex,
+        fingerprint="0" * 64,
+        transitions={"PENDING": now},
+        pending_since=now,
     )
     assert env.store.create(job).created
     queue.send(JobMessage.for_job(job))
@@ -76,8 +85,15 @@ def test_high_job_behind_a_low_backlog_ends_before_a_quarter_of_it_drains(worker
         drain_s = time.monotonic() - submitted
     finally:
         worker.stop(5.0)
-    print(json.dumps({"highLatencyS": round(high_latency_s, 2), "lowRanMeanwhile": low_ran_meanwhile,
-                      "backlogDrainS": round(drain_s, 2)}))
+    print(
+        json.dumps(
+            {
+                "highLatencyS": round(high_latency_s, 2),
+                "lowRanMeanwhile": low_ran_meanwhile,
+                "backlogDrainS": round(drain_s, 2),
+            }
+        )
+    )
     assert env.job(high.job_id).status is JobStatus.SUCCEEDED
     assert low_ran_meanwhile < BOUND_SHARE * BACKLOG, (low_ran_meanwhile, high_latency_s, drain_s)
     assert high_latency_s < BOUND_SHARE * drain_s
@@ -123,8 +139,11 @@ def test_a_message_dead_lettered_from_any_priority_queue_finalizes_its_job(worke
     assert env.queue_depth(dlq_url) == len(Priority)
     dead_letters = DeadLetterHandler(env.store)
     poller = DeadLetterPoller(
-        env.sqs, dlq_url, lambda event, context: handle_event(event, context, dead_letters=dead_letters),
-        region="us-east-1", wait_time_s=0,
+        env.sqs,
+        dlq_url,
+        lambda event, context: handle_event(event, context, dead_letters=dead_letters),
+        region="us-east-1",
+        wait_time_s=0,
     )
     handled = 0
     for _ in range(10):
