@@ -11,9 +11,7 @@ from runtime.adapters.priority_queue import PriorityJobQueue
 from runtime.api.app import build_container, create_app
 from runtime.domain.job import Priority
 from tests.adapters.resources import create_resources, queue_depth, raw_client
-from tests.api.conftest import api_settings, bearer, issue_key
-
-PARAMS = {"source": "s3://docs/in.txt", "destination": "s3://docs/out.json"}
+from tests.api.conftest import api_settings, bearer, document_params, issue_key
 
 
 def test_each_priority_is_published_to_its_own_queue(moto_server: str) -> None:
@@ -31,7 +29,12 @@ def test_each_priority_is_published_to_its_own_queue(moto_server: str) -> None:
         for priority, count in ((Priority.HIGH, 1), (Priority.NORMAL, 2), (Priority.LOW, 3)):
             for _ in range(count):
                 response = client.post(
-                    "/api/v1/jobs", json={"type": "process_document", "priority": priority.value, "params": PARAMS}
+                    "/api/v1/jobs",
+                    json={
+                        "type": "process_document",
+                        "priority": priority.value,
+                        "params": document_params(settings.documents_bucket),
+                    },
                 )
                 assert response.status_code == 201, response.text
         assert {priority: queue_depth(sqs, url) for priority, url in urls.items()} == {
