@@ -66,6 +66,18 @@ class PriorityJobQueue:
     def send(self, message: JobMessage) -> None:
         self._queues.get(message.priority, self._queues[Priority.NORMAL]).send(message)
 
+    def send_many(self, messages: Sequence[JobMessage]) -> frozenset[int]:
+        """Each priority's messages go to its queue in full batches; the unsent indexes are `messages`'."""
+        by_queue: dict[Priority, list[int]] = {}
+        for index, message in enumerate(messages):
+            priority = message.priority if message.priority in self._queues else Priority.NORMAL
+            by_queue.setdefault(priority, []).append(index)
+        unsent: set[int] = set()
+        for priority, indexes in by_queue.items():
+            failed = self._queues[priority].send_many([messages[index] for index in indexes])
+            unsent.update(indexes[position] for position in failed)
+        return frozenset(unsent)
+
     def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]:
         finished = self._finished_long_polls()
         if any(finished.values()):

@@ -142,7 +142,7 @@ class JobService:
         _run_all(run_group, groups, executor)
         created = [(index, outcome.job) for index, outcome in enumerate(outcomes)
                    if isinstance(outcome, SubmitResult) and outcome.created]
-        unsent = self._queue.send_many([JobMessage(job_id=job.job_id, trace_id=job.trace_id) for _, job in created])
+        unsent = self._queue.send_many([JobMessage.for_job(job) for _, job in created])
         for position, (index, job) in enumerate(created):
             outcomes[index] = SubmitResult(job, created=True, published=position not in unsent)
         return [outcome for outcome in outcomes if outcome is not None]

@@ -46,3 +46,13 @@ def test_each_priority_is_published_to_its_own_queue(moto_server: str) -> None:
         job_id = response.json()["jobId"]
         assert client.post(f"/api/v1/jobs/{job_id}/retry").status_code == 200
         assert queue_depth(sqs, low_url) == 4 and queue_depth(sqs, high_url) == 1
+        # A batch submit sends each job to its priority's queue too.
+        params = document_params(settings.documents_bucket)
+        jobs = [{"type": "process_document", "priority": p, "params": params} for p in ("low", "high", "high")]
+        batch = client.post("/api/v1/jobs/batch", json={"jobs": jobs})
+        assert batch.status_code == 200 and [r["status"] for r in batch.json()["results"]] == [201] * 3
+        assert {priority: queue_depth(sqs, url) for priority, url in urls.items()} == {
+            Priority.HIGH: 3,
+            Priority.NORMAL: 2,
+            Priority.LOW: 5,
+        }

@@ -195,6 +195,17 @@ def test_handles_lead_back_to_their_queue_and_sends_follow_the_priority() -> Non
         composite.delete_batch(["urgent:h0"])
 
 
+def test_send_many_splits_by_priority_and_reports_unsent_by_the_callers_index() -> None:
+    queues = _queues({})
+    queues[LOW].fail_send = True
+    composite = PriorityJobQueue(queues)
+    messages = [JobMessage(f"j{index}", "t", priority) for index, priority in enumerate([HIGH, LOW, NORMAL, LOW, HIGH])]
+    assert composite.send_many(messages) == frozenset({1, 3})
+    assert [m.job_id for m in queues[HIGH].sent] == ["j0", "j4"]
+    assert [m.job_id for m in queues[NORMAL].sent] == ["j2"]
+    assert queues[HIGH].send_calls == 1  # one batch per queue
+
+
 def test_a_priority_without_its_own_queue_sends_to_the_normal_one() -> None:
     normal = CountingQueue("normal")
     composite = PriorityJobQueue({NORMAL: normal})
