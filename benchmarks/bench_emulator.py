@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 from botocore.config import Config
@@ -52,6 +52,25 @@ def create_key_only_table(dynamodb: Any, table: str) -> None:
     )
 
 
+class Scratch(NamedTuple):
+    """A fresh table and queue, both named `name` ("<prefix>-<suffix>"), and the clients that made them."""
+
+    dynamodb: Any
+    sqs: Any
+    suffix: str
+    name: str
+    queue_url: str
+
+
+def scratch(endpoint_url: str, prefix: str, make_table: Callable[[Any, str], None] = create_key_only_table) -> Scratch:
+    dynamodb = aws_client("dynamodb", endpoint_url)
+    sqs = aws_client("sqs", endpoint_url)
+    suffix = uuid.uuid4().hex[:8]
+    name = f"{prefix}-{suffix}"
+    make_table(dynamodb, name)
+    return Scratch(dynamodb, sqs, suffix, name, sqs.create_queue(QueueName=name)["QueueUrl"])
+
+
 def run_bounded(call: Callable[[int], None], threads: int, max_requests: int, max_s: float) -> tuple[int, float, float]:
     """Calls `call(0)`, `call(1)`, ... on `threads` threads until `max_requests` calls or `max_s` seconds;
     returns the calls done, the wall time and this process's CPU time."""
@@ -83,12 +102,7 @@ def run_bounded(call: Callable[[int], None], threads: int, max_requests: int, ma
 def measure_ceiling(endpoint_url: str, backlog: int = 0) -> list[Ceiling]:
     """PutItem and SendMessage rates at 1 and 4 threads of one process, bounded in count and time; then
     SendMessage behind `backlog` waiting messages."""
-    dynamodb = aws_client("dynamodb", endpoint_url)
-    sqs = aws_client("sqs", endpoint_url)
-    suffix = uuid.uuid4().hex[:8]
-    table = f"bench-ceiling-{suffix}"
-    create_key_only_table(dynamodb, table)
-    queue_url = sqs.create_queue(QueueName=f"bench-ceiling-{suffix}")["QueueUrl"]
+    dynamodb, sqs, suffix, table, queue_url = scratch(endpoint_url, "bench-ceiling")
     # moto's SendMessage slows as its queue fills: a fresh queue every SENDS_PER_QUEUE sends keeps the depth
     # near zero, so that this is the fresh-state ceiling; the backlog case is measured apart below.
     fresh_queues: list[str] = []

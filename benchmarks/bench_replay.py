@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.bench_emulator import aws_client, create_key_only_table, run_bounded
+from benchmarks.bench_emulator import aws_client, run_bounded, scratch
 from runtime.adapters.dynamodb.codec import key
 from runtime.adapters.dynamodb.schema import TABLE_KEY, Attr
 
@@ -33,13 +33,9 @@ class Replay:
 
 
 def measure_replay(endpoint_url: str, backlog: int = 0) -> Replay:
-    dynamodb = aws_client("dynamodb", endpoint_url)
-    sqs = aws_client("sqs", endpoint_url)
+    dynamodb, sqs, suffix, table, queue_url = scratch(endpoint_url, "bench-replay")
     s3 = aws_client("s3", endpoint_url)
-    suffix = uuid.uuid4().hex[:8]
-    table, bucket = f"bench-replay-{suffix}", f"bench-replay-{suffix}"
-    create_key_only_table(dynamodb, table)
-    queue_url = sqs.create_queue(QueueName=f"bench-replay-{suffix}")["QueueUrl"]
+    bucket = table
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="in/source.txt", Body=b"small document\nfor the replay\n")
     for start in range(0, backlog, BATCH):
@@ -138,12 +134,9 @@ def measure_submit_replay(endpoint_url: str) -> float:
     from runtime.domain.job import Job, JobStatus, Priority
     from tests.adapters.resources import create_jobs_table
 
-    dynamodb = aws_client("dynamodb", endpoint_url)
-    sqs = aws_client("sqs", endpoint_url)
-    suffix = uuid.uuid4().hex[:8]
-    table = f"bench-submit-{suffix}"
-    create_jobs_table(endpoint_url, table)
-    queue_url = sqs.create_queue(QueueName=f"bench-submit-{suffix}")["QueueUrl"]
+    dynamodb, sqs, suffix, table, queue_url = scratch(
+        endpoint_url, "bench-submit", lambda _client, name: create_jobs_table(endpoint_url, name)
+    )
 
     def one_batch(index: int) -> None:
         now = datetime.now(UTC)
