@@ -4,6 +4,7 @@ when JOBS_SSM_PATH is set, from the SSM parameters under that path (environment 
 from __future__ import annotations
 
 import functools
+import math
 import os
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -14,6 +15,10 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from runtime.domain.job import Priority
 from runtime.observability.names import METRICS_NAMESPACE
+
+# The worker renews the leases of its running jobs at least this often (a whole fraction of the heartbeat
+# interval), and each renewal reads the job's cancel flag back: see Settings.cancel_notice_bound_s.
+CANCEL_CHECK_MAX_S = 6.0
 
 DEFAULT_REGION = "us-east-1"
 LOCAL_ENVIRONMENT = "local"
@@ -142,6 +147,19 @@ class Settings(BaseSettings):
     @property
     def heartbeat_interval_s(self) -> float:
         return self.visibility_timeout_s / 3
+
+    @property
+    def cancel_check_interval_s(self) -> float:
+        """How often running jobs' leases are renewed: the heartbeat interval split into equal beats of at most
+        CANCEL_CHECK_MAX_S (20 s -> 4 beats of 5 s by default)."""
+        return self.heartbeat_interval_s / math.ceil(self.heartbeat_interval_s / CANCEL_CHECK_MAX_S)
+
+    @property
+    def cancel_notice_bound_s(self) -> float:
+        """The documented bound: a running job's worker sees a cancel request within this (10 s by default,
+        never more than 12 s) plus the time the heartbeat's own requests take. A lease is renewed once it is a
+        whole check interval old, so the renewal after a request comes at most two intervals later."""
+        return 2 * self.cancel_check_interval_s
 
     @property
     def republish_bound_s(self) -> int:

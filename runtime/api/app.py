@@ -119,6 +119,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
                 republish_bound_s=settings.republish_bound_s,
                 submit_in_flight_s=settings.submit_in_flight_s,
             )
+        if getattr(route, "name", None) == "cancel_job":
+            route.description = routes_jobs.CANCEL_DESCRIPTION.format(  # type: ignore[attr-defined]
+                cancel_bound_s=settings.cancel_notice_bound_s,
+            )
     app.include_router(routes_jobs.router)
     app.include_router(routes_health.router)
     # The request's span wraps the whole middleware stack (the instrumentation puts it outermost), so the trace id

@@ -12,7 +12,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtime.domain.listing import InvalidCursor
 from runtime.domain.ports import JobStoreUnavailable
-from runtime.domain.submit import IdempotencyKeyInFlight, IdempotencyKeyReused, JobNotFound, JobNotRetryable
+from runtime.domain.submit import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    JobNotCancelable,
+    JobNotFound,
+    JobNotRetryable,
+)
 from runtime.observability import log_event
 from runtime.observability.names import LogEvent
 
@@ -133,6 +139,12 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, InvalidCursor)
         return error_response(422, "invalid_cursor", f"cursor: {exc}")
 
+    async def on_not_cancelable(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, JobNotCancelable)
+        return error_response(409, "job_not_cancelable",
+                              f"job {exc.job.job_id} is {exc.job.status.value} and cannot be canceled",
+                              extra={"status": exc.job.status.value})
+
     async def on_key_reused(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, IdempotencyKeyReused)
         log_event(LogEvent.JOB_KEY_REUSED, jobId=exc.job.job_id)
@@ -150,5 +162,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobNotFound, on_not_found)
     app.add_exception_handler(JobNotRetryable, on_not_retryable)
     app.add_exception_handler(InvalidCursor, on_invalid_cursor)
+    app.add_exception_handler(JobNotCancelable, on_not_cancelable)
     app.add_exception_handler(IdempotencyKeyReused, on_key_reused)
     app.add_exception_handler(IdempotencyKeyInFlight, on_key_in_flight)

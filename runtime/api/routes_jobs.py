@@ -1,4 +1,4 @@
-"""/api/v1/jobs: submit, poll and retry jobs (the contract in shared/API.md)."""
+"""/api/v1/jobs: submit, poll, retry and cancel jobs (the contract in shared/API.md)."""
 
 from __future__ import annotations
 
@@ -486,7 +486,8 @@ now (a duplicate message is harmless: a worker claims a job only from the expect
 goes back to `PENDING` with its full attempt budget again (`attempts` keeps counting) and is published.
 All answer `200` with the job; if the queue does
 not answer, the job is still `PENDING` and the republisher publishes it within the documented bound.
-`PROCESSING` and `SUCCEEDED`: `409 job_not_retryable`. Unknown id: `404 job_not_found`.""",
+`CANCELED` is retried as `FAILED_FINAL` is. `PROCESSING` and `SUCCEEDED`: `409 job_not_retryable`.
+Unknown id: `404 job_not_found`.""",
     responses={
         200: {"description": "The job after the retry.", "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
         404: _error_doc("`job_not_found`: no such job, or another tenant's (the same answer)."),
@@ -501,3 +502,35 @@ def retry_job(jobId: str, principal: WriterDep, service: JobServiceDep) -> Respo
         result = service.retry(jobId, tenant=principal.tenant)
         log_event(LogEvent.JOB_RETRIED, status=result.job.status.value, published=result.published)
     return job_response(result.job, 200)
+
+
+CANCEL_DESCRIPTION = """`PENDING` or `FAILED`: `200`, the job is `CANCELED` at once and never runs (a message still
+in the queue finds it terminal and is dropped). `PROCESSING`: `202`, the job shows `cancelRequested: true`; its worker
+notices within **{cancel_bound_s:g} s** (it reads the flag back with each renewal of the job's lease), the handler
+sees `ctx.cancelled` and may stop, and the job ends `CANCELED` (it is not retried). If the handler ended before the
+worker noticed, the job keeps its real outcome. Already `CANCELED`: `200`, the same job. `SUCCEEDED` or
+`FAILED_FINAL`: `409 job_not_cancelable`. A `CANCELED` job can be retried by hand (`POST .../retry`)."""
+
+
+@router.post(
+    "/{jobId}/cancel",
+    summary="Cancel a job",
+    response_model=JobOut,
+    responses={
+        200: {"description": "The job is CANCELED (now, or already).", "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
+        202: {"model": JobOut, "description": "The job is PROCESSING: `cancelRequested` is true, its worker ends it.",
+              "headers": {"Retry-After": _RETRY_AFTER_DOC, "X-Trace-Id": _TRACE_HEADER_DOC}},
+        404: _error_doc("`job_not_found`: no such job, or another tenant's (the same answer)."),
+        409: _error_doc("`job_not_cancelable`: the job is SUCCEEDED or FAILED_FINAL (`status` says which)."),
+        503: _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC}),
+    },
+)
+def cancel_job(jobId: str, principal: WriterDep, service: JobServiceDep) -> Response:
+    if len(jobId) > MAX_JOB_ID_LENGTH:
+        _get(service, jobId, principal.tenant)
+    with aws_calls.category("submit"), logs.bind(job_id=jobId):
+        result = service.cancel(jobId, tenant=principal.tenant)
+        log_event(LogEvent.JOB_CANCEL, status=result.job.status.value, done=result.done)
+    if result.done:
+        return job_response(result.job, 200)
+    return job_response(result.job, 202, {"Retry-After": str(POLL_AFTER_S[JobStatus.PROCESSING])})

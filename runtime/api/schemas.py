@@ -72,6 +72,8 @@ class JobOut(BaseModel):
     updatedAt: datetime
     traceId: str
     transitions: dict[str, datetime] = Field(description="When each status was last entered, e.g. {\"PENDING\": ...}")
+    cancelRequested: bool = Field(description="true once a cancel was asked for while the job was PROCESSING "
+                                              "(its worker then ends it CANCELED unless the handler finished first)")
 
 
 class JobPageOut(BaseModel):
@@ -143,6 +145,7 @@ def job_document(job: Job) -> dict[str, Any]:
         "updatedAt": iso(job.updated_at),
         "traceId": job.trace_id,
         "transitions": {status: iso(moment) for status, moment in job.transitions.items()},
+        "cancelRequested": job.cancel_requested,
     }
 
 

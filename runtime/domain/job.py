@@ -15,6 +15,7 @@ class JobStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"  # an attempt failed and will be retried
     FAILED_FINAL = "FAILED_FINAL"
+    CANCELED = "CANCELED"  # stopped by its submitter (POST .../cancel); never retried automatically
 
 
 class Priority(StrEnum):
@@ -23,19 +24,24 @@ class Priority(StrEnum):
     HIGH = "high"
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED_FINAL})
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED_FINAL, JobStatus.CANCELED})
+# What a manual retry moves back to PENDING.
+RETRYABLE_TERMINAL_STATUSES = frozenset({JobStatus.FAILED_FINAL, JobStatus.CANCELED})
 
 # Every allowed transition. PROCESSING -> PROCESSING is a takeover of a job whose
-# worker died (its lease expired); FAILED_FINAL -> PENDING is the manual retry;
-# any non-terminal state -> FAILED_FINAL is the dead-letter handler's verdict.
+# worker died (its lease expired); FAILED_FINAL | CANCELED -> PENDING is the manual retry;
+# any non-terminal state -> FAILED_FINAL is the dead-letter handler's verdict. PENDING | FAILED -> CANCELED is a
+# cancel at once; PROCESSING -> CANCELED is the worker ending its attempt after a cancel was requested (the
+# store conditions that write on the job's cancelRequested flag as well).
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.PENDING: frozenset({JobStatus.PROCESSING, JobStatus.FAILED_FINAL}),
+    JobStatus.PENDING: frozenset({JobStatus.PROCESSING, JobStatus.FAILED_FINAL, JobStatus.CANCELED}),
     JobStatus.PROCESSING: frozenset(
-        {JobStatus.PROCESSING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.FAILED_FINAL}
+        {JobStatus.PROCESSING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.FAILED_FINAL, JobStatus.CANCELED}
     ),
-    JobStatus.FAILED: frozenset({JobStatus.PROCESSING, JobStatus.FAILED_FINAL}),
+    JobStatus.FAILED: frozenset({JobStatus.PROCESSING, JobStatus.FAILED_FINAL, JobStatus.CANCELED}),
     JobStatus.SUCCEEDED: frozenset(),
     JobStatus.FAILED_FINAL: frozenset({JobStatus.PENDING}),
+    JobStatus.CANCELED: frozenset({JobStatus.PENDING}),
 }
 
 
@@ -102,6 +108,9 @@ class Job:
     # `attempts` when the job was last retried by hand: each manual retry gets the full attempt budget again,
     # while `attempts` itself only grows (a stale worker's "attempts = mine" condition never matches again).
     retry_base: int = 0
+    # A cancel was asked for while the job was PROCESSING: its worker ends the attempt CANCELED (unless the
+    # handler finished first), and a later claim of the job ends it CANCELED without running it.
+    cancel_requested: bool = False
 
     @property
     def attempts_since_retry(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from runtime.domain.job import Job, JobError, JobStatus, Priority
@@ -44,6 +45,14 @@ class JobPage:
     next_key: Mapping[str, str] | None
 
 
+class LeaseState(StrEnum):
+    """What a lease renewal found: the job is still this worker's (and whether a cancel was requested), or not."""
+
+    HELD = "held"
+    CANCEL_REQUESTED = "cancel_requested"  # still held, renewed; its submitter asked for a cancel
+    LOST = "lost"  # no longer PROCESSING under this attempt: someone else decided the job
+
+
 class JobStore(Protocol):
     def create(self, job: Job) -> CreateOutcome:
         """One conditional put (attribute_not_exists(jobId)). Never overwrites."""
@@ -56,8 +65,8 @@ class JobStore(Protocol):
         lease set, pending marker removed; one conditional update returning the new item. On a failed
         condition the current item is returned (no separate read when the store can avoid it)."""
 
-    def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> bool:
-        """Heartbeat: only while PROCESSING under this attempt."""
+    def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> LeaseState:
+        """Heartbeat: only while PROCESSING under this attempt. The same write reads the job's cancel flag back."""
 
     def succeed(self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime) -> bool:
         """PROCESSING (this attempt) -> SUCCEEDED. False if the condition failed (someone took over)."""
@@ -71,8 +80,17 @@ class JobStore(Protocol):
         exist, or is PROCESSING under a live lease (its worker is alive and decides the outcome)."""
 
     def requeue(self, job_id: str, *, now: datetime) -> Job | None:
-        """Manual retry of FAILED_FINAL -> PENDING (pending marker set, retry_base = attempts so that the job
-        gets its full attempt budget again). None if not FAILED_FINAL."""
+        """Manual retry of FAILED_FINAL | CANCELED -> PENDING (pending marker set, retry_base = attempts so that
+        the job gets its full attempt budget again, cancel flag cleared). None if neither."""
+
+    def cancel(self, job_id: str, *, now: datetime) -> Job | None:
+        """PENDING | FAILED -> CANCELED at once (pending marker removed). The job after it, None if neither."""
+
+    def request_cancel(self, job_id: str, *, now: datetime) -> Job | None:
+        """Sets cancelRequested on a PROCESSING job (no status change). The job after it, None if not PROCESSING."""
+
+    def finish_canceled(self, job_id: str, *, attempt: int, now: datetime) -> bool:
+        """PROCESSING (this attempt, cancel requested) -> CANCELED. False if the condition failed."""
 
     def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
         """Moves the pending marker of a still-PENDING job forward, so that one republisher wins."""

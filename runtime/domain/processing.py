@@ -1,10 +1,16 @@
 """What to do with one received job message: claim, run the job type's handler, record the outcome, and
-decide the message's fate (delete it, retry it after a backoff delay, or keep it until a lease ends)."""
+decide the message's fate (delete it, retry it after a backoff delay, or keep it until a lease ends).
+
+Cancel: a job whose cancel was requested while it was PROCESSING ends CANCELED when its worker noticed the
+request (the heartbeat sets the job's cancel flag, `ctx.cancelled`) before the handler ended, whatever the handler
+then returned or raised; a handler that ended before keeps its real outcome (the request is then a no-op). A job
+claimed with its cancel already requested (a takeover, or a retry after a failed attempt) ends CANCELED unrun."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +32,14 @@ from runtime.domain.ports import (
     UtcClock,
 )
 from runtime.job_types.confinement import OUTSIDE_TENANT_CODE, Confinement
-from runtime.job_types.registry import JobContext, JobType, PermanentJobError, TransientJobError, get_job_type
+from runtime.job_types.registry import (
+    JobCanceled,
+    JobContext,
+    JobType,
+    PermanentJobError,
+    TransientJobError,
+    get_job_type,
+)
 
 # A message kept for a job leased by someone else comes back this long after the lease ends, so that
 # the lease has surely expired when the claim is tried again (clocks of workers differ a little).
@@ -35,6 +48,8 @@ LEASE_MARGIN_S = 1
 MAX_ERROR_MESSAGE_CHARS = 500
 # The stored code of a handler exception that is not one of the job errors the registry defines.
 UNEXPECTED_ERROR_CODE = "handler_error"
+# The stored code when a handler raises JobCanceled though no cancel was requested (a handler bug).
+CANCELED_WITHOUT_REQUEST_CODE = "canceled_without_request"
 
 
 class Action(StrEnum):
@@ -47,6 +62,7 @@ class Outcome(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # attempt failed, will be retried
     FAILED_FINAL = "failed_final"
+    CANCELED = "canceled"  # cancel requested and noticed: the job ended CANCELED
     DUPLICATE = "duplicate"  # job already terminal: a late or duplicate message
     LEASED = "leased"  # job PROCESSING under someone else's live lease
     NOT_READY = "not_ready"  # claim refused for another reason (a race); look again soon
@@ -100,11 +116,18 @@ class MessageProcessor:
         self._clock: Clock = clock or UtcClock()
         self._job_types = job_types
 
-    def process(self, received: ReceivedMessage, *, on_claimed: OnClaimed | None = None) -> Decision:
+    def process(
+        self,
+        received: ReceivedMessage,
+        *,
+        on_claimed: OnClaimed | None = None,
+        cancel_flag: threading.Event | None = None,
+    ) -> Decision:
+        """`cancel_flag` is the event the worker's heartbeat sets when it finds the job's cancel requested."""
         if received.message is None:
             return Decision(Action.DELETE, Outcome.POISON)
         try:
-            return self._process(received, on_claimed)
+            return self._process(received, on_claimed, cancel_flag if cancel_flag is not None else threading.Event())
         except JobStoreUnavailable as exc:
             # Leave the job as it is; the message comes back after a backoff and the claim (or the lease
             # check) sorts out where the job stands then.
@@ -112,7 +135,9 @@ class MessageProcessor:
             delay = self._backoff.visibility_delay_s(max(1, received.receive_count))
             return Decision(Action.RETRY, Outcome.STORE_UNAVAILABLE, delay_s=delay, error=error)
 
-    def _process(self, received: ReceivedMessage, on_claimed: OnClaimed | None) -> Decision:
+    def _process(
+        self, received: ReceivedMessage, on_claimed: OnClaimed | None, cancel_flag: threading.Event
+    ) -> Decision:
         assert received.message is not None
         job_id = received.message.job_id
         now = self._clock.now()
@@ -123,12 +148,16 @@ class MessageProcessor:
             return self.decide_unclaimed(claim.job, now=now)
         job = claim.job
         attempt = job.attempts
+        if job.cancel_requested:
+            return self._canceled(job, attempt, None)
         if on_claimed is not None:
             on_claimed(job)
 
         started = time.perf_counter()
-        error, result, detail = self._run_handler(job, attempt)
+        error, result, detail = self._run_handler(job, attempt, cancel_flag)
         handler_ms = (time.perf_counter() - started) * 1000.0
+        if cancel_flag.is_set():
+            return self._canceled(job, attempt, handler_ms)
 
         if error is None:
             assert result is not None
@@ -146,7 +175,14 @@ class MessageProcessor:
         return Decision(Action.RETRY, Outcome.FAILED, delay_s=delay, job=job, attempt=attempt, error=error,
                         handler_ms=handler_ms, error_detail=detail)
 
-    def _run_handler(self, job: Job, attempt: int) -> tuple[JobError | None, dict[str, Any] | None, str | None]:
+    def _canceled(self, job: Job, attempt: int, handler_ms: float | None) -> Decision:
+        if self._store.finish_canceled(job.job_id, attempt=attempt, now=self._clock.now()):
+            return Decision(Action.DELETE, Outcome.CANCELED, job=job, attempt=attempt, handler_ms=handler_ms)
+        return self._lost_claim(job.job_id, attempt, handler_ms or 0.0, None)
+
+    def _run_handler(
+        self, job: Job, attempt: int, cancel_flag: threading.Event
+    ) -> tuple[JobError | None, dict[str, Any] | None, str | None]:
         """(error, result, detail): `detail` is an unexpected exception's own text, for the logs only."""
         job_type = self._job_types(job.job_type)
         if job_type is None:
@@ -158,7 +194,9 @@ class MessageProcessor:
             field, problem = outside
             return JobError(OUTSIDE_TENANT_CODE, _short(f"{field}: {problem}"), permanent=True), None, None
         objects = self._confinement.objects_for(self._objects, job.tenant)
-        context = JobContext(job_id=job.job_id, attempt=attempt, trace_id=job.trace_id, objects=objects)
+        context = JobContext(
+            job_id=job.job_id, attempt=attempt, trace_id=job.trace_id, objects=objects, cancel_flag=cancel_flag
+        )
         try:
             params = job_type.parse_params(job.params)
             result = job_type.handler(params, context)
@@ -170,6 +208,10 @@ class MessageProcessor:
             return JobError("object_not_found", _short(str(exc)), permanent=True), None, None
         except TransientJobError as exc:
             return JobError(exc.code, _short(exc.message)), None, None
+        except JobCanceled:
+            # Only reached when no cancel was noticed (the caller checks the flag first).
+            message = "the handler stopped as canceled but no cancel was requested"
+            return JobError(CANCELED_WITHOUT_REQUEST_CODE, message, permanent=True), None, None
         except Exception as exc:  # noqa: BLE001 - any other handler error is worth a retry
             # Its text may carry internals (a KeyError's key, a bucket or ARN in an SDK error): the job shows a
             # stable code and a sentence; the text goes to the logs under the job's trace id.

@@ -1,4 +1,5 @@
-"""Use cases of the API: submit a job (idempotent, one conditional write), submit many, get it, retry it by hand."""
+"""Use cases of the API: submit a job (idempotent, one conditional write), submit many, get it, retry or
+cancel it by hand."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from runtime.domain.fingerprint import fingerprint
-from runtime.domain.job import Job, JobStatus, Priority
+from runtime.domain.job import RETRYABLE_TERMINAL_STATUSES, Job, JobStatus, Priority
 from runtime.domain.ports import Clock, JobMessage, JobQueue, JobStore, QueueUnavailable
 
 # Fixed forever: job ids derived from idempotency keys must stay the same across releases.
@@ -46,6 +47,12 @@ class JobNotRetryable(Exception):
         self.job = job
 
 
+class JobNotCancelable(Exception):
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.job_id} is {job.status} and cannot be canceled")
+        self.job = job
+
+
 @dataclass(frozen=True)
 class SubmitRequest:
     """A validated submit: params already checked against the job type's params model."""
@@ -70,6 +77,13 @@ class SubmitResult:
 class RetryResult:
     job: Job
     published: bool
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    job: Job
+    # False: the job is PROCESSING and only has cancelRequested set; its worker ends it (or finishes first).
+    done: bool
 
 
 def job_id_for_key(tenant: str, key: str, generation: int) -> str:
@@ -248,18 +262,38 @@ class JobService:
 
     def retry(self, job_id: str, *, tenant: str) -> RetryResult:
         """PENDING or FAILED: publish again (a duplicate message is harmless: claims are conditional).
-        FAILED_FINAL: back to PENDING, then publish. PROCESSING, SUCCEEDED: JobNotRetryable."""
+        FAILED_FINAL or CANCELED: back to PENDING, then publish. PROCESSING, SUCCEEDED: JobNotRetryable."""
         for _ in range(_MAX_ROUNDS):
             job = self.get(job_id, tenant=tenant)
             if job.status in (JobStatus.PROCESSING, JobStatus.SUCCEEDED):
                 raise JobNotRetryable(job)
-            if job.status == JobStatus.FAILED_FINAL:
+            if job.status in RETRYABLE_TERMINAL_STATUSES:
                 requeued = self._store.requeue(job_id, now=self._clock.now())
                 if requeued is None:
                     continue  # it changed under us (another retry): look again
                 job = requeued
             return RetryResult(job, published=self._publish(job))
         raise RuntimeError(f"job {job_id} kept changing during retry")
+
+    def cancel(self, job_id: str, *, tenant: str) -> CancelResult:
+        """PENDING or FAILED: CANCELED at once (a message still in the queue finds it terminal and is dropped).
+        PROCESSING: cancelRequested set, its worker decides. CANCELED: as it is. SUCCEEDED, FAILED_FINAL:
+        JobNotCancelable. Each write is conditional on the status read; a job that moved meanwhile is read again."""
+        for _ in range(_MAX_ROUNDS):
+            job = self.get(job_id, tenant=tenant)
+            if job.status is JobStatus.CANCELED:
+                return CancelResult(job, done=True)
+            if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED_FINAL):
+                raise JobNotCancelable(job)
+            if job.status is JobStatus.PROCESSING:
+                requested = self._store.request_cancel(job_id, now=self._clock.now())
+                if requested is not None:
+                    return CancelResult(requested, done=False)
+            else:
+                canceled = self._store.cancel(job_id, now=self._clock.now())
+                if canceled is not None:
+                    return CancelResult(canceled, done=True)
+        raise RuntimeError(f"job {job_id} kept changing during cancel")
 
 
 def _fingerprint(request: SubmitRequest) -> str:

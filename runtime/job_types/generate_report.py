@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -69,9 +69,12 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(value, 6)
 
 
-def build_report(params: GenerateReportParams) -> dict[str, Any]:
+def build_report(params: GenerateReportParams, between_rows: Callable[[], None] | None = None) -> dict[str, Any]:
+    """`between_rows` runs before each row (the handler's cancel check)."""
     groups: dict[str, list[float]] = {}
     for row in params.rows:
+        if between_rows is not None:
+            between_rows()
         metric = row[params.metric]
         assert isinstance(metric, int | float)
         groups.setdefault(_group_key(row[params.group_by]), []).append(float(metric))
@@ -100,8 +103,9 @@ def render(report: dict[str, Any], fmt: str) -> tuple[bytes, str]:
 @job_type("generate_report", params=GenerateReportParams)
 def generate_report(params: GenerateReportParams, ctx: JobContext) -> dict[str, Any]:
     """Aggregates `metric` per `group_by` over `rows` and writes the report (JSON or CSV) to `destination`."""
-    report = build_report(params)
+    report = build_report(params, ctx.raise_if_cancelled)
     body, content_type = render(report, params.format)
+    ctx.raise_if_cancelled()
     ctx.objects.put_bytes(params.destination, body, content_type=content_type)
     # The result stays small (it is stored in the job record): the groups are in the report itself.
     return {

@@ -80,8 +80,11 @@ def process_document(params: ProcessDocumentParams, ctx: JobContext) -> dict[str
         raise PermanentJobError("source_not_found", f"source object not found: {params.source}") from exc
     if len(data) > MAX_SOURCE_BYTES:
         raise PermanentJobError("source_too_large", f"source is {len(data)} bytes, the limit is {MAX_SOURCE_BYTES}")
+    # Its units of work are the read, the summary and the write: a requested cancel stops it between them.
+    ctx.raise_if_cancelled()
     _, key = split_s3_uri(params.source)
     summary = summarize(data, key=key)
+    ctx.raise_if_cancelled()
     document = {"source": params.source, "job_id": ctx.job_id, "summary": summary}
     body = json.dumps(document, sort_keys=True, ensure_ascii=False, indent=2).encode("utf-8")
     ctx.objects.put_bytes(params.destination, body, content_type="application/json")

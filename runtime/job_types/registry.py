@@ -5,13 +5,16 @@
 
     @job_type("resize_image", params=ResizeParams)
     def resize_image(params: ResizeParams, ctx: JobContext) -> dict[str, Any]:
-        ...
+        for part in parts:
+            ctx.raise_if_cancelled()  # between units of work: a requested cancel ends the job CANCELED
+            ...
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -39,12 +42,32 @@ class TransientJobError(Exception):
         self.message = message
 
 
+class JobCanceled(Exception):
+    """A handler stops on seeing `ctx.cancelled`: the worker ends the job CANCELED (the cancel was requested)."""
+
+    def __init__(self) -> None:
+        super().__init__("the job was canceled")
+
+
 @dataclass(frozen=True)
 class JobContext:
     job_id: str
     attempt: int
     trace_id: str
     objects: ObjectStore
+    # Set by the worker's heartbeat when a lease renewal finds the job's cancel requested.
+    cancel_flag: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once a cancel of this job was requested and the worker noticed it (within the documented bound).
+        A handler checks it between units of work and stops (raise JobCanceled, or return)."""
+        return self.cancel_flag.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """The check between units of work: raises JobCanceled once `cancelled` is true."""
+        if self.cancel_flag.is_set():
+            raise JobCanceled()
 
 
 Handler = Callable[[Any, JobContext], dict[str, Any]]

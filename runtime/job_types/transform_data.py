@@ -211,11 +211,16 @@ def apply(operation: _Op, records: list[Record], step: int) -> list[Record]:
     raise AssertionError(f"unhandled operation {operation!r}")
 
 
-def transform(params: TransformDataParams) -> tuple[list[Record], list[dict[str, Any]]]:
-    """The transformed records and, per step, how many records went in and came out."""
+def transform(
+    params: TransformDataParams, between_steps: Callable[[], None] | None = None
+) -> tuple[list[Record], list[dict[str, Any]]]:
+    """The transformed records and, per step, how many records went in and came out. `between_steps` runs
+    before each operation (the handler's cancel check)."""
     records = [dict(r) for r in params.records]
     steps = []
     for step, operation in enumerate(params.operations):
+        if between_steps is not None:
+            between_steps()
         before = len(records)
         records = apply(operation, records, step)
         steps.append({"op": operation.op, "in": before, "out": len(records)})
@@ -225,11 +230,12 @@ def transform(params: TransformDataParams) -> tuple[list[Record], list[dict[str,
 @job_type("transform_data", params=TransformDataParams)
 def transform_data(params: TransformDataParams, ctx: JobContext) -> dict[str, Any]:
     """Applies `operations` in order to `records`; returns the records (or writes them as JSON lines)."""
-    records, steps = transform(params)
+    records, steps = transform(params, ctx.raise_if_cancelled)
     result: dict[str, Any] = {"input_count": len(params.records), "output_count": len(records), "steps": steps}
     if params.destination is None:
         result["records"] = records
         return result
+    ctx.raise_if_cancelled()
     body = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
     ctx.objects.put_bytes(params.destination, body, content_type="application/x-ndjson")
     result.update(destination=params.destination, bytes=len(body), preview=records[:PREVIEW_RECORDS])

@@ -38,6 +38,7 @@ class LogEvent(StrEnum):
     JOB_REPLAYED = "job_replayed"
     JOB_REJECTED = "job_rejected"
     JOB_RETRIED = "job_retried"
+    JOB_CANCEL = "job_cancel"  # a cancel answered: the job's status after it and whether it is done
     JOB_KEY_REUSED = "job_key_reused"
     JOB_IN_FLIGHT = "job_in_flight"
     JOB_STORE_UNAVAILABLE = "job_store_unavailable"
@@ -64,6 +65,7 @@ class LogEvent(StrEnum):
     HEARTBEAT_VISIBILITY_FAILED = "heartbeat_visibility_failed"
     HEARTBEAT_LEASE_FAILED = "heartbeat_lease_failed"
     LEASE_LOST = "lease_lost"
+    CANCEL_NOTICED = "cancel_noticed"  # a lease renewal found the job's cancel requested
     JOB_REPUBLISHED = "job_republished"
     REPUBLISH_FAILED = "republish_failed"
     REPUBLISH_SWEEP_FAILED = "republish_sweep_failed"

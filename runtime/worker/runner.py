@@ -91,6 +91,7 @@ class Worker:
             clock=self._clock,
             visibility_timeout_s=settings.visibility_timeout_s,
             interval_s=settings.heartbeat_interval_s,
+            lease_interval_s=settings.cancel_check_interval_s,
             on_beat=self._protection.beat if self._protection is not None else None,
         )
         self._deleter = BatchDeleter(queue, linger_s=settings.delete_linger_s)
@@ -286,7 +287,9 @@ class Worker:
                 "worker.job", message.trace_header, trace_id=job_message.trace_id if job_message else None
             ),
         ):
-            decision = self._processor.process(message, on_claimed=on_claimed)
+            decision = self._processor.process(
+                message, on_claimed=on_claimed, cancel_flag=self._heartbeat.cancel_flag(handle)
+            )
             with self._slots:
                 released = handle in self._released
             if not released:

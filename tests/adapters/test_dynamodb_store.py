@@ -13,7 +13,7 @@ from runtime.adapters.dynamodb.codec import job_to_item
 from runtime.adapters.dynamodb.schema import Attr
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.domain.job import Job, JobError, JobStatus, Priority
-from runtime.domain.ports import JobStoreUnavailable
+from runtime.domain.ports import JobStoreUnavailable, LeaseState
 from runtime.observability import aws_calls
 from tests.adapters.resources import counted_client, create_jobs_table, dead_client, unique
 
@@ -158,8 +158,8 @@ def test_extend_lease_only_for_the_current_attempt(store: DynamoDbJobStore) -> N
     store.create(job)
     claim(store, job.job_id)
     later = T0 + timedelta(minutes=5)
-    assert store.extend_lease(job.job_id, attempt=1, lease_until=later)
-    assert not store.extend_lease(job.job_id, attempt=2, lease_until=later)
+    assert store.extend_lease(job.job_id, attempt=1, lease_until=later) is LeaseState.HELD
+    assert store.extend_lease(job.job_id, attempt=2, lease_until=later) is LeaseState.LOST
     current = store.get(job.job_id)
     assert current is not None and current.lease_expires_at == later
 

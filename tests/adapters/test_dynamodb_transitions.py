@@ -14,6 +14,7 @@ import pytest
 from runtime.adapters.dynamodb.schema import Attr
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.domain.job import Job, JobError, JobStatus, Priority, can_transition, prior_statuses
+from runtime.domain.ports import LeaseState
 from tests.adapters.resources import counted_client, create_jobs_table, raw_client, unique
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
@@ -39,6 +40,8 @@ class Write:
     call: Callable[[DynamoDbJobStore, str], bool]
     # A worker's write about its own attempt (conditioned on it) rather than one taking the job from anyone.
     owner: bool = False
+    # The write needs the job's cancel requested (seeded so; test_finish_canceled_needs_a_cancel_request).
+    cancel_requested: bool = False
 
 
 WRITES = [
@@ -47,7 +50,8 @@ WRITES = [
     Write("claim", JobStatus.PROCESSING, frozenset(prior_statuses(JobStatus.PROCESSING)),
           lambda store, job_id: store.claim(job_id, now=T0, lease_until=T0 + timedelta(minutes=1)).claimed),
     Write("extend_lease", None, owned(JobStatus.PROCESSING),
-          lambda store, job_id: store.extend_lease(job_id, attempt=ATTEMPT, lease_until=LIVE_LEASE), owner=True),
+          lambda store, job_id: store.extend_lease(job_id, attempt=ATTEMPT, lease_until=LIVE_LEASE)
+          is not LeaseState.LOST, owner=True),
     Write("succeed", JobStatus.SUCCEEDED, owned(JobStatus.SUCCEEDED),
           lambda store, job_id: store.succeed(job_id, attempt=ATTEMPT, result={"ok": True}, now=T0), owner=True),
     Write("fail", JobStatus.FAILED, owned(JobStatus.FAILED),
@@ -58,20 +62,30 @@ WRITES = [
           lambda store, job_id: store.fail_final(job_id, error=ERROR, now=T0) is not None),
     Write("requeue", JobStatus.PENDING, frozenset(prior_statuses(JobStatus.PENDING)),
           lambda store, job_id: store.requeue(job_id, now=T0) is not None),
+    # A cancel at once takes only what no worker holds; a PROCESSING job gets the flag and its worker decides.
+    Write("cancel", JobStatus.CANCELED, frozenset(prior_statuses(JobStatus.CANCELED)) - {JobStatus.PROCESSING},
+          lambda store, job_id: store.cancel(job_id, now=T0) is not None),
+    Write("request_cancel", None, owned(JobStatus.CANCELED),
+          lambda store, job_id: store.request_cancel(job_id, now=T0) is not None),
+    Write("finish_canceled", JobStatus.CANCELED, owned(JobStatus.CANCELED),
+          lambda store, job_id: store.finish_canceled(job_id, attempt=ATTEMPT, now=T0), owner=True,
+          cancel_requested=True),
     # Not a status change: it moves the republish marker of a job that is still PENDING.
     Write("mark_republished", None, frozenset({JobStatus.PENDING}),
           lambda store, job_id: store.mark_republished(job_id, expected_pending_since=T0, now=T0)),
 ]
 
 
-def seeded(job_id: str, status: JobStatus, *, lease: datetime = EXPIRED_LEASE) -> Job:
+def seeded(
+    job_id: str, status: JobStatus, *, lease: datetime = EXPIRED_LEASE, cancel_requested: bool = False
+) -> Job:
     """A job in `status` that satisfies every other part of each condition: claimed by ATTEMPT, its lease
     expired (unless `lease` says otherwise), its republish marker at T0."""
     return Job(
         job_id=job_id, status=status, job_type="process_document", priority=Priority.NORMAL, params={"n": 1},
         metadata={}, created_at=T0, updated_at=T0, trace_id="1-67c2f6c0-0123456789abcdef01234567",
         fingerprint="f" * 64, tenant=TENANT, attempts=ATTEMPT, transitions={status.value: T0},
-        lease_expires_at=lease, pending_since=T0,
+        lease_expires_at=lease, pending_since=T0, cancel_requested=cancel_requested,
     )
 
 
@@ -103,7 +117,7 @@ def store(moto_server: str, table: Table) -> Iterator[DynamoDbJobStore]:
 def test_each_write_accepts_exactly_the_allowed_prior_states(
     store: DynamoDbJobStore, table: Table, write: Write, status: JobStatus
 ) -> None:
-    job = seeded(unique("job"), status)
+    job = seeded(unique("job"), status, cancel_requested=write.cancel_requested)
     assert store.create(job).created
     accepted = write.call(store, job.job_id)
     after = store.get(job.job_id)
@@ -125,7 +139,7 @@ def test_status_writes_still_work_on_items_from_before_the_listing_indexes(
     # Such an item has no tenant attributes, no statusKeys and no createdKey: no listing index holds it, before
     # or after (the key it gets belongs to no tenant, and the sort key stays missing).
     status = next(iter(write.accepts))
-    job = seeded(unique("legacy"), status).replace(tenant="")
+    job = seeded(unique("legacy"), status, cancel_requested=write.cancel_requested).replace(tenant="")
     assert store.create(job).created
     assert write.call(store, job.job_id)
     item = table.item(job.job_id)
@@ -141,8 +155,11 @@ def test_each_write_on_a_missing_job(store: DynamoDbJobStore, write: Write) -> N
     assert (store.get(job_id) is not None) == (write.name == "create")
 
 
-# Writes that may take a PROCESSING job from whoever holds it: only once its lease expired.
-TAKEOVERS = [write for write in WRITES if JobStatus.PROCESSING in write.accepts and not write.owner]
+# Writes that may take a PROCESSING job (change its status) from whoever holds it: only once its lease expired.
+TAKEOVERS = [
+    write for write in WRITES
+    if JobStatus.PROCESSING in write.accepts and not write.owner and write.target is not None
+]
 
 
 def test_the_takeovers_are_the_claim_and_the_dead_letter_verdict() -> None:
@@ -159,7 +176,48 @@ def test_a_live_lease_keeps_a_processing_job_from_other_writers(store: DynamoDbJ
 
 @pytest.mark.parametrize("write", [write for write in WRITES if write.owner], ids=lambda write: write.name)
 def test_a_worker_write_needs_the_workers_attempt(store: DynamoDbJobStore, write: Write) -> None:
-    job = seeded(unique("other-attempt"), JobStatus.PROCESSING).replace(attempts=ATTEMPT + 1)
+    job = seeded(unique("other-attempt"), JobStatus.PROCESSING, cancel_requested=write.cancel_requested).replace(
+        attempts=ATTEMPT + 1
+    )
     store.create(job)
     assert not write.call(store, job.job_id)
     assert store.get(job.job_id) == job
+
+
+def test_finish_canceled_needs_a_cancel_request(store: DynamoDbJobStore) -> None:
+    job = seeded(unique("not-requested"), JobStatus.PROCESSING)
+    store.create(job)
+    assert not store.finish_canceled(job.job_id, attempt=ATTEMPT, now=T0)
+    assert store.get(job.job_id) == job
+
+
+def test_the_lease_renewal_reads_the_cancel_request_back(store: DynamoDbJobStore) -> None:
+    job = seeded(unique("renewed"), JobStatus.PROCESSING)
+    store.create(job)
+    assert store.extend_lease(job.job_id, attempt=ATTEMPT, lease_until=LIVE_LEASE) is LeaseState.HELD
+    requested = store.request_cancel(job.job_id, now=T0)
+    assert requested is not None and requested.cancel_requested and requested.status is JobStatus.PROCESSING
+    assert store.extend_lease(job.job_id, attempt=ATTEMPT, lease_until=LIVE_LEASE) is LeaseState.CANCEL_REQUESTED
+    assert store.finish_canceled(job.job_id, attempt=ATTEMPT, now=T0)
+    after = store.get(job.job_id)
+    assert after is not None and after.status is JobStatus.CANCELED and after.lease_expires_at is None
+    assert store.extend_lease(job.job_id, attempt=ATTEMPT, lease_until=LIVE_LEASE) is LeaseState.LOST
+
+
+def test_a_retry_of_a_canceled_job_clears_its_cancel_request(store: DynamoDbJobStore) -> None:
+    job = seeded(unique("retried"), JobStatus.CANCELED, cancel_requested=True)
+    store.create(job)
+    requeued = store.requeue(job.job_id, now=T0)
+    assert requeued is not None and requeued.status is JobStatus.PENDING and not requeued.cancel_requested
+    assert requeued.pending_since == T0
+
+
+def test_a_cancel_removes_the_pending_marker(store: DynamoDbJobStore) -> None:
+    job = seeded(unique("canceled"), JobStatus.PENDING)
+    store.create(job)
+    canceled = store.cancel(job.job_id, now=T0)
+    assert canceled is not None and canceled.status is JobStatus.CANCELED
+    assert canceled.pending_since is None and canceled.transitions[JobStatus.CANCELED.value] == T0
+    # The republisher's sweep no longer sees it.
+    assert job.job_id not in {stuck.job_id for stuck in store.stuck_pending(older_than=T0 + timedelta(days=1),
+                                                                           limit=1000)}

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from runtime.domain.job import Job, JobError, JobStatus, Priority, check_transition
+from runtime.domain.job import RETRYABLE_TERMINAL_STATUSES, Job, JobError, JobStatus, Priority, check_transition
 from runtime.domain.ports import (
     QUEUE_BATCH_LIMIT,
     ClaimOutcome,
@@ -17,6 +17,7 @@ from runtime.domain.ports import (
     JobMessage,
     JobPage,
     JobStoreUnavailable,
+    LeaseState,
     ObjectNotFound,
     QueueUnavailable,
     ReceivedMessage,
@@ -118,13 +119,39 @@ class InMemoryJobStore:
             return None
         return job
 
-    def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> bool:
+    def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> LeaseState:
         self._enter("extend_lease")
         with self.lock:
             job = self._owned(job_id, attempt)
             if job is None:
-                return False
+                return LeaseState.LOST
             self.jobs[job_id] = job.replace(lease_expires_at=lease_until)
+            return LeaseState.CANCEL_REQUESTED if job.cancel_requested else LeaseState.HELD
+
+    def cancel(self, job_id: str, *, now: datetime) -> Job | None:
+        self._enter("cancel")
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.status not in (JobStatus.PENDING, JobStatus.FAILED):
+                return None
+            return self._move(job, JobStatus.CANCELED, now, lease_expires_at=None, pending_since=None)
+
+    def request_cancel(self, job_id: str, *, now: datetime) -> Job | None:
+        self._enter("request_cancel")
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or job.status is not JobStatus.PROCESSING:
+                return None
+            self.jobs[job_id] = job.replace(cancel_requested=True, updated_at=now)
+            return self.jobs[job_id]
+
+    def finish_canceled(self, job_id: str, *, attempt: int, now: datetime) -> bool:
+        self._enter("finish_canceled")
+        with self.lock:
+            job = self._owned(job_id, attempt)
+            if job is None or not job.cancel_requested:
+                return False
+            self._move(job, JobStatus.CANCELED, now, lease_expires_at=None)
             return True
 
     def succeed(self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime) -> bool:
@@ -160,9 +187,10 @@ class InMemoryJobStore:
         self._enter("requeue")
         with self.lock:
             job = self.jobs.get(job_id)
-            if job is None or job.status is not JobStatus.FAILED_FINAL:
+            if job is None or job.status not in RETRYABLE_TERMINAL_STATUSES:
                 return None
-            return self._move(job, JobStatus.PENDING, now, pending_since=now, retry_base=job.attempts, error=None)
+            return self._move(job, JobStatus.PENDING, now, pending_since=now, retry_base=job.attempts, error=None,
+                              cancel_requested=False)
 
     def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
         self._enter("mark_republished")

@@ -148,6 +148,8 @@ def job_to_item(job: Job) -> Item:
         item[Attr.KEY_GENERATION] = {"N": str(job.key_generation)}
     if job.retry_base:
         item[Attr.RETRY_BASE] = {"N": str(job.retry_base)}
+    if job.cancel_requested:
+        item[Attr.CANCEL_REQUESTED] = {"BOOL": True}
     return item
 
 
@@ -200,4 +202,5 @@ def item_to_job(item: ItemIn) -> Job:
         expires_at=number(Attr.EXPIRES_AT),
         key_generation=number(Attr.KEY_GENERATION) or 0,
         retry_base=number(Attr.RETRY_BASE) or 0,
+        cancel_requested=bool(item.get(Attr.CANCEL_REQUESTED, {}).get("BOOL", False)),
     )

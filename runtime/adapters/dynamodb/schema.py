@@ -70,6 +70,7 @@ class Attr:
     TENANT_STATUS: Final = "tenantStatus"  # "<tenant>#<status>", follows every status change
     TENANT_TYPE: Final = "tenantType"  # "<tenant>#<jobType>"
     STATUS_KEYS: Final = "statusKeys"  # {status: "<tenant>#<status>"}, what status changes copy from
+    CANCEL_REQUESTED: Final = "cancelRequested"  # true once a cancel was asked for while PROCESSING; else absent
 
 
 class ErrorAttr:

@@ -5,6 +5,8 @@ The expected prior states come from the domain's state machine (`runtime.domain.
 a write that moves a job to a status accepts exactly the statuses allowed to move there, PROCESSING only once
 its lease expired (a worker holding a live lease decides the outcome itself). A worker's own writes (lease
 renewal, its verdict) are conditioned on owning the job: PROCESSING under the worker's attempt number.
+A cancel takes only the statuses that may move to CANCELED without a worker (PENDING, FAILED); a PROCESSING job
+gets the cancelRequested flag instead, which its worker reads back with each lease renewal.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from runtime.adapters.dynamodb.schema import (
     Attr,
 )
 from runtime.domain.job import Job, JobError, JobStatus, check_transition, prior_statuses
-from runtime.domain.ports import ClaimOutcome, CreateOutcome, JobPage, JobStoreUnavailable
+from runtime.domain.ports import ClaimOutcome, CreateOutcome, JobPage, JobStoreUnavailable, LeaseState
 from runtime.domain.times import iso
 
 if TYPE_CHECKING:
@@ -66,10 +68,11 @@ _BATCH_GET_LIMIT = 100  # keys per BatchGetItem
 _LIST_QUERIES = 3
 
 
-def entry_condition(target: JobStatus, values: dict[str, AttributeValue]) -> str:
+def entry_condition(target: JobStatus, values: dict[str, AttributeValue], *, take_expired: bool = True) -> str:
     """The condition of a write moving a job to `target` (adds its placeholders to `values`): its status is one
-    allowed to move there, PROCESSING only with an expired lease (`:now_ms` must be in `values`)."""
-    priors = prior_statuses(target)
+    allowed to move there, PROCESSING only with an expired lease (`:now_ms` must be in `values`), or never when
+    not `take_expired` (a write that does not take jobs over from workers)."""
+    priors = [status for status in prior_statuses(target) if take_expired or status is not JobStatus.PROCESSING]
     free = [status for status in priors if status is not JobStatus.PROCESSING]
     parts: list[str] = []
     if free:
@@ -174,15 +177,22 @@ class DynamoDbJobStore:
             return ClaimOutcome(claimed=False, job=item_to_job(old) if old else self.get(job_id))
         return ClaimOutcome(claimed=True, job=item_to_job(response["Attributes"]))
 
-    def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> bool:
+    def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> LeaseState:
         values: dict[str, AttributeValue] = {":lease": {"N": str(epoch_ms(lease_until))}}
-        return self._conditional_update(
+        # ALL_NEW: the renewal reads the cancel flag in the same request (no read of its own; ReturnValues cost
+        # no capacity). UPDATED_NEW cannot carry it: the flag is not among the attributes this write changes.
+        attributes = self._conditional_update(
             job_id,
             update=f"SET {Attr.LEASE_EXPIRES_AT} = :lease",
             condition=owner_condition(JobStatus.PROCESSING, values, attempt),
             names={"#s": Attr.STATUS},
             values=values,
-        ) is not None
+            return_new=True,
+        )
+        if attributes is None:
+            return LeaseState.LOST
+        requested = attributes.get(Attr.CANCEL_REQUESTED, {}).get("BOOL", False)
+        return LeaseState.CANCEL_REQUESTED if requested else LeaseState.HELD
 
     def succeed(self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime) -> bool:
         return self._finish(job_id, attempt=attempt, status=JobStatus.SUCCEEDED, now=now,
@@ -240,6 +250,50 @@ class DynamoDbJobStore:
         )
         return item_to_job(attributes) if attributes is not None else None
 
+    def cancel(self, job_id: str, *, now: datetime) -> Job | None:
+        values: dict[str, AttributeValue] = {":canceled": {"S": JobStatus.CANCELED.value}, ":now": {"S": iso(now)}}
+        names = {"#s": Attr.STATUS, "#canceled": JobStatus.CANCELED.value}
+        status_key = status_key_update(JobStatus.CANCELED, names, values)
+        attributes = self._conditional_update(
+            job_id,
+            update=(f"SET #s = :canceled, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#canceled = :now, "
+                    f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"),
+            condition=entry_condition(JobStatus.CANCELED, values, take_expired=False),
+            names=names,
+            values=values,
+            return_new=True,
+        )
+        return item_to_job(attributes) if attributes is not None else None
+
+    def request_cancel(self, job_id: str, *, now: datetime) -> Job | None:
+        # Not a status change: the worker holding the job decides (it reads the flag with its lease renewal).
+        attributes = self._conditional_update(
+            job_id,
+            update=f"SET {Attr.CANCEL_REQUESTED} = :yes, {Attr.UPDATED_AT} = :now",
+            condition="#s = :processing",
+            names={"#s": Attr.STATUS},
+            values={":yes": {"BOOL": True}, ":now": {"S": iso(now)},
+                    ":processing": {"S": JobStatus.PROCESSING.value}},
+            return_new=True,
+        )
+        return item_to_job(attributes) if attributes is not None else None
+
+    def finish_canceled(self, job_id: str, *, attempt: int, now: datetime) -> bool:
+        values: dict[str, AttributeValue] = {
+            ":canceled": {"S": JobStatus.CANCELED.value}, ":now": {"S": iso(now)}, ":yes": {"BOOL": True},
+        }
+        condition = owner_condition(JobStatus.CANCELED, values, attempt) + f" AND {Attr.CANCEL_REQUESTED} = :yes"
+        names = {"#s": Attr.STATUS, "#canceled": JobStatus.CANCELED.value}
+        status_key = status_key_update(JobStatus.CANCELED, names, values)
+        return self._conditional_update(
+            job_id,
+            update=(f"SET #s = :canceled, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#canceled = :now, "
+                    f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}"),
+            condition=condition,
+            names=names,
+            values=values,
+        ) is not None
+
     def requeue(self, job_id: str, *, now: datetime) -> Job | None:
         values: dict[str, AttributeValue] = {
             ":pending": {"S": JobStatus.PENDING.value},
@@ -254,7 +308,8 @@ class DynamoDbJobStore:
             job_id,
             update=(f"SET #s = :pending, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#pending = :now, "
                     f"{Attr.PENDING_SHARD} = :shard, {Attr.PENDING_SINCE} = :since, "
-                    f"{Attr.RETRY_BASE} = {Attr.ATTEMPTS}, {status_key} REMOVE #e, {Attr.LEASE_EXPIRES_AT}"),
+                    f"{Attr.RETRY_BASE} = {Attr.ATTEMPTS}, {status_key} "
+                    f"REMOVE #e, {Attr.LEASE_EXPIRES_AT}, {Attr.CANCEL_REQUESTED}"),
             condition=entry_condition(JobStatus.PENDING, values),
             names=names,
             values=values,
