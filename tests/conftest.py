@@ -33,6 +33,9 @@ def moto_server() -> Iterator[str]:
     """One moto server for the session; tests isolate themselves by creating uniquely named resources."""
     from moto.server import ThreadedMotoServer
 
+    from tests.moto_atomic import make_dynamodb_item_operations_atomic
+
+    make_dynamodb_item_operations_atomic()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

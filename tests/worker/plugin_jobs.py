@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from runtime.job_types.registry import JobContext, TransientJobError, job_type
+from runtime.job_types.registry import JobCanceled, JobContext, TransientJobError, job_type
 
 # How often a held job looks at its gate file; holding stands in for long work in these tests only.
 POLL_S = 0.05
@@ -64,3 +64,27 @@ class BrokenParams(BaseModel):
 def broken_job(params: BrokenParams, ctx: JobContext) -> dict[str, Any]:
     """Fails as a buggy handler does: an unexpected exception whose text names an internal detail."""
     raise KeyError(params.key)
+
+
+class CancelableParams(BaseModel):
+    run_log: str = Field(min_length=1)
+    hold_s: float = Field(default=60.0, ge=0, le=120)  # the work it does unless canceled first
+    on_cancel: Literal["raise", "return"] = "raise"  # how it stops: JobCanceled, or returning what it has
+
+
+@job_type("test_cancelable", params=CancelableParams)
+def cancelable_job(params: CancelableParams, ctx: JobContext) -> dict[str, Any]:
+    """Works in POLL_S units for hold_s, checking ctx.cancelled between units; records "canceled" or "done"."""
+    _append(params.run_log, f"start {os.getpid()} {ctx.attempt}")
+    until = time.monotonic() + params.hold_s
+    units = 0
+    while time.monotonic() < until:
+        if ctx.cancelled:
+            _append(params.run_log, f"canceled {os.getpid()} {ctx.attempt}")
+            if params.on_cancel == "raise":
+                raise JobCanceled()
+            return {"units": units, "stopped": True}
+        ctx.cancel_flag.wait(min(POLL_S, max(0.0, until - time.monotonic())))
+        units += 1
+    _append(params.run_log, f"done {os.getpid()} {ctx.attempt}")
+    return {"units": units, "stopped": False}
