@@ -81,10 +81,13 @@ def emulator(isolated_moto_server: str) -> str:
 @pytest.fixture(scope="module")
 def provisioned(emulator: str) -> dict[str, str]:
     """The stateful stack deployed into the emulator's CloudFormation by the local all-in-one's own code."""
+    from runtime.local.__main__ import create_local_api_key
     from runtime.local.provision import provision
 
     resources = provision(endpoint_url=emulator, env_name="local")
-    return {"SsmPath": resources.ssm_path, "TableName": resources.table_name, "QueueUrl": resources.queue_url}
+    return {"SsmPath": resources.ssm_path, "TableName": resources.table_name, "QueueUrl": resources.queue_url,
+            # A key of tenant `local`, as the all-in-one makes at start: /api/v1 needs a bearer token.
+            "ApiKey": create_local_api_key(emulator, resources.access_table_name)}
 
 
 def _container_env(emulator: str, ssm_path: str) -> list[str]:
@@ -117,9 +120,9 @@ def _image_config(images: Images, image: str) -> dict[str, Any]:
     return config
 
 
-def _get(url: str) -> tuple[int, dict[str, Any]]:
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
@@ -282,6 +285,7 @@ def test_api_and_worker_containers_run_a_job_end_to_end(
     )  # fmt: skip
     try:
         assert _wait_for_status(f"http://127.0.0.1:{port}/readyz", api, 200)[0] == 200
+        auth = {"Authorization": f"Bearer {provisioned['ApiKey']}"}
         body = json.dumps(
             {
                 "type": "transform_data",
@@ -289,7 +293,7 @@ def test_api_and_worker_containers_run_a_job_end_to_end(
             }
         ).encode()
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/v1/jobs", data=body, headers={"Content-Type": "application/json"}
+            f"http://127.0.0.1:{port}/api/v1/jobs", data=body, headers={"Content-Type": "application/json", **auth}
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 201
@@ -297,7 +301,7 @@ def test_api_and_worker_containers_run_a_job_end_to_end(
         deadline = time.monotonic() + START_DEADLINE_S
         job: dict[str, Any] = {}
         while time.monotonic() < deadline and worker.poll() is None:
-            job = _get(f"http://127.0.0.1:{port}/api/v1/jobs/{job_id}")[1]
+            job = _get(f"http://127.0.0.1:{port}/api/v1/jobs/{job_id}", auth)[1]
             if job.get("status") in ("SUCCEEDED", "FAILED_FINAL"):
                 break
             time.sleep(0.25)
