@@ -54,10 +54,11 @@ def _singles(stack: LocalStack, bodies: list[dict[str, Any]]) -> tuple[int, floa
 
 
 def _batches(stack: LocalStack, bodies: list[dict[str, Any]]) -> tuple[int, float, list[float]]:
-    chunks = [bodies[start:start + MAX_BATCH_JOBS] for start in range(0, len(bodies), MAX_BATCH_JOBS)]
+    chunks = [bodies[start : start + MAX_BATCH_JOBS] for start in range(0, len(bodies), MAX_BATCH_JOBS)]
     limits = httpx.Limits(max_connections=BATCH_CLIENTS, max_keepalive_connections=BATCH_CLIENTS)
-    with httpx.Client(base_url=stack.api_url, limits=limits, timeout=BATCH_TIMEOUT_S,
-                      headers=stack.auth_headers) as client:
+    with httpx.Client(
+        base_url=stack.api_url, limits=limits, timeout=BATCH_TIMEOUT_S, headers=stack.auth_headers
+    ) as client:
 
         def post(chunk: list[dict[str, Any]]) -> tuple[int, float]:
             started = time.perf_counter()
@@ -74,8 +75,9 @@ def _batches(stack: LocalStack, bodies: list[dict[str, Any]]) -> tuple[int, floa
     return sum(accepted for accepted, _ in answers), wall_s, [latency for _, latency in answers]
 
 
-def measure_mode(mode: str, stack_env: dict[str, str], body_for: BodyFor, jobs: int,
-                 prepare: Callable[[LocalStack], str]) -> ModeRun:
+def measure_mode(
+    mode: str, stack_env: dict[str, str], body_for: BodyFor, jobs: int, prepare: Callable[[LocalStack], str]
+) -> ModeRun:
     """One mode on a fresh all-in-one: `prepare` readies it (uploads the source document) and returns its bucket."""
     with LocalStack(env=stack_env) as stack:
         bucket = prepare(stack)
@@ -87,30 +89,50 @@ def measure_mode(mode: str, stack_env: dict[str, str], body_for: BodyFor, jobs: 
             accepted, wall_s, latencies = (_batches if mode == "batch" else _singles)(stack, bodies)
             time.sleep(DUMP_SETTLE_S)
             made = subtract(stack.calls_by_role().get("api", {}), before).get("submit", {})
-    return ModeRun(mode, jobs, accepted, wall_s, _percentile_ms(latencies, 0.5), _percentile_ms(latencies, 0.99),
-                   {operation: count / max(accepted, 1) for operation, count in sorted(made.items())})
+    return ModeRun(
+        mode,
+        jobs,
+        accepted,
+        wall_s,
+        _percentile_ms(latencies, 0.5),
+        _percentile_ms(latencies, 0.99),
+        {operation: count / max(accepted, 1) for operation, count in sorted(made.items())},
+    )
 
 
 def _row(run: ModeRun) -> str:
     calls = ", ".join(f"{operation} {count:.2f}" for operation, count in run.calls_per_job.items())
-    return (f"{run.accepted}/{run.jobs} accepted in {run.wall_s:.1f} s = {run.jobs_per_s:.1f} jobs/s, "
-            f"request p50 {run.request_p50_ms:.0f} ms p99 {run.request_p99_ms:.0f} ms; per job: {calls}")
+    return (
+        f"{run.accepted}/{run.jobs} accepted in {run.wall_s:.1f} s = {run.jobs_per_s:.1f} jobs/s, "
+        f"request p50 {run.request_p50_ms:.0f} ms p99 {run.request_p99_ms:.0f} ms; per job: {calls}"
+    )
 
 
-def scenario_batch(out: Out, repeats: int, jobs: int, *, stack_env: dict[str, str], body_for: BodyFor,
-                   prepare: Callable[[LocalStack], str]) -> list[tuple[ModeRun, ModeRun]]:
+def scenario_batch(
+    out: Out,
+    repeats: int,
+    jobs: int,
+    *,
+    stack_env: dict[str, str],
+    body_for: BodyFor,
+    prepare: Callable[[LocalStack], str],
+) -> list[tuple[ModeRun, ModeRun]]:
     """`jobs` process_document jobs per mode and repeat; prints each run, then the medians and their ratio."""
     runs: list[tuple[ModeRun, ModeRun]] = []
     for repeat in range(repeats):
         single = measure_mode("single", stack_env, body_for, jobs, prepare)
         out(f"  single run {repeat + 1} ({SINGLE_CLIENTS} clients, POST /api/v1/jobs): {_row(single)}")
         batch = measure_mode("batch", stack_env, body_for, jobs, prepare)
-        out(f"  batch  run {repeat + 1} ({BATCH_CLIENTS} clients, {MAX_BATCH_JOBS} jobs per POST {BATCH_PATH}): "
-            f"{_row(batch)}")
+        out(
+            f"  batch  run {repeat + 1} ({BATCH_CLIENTS} clients, {MAX_BATCH_JOBS} jobs per POST {BATCH_PATH}): "
+            f"{_row(batch)}"
+        )
         runs.append((single, batch))
     single_rate = statistics.median(single.jobs_per_s for single, _ in runs)
     batch_rate = statistics.median(batch.jobs_per_s for _, batch in runs)
     ratio = batch_rate / single_rate if single_rate else float("inf")
-    out(f"  BATCH vs SINGLE (median of {repeats}, worker paused): batch {batch_rate:.1f} jobs/s, "
-        f"single {single_rate:.1f} jobs/s, ratio {ratio:.2f}x")
+    out(
+        f"  BATCH vs SINGLE (median of {repeats}, worker paused): batch {batch_rate:.1f} jobs/s, "
+        f"single {single_rate:.1f} jobs/s, ratio {ratio:.2f}x"
+    )
     return runs

@@ -70,8 +70,9 @@ def _post(client: httpx.Client, index: int, body: dict[str, Any]) -> Submitted:
     return Submitted(index, sent_wall, latency, response.status_code, job_id, error)
 
 
-def burst(api_url: str, bodies: list[dict[str, Any]], *, concurrency: int,
-          headers: Mapping[str, str] | None = None) -> LoadResult:
+def burst(
+    api_url: str, bodies: list[dict[str, Any]], *, concurrency: int, headers: Mapping[str, str] | None = None
+) -> LoadResult:
     """POSTs every body as fast as `concurrency` clients can."""
     result = LoadResult()
     cpu_before, started = _process_cpu_s(), time.perf_counter()
@@ -83,7 +84,11 @@ def burst(api_url: str, bodies: list[dict[str, Any]], *, concurrency: int,
 
 
 def steady(
-    api_url: str, body_for: Callable[[int], dict[str, Any]], *, rate_per_s: float, duration_s: float,
+    api_url: str,
+    body_for: Callable[[int], dict[str, Any]],
+    *,
+    rate_per_s: float,
+    duration_s: float,
     headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """POSTs at a fixed rate (open loop: a slow answer does not delay the next request) for `duration_s`."""

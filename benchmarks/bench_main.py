@@ -229,8 +229,9 @@ def submit_io(stack: LocalStack, env: Env, count: int, wait_ms: int = 200) -> be
     """Through the API when it knows the benchmark's type (JOBS_API_PLUGINS), else through the domain directly."""
     probe = httpx.post(f"{stack.api_url}/api/v1/jobs", json=io_body(wait_ms), timeout=10, headers=stack.auth_headers)
     if probe.status_code == 201:
-        load = bench_load.burst(stack.api_url, [io_body(wait_ms) for _ in range(count - 1)], concurrency=16,
-                                headers=stack.auth_headers)
+        load = bench_load.burst(
+            stack.api_url, [io_body(wait_ms) for _ in range(count - 1)], concurrency=16, headers=stack.auth_headers
+        )
         first = bench_load.Submitted(-1, time.time(), 0.0, 201, probe.json()["jobId"])
         load.submitted.insert(0, first)
         return load
@@ -496,8 +497,12 @@ def scenario_burst(results: Results, out: Out, repeats: int, jobs: int) -> None:
             run = uuid.uuid4().hex[:6]
             bodies = [doc_body(env.resources.documents_bucket, run, index) for index in range(jobs)]
             measured = run_jobs(
-                stack, env, lambda bodies=bodies: bench_load.burst(stack.api_url, bodies, concurrency=16,
-                                                      headers=stack.auth_headers), out=out
+                stack,
+                env,
+                lambda bodies=bodies: bench_load.burst(
+                    stack.api_url, bodies, concurrency=16, headers=stack.auth_headers
+                ),
+                out=out,
             )
             results.bursts.append(measured)
             out(f"  (fresh all-in-one ready in {stack.started_s:.1f} s)")
@@ -528,8 +533,10 @@ def scenario_priority(results: Results, out: Out, repeats: int, backlog: int) ->
             high = bench_load.direct_submit(service, io_requests(1, PRIORITY_WAIT_MS, "high"), concurrency=1)
             if len(load.ok) != backlog or len(high.ok) != 1:
                 failed = next(item for item in load.submitted + high.submitted if item.status not in (200, 201))
-                out(f"  priority run {repeat + 1}: submits failed ({len(load.ok)}/{backlog} low, "
-                    f"{len(high.ok)}/1 high), first: {failed.status} {failed.error}")
+                out(
+                    f"  priority run {repeat + 1}: submits failed ({len(load.ok)}/{backlog} low, "
+                    f"{len(high.ok)}/1 high), first: {failed.status} {failed.error}"
+                )
                 continue
             high_sent, high_id = high.ok[0].sent_wall_s, str(high.ok[0].job_id)
             job_ids = [str(item.job_id) for item in load.ok] + [high_id]
@@ -544,8 +551,10 @@ def scenario_priority(results: Results, out: Out, repeats: int, backlog: int) ->
             time.sleep(DUMP_SETTLE_S)
             calls = subtract(calls_total(stack), calls_before)
             if len(ends) < len(job_ids):
-                out(f"  priority run {repeat + 1}: only {len(ends)}/{len(job_ids)} jobs ended "
-                    f"in {DRAIN_TIMEOUT_S:.0f} s")
+                out(
+                    f"  priority run {repeat + 1}: only {len(ends)}/{len(job_ids)} jobs ended "
+                    f"in {DRAIN_TIMEOUT_S:.0f} s"
+                )
                 continue
             high_end = ends.pop(high_id)
             low_ends = list(ends.values())
@@ -578,7 +587,10 @@ def scenario_steady(results: Results, out: Out, repeats: int, duration_s: float,
                 stack,
                 env,
                 lambda stack=stack, bucket=bucket, run=run: bench_load.steady(
-                    stack.api_url, lambda index: doc_body(bucket, run, index), rate_per_s=rate, duration_s=duration_s,
+                    stack.api_url,
+                    lambda index: doc_body(bucket, run, index),
+                    rate_per_s=rate,
+                    duration_s=duration_s,
                     headers=stack.auth_headers,
                 ),
                 out=out,
@@ -1248,8 +1260,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-jobs", type=int, default=2000, help="jobs per mode of the batch scenario")
     parser.add_argument("--markdown", type=Path, help="also write the output, command and date to this file")
     args = parser.parse_args(argv)
-    if not (1 <= args.repeats <= 10 and 1 <= args.jobs <= 5000 and args.post_s <= 120 and args.steady_s <= 120
-            and 1 <= args.batch_jobs <= 10_000):
+    if not (
+        1 <= args.repeats <= 10
+        and 1 <= args.jobs <= 5000
+        and args.post_s <= 120
+        and args.steady_s <= 120
+        and 1 <= args.batch_jobs <= 10_000
+    ):
         parser.error("bounds: repeats 1-10, jobs 1-5000, batch jobs 1-10000, durations <= 120 s")
     scenarios = {name.strip() for name in args.scenarios.split(",") if name.strip()}
 
@@ -1286,8 +1303,14 @@ def main(argv: list[str] | None = None) -> int:
         scenario_concurrency(results, out, args.repeats, levels, args.backlog_cap)
     if "batch" in scenarios:
         out(f"[batch] {args.batch_jobs} jobs per mode: POST /api/v1/jobs/batch versus POST /api/v1/jobs")
-        scenario_batch(out, args.repeats, args.batch_jobs, stack_env=stack_env(), body_for=batch_body,
-                       prepare=lambda stack: Env.of(stack).resources.documents_bucket)
+        scenario_batch(
+            out,
+            args.repeats,
+            args.batch_jobs,
+            stack_env=stack_env(),
+            body_for=batch_body,
+            prepare=lambda stack: Env.of(stack).resources.documents_bucket,
+        )
     if "priority" in scenarios:
         out(f"[priority] one high job behind {args.priority_backlog} low jobs of {PRIORITY_WAIT_MS} ms")
         scenario_priority(results, out, args.repeats, args.priority_backlog)

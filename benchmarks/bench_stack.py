@@ -123,7 +123,7 @@ class OutputCounter:
     def add(self, line: bytes) -> None:
         kind = classify_line(line)
         if line.startswith(READY_PREFIX):
-            fields = line[len(READY_PREFIX):].decode("utf-8", "replace").split()
+            fields = line[len(READY_PREFIX) :].decode("utf-8", "replace").split()
             self.ready = dict(part.split("=", 1) for part in fields if "=" in part)
         with self.lock:
             self.bytes_total += len(line)

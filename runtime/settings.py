@@ -179,8 +179,10 @@ class Settings(BaseSettings):
             return self.cursor_secret.get_secret_value().encode("utf-8")
         if self.environment == LOCAL_ENVIRONMENT:
             return LOCAL_CURSOR_SECRET
-        raise SettingsError(f"JOBS_CURSOR_SECRET (or <ssm path>/cursor-secret) must be set in environment "
-                            f"{self.environment!r}: it signs the list cursors")
+        raise SettingsError(
+            f"JOBS_CURSOR_SECRET (or <ssm path>/cursor-secret) must be set in environment "
+            f"{self.environment!r}: it signs the list cursors"
+        )
 
     @field_validator("cursor_secret")
     @classmethod
@@ -203,8 +205,11 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.backoff_max_s < self.backoff_base_s:
             raise ValueError(f"backoff_max_s {self.backoff_max_s} is below backoff_base_s {self.backoff_base_s}")
-        oidc = {"JOBS_OIDC_ISSUER": self.oidc_issuer, "JOBS_OIDC_AUDIENCE": self.oidc_audience,
-                "JOBS_OIDC_JWKS_URL": self.oidc_jwks_url}
+        oidc = {
+            "JOBS_OIDC_ISSUER": self.oidc_issuer,
+            "JOBS_OIDC_AUDIENCE": self.oidc_audience,
+            "JOBS_OIDC_JWKS_URL": self.oidc_jwks_url,
+        }
         if any(oidc.values()) and not all(oidc.values()):
             missing = ", ".join(name for name, value in oidc.items() if not value)
             raise ValueError(f"oidc needs issuer, audience and jwks url together; missing {missing}")
@@ -251,13 +256,14 @@ def _read_ssm_path(path: str | None) -> dict[str, str]:
 
     prefix = path.rstrip("/") + "/"
     # The SDK's own variables, read here because Settings (which holds them) is still being built.
-    client = ssm_client(region=os.environ.get("AWS_REGION", DEFAULT_REGION),
-                        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    client = ssm_client(
+        region=os.environ.get("AWS_REGION", DEFAULT_REGION), endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None
+    )
     values: dict[str, str] = {}
     try:
         for page in client.get_paginator("get_parameters_by_path").paginate(Path=prefix, WithDecryption=True):
             for parameter in page["Parameters"]:
-                name = parameter["Name"][len(prefix):].replace("-", "_")
+                name = parameter["Name"][len(prefix) :].replace("-", "_")
                 values[name] = parameter["Value"]
     except Exception as exc:  # any failure here is a configuration error
         raise SettingsError(f"cannot read ssm parameters under {prefix!r}: {exc}") from exc

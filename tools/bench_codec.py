@@ -31,25 +31,46 @@ def sample_jobs() -> list[Job]:
     """A submitted document job, a finished one with a result, a failed one with an error."""
     t0 = datetime(2026, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
     pending = Job(
-        job_id="0b7c5e8e-6d1f-4f0a-9a43-2f0d3b1c9e11", status=JobStatus.PENDING, job_type="process_document",
+        job_id="0b7c5e8e-6d1f-4f0a-9a43-2f0d3b1c9e11",
+        status=JobStatus.PENDING,
+        job_type="process_document",
         priority=Priority.NORMAL,
-        params={"source": "s3://job-tickets-documents/input/2026/03/01/report-0042.txt",
-                "destination": "s3://job-tickets-documents/output/2026/03/01/report-0042.json",
-                "language": "en", "maxPages": 40, "ocr": False},
+        params={
+            "source": "s3://job-tickets-documents/input/2026/03/01/report-0042.txt",
+            "destination": "s3://job-tickets-documents/output/2026/03/01/report-0042.json",
+            "language": "en",
+            "maxPages": 40,
+            "ocr": False,
+        },
         metadata={"owner": "team-analytics", "ticket": "OPS-1234", "tags": ["monthly", "finance"]},
-        created_at=t0, updated_at=t0, trace_id="1-67c2f6c0-0123456789abcdef01234567", fingerprint="f" * 64,
-        idempotency_key="team-analytics#report-0042-2026-03", transitions={"PENDING": t0}, pending_since=t0,
+        created_at=t0,
+        updated_at=t0,
+        trace_id="1-67c2f6c0-0123456789abcdef01234567",
+        fingerprint="f" * 64,
+        idempotency_key="team-analytics#report-0042-2026-03",
+        transitions={"PENDING": t0},
+        pending_since=t0,
         expires_at=int(t0.timestamp()) + 30 * 86_400,
     )
     done = pending.replace(
-        status=JobStatus.SUCCEEDED, attempts=1, pending_since=None,
+        status=JobStatus.SUCCEEDED,
+        attempts=1,
+        pending_since=None,
         transitions={"PENDING": t0, "PROCESSING": t0 + timedelta(seconds=2), "SUCCEEDED": t0 + timedelta(seconds=9)},
-        result={"pages": 37, "words": 18234, "durationSeconds": 6.842, "confidence": 0.9731,
-                "sections": [{"title": "Summary", "words": 412}, {"title": "Figures", "words": 1880}],
-                "output": "s3://job-tickets-documents/output/2026/03/01/report-0042.json"},
+        result={
+            "pages": 37,
+            "words": 18234,
+            "durationSeconds": 6.842,
+            "confidence": 0.9731,
+            "sections": [{"title": "Summary", "words": 412}, {"title": "Figures", "words": 1880}],
+            "output": "s3://job-tickets-documents/output/2026/03/01/report-0042.json",
+        },
     )
     failed = pending.replace(
-        status=JobStatus.FAILED, attempts=2, pending_since=None, lease_expires_at=None,
+        status=JobStatus.FAILED,
+        attempts=2,
+        pending_since=None,
+        lease_expires_at=None,
         error=JobError("dependency_timeout", "the document store did not answer within 10 s"),
         transitions={"PENDING": t0, "PROCESSING": t0 + timedelta(seconds=40), "FAILED": t0 + timedelta(seconds=51)},
     )
@@ -98,10 +119,14 @@ def decode_boto3(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def side_by_side(
-    hand: Callable[[dict[str, Any]], Any], boto: Callable[[dict[str, Any]], Any], items: list[dict[str, Any]],
-    rounds: int, repeats: int,
+    hand: Callable[[dict[str, Any]], Any],
+    boto: Callable[[dict[str, Any]], Any],
+    items: list[dict[str, Any]],
+    rounds: int,
+    repeats: int,
 ) -> tuple[float, float]:
     """Microseconds per item of each, best of `repeats`; the two alternate so both see the same machine load."""
+
     def timed(function: Callable[[dict[str, Any]], Any]) -> float:
         def run() -> None:
             for item in items:

@@ -72,8 +72,11 @@ class SqsJobQueue:
         outgoing = self.outgoing(message)
         with _translated("send_message"):
             if outgoing.trace_header:
-                self._client.send_message(QueueUrl=self._url, MessageBody=outgoing.body,
-                                          MessageSystemAttributes=_trace_attribute(outgoing.trace_header))
+                self._client.send_message(
+                    QueueUrl=self._url,
+                    MessageBody=outgoing.body,
+                    MessageSystemAttributes=_trace_attribute(outgoing.trace_header),
+                )
             else:
                 self._client.send_message(QueueUrl=self._url, MessageBody=outgoing.body)
 
@@ -100,7 +103,7 @@ class SqsJobQueue:
     def send_many(self, messages: Sequence[JobMessage]) -> frozenset[int]:
         unsent: set[int] = set()
         for start in range(0, len(messages), QUEUE_BATCH_LIMIT):
-            chunk = messages[start:start + QUEUE_BATCH_LIMIT]
+            chunk = messages[start : start + QUEUE_BATCH_LIMIT]
             try:
                 failed = self.send_batch([self.outgoing(message) for message in chunk])
             except QueueUnavailable:
@@ -122,7 +125,7 @@ class SqsJobQueue:
 
     def delete_batch(self, receipt_handles: Sequence[str]) -> None:
         for start in range(0, len(receipt_handles), QUEUE_BATCH_LIMIT):
-            chunk = receipt_handles[start:start + QUEUE_BATCH_LIMIT]
+            chunk = receipt_handles[start : start + QUEUE_BATCH_LIMIT]
             entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
                 {"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(chunk)
             ]
@@ -133,15 +136,16 @@ class SqsJobQueue:
     def change_visibility(self, receipt_handle: str, timeout_s: int) -> None:
         try:
             with _translated("change_message_visibility"):
-                self._client.change_message_visibility(QueueUrl=self._url, ReceiptHandle=receipt_handle,
-                                                       VisibilityTimeout=timeout_s)
+                self._client.change_message_visibility(
+                    QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=timeout_s
+                )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in _STALE_HANDLE_CODES:
                 raise
 
     def change_visibility_batch(self, receipt_handles: Sequence[str], timeout_s: int) -> None:
         for start in range(0, len(receipt_handles), QUEUE_BATCH_LIMIT):
-            chunk = receipt_handles[start:start + QUEUE_BATCH_LIMIT]
+            chunk = receipt_handles[start : start + QUEUE_BATCH_LIMIT]
             entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
                 {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": timeout_s}
                 for i, handle in enumerate(chunk)
@@ -167,8 +171,12 @@ def _translated(operation: str) -> Iterator[None]:
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status >= 500 or code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
-                                     "ThrottlingException", "RequestThrottled"):
+        if status >= 500 or code in (
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "QueueDoesNotExist",
+            "ThrottlingException",
+            "RequestThrottled",
+        ):
             raise QueueUnavailable(f"sqs {operation} failed: {code or status}") from exc
         raise
     except BotoCoreError as exc:

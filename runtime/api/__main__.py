@@ -24,8 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     from runtime.api.app import create_app
     from runtime.api.http_server import server_config
 
-    server = uvicorn.Server(server_config(create_app(), settings, host=args.host or settings.api_host,
-                                          port=args.port or settings.api_port))
+    server = uvicorn.Server(
+        server_config(create_app(), settings, host=args.host or settings.api_host, port=args.port or settings.api_port)
+    )
     server.run()
     return 0 if server.started else 3  # 3: as uvicorn.run, the server never started (port taken, ...)
 

@@ -44,18 +44,31 @@ def build_authenticator(settings: Settings, api_keys: ApiKeyReader | None = None
     """API keys from the access table (cached, see Settings.api_key_cache_ttl_s) and, when configured, OIDC."""
     if api_keys is None:
         api_keys = DynamoDbAccessStore(aws_clients.client("dynamodb", settings), settings.access_table_name)
-    verifier = ApiKeyVerifier(api_keys, ttl_s=settings.api_key_cache_ttl_s,
-                              negative_ttl_s=settings.api_key_negative_cache_ttl_s)
+    verifier = ApiKeyVerifier(
+        api_keys, ttl_s=settings.api_key_cache_ttl_s, negative_ttl_s=settings.api_key_negative_cache_ttl_s
+    )
     oidc = None
     if settings.oidc_issuer and settings.oidc_audience and settings.oidc_jwks_url:
-        oidc = OidcVerifier(OidcConfig(issuer=settings.oidc_issuer, audience=settings.oidc_audience,
-                                       jwks_url=settings.oidc_jwks_url, tenant_claim=settings.oidc_tenant_claim,
-                                       refresh_cooldown_s=settings.oidc_jwks_refresh_cooldown_s))
+        oidc = OidcVerifier(
+            OidcConfig(
+                issuer=settings.oidc_issuer,
+                audience=settings.oidc_audience,
+                jwks_url=settings.oidc_jwks_url,
+                tenant_claim=settings.oidc_tenant_claim,
+                refresh_cooldown_s=settings.oidc_jwks_refresh_cooldown_s,
+            )
+        )
     return Authenticator(verifier, oidc)
 
 
-def build_container(settings: Settings, *, store: JobStore | None = None, queue: JobQueue | None = None,
-                    clock: Clock | None = None, api_keys: ApiKeyReader | None = None) -> Container:
+def build_container(
+    settings: Settings,
+    *,
+    store: JobStore | None = None,
+    queue: JobQueue | None = None,
+    clock: Clock | None = None,
+    api_keys: ApiKeyReader | None = None,
+) -> Container:
     """Wires the real adapters (one boto3 client per service per process); tests may pass their own. The queue
     built here is one SQS queue per priority, each sending through a BatchingSqsJobQueue unless
     settings.send_linger_s is 0; a single SqsJobQueue passed in is wrapped the same way."""
@@ -81,9 +94,16 @@ def build_container(settings: Settings, *, store: JobStore | None = None, queue:
     )
     lister = JobLister(store, CursorSigner(settings.cursor_key()))
     batch_writes = ThreadPoolExecutor(max_workers=settings.batch_write_concurrency, thread_name_prefix="batch-write")
-    return Container(settings=settings, store=store, queue=queue, service=service, lister=lister,
-                     readiness=ReadinessProbe(store, queue), authenticator=build_authenticator(settings, api_keys),
-                     batch_writes=batch_writes)
+    return Container(
+        settings=settings,
+        store=store,
+        queue=queue,
+        service=service,
+        lister=lister,
+        readiness=ReadinessProbe(store, queue),
+        authenticator=build_authenticator(settings, api_keys),
+        batch_writes=batch_writes,
+    )
 
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
@@ -129,9 +149,12 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     # middleware can adopt the span's trace id; that middleware is outside all but the security headers, so that
     # every answer (errors included) carries X-Trace-Id.
     tracing.instrument_app(app)
-    app.add_middleware(RequestBodyMiddleware, max_body_bytes=settings.max_body_bytes,
-                       body_timeout_s=settings.http_body_timeout_s,
-                       max_body_bytes_by_path={routes_jobs.BATCH_PATH: settings.max_batch_body_bytes})
+    app.add_middleware(
+        RequestBodyMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.http_body_timeout_s,
+        max_body_bytes_by_path={routes_jobs.BATCH_PATH: settings.max_batch_body_bytes},
+    )
     app.add_middleware(TraceIdMiddleware)
     # Outermost, so that every answer gets the headers, the trace id middleware's own 500 included.
     app.add_middleware(SecurityHeadersMiddleware)

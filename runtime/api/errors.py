@@ -39,8 +39,9 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def error_response(status_code: int, code: str, detail: str, headers: dict[str, str] | None = None,
-                   extra: dict[str, Any] | None = None) -> JSONResponse:
+def error_response(
+    status_code: int, code: str, detail: str, headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"error": code, "detail": detail}
     body.update({key: value for key, value in (extra or {}).items() if value is not None})
     return JSONResponse(body, status_code=status_code, headers=headers)
@@ -78,15 +79,22 @@ def submit_error(exc: Exception, *, key_field: str = "Idempotency-Key") -> ApiEr
     """The answer to a submit's domain exception (None for anything else), for the single route's handlers and
     for each item of a batch alike; `key_field` names where the idempotency key came from."""
     if isinstance(exc, IdempotencyKeyReused):
-        return ApiError(422, "idempotency_key_reused", f"{key_field}: this key was already used for a request with "
-                                                       f"a different body (job {exc.job.job_id})")
+        return ApiError(
+            422,
+            "idempotency_key_reused",
+            f"{key_field}: this key was already used for a request with a different body (job {exc.job.job_id})",
+        )
     if isinstance(exc, IdempotencyKeyInFlight):
-        return ApiError(409, "idempotency_key_in_flight",
-                        f"{key_field}: the first request with this key (job {exc.job.job_id}) is still being "
-                        "handled; retry later", headers={"Retry-After": str(exc.retry_after_s)})
+        return ApiError(
+            409,
+            "idempotency_key_in_flight",
+            f"{key_field}: the first request with this key (job {exc.job.job_id}) is still being handled; retry later",
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
     if isinstance(exc, JobStoreUnavailable):
-        return ApiError(503, "job_store_unavailable", STORE_UNAVAILABLE_DETAIL,
-                        headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+        return ApiError(
+            503, "job_store_unavailable", STORE_UNAVAILABLE_DETAIL, headers={"Retry-After": str(STORE_RETRY_AFTER_S)}
+        )
     return None
 
 
@@ -117,8 +125,12 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return error_response(404, "not_found", f"no route for {request.method} {request.url.path}")
         if exc.status_code == 405:
-            return error_response(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}",
-                                  dict(exc.headers or {}))
+            return error_response(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed on {request.url.path}",
+                dict(exc.headers or {}),
+            )
         return error_response(exc.status_code, "http_error", str(exc.detail).lower(), dict(exc.headers or {}))
 
     async def on_store_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -131,9 +143,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_not_retryable(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, JobNotRetryable)
-        return error_response(409, "job_not_retryable",
-                              f"job {exc.job.job_id} is {exc.job.status.value} and cannot be retried",
-                              extra={"status": exc.job.status.value})
+        return error_response(
+            409,
+            "job_not_retryable",
+            f"job {exc.job.job_id} is {exc.job.status.value} and cannot be retried",
+            extra={"status": exc.job.status.value},
+        )
 
     async def on_invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, InvalidCursor)
@@ -141,9 +156,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_not_cancelable(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, JobNotCancelable)
-        return error_response(409, "job_not_cancelable",
-                              f"job {exc.job.job_id} is {exc.job.status.value} and cannot be canceled",
-                              extra={"status": exc.job.status.value})
+        return error_response(
+            409,
+            "job_not_cancelable",
+            f"job {exc.job.job_id} is {exc.job.status.value} and cannot be canceled",
+            extra={"status": exc.job.status.value},
+        )
 
     async def on_key_reused(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, IdempotencyKeyReused)

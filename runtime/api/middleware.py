@@ -89,15 +89,29 @@ class TraceIdMiddleware(HttpMiddleware):
                 # The caller hung up mid-request: nobody to answer, nothing wrong with the service.
                 log_event(LogEvent.HTTP_CLIENT_DISCONNECTED, path=scope.get("path"), method=scope.get("method"))
             except Exception as exc:
-                log_event(LogEvent.HTTP_UNHANDLED_ERROR, level="error", path=scope.get("path"),
-                          errorType=type(exc).__name__, message=str(exc)[:500])
+                log_event(
+                    LogEvent.HTTP_UNHANDLED_ERROR,
+                    level="error",
+                    path=scope.get("path"),
+                    errorType=type(exc).__name__,
+                    message=str(exc)[:500],
+                )
                 if started:
                     raise
-                body = json.dumps({"error": "internal_error", "detail": "an unexpected error occurred; "
-                                   f"quote trace id {trace_id}"}).encode()
-                await send({"type": "http.response.start", "status": 500, "headers": [
-                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    trace_header]})
+                body = json.dumps(
+                    {"error": "internal_error", "detail": f"an unexpected error occurred; quote trace id {trace_id}"}
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            trace_header,
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
 
 
@@ -134,8 +148,14 @@ class RequestBodyMiddleware(HttpMiddleware):
     hanging up mid-body raises ClientDisconnect (logged at info by TraceIdMiddleware). The route then receives the
     body from memory."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout_s: float,
-                 max_body_bytes_by_path: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        body_timeout_s: float,
+        max_body_bytes_by_path: Mapping[str, int] | None = None,
+    ) -> None:
         super().__init__(app)
         self.max_body_bytes = max_body_bytes
         self.max_body_bytes_by_path = dict(max_body_bytes_by_path or {})
@@ -156,24 +176,38 @@ class RequestBodyMiddleware(HttpMiddleware):
             return
         if not is_json_media_type(content_type):
             shown = "none" if content_type is None else repr(content_type[:60])
-            await _refuse(scope, receive, send, 415, "unsupported_media_type",
-                          f"Content-Type: must be application/json (or a +json type), got {shown}")
+            await _refuse(
+                scope,
+                receive,
+                send,
+                415,
+                "unsupported_media_type",
+                f"Content-Type: must be application/json (or a +json type), got {shown}",
+            )
             return
         limit = self.max_body_bytes_by_path.get(str(scope.get("path", "")), self.max_body_bytes)
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _refuse(scope, receive, send, 413, "payload_too_large",
-                          f"body: {int(declared)} bytes is over the limit of {limit} bytes")
+            await _refuse(
+                scope,
+                receive,
+                send,
+                413,
+                "payload_too_large",
+                f"body: {int(declared)} bytes is over the limit of {limit} bytes",
+            )
             return
         try:
             body = await asyncio.wait_for(_read_body(receive, limit), timeout=self.body_timeout_s)
         except TimeoutError:
             log_event(LogEvent.HTTP_BODY_TIMEOUT, path=scope.get("path"), timeoutS=self.body_timeout_s)
-            await _refuse(scope, receive, send, 408, "request_timeout",
-                          f"body: not received within {self.body_timeout_s:g} s")
+            await _refuse(
+                scope, receive, send, 408, "request_timeout", f"body: not received within {self.body_timeout_s:g} s"
+            )
             return
         if body is None:
-            await _refuse(scope, receive, send, 413, "payload_too_large",
-                          f"body: more than {limit} bytes is over the limit")
+            await _refuse(
+                scope, receive, send, 413, "payload_too_large", f"body: more than {limit} bytes is over the limit"
+            )
             return
         delivered = False
 

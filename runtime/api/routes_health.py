@@ -23,8 +23,14 @@ router = APIRouter(tags=["health"])
 class ReadinessProbe:
     """Pings the store and the queue at most once per `cache_s`, so frequent probes stay cheap."""
 
-    def __init__(self, store: JobStore, queue: JobQueue, *, cache_s: float = READY_CACHE_S,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        queue: JobQueue,
+        *,
+        cache_s: float = READY_CACHE_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._queue = queue
         self._cache_s = cache_s
@@ -50,8 +56,13 @@ class ReadinessProbe:
                 try:
                     ping()
                 except Exception as exc:  # noqa: BLE001 - any failure means not ready
-                    log_event(LogEvent.READINESS_FAILED, level="warning", dependency=name,
-                              errorType=type(exc).__name__, message=str(exc)[:500])
+                    log_event(
+                        LogEvent.READINESS_FAILED,
+                        level="warning",
+                        dependency=name,
+                        errorType=type(exc).__name__,
+                        message=str(exc)[:500],
+                    )
                     return f"{name} is not answering"
         return None
 

@@ -43,8 +43,10 @@ POLL_AFTER_S = {JobStatus.PENDING: 1, JobStatus.PROCESSING: 2, JobStatus.FAILED:
 MAX_JOB_ID_LENGTH = 128
 BATCH_PATH = "/api/v1/jobs/batch"
 
-_TRACE_HEADER_DOC = {"description": "The request's trace id (the caller's X-Trace-Id when valid, else generated).",
-                     "schema": {"type": "string"}}
+_TRACE_HEADER_DOC = {
+    "description": "The request's trace id (the caller's X-Trace-Id when valid, else generated).",
+    "schema": {"type": "string"},
+}
 _RETRY_AFTER_DOC = {"description": "Seconds to wait before asking again.", "schema": {"type": "integer"}}
 
 
@@ -53,24 +55,29 @@ def _error_doc(description: str, **headers: dict[str, Any]) -> dict[str, Any]:
 
 
 def trace_id_header(
-    x_trace_id: Annotated[str | None, Header(
-        alias="X-Trace-Id",
-        description="Optional correlation id (1-128 of A-Z a-z 0-9 . _ : -); answered in X-Trace-Id. Invalid "
-                    "values are replaced by a generated X-Ray compatible id (1-<8 hex>-<24 hex>).",
-    )] = None,
+    x_trace_id: Annotated[
+        str | None,
+        Header(
+            alias="X-Trace-Id",
+            description="Optional correlation id (1-128 of A-Z a-z 0-9 . _ : -); answered in X-Trace-Id. Invalid "
+            "values are replaced by a generated X-Ray compatible id (1-<8 hex>-<24 hex>).",
+        ),
+    ] = None,
 ) -> None:
     """Documents X-Trace-Id on every route; TraceIdMiddleware does the work."""
 
 
 _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _error_doc("`unauthorized`: missing, malformed, unknown, revoked or expired token (checked before any "
-                    "job is looked up).", **{"WWW-Authenticate": {"description": "`Bearer`",
-                                                                  "schema": {"type": "string"}}}),
+    401: _error_doc(
+        "`unauthorized`: missing, malformed, unknown, revoked or expired token (checked before any job is looked up).",
+        **{"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    ),
     403: _error_doc("`forbidden`: the token lacks the scope this route needs."),
 }
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(trace_id_header)],
-                   responses=_AUTH_RESPONSES)
+router = APIRouter(
+    prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(trace_id_header)], responses=_AUTH_RESPONSES
+)
 
 
 class _NotJson(ValueError):
@@ -97,8 +104,11 @@ def parse_json(body: bytes) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
-        raise ApiError(422, "invalid_json", f"body: malformed json at line {exc.lineno} column {exc.colno} "
-                                            f"(char {exc.pos}): {exc.msg.lower()}") from None
+        raise ApiError(
+            422,
+            "invalid_json",
+            f"body: malformed json at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg.lower()}",
+        ) from None
     except _NotJson as exc:
         raise ApiError(422, "invalid_json", f"body: {exc}") from None
     except ValueError:  # Python's own words stay in here
@@ -112,9 +122,12 @@ def check_idempotency_key(key: str | None, field: str = "Idempotency-Key") -> st
         return None
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not all(" " <= c <= "~" for c in key):
         shown = repr(key if len(key) <= 40 else key[:37] + "...")
-        raise ApiError(422, "invalid_idempotency_key",
-                       f"{field}: must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable ascii characters, "
-                       f"got {shown} ({len(key)} characters)")
+        raise ApiError(
+            422,
+            "invalid_idempotency_key",
+            f"{field}: must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable ascii characters, "
+            f"got {shown} ({len(key)} characters)",
+        )
     return key
 
 
@@ -135,8 +148,12 @@ def validate_submit(
     job_type = get_job_type(request.type)
     if job_type is None:
         known = job_type_names()
-        raise ApiError(422, "unknown_job_type",
-                       f"type: unknown job type {request.type!r}; known types: {', '.join(known)}", knownTypes=known)
+        raise ApiError(
+            422,
+            "unknown_job_type",
+            f"type: unknown job type {request.type!r}; known types: {', '.join(known)}",
+            knownTypes=known,
+        )
     try:
         # Stored and fingerprinted with the type's defaults applied: leaving a default out or sending it
         # explicitly is the same request.
@@ -179,8 +196,13 @@ def _record(result: SubmitResult) -> None:
     job = result.job
     with logs.bind(job_id=job.job_id):
         if result.created:
-            log_event(LogEvent.JOB_CREATED, jobType=job.job_type, priority=job.priority.value,
-                      published=result.published, keyed=job.idempotency_key is not None)
+            log_event(
+                LogEvent.JOB_CREATED,
+                jobType=job.job_type,
+                priority=job.priority.value,
+                published=result.published,
+                keyed=job.idempotency_key is not None,
+            )
             emit({Metric.JOBS_CREATED: (1, "Count")}, dimensions={JOB_TYPE_DIMENSION: job.job_type})
             if not result.published:
                 log_event(LogEvent.JOB_PUBLISH_FAILED, level="warning", detail="left to the republisher")
@@ -216,22 +238,39 @@ the answer is `503 job_store_unavailable` and nothing was created.
     status_code=201,
     summary="Submit a job",
     response_model=JobOut,
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": SubmitJobRequest.model_json_schema()}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": SubmitJobRequest.model_json_schema()}},
+        }
+    },
     responses={
-        201: {"description": "Created; the body is the new job (PENDING).", "headers": {
-            "Location": {"description": "/api/v1/jobs/{jobId}", "schema": {"type": "string"}},
-            "X-Trace-Id": _TRACE_HEADER_DOC}},
-        200: {"model": JobOut, "description": "Replay of an earlier request with the same key and body.",
-              "headers": {"Idempotent-Replayed": {"description": "always `true`", "schema": {"type": "string"}},
-                          "X-Trace-Id": _TRACE_HEADER_DOC}},
-        409: _error_doc("`idempotency_key_in_flight`: the first request with this key is still being handled.",
-                        **{"Retry-After": _RETRY_AFTER_DOC}),
+        201: {
+            "description": "Created; the body is the new job (PENDING).",
+            "headers": {
+                "Location": {"description": "/api/v1/jobs/{jobId}", "schema": {"type": "string"}},
+                "X-Trace-Id": _TRACE_HEADER_DOC,
+            },
+        },
+        200: {
+            "model": JobOut,
+            "description": "Replay of an earlier request with the same key and body.",
+            "headers": {
+                "Idempotent-Replayed": {"description": "always `true`", "schema": {"type": "string"}},
+                "X-Trace-Id": _TRACE_HEADER_DOC,
+            },
+        },
+        409: _error_doc(
+            "`idempotency_key_in_flight`: the first request with this key is still being handled.",
+            **{"Retry-After": _RETRY_AFTER_DOC},
+        ),
         408: _error_doc("`request_timeout`: the body did not arrive in time; the connection is closed."),
         413: _error_doc("`payload_too_large`: the body is over the size limit."),
         415: _error_doc("`unsupported_media_type`: the body's Content-Type is not `application/json` (or `+json`)."),
-        422: _error_doc("`validation_error`, `invalid_json`, `unknown_job_type` (lists `knownTypes`), "
-                        "`invalid_idempotency_key`, `idempotency_key_reused`; `detail` names the field."),
+        422: _error_doc(
+            "`validation_error`, `invalid_json`, `unknown_job_type` (lists `knownTypes`), "
+            "`invalid_idempotency_key`, `idempotency_key_reused`; `detail` names the field."
+        ),
         503: _error_doc("`job_store_unavailable`: nothing was created.", **{"Retry-After": _RETRY_AFTER_DOC}),
     },
 )
@@ -241,8 +280,9 @@ async def submit_job(
     service: JobServiceDep,
     settings: SettingsDep,
     trace_id: TraceIdDep,
-    idempotency_key: Annotated[str | None, Header(
-        alias="Idempotency-Key", description="Optional, 1-255 printable ASCII characters.")] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description="Optional, 1-255 printable ASCII characters.")
+    ] = None,
 ) -> Response:
     key = check_idempotency_key(idempotency_key)
     body = await request.body()  # size, type and time already checked by RequestBodyMiddleware
@@ -296,14 +336,20 @@ def list_jobs(
 ) -> Response:
     if job_type is not None and get_job_type(job_type) is None:
         known = job_type_names()
-        raise ApiError(422, "unknown_job_type",
-                       f"type: unknown job type {job_type!r}; known types: {', '.join(known)}", knownTypes=known)
+        raise ApiError(
+            422,
+            "unknown_job_type",
+            f"type: unknown job type {job_type!r}; known types: {', '.join(known)}",
+            knownTypes=known,
+        )
     with aws_calls.category("poll"):  # the reads of the API count together
-        page = lister.list(ListFilter(tenant=principal.tenant, status=status, job_type=job_type), limit=limit,
-                           cursor=cursor)
+        page = lister.list(
+            ListFilter(tenant=principal.tenant, status=status, job_type=job_type), limit=limit, cursor=cursor
+        )
     body = {"items": [job_document(job) for job in page.jobs], "nextCursor": page.next_cursor}
-    return Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
-                    media_type="application/json")
+    return Response(
+        json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"), media_type="application/json"
+    )
 
 
 BATCH_DESCRIPTION = """Submits up to {max_batch_jobs} jobs at once: `{{"jobs": [submit body + optional
@@ -341,15 +387,15 @@ def _batch_items(document: Any) -> list[Any]:
     if not isinstance(items, list):
         raise validation_error([{"field": "jobs", "message": f"must be an array, got {type(items).__name__}"}])
     if not 1 <= len(items) <= MAX_BATCH_JOBS:
-        raise validation_error([{"field": "jobs",
-                                 "message": f"must hold 1-{MAX_BATCH_JOBS} jobs, got {len(items)}"}])
+        raise validation_error([{"field": "jobs", "message": f"must hold 1-{MAX_BATCH_JOBS} jobs, got {len(items)}"}])
     return items
 
 
 def _encoded_size(item: Any) -> int:
     # The item as a single submit's body would carry it; an over-long integer counts its digits.
-    text = json.dumps(item, separators=(",", ":"), ensure_ascii=False,
-                      default=lambda value: "0" * getattr(value, "digits", 1))
+    text = json.dumps(
+        item, separators=(",", ":"), ensure_ascii=False, default=lambda value: "0" * getattr(value, "digits", 1)
+    )
     return len(text.encode("utf-8", errors="surrogatepass"))
 
 
@@ -363,8 +409,7 @@ def validate_batch_item(
         raise ApiError(413, "payload_too_large", f"body: {size} bytes is over the limit of {max_body_bytes} bytes")
     key = item.get("idempotencyKey") if isinstance(item, dict) else None
     if key is not None and not isinstance(key, str):
-        raise validation_error([{"field": "idempotencyKey",
-                                 "message": f"must be a string, got {type(key).__name__}"}])
+        raise validation_error([{"field": "idempotencyKey", "message": f"must be a string, got {type(key).__name__}"}])
     key = check_idempotency_key(key, field="idempotencyKey")
     return validate_submit(item, trace_id, key, tenant=tenant, confinement=confinement)
 
@@ -393,20 +438,43 @@ def _submit_many(
     name="submit_jobs_batch",
     summary="Submit many jobs",
     response_model=BatchSubmitOut,
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "type": "object", "required": ["jobs"], "properties": {"jobs": {
-            "type": "array", "minItems": 1, "maxItems": MAX_BATCH_JOBS,
-            "items": BatchSubmitItem.model_json_schema()}}}}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["jobs"],
+                        "properties": {
+                            "jobs": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": MAX_BATCH_JOBS,
+                                "items": BatchSubmitItem.model_json_schema(),
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    },
     responses={
-        200: {"description": "One result per job, in order (each job's own status inside).",
-              "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
+        200: {
+            "description": "One result per job, in order (each job's own status inside).",
+            "headers": {"X-Trace-Id": _TRACE_HEADER_DOC},
+        },
         408: _error_doc("`request_timeout`: the body did not arrive in time; the connection is closed."),
         413: _error_doc("`payload_too_large`: the whole body is over the batch size limit."),
         415: _error_doc("`unsupported_media_type`: the body's Content-Type is not `application/json` (or `+json`)."),
-        422: _error_doc("`invalid_json`, or `validation_error` naming `jobs` (missing, not an array, not 1-100 "
-                        "items); problems of one job are answered in its result instead."),
-        503: _error_doc("`job_store_unavailable`: the store answered for no job of the batch; nothing was created.",
-                        **{"Retry-After": _RETRY_AFTER_DOC}),
+        422: _error_doc(
+            "`invalid_json`, or `validation_error` naming `jobs` (missing, not an array, not 1-100 "
+            "items); problems of one job are answered in its result instead."
+        ),
+        503: _error_doc(
+            "`job_store_unavailable`: the store answered for no job of the batch; nothing was created.",
+            **{"Retry-After": _RETRY_AFTER_DOC},
+        ),
     },
 )
 async def submit_jobs_batch(
@@ -425,8 +493,15 @@ async def submit_jobs_batch(
     positions: list[int] = []
     for index, item in enumerate(items):
         try:
-            requests.append(validate_batch_item(item, trace_id, tenant=principal.tenant, confinement=confinement,
-                                                max_body_bytes=settings.max_body_bytes))
+            requests.append(
+                validate_batch_item(
+                    item,
+                    trace_id,
+                    tenant=principal.tenant,
+                    confinement=confinement,
+                    max_body_bytes=settings.max_body_bytes,
+                )
+            )
             positions.append(index)
         except ApiError as exc:
             log_event(LogEvent.JOB_REJECTED, status=exc.status, error=exc.code, detail=exc.detail[:200], item=index)
@@ -442,8 +517,14 @@ async def submit_jobs_batch(
         error = submit_error(outcome, key_field="idempotencyKey")
         if error is None:
             # Unexpected, for this job only: the others' answers (jobs already created) must still reach the caller.
-            log_event(LogEvent.HTTP_UNHANDLED_ERROR, level="error", path=request.url.path, item=index,
-                      errorType=type(outcome).__name__, message=str(outcome)[:500])
+            log_event(
+                LogEvent.HTTP_UNHANDLED_ERROR,
+                level="error",
+                path=request.url.path,
+                item=index,
+                errorType=type(outcome).__name__,
+                message=str(outcome)[:500],
+            )
             error = ApiError(500, "internal_error", f"an unexpected error occurred; quote trace id {trace_id}")
         log_event(LogEvent.JOB_REJECTED, status=error.status, error=error.code, detail=error.detail[:200], item=index)
         results[index] = _error_result(error)
@@ -456,10 +537,12 @@ async def submit_jobs_batch(
     summary="Poll a job",
     response_model=JobOut,
     responses={
-        200: {"description": "The job, read strongly consistent (a GET right after the POST finds it). While it is "
-                             "not terminal, Retry-After suggests when to poll again (PENDING 1 s, PROCESSING 2 s, "
-                             "FAILED 5 s).",
-              "headers": {"Retry-After": _RETRY_AFTER_DOC, "X-Trace-Id": _TRACE_HEADER_DOC}},
+        200: {
+            "description": "The job, read strongly consistent (a GET right after the POST finds it). While it is "
+            "not terminal, Retry-After suggests when to poll again (PENDING 1 s, PROCESSING 2 s, "
+            "FAILED 5 s).",
+            "headers": {"Retry-After": _RETRY_AFTER_DOC, "X-Trace-Id": _TRACE_HEADER_DOC},
+        },
         404: _error_doc("`job_not_found`: no such job, or another tenant's (the same answer)."),
         503: _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC}),
     },
@@ -518,8 +601,11 @@ worker noticed, the job keeps its real outcome. Already `CANCELED`: `200`, the s
     response_model=JobOut,
     responses={
         200: {"description": "The job is CANCELED (now, or already).", "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
-        202: {"model": JobOut, "description": "The job is PROCESSING: `cancelRequested` is true, its worker ends it.",
-              "headers": {"Retry-After": _RETRY_AFTER_DOC, "X-Trace-Id": _TRACE_HEADER_DOC}},
+        202: {
+            "model": JobOut,
+            "description": "The job is PROCESSING: `cancelRequested` is true, its worker ends it.",
+            "headers": {"Retry-After": _RETRY_AFTER_DOC, "X-Trace-Id": _TRACE_HEADER_DOC},
+        },
         404: _error_doc("`job_not_found`: no such job, or another tenant's (the same answer)."),
         409: _error_doc("`job_not_cancelable`: the job is SUCCEEDED or FAILED_FINAL (`status` says which)."),
         503: _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC}),

@@ -71,9 +71,11 @@ class JobOut(BaseModel):
     createdAt: datetime
     updatedAt: datetime
     traceId: str
-    transitions: dict[str, datetime] = Field(description="When each status was last entered, e.g. {\"PENDING\": ...}")
-    cancelRequested: bool = Field(description="true once a cancel was asked for while the job was PROCESSING "
-                                              "(its worker then ends it CANCELED unless the handler finished first)")
+    transitions: dict[str, datetime] = Field(description='When each status was last entered, e.g. {"PENDING": ...}')
+    cancelRequested: bool = Field(
+        description="true once a cancel was asked for while the job was PROCESSING "
+        "(its worker then ends it CANCELED unless the handler finished first)"
+    )
 
 
 class JobPageOut(BaseModel):
@@ -104,9 +106,11 @@ class BatchResultOut(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    status: int = Field(description="201 created, 200 replay, 409 idempotency_key_in_flight, 413 too large, "
-                                    "422 invalid or idempotency_key_reused, 500 unexpected (this job only), "
-                                    "503 job_store_unavailable")
+    status: int = Field(
+        description="201 created, 200 replay, 409 idempotency_key_in_flight, 413 too large, "
+        "422 invalid or idempotency_key_reused, 500 unexpected (this job only), "
+        "503 job_store_unavailable"
+    )
     job: JobOut | None = Field(default=None, description="the job, for 201 and 200")
     error: str | None = Field(default=None, description="the error code, for every other status")
     detail: str | None = Field(default=None, description="one sentence naming the item's field at fault")
@@ -139,8 +143,9 @@ def job_document(job: Job) -> dict[str, Any]:
         "metadata": job.metadata,
         "attempts": job.attempts,
         "result": job.result,
-        "error": None if error is None else {"code": error.code, "message": error.message,
-                                              "permanent": error.permanent},
+        "error": None
+        if error is None
+        else {"code": error.code, "message": error.message, "permanent": error.permanent},
         "createdAt": iso(job.created_at),
         "updatedAt": iso(job.updated_at),
         "traceId": job.trace_id,

@@ -58,8 +58,9 @@ class CursorSigner:
         self._secret = secret
 
     def _mac(self, scope: ListFilter, payload: str) -> bytes:
-        message = json.dumps([scope.tenant, scope.status.value if scope.status else None, scope.job_type, payload],
-                             separators=(",", ":"))
+        message = json.dumps(
+            [scope.tenant, scope.status.value if scope.status else None, scope.job_type, payload], separators=(",", ":")
+        )
         return hmac.new(self._secret, message.encode("utf-8"), hashlib.sha256).digest()
 
     def issue(self, scope: ListFilter, next_key: dict[str, str]) -> str:
@@ -94,8 +95,9 @@ class JobLister:
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValueError(f"limit must be 1-{MAX_PAGE_SIZE}, got {limit}")
         start_key = self._signer.open(scope, cursor) if cursor is not None else None
-        page = self._store.list_jobs(scope.tenant, status=scope.status, job_type=scope.job_type, limit=limit,
-                                     start_key=start_key)
+        page = self._store.list_jobs(
+            scope.tenant, status=scope.status, job_type=scope.job_type, limit=limit, start_key=start_key
+        )
         # The index is eventually consistent and keyed by the tenant: the check below only guards the invariant.
         jobs = [job for job in page.jobs if job.tenant == scope.tenant]
         next_cursor = self._signer.issue(scope, dict(page.next_key)) if page.next_key else None

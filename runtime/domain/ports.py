@@ -98,8 +98,15 @@ class JobStore(Protocol):
     def stuck_pending(self, *, older_than: datetime, limit: int) -> Sequence[Job]:
         """PENDING jobs whose pending marker is older than `older_than` (the sparse pending index)."""
 
-    def list_jobs(self, tenant: str, *, status: JobStatus | None, job_type: str | None, limit: int,
-                  start_key: Mapping[str, str] | None) -> JobPage:
+    def list_jobs(
+        self,
+        tenant: str,
+        *,
+        status: JobStatus | None,
+        job_type: str | None,
+        limit: int,
+        start_key: Mapping[str, str] | None,
+    ) -> JobPage:
         """At most `limit` jobs of `tenant`, newest first, with the given status and/or type, starting after
         `start_key` (a `next_key` of an earlier page with the same tenant and filters). An index read: eventually
         consistent."""

@@ -169,11 +169,26 @@ class MessageProcessor:
         if not self._store.fail(job_id, attempt=attempt, error=error, final=final, now=self._clock.now()):
             return dataclasses.replace(self._lost_claim(job_id, attempt, handler_ms, error), error_detail=detail)
         if final:
-            return Decision(Action.DELETE, Outcome.FAILED_FINAL, job=job, attempt=attempt, error=error,
-                            handler_ms=handler_ms, error_detail=detail)
+            return Decision(
+                Action.DELETE,
+                Outcome.FAILED_FINAL,
+                job=job,
+                attempt=attempt,
+                error=error,
+                handler_ms=handler_ms,
+                error_detail=detail,
+            )
         delay = self._backoff.visibility_delay_s(attempt)
-        return Decision(Action.RETRY, Outcome.FAILED, delay_s=delay, job=job, attempt=attempt, error=error,
-                        handler_ms=handler_ms, error_detail=detail)
+        return Decision(
+            Action.RETRY,
+            Outcome.FAILED,
+            delay_s=delay,
+            job=job,
+            attempt=attempt,
+            error=error,
+            handler_ms=handler_ms,
+            error_detail=detail,
+        )
 
     def _canceled(self, job: Job, attempt: int, handler_ms: float | None) -> Decision:
         if self._store.finish_canceled(job.job_id, attempt=attempt, now=self._clock.now()):
@@ -215,8 +230,11 @@ class MessageProcessor:
         except Exception as exc:  # noqa: BLE001 - any other handler error is worth a retry
             # Its text may carry internals (a KeyError's key, a bucket or ARN in an SDK error): the job shows a
             # stable code and a sentence; the text goes to the logs under the job's trace id.
-            return (JobError(UNEXPECTED_ERROR_CODE, unexpected_error_message(job.trace_id)), None,
-                    _short(f"{type(exc).__name__}: {exc}"))
+            return (
+                JobError(UNEXPECTED_ERROR_CODE, unexpected_error_message(job.trace_id)),
+                None,
+                _short(f"{type(exc).__name__}: {exc}"),
+            )
         if not isinstance(result, dict):
             message = f"handler returned {type(result).__name__}, not an object"
             return JobError("bad_handler_result", message, permanent=True), None, None

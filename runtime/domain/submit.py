@@ -154,8 +154,11 @@ class JobService:
                     outcomes[index] = exc
 
         _run_all(run_group, groups, executor)
-        created = [(index, outcome.job) for index, outcome in enumerate(outcomes)
-                   if isinstance(outcome, SubmitResult) and outcome.created]
+        created = [
+            (index, outcome.job)
+            for index, outcome in enumerate(outcomes)
+            if isinstance(outcome, SubmitResult) and outcome.created
+        ]
         unsent = self._queue.send_many([JobMessage.for_job(job) for _, job in created])
         for position, (index, job) in enumerate(created):
             outcomes[index] = SubmitResult(job, created=True, published=position not in unsent)

@@ -1,13 +1,13 @@
 """The job type registry: a job type is one decorated function and its params model.
 
-    class ResizeParams(BaseModel):
-        source: S3Uri
+class ResizeParams(BaseModel):
+    source: S3Uri
 
-    @job_type("resize_image", params=ResizeParams)
-    def resize_image(params: ResizeParams, ctx: JobContext) -> dict[str, Any]:
-        for part in parts:
-            ctx.raise_if_cancelled()  # between units of work: a requested cancel ends the job CANCELED
-            ...
+@job_type("resize_image", params=ResizeParams)
+def resize_image(params: ResizeParams, ctx: JobContext) -> dict[str, Any]:
+    for part in parts:
+        ctx.raise_if_cancelled()  # between units of work: a requested cancel ends the job CANCELED
+        ...
 """
 
 from __future__ import annotations

@@ -58,8 +58,11 @@ def source_hash(repo_root: Path = REPO_ROOT) -> str:
             digest.update(f"{version_of} missing\n".encode())
     inputs = sorted((repo_root / "stacks").rglob("*.py"))
     # The stacks build the jobs and access tables from the runtime's schema modules, and a queue per priority.
-    runtime_sources = [repo_root / Path(module.__file__).resolve().relative_to(REPO_ROOT)
-                       for module in (jobs_table_schema, access_schema, priorities) if module.__file__]
+    runtime_sources = [
+        repo_root / Path(module.__file__).resolve().relative_to(REPO_ROOT)
+        for module in (jobs_table_schema, access_schema, priorities)
+        if module.__file__
+    ]
     inputs += [path for path in (repo_root / "cdk.json", *runtime_sources) if path.exists()]
     for path in inputs:
         digest.update(str(path.relative_to(repo_root)).encode() + b"\0" + path.read_bytes() + b"\0")
@@ -99,8 +102,14 @@ def deploy(
 ) -> LocalResources:
     """Deploys the stateful stack (see deploy_stack) and reads the resources from its outputs."""
     outputs = deploy_stack(template, endpoint_url=endpoint_url, stack_name=stack_name, region=region)
-    missing = {"TableName", "AccessTableName", "QueueUrl", "DeadLetterQueueUrl", "DocumentsBucketName",
-               "SsmPath"} - set(outputs)
+    missing = {
+        "TableName",
+        "AccessTableName",
+        "QueueUrl",
+        "DeadLetterQueueUrl",
+        "DocumentsBucketName",
+        "SsmPath",
+    } - set(outputs)
     if missing:
         raise RuntimeError(f"stack {stack_name} lacks outputs: {sorted(missing)}")
     return LocalResources(

@@ -46,8 +46,9 @@ class RestartPolicy:
 
 class ChildFailed(Exception):
     def __init__(self, name: str, returncode: int | None, crashes: int, window_s: float) -> None:
-        super().__init__(f"{name} keeps crashing: it exited {crashes} times within {window_s:g} s "
-                         f"(last exit code {returncode})")
+        super().__init__(
+            f"{name} keeps crashing: it exited {crashes} times within {window_s:g} s (last exit code {returncode})"
+        )
         self.name = name
         self.returncode = returncode
 
@@ -93,8 +94,15 @@ def child_environment(
 
 
 class Supervisor:
-    def __init__(self, specs: Sequence[ChildSpec], env: Mapping[str, str], *, cwd: str | None = None,
-                 restart: RestartPolicy | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        specs: Sequence[ChildSpec],
+        env: Mapping[str, str],
+        *,
+        cwd: str | None = None,
+        restart: RestartPolicy | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._specs = list(specs)
         self._env = dict(env)
         self._cwd = cwd
@@ -134,13 +142,26 @@ class Supervisor:
             while child.crashes and now - child.crashes[0] > self._restart.window_s:
                 child.crashes.popleft()
             if len(child.crashes) >= self._restart.max_crashes:
-                logs.log_event(LogEvent.CHILD_CRASH_LOOPING, level="error", child=name, exitCode=returncode,
-                               crashes=len(child.crashes), windowS=self._restart.window_s)
+                logs.log_event(
+                    LogEvent.CHILD_CRASH_LOOPING,
+                    level="error",
+                    child=name,
+                    exitCode=returncode,
+                    crashes=len(child.crashes),
+                    windowS=self._restart.window_s,
+                )
                 raise ChildFailed(name, returncode, len(child.crashes), self._restart.window_s)
             delay = self._restart.delay_s(len(child.crashes))
             child.restart_at = now + delay
-            logs.log_event(LogEvent.CHILD_EXITED, level="warning", child=name, pid=child.process.pid,
-                           exitCode=returncode, restartInS=delay, recentCrashes=len(child.crashes))
+            logs.log_event(
+                LogEvent.CHILD_EXITED,
+                level="warning",
+                child=name,
+                pid=child.process.pid,
+                exitCode=returncode,
+                restartInS=delay,
+                recentCrashes=len(child.crashes),
+            )
 
     def wait_ready(self, url: str, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Waits until `url` answers 200, restarting children that exit meanwhile (see check_children)."""

@@ -131,8 +131,11 @@ class Heartbeat:
     def renew_leases(self) -> None:
         """Extends the lease of every claimed job tracked for at least one lease interval (a younger claim has
         a lease of nearly a full visibility timeout left) and notes the cancel requests the renewals read."""
-        entries = [e for e in self._due(self._lease_interval_s)
-                   if e.job_id is not None and e.attempt is not None and not e.lease_lost]
+        entries = [
+            e
+            for e in self._due(self._lease_interval_s)
+            if e.job_id is not None and e.attempt is not None and not e.lease_lost
+        ]
         if not entries:
             return
         lease_until = self._clock.now() + timedelta(seconds=self._visibility_timeout_s)

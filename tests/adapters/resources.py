@@ -34,9 +34,12 @@ def table_template(construct_id: str, table_name: str) -> dict[str, Any]:
     declares it (the local all-in-one's template, cached by source hash), alone in a template of its own and
     named `table_name`."""
     resources = stateful_template(LOCAL_ENV)["Resources"]
-    tables = {logical_id: resource for logical_id, resource in resources.items()
-              if resource["Type"] == "AWS::DynamoDB::Table" and logical_id.startswith(f"{construct_id}Table")}
-    (logical_id, table), = tables.items()
+    tables = {
+        logical_id: resource
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::DynamoDB::Table" and logical_id.startswith(f"{construct_id}Table")
+    }
+    ((logical_id, table),) = tables.items()
     table = copy.deepcopy(table)
     table["Properties"]["TableName"] = table_name
     return {"Resources": {logical_id: table}}
@@ -107,5 +110,9 @@ def queue_depth(sqs: Any, queue_url: str) -> int:
 
 def dead_client(service: str) -> Any:
     """A client of an endpoint where nothing listens; one attempt, so tests do not wait out retry backoff."""
-    return build_client(service, region="us-east-1", endpoint_url=f"http://127.0.0.1:{free_port()}",
-                        config=client_config(max_attempts=1))
+    return build_client(
+        service,
+        region="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        config=client_config(max_attempts=1),
+    )

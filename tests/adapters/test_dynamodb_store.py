@@ -38,8 +38,15 @@ def make_job(job_id: str | None = None, **changes: Any) -> Job:
         "status": JobStatus.PENDING,
         "job_type": "process_document",
         "priority": Priority.NORMAL,
-        "params": {"source": "s3://b/in.txt", "destination": "s3://b/out.json", "n": 3, "f": 1.5, "ok": True,
-                   "none": None, "list": [1, "two", {"three": 3.25}]},
+        "params": {
+            "source": "s3://b/in.txt",
+            "destination": "s3://b/out.json",
+            "n": 3,
+            "f": 1.5,
+            "ok": True,
+            "none": None,
+            "list": [1, "two", {"three": 3.25}],
+        },
         "metadata": {"owner": "team-a"},
         "created_at": T0,
         "updated_at": T0,
@@ -74,9 +81,12 @@ def test_get_unknown_is_none(store: DynamoDbJobStore) -> None:
 
 
 def test_small_item_is_compact(store: DynamoDbJobStore) -> None:
-    item = job_to_item(make_job(params={"source": "s3://bucket/input/doc.txt",
-                                        "destination": "s3://bucket/output/doc.json"},
-                                idempotency_key="anonymous#" + "k" * 64))
+    item = job_to_item(
+        make_job(
+            params={"source": "s3://bucket/input/doc.txt", "destination": "s3://bucket/output/doc.json"},
+            idempotency_key="anonymous#" + "k" * 64,
+        )
+    )
     assert len(json.dumps(item)) < 1024
     assert Attr.RESULT not in item and Attr.ERROR not in item and Attr.KEY_GENERATION not in item
 
@@ -216,8 +226,9 @@ def test_stuck_pending_and_mark_republished(store: DynamoDbJobStore, moto_server
     assert store.mark_republished(target.job_id, expected_pending_since=target.pending_since, now=T0)  # type: ignore[arg-type]
     # Only one republisher wins a given marker.
     assert not store.mark_republished(target.job_id, expected_pending_since=target.pending_since, now=T0)  # type: ignore[arg-type]
-    assert target.job_id not in {job.job_id for job in store.stuck_pending(older_than=T0 - timedelta(minutes=5),
-                                                                           limit=100)}
+    assert target.job_id not in {
+        job.job_id for job in store.stuck_pending(older_than=T0 - timedelta(minutes=5), limit=100)
+    }
     assert not store.mark_republished(claimed.job_id, expected_pending_since=claimed.pending_since, now=T0)  # type: ignore[arg-type]
 
 

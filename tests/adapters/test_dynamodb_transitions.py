@@ -45,47 +45,111 @@ class Write:
 
 
 WRITES = [
-    Write("create", JobStatus.PENDING, frozenset(),  # only where no job exists yet (checked below)
-          lambda store, job_id: store.create(seeded(job_id, JobStatus.PENDING)).created),
-    Write("claim", JobStatus.PROCESSING, frozenset(prior_statuses(JobStatus.PROCESSING)),
-          lambda store, job_id: store.claim(job_id, now=T0, lease_until=T0 + timedelta(minutes=1)).claimed),
-    Write("extend_lease", None, owned(JobStatus.PROCESSING),
-          lambda store, job_id: store.extend_lease(job_id, attempt=ATTEMPT, lease_until=LIVE_LEASE)
-          is not LeaseState.LOST, owner=True),
-    Write("succeed", JobStatus.SUCCEEDED, owned(JobStatus.SUCCEEDED),
-          lambda store, job_id: store.succeed(job_id, attempt=ATTEMPT, result={"ok": True}, now=T0), owner=True),
-    Write("fail", JobStatus.FAILED, owned(JobStatus.FAILED),
-          lambda store, job_id: store.fail(job_id, attempt=ATTEMPT, error=ERROR, final=False, now=T0), owner=True),
-    Write("fail(final)", JobStatus.FAILED_FINAL, owned(JobStatus.FAILED_FINAL),
-          lambda store, job_id: store.fail(job_id, attempt=ATTEMPT, error=ERROR, final=True, now=T0), owner=True),
-    Write("fail_final", JobStatus.FAILED_FINAL, frozenset(prior_statuses(JobStatus.FAILED_FINAL)),
-          lambda store, job_id: store.fail_final(job_id, error=ERROR, now=T0) is not None),
-    Write("requeue", JobStatus.PENDING, frozenset(prior_statuses(JobStatus.PENDING)),
-          lambda store, job_id: store.requeue(job_id, now=T0) is not None),
+    Write(
+        "create",
+        JobStatus.PENDING,
+        frozenset(),  # only where no job exists yet (checked below)
+        lambda store, job_id: store.create(seeded(job_id, JobStatus.PENDING)).created,
+    ),
+    Write(
+        "claim",
+        JobStatus.PROCESSING,
+        frozenset(prior_statuses(JobStatus.PROCESSING)),
+        lambda store, job_id: store.claim(job_id, now=T0, lease_until=T0 + timedelta(minutes=1)).claimed,
+    ),
+    Write(
+        "extend_lease",
+        None,
+        owned(JobStatus.PROCESSING),
+        lambda store, job_id: (
+            store.extend_lease(job_id, attempt=ATTEMPT, lease_until=LIVE_LEASE) is not LeaseState.LOST
+        ),
+        owner=True,
+    ),
+    Write(
+        "succeed",
+        JobStatus.SUCCEEDED,
+        owned(JobStatus.SUCCEEDED),
+        lambda store, job_id: store.succeed(job_id, attempt=ATTEMPT, result={"ok": True}, now=T0),
+        owner=True,
+    ),
+    Write(
+        "fail",
+        JobStatus.FAILED,
+        owned(JobStatus.FAILED),
+        lambda store, job_id: store.fail(job_id, attempt=ATTEMPT, error=ERROR, final=False, now=T0),
+        owner=True,
+    ),
+    Write(
+        "fail(final)",
+        JobStatus.FAILED_FINAL,
+        owned(JobStatus.FAILED_FINAL),
+        lambda store, job_id: store.fail(job_id, attempt=ATTEMPT, error=ERROR, final=True, now=T0),
+        owner=True,
+    ),
+    Write(
+        "fail_final",
+        JobStatus.FAILED_FINAL,
+        frozenset(prior_statuses(JobStatus.FAILED_FINAL)),
+        lambda store, job_id: store.fail_final(job_id, error=ERROR, now=T0) is not None,
+    ),
+    Write(
+        "requeue",
+        JobStatus.PENDING,
+        frozenset(prior_statuses(JobStatus.PENDING)),
+        lambda store, job_id: store.requeue(job_id, now=T0) is not None,
+    ),
     # A cancel at once takes only what no worker holds; a PROCESSING job gets the flag and its worker decides.
-    Write("cancel", JobStatus.CANCELED, frozenset(prior_statuses(JobStatus.CANCELED)) - {JobStatus.PROCESSING},
-          lambda store, job_id: store.cancel(job_id, now=T0) is not None),
-    Write("request_cancel", None, owned(JobStatus.CANCELED),
-          lambda store, job_id: store.request_cancel(job_id, now=T0) is not None),
-    Write("finish_canceled", JobStatus.CANCELED, owned(JobStatus.CANCELED),
-          lambda store, job_id: store.finish_canceled(job_id, attempt=ATTEMPT, now=T0), owner=True,
-          cancel_requested=True),
+    Write(
+        "cancel",
+        JobStatus.CANCELED,
+        frozenset(prior_statuses(JobStatus.CANCELED)) - {JobStatus.PROCESSING},
+        lambda store, job_id: store.cancel(job_id, now=T0) is not None,
+    ),
+    Write(
+        "request_cancel",
+        None,
+        owned(JobStatus.CANCELED),
+        lambda store, job_id: store.request_cancel(job_id, now=T0) is not None,
+    ),
+    Write(
+        "finish_canceled",
+        JobStatus.CANCELED,
+        owned(JobStatus.CANCELED),
+        lambda store, job_id: store.finish_canceled(job_id, attempt=ATTEMPT, now=T0),
+        owner=True,
+        cancel_requested=True,
+    ),
     # Not a status change: it moves the republish marker of a job that is still PENDING.
-    Write("mark_republished", None, frozenset({JobStatus.PENDING}),
-          lambda store, job_id: store.mark_republished(job_id, expected_pending_since=T0, now=T0)),
+    Write(
+        "mark_republished",
+        None,
+        frozenset({JobStatus.PENDING}),
+        lambda store, job_id: store.mark_republished(job_id, expected_pending_since=T0, now=T0),
+    ),
 ]
 
 
-def seeded(
-    job_id: str, status: JobStatus, *, lease: datetime = EXPIRED_LEASE, cancel_requested: bool = False
-) -> Job:
+def seeded(job_id: str, status: JobStatus, *, lease: datetime = EXPIRED_LEASE, cancel_requested: bool = False) -> Job:
     """A job in `status` that satisfies every other part of each condition: claimed by ATTEMPT, its lease
     expired (unless `lease` says otherwise), its republish marker at T0."""
     return Job(
-        job_id=job_id, status=status, job_type="process_document", priority=Priority.NORMAL, params={"n": 1},
-        metadata={}, created_at=T0, updated_at=T0, trace_id="1-67c2f6c0-0123456789abcdef01234567",
-        fingerprint="f" * 64, tenant=TENANT, attempts=ATTEMPT, transitions={status.value: T0},
-        lease_expires_at=lease, pending_since=T0, cancel_requested=cancel_requested,
+        job_id=job_id,
+        status=status,
+        job_type="process_document",
+        priority=Priority.NORMAL,
+        params={"n": 1},
+        metadata={},
+        created_at=T0,
+        updated_at=T0,
+        trace_id="1-67c2f6c0-0123456789abcdef01234567",
+        fingerprint="f" * 64,
+        tenant=TENANT,
+        attempts=ATTEMPT,
+        transitions={status.value: T0},
+        lease_expires_at=lease,
+        pending_since=T0,
+        cancel_requested=cancel_requested,
     )
 
 
@@ -95,8 +159,9 @@ class Table:
     client: Any
 
     def item(self, job_id: str) -> dict[str, Any]:
-        item: dict[str, Any] = self.client.get_item(TableName=self.name, Key={Attr.JOB_ID: {"S": job_id}},
-                                                    ConsistentRead=True)["Item"]
+        item: dict[str, Any] = self.client.get_item(
+            TableName=self.name, Key={Attr.JOB_ID: {"S": job_id}}, ConsistentRead=True
+        )["Item"]
         return item
 
 
@@ -131,8 +196,11 @@ def test_each_write_accepts_exactly_the_allowed_prior_states(
     assert table.item(job.job_id)[Attr.TENANT_STATUS] == {"S": f"{TENANT}#{after.status}"}
 
 
-@pytest.mark.parametrize("write", [write for write in WRITES if write.target is not None and write.name != "create"],
-                         ids=lambda write: write.name)
+@pytest.mark.parametrize(
+    "write",
+    [write for write in WRITES if write.target is not None and write.name != "create"],
+    ids=lambda write: write.name,
+)
 def test_status_writes_still_work_on_items_from_before_the_listing_indexes(
     store: DynamoDbJobStore, table: Table, write: Write
 ) -> None:
@@ -157,8 +225,7 @@ def test_each_write_on_a_missing_job(store: DynamoDbJobStore, write: Write) -> N
 
 # Writes that may take a PROCESSING job (change its status) from whoever holds it: only once its lease expired.
 TAKEOVERS = [
-    write for write in WRITES
-    if JobStatus.PROCESSING in write.accepts and not write.owner and write.target is not None
+    write for write in WRITES if JobStatus.PROCESSING in write.accepts and not write.owner and write.target is not None
 ]
 
 
@@ -219,5 +286,6 @@ def test_a_cancel_removes_the_pending_marker(store: DynamoDbJobStore) -> None:
     assert canceled is not None and canceled.status is JobStatus.CANCELED
     assert canceled.pending_since is None and canceled.transitions[JobStatus.CANCELED.value] == T0
     # The republisher's sweep no longer sees it.
-    assert job.job_id not in {stuck.job_id for stuck in store.stuck_pending(older_than=T0 + timedelta(days=1),
-                                                                           limit=1000)}
+    assert job.job_id not in {
+        stuck.job_id for stuck in store.stuck_pending(older_than=T0 + timedelta(days=1), limit=1000)
+    }

@@ -11,8 +11,14 @@ from tests.adapters.resources import raw_client, unique
 
 @pytest.fixture
 def ssm_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name in ("JOBS_TABLE_NAME", "JOBS_QUEUE_URL", "JOBS_DEAD_LETTER_QUEUE_URL", "JOBS_DOCUMENTS_BUCKET",
-                 "JOBS_WORKER_PLUGINS", "JOBS_API_PORT"):
+    for name in (
+        "JOBS_TABLE_NAME",
+        "JOBS_QUEUE_URL",
+        "JOBS_DEAD_LETTER_QUEUE_URL",
+        "JOBS_DOCUMENTS_BUCKET",
+        "JOBS_WORKER_PLUGINS",
+        "JOBS_API_PORT",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     monkeypatch.setenv("AWS_REGION", "us-east-1")

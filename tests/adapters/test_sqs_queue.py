@@ -83,8 +83,9 @@ def test_ping_and_unreachable(queue: SqsJobQueue, queue_url: str) -> None:
         dead.ping()
 
 
-def test_send_many_goes_out_ten_to_a_call_and_reports_what_did_not(moto_server: str, queue_url: str,
-                                                                    queue: SqsJobQueue) -> None:
+def test_send_many_goes_out_ten_to_a_call_and_reports_what_did_not(
+    moto_server: str, queue_url: str, queue: SqsJobQueue
+) -> None:
     messages = [JobMessage(job_id=f"many-{n}", trace_id="t") for n in range(25)]
     before = aws_calls.snapshot().get("other", {}).get("sqs.SendMessageBatch", 0)
     assert queue.send_many(messages) == frozenset()

@@ -48,12 +48,16 @@ DOCS_PREFIX = f"s3://{DOCUMENTS_BUCKET}/tenants/{TENANT}/"
 
 def document_params(bucket: str, tenant: str = TENANT) -> dict[str, str]:
     """process_document params naming objects of `tenant` in `bucket`."""
-    return {"source": f"s3://{bucket}/tenants/{tenant}/in.txt", "destination": f"s3://{bucket}/tenants/{tenant}/out.json"}
+    return {
+        "source": f"s3://{bucket}/tenants/{tenant}/in.txt",
+        "destination": f"s3://{bucket}/tenants/{tenant}/out.json",
+    }
 
 
 def access_admin(resources: AwsResources) -> AccessAdmin:
-    return AccessAdmin(DynamoDbAccessStore(raw_client("dynamodb", resources.endpoint), resources.access_table_name),
-                       UtcClock())
+    return AccessAdmin(
+        DynamoDbAccessStore(raw_client("dynamodb", resources.endpoint), resources.access_table_name), UtcClock()
+    )
 
 
 def issue_key(resources: AwsResources, tenant: str = TENANT, scopes: tuple[str, ...] = ALL_SCOPES) -> str:
@@ -126,8 +130,16 @@ def live_api(moto_server: str) -> Iterator[LiveApi]:
     container = build_container(settings, clock=clock)
     assert isinstance(container.store, DynamoDbJobStore)
     with serve(create_app(container=container)) as base_url:
-        yield LiveApi(base_url, resources, settings, clock, container.store,
-                      raw_client("dynamodb", moto_server), raw_client("sqs", moto_server), issue_key(resources))
+        yield LiveApi(
+            base_url,
+            resources,
+            settings,
+            clock,
+            container.store,
+            raw_client("dynamodb", moto_server),
+            raw_client("sqs", moto_server),
+            issue_key(resources),
+        )
 
 
 @pytest.fixture

@@ -291,8 +291,12 @@ def test_a_valid_access_token_maps_to_its_tenant_and_scopes(jwks: JwksServer, si
 
 def test_a_valid_access_token_is_accepted_over_http(auth_api: AuthApi, signing_key: SigningKey) -> None:
     # The token's tenant ("oidc-tenant") owns the job and its objects.
-    response = httpx.post(auth_api.base_url + "/api/v1/jobs", headers=bearer(signing_key.token()), timeout=30,
-                          json={"type": "process_document", "params": document_params(DOCUMENTS_BUCKET, "oidc-tenant")})
+    response = httpx.post(
+        auth_api.base_url + "/api/v1/jobs",
+        headers=bearer(signing_key.token()),
+        timeout=30,
+        json={"type": "process_document", "params": document_params(DOCUMENTS_BUCKET, "oidc-tenant")},
+    )
     assert response.status_code == 201, response.text
     assert response.json()["tenant"] == "oidc-tenant"
     read_only = bearer(signing_key.token(scope=f"openid {SCOPE_READ}"))

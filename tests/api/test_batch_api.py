@@ -101,8 +101,16 @@ def test_a_replayed_batch_returns_the_same_jobs_and_sends_nothing(live_api: Live
 def test_a_key_twice_in_one_batch_is_a_replay_of_the_first(live_api: LiveApi, http: httpx.Client) -> None:
     key = f"twice-{uuid.uuid4()}"
     depth = live_api.queue_depth()
-    results = http.post(BATCH, json={"jobs": [item(idempotencyKey=key), item(idempotencyKey=key),
-                                              item(idempotencyKey=key, metadata={"other": True})]}).json()["results"]
+    results = http.post(
+        BATCH,
+        json={
+            "jobs": [
+                item(idempotencyKey=key),
+                item(idempotencyKey=key),
+                item(idempotencyKey=key, metadata={"other": True}),
+            ]
+        },
+    ).json()["results"]
     assert [result["status"] for result in results] == [201, 200, 422]
     assert results[1]["job"]["jobId"] == results[0]["job"]["jobId"]
     assert results[2]["error"] == "idempotency_key_reused"
@@ -130,10 +138,17 @@ def test_items_belong_to_the_caller_and_s3_outside_the_prefix_is_that_items_422(
     live_api: LiveApi, http: httpx.Client
 ) -> None:
     other_tenant = document_params("docs", tenant="tenant-b")
-    results = http.post(BATCH, json={"jobs": [
-        item(), item(params=other_tenant), item(params={**document_params("docs"), "source": "s3://elsewhere/x"}),
-        item(tenant="tenant-b"),  # not a submit field: ignored, the job is the caller's
-    ]}).json()["results"]
+    results = http.post(
+        BATCH,
+        json={
+            "jobs": [
+                item(),
+                item(params=other_tenant),
+                item(params={**document_params("docs"), "source": "s3://elsewhere/x"}),
+                item(tenant="tenant-b"),  # not a submit field: ignored, the job is the caller's
+            ]
+        },
+    ).json()["results"]
     assert [result["status"] for result in results] == [201, 422, 422, 201]
     assert results[1]["detail"].startswith("params.source:") and results[2]["detail"].startswith("params.source:")
     assert results[0]["job"]["tenant"] == results[3]["job"]["tenant"] == TENANT
@@ -146,21 +161,31 @@ def test_the_same_key_in_two_tenants_batches_makes_two_jobs(live_api: LiveApi, h
     key = f"shared-{uuid.uuid4()}"
     mine = http.post(BATCH, json={"jobs": [item(idempotencyKey=key)]}).json()["results"][0]
     stranger = bearer(issue_key(live_api.resources, tenant="tenant-b"))
-    theirs = http.post(BATCH, headers=stranger, json={"jobs": [
-        item(idempotencyKey=key, params=document_params("docs", tenant="tenant-b"))]}).json()["results"][0]
+    theirs = http.post(
+        BATCH,
+        headers=stranger,
+        json={"jobs": [item(idempotencyKey=key, params=document_params("docs", tenant="tenant-b"))]},
+    ).json()["results"][0]
     assert mine["status"] == theirs["status"] == 201
     assert mine["job"]["jobId"] != theirs["job"]["jobId"] and theirs["job"]["tenant"] == "tenant-b"
 
 
-@pytest.mark.parametrize(("document", "detail"), [
-    ({}, "jobs: field required"),
-    ({"jobs": []}, f"jobs: must hold 1-{MAX_BATCH_JOBS} jobs, got 0"),
-    ({"jobs": [item()] * (MAX_BATCH_JOBS + 1)}, f"jobs: must hold 1-{MAX_BATCH_JOBS} jobs, got {MAX_BATCH_JOBS + 1}"),
-    ({"jobs": {"type": "process_document"}}, "jobs: must be an array, got dict"),
-    ([item()], "body: must be a json object, got list"),
-])
-def test_the_jobs_list_must_hold_one_to_a_hundred(live_api: LiveApi, http: httpx.Client, document: Any,
-                                                  detail: str) -> None:
+@pytest.mark.parametrize(
+    ("document", "detail"),
+    [
+        ({}, "jobs: field required"),
+        ({"jobs": []}, f"jobs: must hold 1-{MAX_BATCH_JOBS} jobs, got 0"),
+        (
+            {"jobs": [item()] * (MAX_BATCH_JOBS + 1)},
+            f"jobs: must hold 1-{MAX_BATCH_JOBS} jobs, got {MAX_BATCH_JOBS + 1}",
+        ),
+        ({"jobs": {"type": "process_document"}}, "jobs: must be an array, got dict"),
+        ([item()], "body: must be a json object, got list"),
+    ],
+)
+def test_the_jobs_list_must_hold_one_to_a_hundred(
+    live_api: LiveApi, http: httpx.Client, document: Any, detail: str
+) -> None:
     items = live_api.item_count()
     response = http.post(BATCH, json=document)
     assert response.status_code == 422, response.text
@@ -210,13 +235,20 @@ class BrokenForSomeStore(DynamoDbJobStore):
         return super().create(job)
 
 
-def client_for(resources: AwsResources, *, store_down: bool = False, queue_down: bool = False,
-               store_class: type[DynamoDbJobStore] = DynamoDbJobStore) -> TestClient:
+def client_for(
+    resources: AwsResources,
+    *,
+    store_down: bool = False,
+    queue_down: bool = False,
+    store_class: type[DynamoDbJobStore] = DynamoDbJobStore,
+) -> TestClient:
     settings = api_settings(resources)
-    store = store_class(dead_client("dynamodb") if store_down else counted_client("dynamodb", resources.endpoint),
-                             resources.table_name)
-    queue = SqsJobQueue(dead_client("sqs") if queue_down else counted_client("sqs", resources.endpoint),
-                        resources.queue_url)
+    store = store_class(
+        dead_client("dynamodb") if store_down else counted_client("dynamodb", resources.endpoint), resources.table_name
+    )
+    queue = SqsJobQueue(
+        dead_client("sqs") if queue_down else counted_client("sqs", resources.endpoint), resources.queue_url
+    )
     app = create_app(container=build_container(settings, store=store, queue=queue))
     return TestClient(app, raise_server_exceptions=False, headers=bearer(issue_key(resources)))
 

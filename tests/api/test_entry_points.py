@@ -53,10 +53,22 @@ def test_python_m_runtime_api_serves_where_the_settings_say_and_counts_its_aws_c
 ) -> None:
     port = free_port()
     calls_file = tmp_path / "calls.{pid}.json"
-    env = {**os.environ, **api_env(resources), "PYTHONPATH": str(REPO), "JOBS_API_HOST": "127.0.0.1",
-           "JOBS_API_PORT": str(port), "JOBS_AWS_CALLS_FILE": str(calls_file)}
-    process = subprocess.Popen([sys.executable, "-m", "runtime.api"],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        **api_env(resources),
+        "PYTHONPATH": str(REPO),
+        "JOBS_API_HOST": "127.0.0.1",
+        "JOBS_API_PORT": str(port),
+        "JOBS_AWS_CALLS_FILE": str(calls_file),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runtime.api"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         headers = bearer(issue_key(resources))
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=headers) as client:
@@ -70,8 +82,9 @@ def test_python_m_runtime_api_serves_where_the_settings_say_and_counts_its_aws_c
                         raise
                     time.sleep(0.1)
             assert ready.status_code == 200 and ready.json() == {"status": "ready"}
-            created = client.post("/api/v1/jobs", json={
-                "type": "process_document", "params": document_params(resources.bucket)})
+            created = client.post(
+                "/api/v1/jobs", json={"type": "process_document", "params": document_params(resources.bucket)}
+            )
             assert created.status_code == 201
             # The counts go to the file the setting names, rewritten every second.
             written = tmp_path / f"calls.{process.pid}.json"
@@ -93,8 +106,14 @@ def test_python_m_runtime_api_serves_where_the_settings_say_and_counts_its_aws_c
 
 def test_bad_configuration_exits_2_with_the_setting_named(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("JOBS_")}
-    result = subprocess.run([sys.executable, "-m", "runtime.api"], cwd=REPO, env={**env, "PYTHONPATH": str(REPO)},
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "runtime.api"],
+        cwd=REPO,
+        env={**env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "JOBS_TABLE_NAME" in result.stderr
 
 
@@ -106,13 +125,29 @@ def test_lambda_handler_answers_an_http_api_event(settings_env: None, resources:
         "routeKey": "$default",
         "rawPath": "/api/v1/jobs",
         "rawQueryString": "",
-        "headers": {"content-type": "application/json", "x-trace-id": "lambda-trace",
-                    "authorization": bearer(issue_key(resources))["Authorization"]},
-        "requestContext": {"http": {"method": "POST", "path": "/api/v1/jobs", "sourceIp": "127.0.0.1",
-                                    "protocol": "HTTP/1.1", "userAgent": "test"},
-                           "requestId": "r", "stage": "$default", "accountId": "123456789012", "apiId": "a",
-                           "domainName": "example", "domainPrefix": "example", "routeKey": "$default",
-                           "time": "01/Jan/2025:00:00:00 +0000", "timeEpoch": 0},
+        "headers": {
+            "content-type": "application/json",
+            "x-trace-id": "lambda-trace",
+            "authorization": bearer(issue_key(resources))["Authorization"],
+        },
+        "requestContext": {
+            "http": {
+                "method": "POST",
+                "path": "/api/v1/jobs",
+                "sourceIp": "127.0.0.1",
+                "protocol": "HTTP/1.1",
+                "userAgent": "test",
+            },
+            "requestId": "r",
+            "stage": "$default",
+            "accountId": "123456789012",
+            "apiId": "a",
+            "domainName": "example",
+            "domainPrefix": "example",
+            "routeKey": "$default",
+            "time": "01/Jan/2025:00:00:00 +0000",
+            "timeEpoch": 0,
+        },
         "body": json.dumps({"type": "process_document", "params": document_params(resources.bucket)}),
         "isBase64Encoded": False,
     }

@@ -25,7 +25,10 @@ from tests.adapters.resources import (
 )
 from tests.api.conftest import api_settings, bearer, issue_key
 
-BODY = {"type": "process_document", "params": {"source": "s3://docs/tenants/tenant-a/in.txt", "destination": "s3://docs/tenants/tenant-a/out.json"}}
+BODY = {
+    "type": "process_document",
+    "params": {"source": "s3://docs/tenants/tenant-a/in.txt", "destination": "s3://docs/tenants/tenant-a/out.json"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,23 +38,29 @@ def resources(moto_server: str) -> AwsResources:
 
 def client_for(resources: AwsResources, *, store_down: bool = False, queue_down: bool = False) -> TestClient:
     settings = api_settings(resources)
-    store = DynamoDbJobStore(dead_client("dynamodb") if store_down else counted_client("dynamodb", resources.endpoint),
-                             resources.table_name)
-    queue = SqsJobQueue(dead_client("sqs") if queue_down else counted_client("sqs", resources.endpoint),
-                        resources.queue_url)
+    store = DynamoDbJobStore(
+        dead_client("dynamodb") if store_down else counted_client("dynamodb", resources.endpoint), resources.table_name
+    )
+    queue = SqsJobQueue(
+        dead_client("sqs") if queue_down else counted_client("sqs", resources.endpoint), resources.queue_url
+    )
     app = create_app(container=build_container(settings, store=store, queue=queue))
     return TestClient(app, raise_server_exceptions=False, headers=bearer(issue_key(resources)))
 
 
 @pytest.fixture
 def counts(resources: AwsResources) -> Iterator[tuple[int, int]]:
-    yield (len(scan_all(raw_client("dynamodb", resources.endpoint), resources.table_name)),
-           queue_depth(raw_client("sqs", resources.endpoint), resources.queue_url))
+    yield (
+        len(scan_all(raw_client("dynamodb", resources.endpoint), resources.table_name)),
+        queue_depth(raw_client("sqs", resources.endpoint), resources.queue_url),
+    )
 
 
 def current_counts(resources: AwsResources) -> tuple[int, int]:
-    return (len(scan_all(raw_client("dynamodb", resources.endpoint), resources.table_name)),
-            queue_depth(raw_client("sqs", resources.endpoint), resources.queue_url))
+    return (
+        len(scan_all(raw_client("dynamodb", resources.endpoint), resources.table_name)),
+        queue_depth(raw_client("sqs", resources.endpoint), resources.queue_url),
+    )
 
 
 def test_store_unreachable_is_503_and_creates_nothing(resources: AwsResources, counts: tuple[int, int]) -> None:
@@ -69,8 +78,9 @@ def test_store_unreachable_is_503_and_creates_nothing(resources: AwsResources, c
     assert current_counts(resources) == counts
 
 
-def test_queue_unreachable_still_201_and_job_waits_with_its_marker(resources: AwsResources,
-                                                                   counts: tuple[int, int]) -> None:
+def test_queue_unreachable_still_201_and_job_waits_with_its_marker(
+    resources: AwsResources, counts: tuple[int, int]
+) -> None:
     with client_for(resources, queue_down=True) as client:
         response = client.post("/api/v1/jobs", json=BODY, headers={"Idempotency-Key": "queue-down-1"})
         assert response.status_code == 201, response.text
@@ -80,7 +90,8 @@ def test_queue_unreachable_still_201_and_job_waits_with_its_marker(resources: Aw
     items, depth = current_counts(resources)
     assert (items, depth) == (counts[0] + 1, counts[1])
     item = raw_client("dynamodb", resources.endpoint).get_item(
-        TableName=resources.table_name, Key=key(job_id), ConsistentRead=True)["Item"]
+        TableName=resources.table_name, Key=key(job_id), ConsistentRead=True
+    )["Item"]
     assert item[Attr.STATUS]["S"] == "PENDING"
     assert Attr.PENDING_SHARD in item and Attr.PENDING_SINCE in item
 
@@ -101,15 +112,18 @@ def test_unexpected_error_is_json_500_with_trace_id(resources: AwsResources) -> 
 
 
 @pytest.mark.parametrize("down", ["store", "queue"])
-def test_readiness_and_store_errors_never_show_internal_names(resources: AwsResources, down: str,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_readiness_and_store_errors_never_show_internal_names(
+    resources: AwsResources, down: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     internals = (resources.table_name, resources.queue_url, "127.0.0.1", "http://", "endpoint", "arn:")
     with client_for(resources, store_down=down == "store", queue_down=down == "queue") as client:
         ready = client.get("/readyz", headers={"X-Trace-Id": f"ready-{down}"})
         answers = [ready, client.post("/api/v1/jobs", json=BODY), client.get("/api/v1/jobs/x")]
     assert ready.status_code == 503
-    assert ready.json() == {"status": "not ready", "reason": f"{'job store' if down == 'store' else 'queue'} "
-                                                             "is not answering"}
+    assert ready.json() == {
+        "status": "not ready",
+        "reason": f"{'job store' if down == 'store' else 'queue'} is not answering",
+    }
     for response in answers:
         assert not any(name in response.text for name in internals), response.text
     # The details are in the logs, with the trace id of the probe that found them.

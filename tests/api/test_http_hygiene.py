@@ -22,15 +22,20 @@ def raw_body(**changes: Any) -> str:
     return json.dumps(document)
 
 
-@pytest.mark.parametrize(("payload", "field"), [
-    # json.dumps escapes a lone surrogate as \ud800: valid JSON text that decodes to a string UTF-8 cannot encode.
-    (raw_body(metadata={"note": "a\ud800b"}), "metadata.note"),
-    (raw_body(metadata={"k\udfff": 1}), "metadata"),
-    (raw_body(params={**GOOD_PARAMS, "source": "s3://docs/tenants/tenant-a/\ud800.txt"}), "params.source"),
-    (raw_body(metadata={"list": ["fine", "\udc00"]}), "metadata.list[1]"),
-], ids=["metadata-value", "metadata-key", "params-value", "list-item"])
-def test_a_lone_surrogate_is_a_422_naming_the_field(live_api: LiveApi, http: httpx.Client, payload: str,
-                                                    field: str) -> None:
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        # json.dumps escapes a lone surrogate as \ud800: valid JSON text that decodes to a string UTF-8 cannot encode.
+        (raw_body(metadata={"note": "a\ud800b"}), "metadata.note"),
+        (raw_body(metadata={"k\udfff": 1}), "metadata"),
+        (raw_body(params={**GOOD_PARAMS, "source": "s3://docs/tenants/tenant-a/\ud800.txt"}), "params.source"),
+        (raw_body(metadata={"list": ["fine", "\udc00"]}), "metadata.list[1]"),
+    ],
+    ids=["metadata-value", "metadata-key", "params-value", "list-item"],
+)
+def test_a_lone_surrogate_is_a_422_naming_the_field(
+    live_api: LiveApi, http: httpx.Client, payload: str, field: str
+) -> None:
     items = live_api.item_count()
     response = http.post("/api/v1/jobs", content=payload, headers=JSON)
     assert response.status_code == 422, response.text
@@ -50,11 +55,19 @@ def test_a_5000_digit_integer_is_a_safe_422_naming_the_field(http: httpx.Client)
     assert "sys.set_int_max_str_digits" not in response.text and "4300" not in response.text
 
 
-@pytest.mark.parametrize("content_type", [
-    "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx", None,
-])
-def test_a_body_that_is_not_json_is_415_and_creates_nothing(live_api: LiveApi, http: httpx.Client,
-                                                            content_type: str | None) -> None:
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        None,
+    ],
+)
+def test_a_body_that_is_not_json_is_415_and_creates_nothing(
+    live_api: LiveApi, http: httpx.Client, content_type: str | None
+) -> None:
     items = live_api.item_count()
     headers = {"Content-Type": content_type} if content_type else {}
     request = http.build_request("POST", "/api/v1/jobs", content=raw_body(), headers=headers)
@@ -68,8 +81,9 @@ def test_a_body_that_is_not_json_is_415_and_creates_nothing(live_api: LiveApi, h
     assert live_api.item_count() == items
 
 
-@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON",
-                                          "application/merge-patch+json"])
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"]
+)
 def test_json_media_types_are_accepted(http: httpx.Client, content_type: str) -> None:
     response = http.post("/api/v1/jobs", content=raw_body(), headers={"Content-Type": content_type})
     assert response.status_code == 201, response.text
@@ -77,8 +91,14 @@ def test_json_media_types_are_accepted(http: httpx.Client, content_type: str) ->
 
 def test_security_headers_on_every_answer(http: httpx.Client) -> None:
     created = http.post("/api/v1/jobs", json=json.loads(raw_body()))
-    answers = [created, http.get(f"/api/v1/jobs/{created.json()['jobId']}"), http.get("/api/v1/jobs/nope"),
-               http.post("/api/v1/jobs", content="{", headers=JSON), http.get("/healthz"), http.get("/no/route")]
+    answers = [
+        created,
+        http.get(f"/api/v1/jobs/{created.json()['jobId']}"),
+        http.get("/api/v1/jobs/nope"),
+        http.post("/api/v1/jobs", content="{", headers=JSON),
+        http.get("/healthz"),
+        http.get("/no/route"),
+    ]
     for response in answers:
         assert response.headers["X-Content-Type-Options"] == "nosniff", response.request.url
     for response in answers[:4]:

@@ -125,24 +125,54 @@ BAD_INPUTS: list[tuple[str, Any, dict[str, str], int, str, str]] = [
     ("params missing", {"type": "process_document"}, {}, 422, "validation_error", "params"),
     ("params empty", body(params={}), {}, 422, "validation_error", "params"),
     ("params not an object", body(params=[1, 2]), {}, 422, "validation_error", "params"),
-    ("params field missing", body(params={"source": "s3://docs/tenants/tenant-a/in.txt"}), {}, 422, "validation_error",
-     "params.destination"),
-    ("params field wrong type", body(params={**GOOD_PARAMS, "source": 12}), {}, 422, "validation_error",
-     "params.source"),
+    (
+        "params field missing",
+        body(params={"source": "s3://docs/tenants/tenant-a/in.txt"}),
+        {},
+        422,
+        "validation_error",
+        "params.destination",
+    ),
+    (
+        "params field wrong type",
+        body(params={**GOOD_PARAMS, "source": 12}),
+        {},
+        422,
+        "validation_error",
+        "params.source",
+    ),
     ("metadata not an object", body(metadata="x"), {}, 422, "validation_error", "metadata"),
     ("metadata too big a number", body(metadata={"n": 10**40}), {}, 422, "validation_error", "metadata.n"),
     ("body not an object", [1, 2], {}, 422, "validation_error", "body: must be a json object"),
     ("malformed json", b'{"type": "process_document", "params": {', {}, 422, "invalid_json", "line 1 column"),
     ("nan is not json", b'{"type": "process_document", "params": {"a": NaN}}', {}, 422, "invalid_json", "NaN"),
     ("empty body", b"", {}, 422, "invalid_json", "body"),
-    ("absurdly deep json", b'{"type": "process_document", "params": {"a": ' + b"[" * 30_000 + b"]" * 30_000 + b"}}",
-     {}, 422, "invalid_json", "nested too deeply"),
-    ("deep but parseable", b'{"type": "process_document", "params": {"source": "s3://docs/tenants/tenant-a/a", '
-     b'"destination": "s3://docs/tenants/tenant-a/b"}, "metadata": {"a": ' + b"[" * 40 + b"]" * 40 + b"}}", {}, 422,
-     "validation_error", "metadata.a"),
-    ("infinite number", b'{"type": "process_document", "params": {"source": "s3://docs/tenants/tenant-a/a", '
-     b'"destination": "s3://docs/tenants/tenant-a/b"}, "metadata": {"n": 1e400}}', {}, 422, "validation_error",
-     "metadata.n"),
+    (
+        "absurdly deep json",
+        b'{"type": "process_document", "params": {"a": ' + b"[" * 30_000 + b"]" * 30_000 + b"}}",
+        {},
+        422,
+        "invalid_json",
+        "nested too deeply",
+    ),
+    (
+        "deep but parseable",
+        b'{"type": "process_document", "params": {"source": "s3://docs/tenants/tenant-a/a", '
+        b'"destination": "s3://docs/tenants/tenant-a/b"}, "metadata": {"a": ' + b"[" * 40 + b"]" * 40 + b"}}",
+        {},
+        422,
+        "validation_error",
+        "metadata.a",
+    ),
+    (
+        "infinite number",
+        b'{"type": "process_document", "params": {"source": "s3://docs/tenants/tenant-a/a", '
+        b'"destination": "s3://docs/tenants/tenant-a/b"}, "metadata": {"n": 1e400}}',
+        {},
+        422,
+        "validation_error",
+        "metadata.n",
+    ),
     ("not utf-8", b'{"type": "\xff"}', {}, 422, "invalid_json", "utf-8"),
     ("key empty", body(), {"Idempotency-Key": ""}, 422, "invalid_idempotency_key", "Idempotency-Key"),
     ("key too long", body(), {"Idempotency-Key": "k" * 256}, 422, "invalid_idempotency_key", "Idempotency-Key"),
@@ -151,11 +181,18 @@ BAD_INPUTS: list[tuple[str, Any, dict[str, str], int, str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("case", "payload", "headers", "status", "code", "named"), BAD_INPUTS,
-                         ids=[case[0] for case in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("case", "payload", "headers", "status", "code", "named"), BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS]
+)
 def test_bad_input_is_refused_naming_the_field_and_creates_nothing(
-    live_api: LiveApi, http: httpx.Client, case: str, payload: Any, headers: dict[str, str], status: int,
-    code: str, named: str
+    live_api: LiveApi,
+    http: httpx.Client,
+    case: str,
+    payload: Any,
+    headers: dict[str, str],
+    status: int,
+    code: str,
+    named: str,
 ) -> None:
     items, depth = live_api.item_count(), live_api.queue_depth()
     if isinstance(payload, bytes):
@@ -220,8 +257,10 @@ def test_retry_of_a_pending_job_publishes_again(live_api: LiveApi, http: httpx.C
 
 def test_retry_of_a_failed_final_job_requeues_it(live_api: LiveApi, http: httpx.Client) -> None:
     job_id = submit(http)
-    assert live_api.store.fail_final(job_id, error=JobError("dead_lettered", "received 3 times"),
-                                     now=datetime.now(UTC)) is not None
+    assert (
+        live_api.store.fail_final(job_id, error=JobError("dead_lettered", "received 3 times"), now=datetime.now(UTC))
+        is not None
+    )
     depth = live_api.queue_depth()
     response = http.post(f"/api/v1/jobs/{job_id}/retry")
     assert response.status_code == 200
@@ -244,8 +283,9 @@ def test_retry_of_a_failed_job_publishes_now(live_api: LiveApi, http: httpx.Clie
 
 
 @pytest.mark.parametrize("final_status", [JobStatus.PROCESSING, JobStatus.SUCCEEDED])
-def test_retry_of_a_running_or_succeeded_job_is_409(live_api: LiveApi, http: httpx.Client,
-                                                    final_status: JobStatus) -> None:
+def test_retry_of_a_running_or_succeeded_job_is_409(
+    live_api: LiveApi, http: httpx.Client, final_status: JobStatus
+) -> None:
     job_id = submit(http)
     now = datetime.now(UTC)
     assert live_api.store.claim(job_id, now=now, lease_until=now + timedelta(seconds=60)).claimed
@@ -287,7 +327,10 @@ def test_openapi_documents_the_contract(http: httpx.Client) -> None:
 def test_a_bad_value_is_shown_once_and_as_sent(http: httpx.Client) -> None:
     response = http.post(
         "/api/v1/jobs",
-        json={"type": "process_document", "params": {"source": "S3:/Bucket/Key", "destination": "s3://docs/tenants/tenant-a/out"}},
+        json={
+            "type": "process_document",
+            "params": {"source": "S3:/Bucket/Key", "destination": "s3://docs/tenants/tenant-a/out"},
+        },
     )
     assert response.status_code == 422
     problem = response.json()["errors"][0]

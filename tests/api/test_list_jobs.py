@@ -25,9 +25,16 @@ def document_job(tenant: str) -> dict[str, Any]:
 
 
 def report_job(tenant: str) -> dict[str, Any]:
-    return {"type": "generate_report", "params": {
-        "title": "t", "rows": [{"k": "a", "v": 1}], "group_by": "k", "metric": "v",
-        "destination": f"s3://{DOCUMENTS_BUCKET}/tenants/{tenant}/report.json"}}
+    return {
+        "type": "generate_report",
+        "params": {
+            "title": "t",
+            "rows": [{"k": "a", "v": 1}],
+            "group_by": "k",
+            "metric": "v",
+            "destination": f"s3://{DOCUMENTS_BUCKET}/tenants/{tenant}/report.json",
+        },
+    }
 
 
 def submit(http: httpx.Client, live_api: LiveApi, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
@@ -103,8 +110,7 @@ def test_another_tenants_jobs_and_cursors_stay_theirs(
     ours = http_module.get("/api/v1/jobs", params={"limit": 5}, headers=headers).json()
     assert theirs["jobId"] not in {item["jobId"] for item in ours["items"]}
     # Our cursor, presented by the other tenant: refused, not a page of anyone's jobs.
-    foreign = http_module.get("/api/v1/jobs", params={"limit": 5, "cursor": ours["nextCursor"]},
-                              headers=other_headers)
+    foreign = http_module.get("/api/v1/jobs", params={"limit": 5, "cursor": ours["nextCursor"]}, headers=other_headers)
     assert foreign.status_code == 422 and foreign.json()["error"] == "invalid_cursor"
     assert foreign.json()["detail"].startswith("cursor: ")
 
@@ -116,8 +122,13 @@ def test_tampered_made_up_and_refiltered_cursors_are_invalid(
     cursor = http_module.get("/api/v1/jobs", params={"limit": 3}, headers=headers).json()["nextCursor"]
     payload, mac = cursor.split(".")
     tampered = ("A" if payload[0] != "A" else "B") + payload[1:] + "." + mac
-    for params in ({"cursor": tampered}, {"cursor": "bm90LWEtY3Vyc29y.c2lnbmF0dXJl"}, {"cursor": "garbage"},
-                   {"cursor": cursor, "status": "PENDING"}, {"cursor": cursor, "type": "process_document"}):
+    for params in (
+        {"cursor": tampered},
+        {"cursor": "bm90LWEtY3Vyc29y.c2lnbmF0dXJl"},
+        {"cursor": "garbage"},
+        {"cursor": cursor, "status": "PENDING"},
+        {"cursor": cursor, "type": "process_document"},
+    ):
         response = http_module.get("/api/v1/jobs", params={"limit": 3, **params}, headers=headers)
         assert response.status_code == 422 and response.json()["error"] == "invalid_cursor", params
 
@@ -137,8 +148,9 @@ def test_filters_by_status_by_type_and_both(http_module: httpx.Client, live_api:
         assert claim.claimed and claim.job is not None
         if job_id in succeeded:
             assert live_api.store.succeed(job_id, attempt=claim.job.attempts, result={"ok": True}, now=now)
-    assert live_api.store.fail(failed_final[0], attempt=1, error=JobError("boom", "it broke", permanent=True),
-                               final=True, now=now)
+    assert live_api.store.fail(
+        failed_final[0], attempt=1, error=JobError("boom", "it broke", permanent=True), final=True, now=now
+    )
 
     def ids(**filters: str) -> list[str]:
         return [item["jobId"] for item in walk(http_module, headers, 2, **filters)[0]]
@@ -153,21 +165,28 @@ def test_filters_by_status_by_type_and_both(http_module: httpx.Client, live_api:
     settled = set(succeeded + processing + failed_final)
     assert ids(status="PENDING") == [i for i in newest_first if i not in settled]
     assert ids(status="SUCCEEDED", type="process_document") == [docs[4]["jobId"], docs[1]["jobId"]]
-    assert ids(status="PENDING", type="generate_report") == [reports[4]["jobId"], reports[3]["jobId"],
-                                                             reports[1]["jobId"]]
+    assert ids(status="PENDING", type="generate_report") == [
+        reports[4]["jobId"],
+        reports[3]["jobId"],
+        reports[1]["jobId"],
+    ]
     assert ids(status="FAILED") == []
     listed = {item["jobId"]: item for item in walk(http_module, headers, 100, status="SUCCEEDED")[0]}
-    assert all(item["status"] == JobStatus.SUCCEEDED.value and item["result"] == {"ok": True}
-               for item in listed.values())
+    assert all(
+        item["status"] == JobStatus.SUCCEEDED.value and item["result"] == {"ok": True} for item in listed.values()
+    )
 
 
-@pytest.mark.parametrize(("params", "code", "field"), [
-    ({"limit": 0}, "validation_error", "limit"),
-    ({"limit": 101}, "validation_error", "limit"),
-    ({"limit": "ten"}, "validation_error", "limit"),
-    ({"status": "DONE"}, "validation_error", "status"),
-    ({"type": "nope"}, "unknown_job_type", "type"),
-])
+@pytest.mark.parametrize(
+    ("params", "code", "field"),
+    [
+        ({"limit": 0}, "validation_error", "limit"),
+        ({"limit": 101}, "validation_error", "limit"),
+        ({"limit": "ten"}, "validation_error", "limit"),
+        ({"status": "DONE"}, "validation_error", "status"),
+        ({"type": "nope"}, "unknown_job_type", "type"),
+    ],
+)
 def test_bad_parameters_are_422_naming_them(http: httpx.Client, params: dict[str, Any], code: str, field: str) -> None:
     response = http.get("/api/v1/jobs", params=params)
     assert response.status_code == 422

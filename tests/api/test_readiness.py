@@ -40,6 +40,9 @@ def test_answers_are_cached_for_the_period() -> None:
 
 
 def test_queue_failure_is_named() -> None:
-    probe = ReadinessProbe(Pingable(), Pingable(QueueUnavailable("sqs get_queue_attributes failed")),  # type: ignore[arg-type]
-                           monotonic=FakeMonotonic())
+    probe = ReadinessProbe(
+        Pingable(),
+        Pingable(QueueUnavailable("sqs get_queue_attributes failed")),  # type: ignore[arg-type]
+        monotonic=FakeMonotonic(),
+    )
     assert probe.check() == "queue is not answering"

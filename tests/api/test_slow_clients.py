@@ -63,12 +63,22 @@ def api_process(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
     resources: AwsResources = create_resources(moto_server, "slow")
     port = free_port()
     log = tmp_path_factory.mktemp("slow-clients") / "api.log"
-    env = {**os.environ, **api_env(resources), "PYTHONPATH": str(REPO),
-           "JOBS_HTTP_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S), "JOBS_HTTP_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)}
+    env = {
+        **os.environ,
+        **api_env(resources),
+        "PYTHONPATH": str(REPO),
+        "JOBS_HTTP_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+        "JOBS_HTTP_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+    }
     env.pop("JOBS_SSM_PATH", None)
     with log.open("w") as output:
-        process = subprocess.Popen([sys.executable, "-m", "runtime.api", "--host", "127.0.0.1", "--port", str(port)],
-                                   cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runtime.api", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -136,8 +146,11 @@ def test_headers_sent_a_byte_at_a_time_are_cut_off_at_the_header_deadline(api_pr
 
 def test_a_body_sent_too_slowly_gets_408_and_the_connection_closes(api_process: ApiProcess) -> None:
     with api_process.connect() as sock:
-        sock.sendall(b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     + api_process.authorization + b"Content-Length: 100\r\n\r\n{\"type\": ")
+        sock.sendall(
+            b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + api_process.authorization
+            + b'Content-Length: 100\r\n\r\n{"type": '
+        )
         started = time.monotonic()
         answer = read_until_closed(sock)
         elapsed = time.monotonic() - started
@@ -149,11 +162,14 @@ def test_a_body_sent_too_slowly_gets_408_and_the_connection_closes(api_process: 
 
 def test_a_client_hanging_up_mid_body_is_logged_at_info(api_process: ApiProcess) -> None:
     with api_process.connect() as sock:
-        sock.sendall(b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     + api_process.authorization
-                     + b"X-Trace-Id: hung-up-mid-body\r\nContent-Length: 100\r\n\r\n{\"type\": ")
+        sock.sendall(
+            b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + api_process.authorization
+            + b'X-Trace-Id: hung-up-mid-body\r\nContent-Length: 100\r\n\r\n{"type": '
+        )
         time.sleep(0.2)  # the request reached the route and waits for the rest of the body
     record = api_process.wait_for_event("http_client_disconnected")
     assert record["level"] == "info" and record["traceId"] == "hung-up-mid-body"
-    assert not [line for line in api_process.events("http_unhandled_error")
-                if line.get("traceId") == "hung-up-mid-body"]
+    assert not [
+        line for line in api_process.events("http_unhandled_error") if line.get("traceId") == "hung-up-mid-body"
+    ]

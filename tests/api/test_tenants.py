@@ -14,8 +14,10 @@ OTHER_TENANT = "tenant-b"
 
 
 def body(**params: str) -> dict[str, object]:
-    return {"type": "process_document",
-            "params": {"source": f"{DOCS_PREFIX}in.txt", "destination": f"{DOCS_PREFIX}out.json", **params}}
+    return {
+        "type": "process_document",
+        "params": {"source": f"{DOCS_PREFIX}in.txt", "destination": f"{DOCS_PREFIX}out.json", **params},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +32,10 @@ def test_a_job_shows_its_tenant_and_another_tenant_cannot_see_or_retry_it(
     assert created.status_code == 201 and created.json()["tenant"] == TENANT
     job_id = created.json()["jobId"]
     unknown = http.get(f"/api/v1/jobs/{uuid.uuid4()}")
-    for response in (http.get(f"/api/v1/jobs/{job_id}", headers=other),
-                     http.post(f"/api/v1/jobs/{job_id}/retry", headers=other)):
+    for response in (
+        http.get(f"/api/v1/jobs/{job_id}", headers=other),
+        http.post(f"/api/v1/jobs/{job_id}/retry", headers=other),
+    ):
         assert response.status_code == 404
         # The same answer as for an id that does not exist: nothing says the job is there.
         assert response.json()["error"] == unknown.json()["error"] == "job_not_found"
@@ -45,9 +49,14 @@ def test_the_same_idempotency_key_in_two_tenants_makes_two_jobs(
     key = {"Idempotency-Key": f"shared-{uuid.uuid4()}"}
     ours = http.post("/api/v1/jobs", json=body(), headers=key)
     other_prefix = DOCS_PREFIX.replace(TENANT, OTHER_TENANT)
-    theirs = http.post("/api/v1/jobs", headers={**key, **other}, json={
-        "type": "process_document",
-        "params": {"source": f"{other_prefix}in.txt", "destination": f"{other_prefix}out.json"}})
+    theirs = http.post(
+        "/api/v1/jobs",
+        headers={**key, **other},
+        json={
+            "type": "process_document",
+            "params": {"source": f"{other_prefix}in.txt", "destination": f"{other_prefix}out.json"},
+        },
+    )
     assert ours.status_code == 201 and theirs.status_code == 201
     assert ours.json()["jobId"] != theirs.json()["jobId"]
     assert (ours.json()["tenant"], theirs.json()["tenant"]) == (TENANT, OTHER_TENANT)
@@ -79,7 +88,12 @@ def test_an_s3_object_outside_the_tenant_prefix_is_refused_at_submit(
 
 
 def test_s3_uris_nested_anywhere_in_params_are_confined(http: httpx.Client) -> None:
-    report = {"title": "t", "rows": [{"k": "a", "v": 1}], "group_by": "k", "metric": "v",
-              "destination": f"s3://{DOCUMENTS_BUCKET}/tenants/{OTHER_TENANT}/r.json"}
+    report = {
+        "title": "t",
+        "rows": [{"k": "a", "v": 1}],
+        "group_by": "k",
+        "metric": "v",
+        "destination": f"s3://{DOCUMENTS_BUCKET}/tenants/{OTHER_TENANT}/r.json",
+    }
     response = http.post("/api/v1/jobs", json={"type": "generate_report", "params": report})
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "params.destination"

@@ -85,9 +85,13 @@ def provisioned(emulator: str) -> dict[str, str]:
     from runtime.local.provision import provision
 
     resources = provision(endpoint_url=emulator, env_name="local")
-    return {"SsmPath": resources.ssm_path, "TableName": resources.table_name, "QueueUrl": resources.queue_url,
-            # A key of tenant `local`, as the all-in-one makes at start: /api/v1 needs a bearer token.
-            "ApiKey": create_local_api_key(emulator, resources.access_table_name)}
+    return {
+        "SsmPath": resources.ssm_path,
+        "TableName": resources.table_name,
+        "QueueUrl": resources.queue_url,
+        # A key of tenant `local`, as the all-in-one makes at start: /api/v1 needs a bearer token.
+        "ApiKey": create_local_api_key(emulator, resources.access_table_name),
+    }
 
 
 def _container_env(emulator: str, ssm_path: str) -> list[str]:

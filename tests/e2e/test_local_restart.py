@@ -17,8 +17,10 @@ RESTART_WAIT_S = 30.0
 
 
 def transform_job(value: str) -> dict[str, object]:
-    return {"type": "transform_data", "params": {"records": [{"a": value}],
-                                                  "operations": [{"op": "uppercase", "fields": ["a"]}]}}
+    return {
+        "type": "transform_data",
+        "params": {"records": [{"a": value}], "operations": [{"op": "uppercase", "fields": ["a"]}]},
+    }
 
 
 def test_a_killed_worker_is_restarted_and_nothing_is_lost() -> None:
@@ -35,8 +37,11 @@ def test_a_killed_worker_is_restarted_and_nothing_is_lost() -> None:
             exited = local.wait_for_event("child_exited", timeout_s=RESTART_WAIT_S, child="worker")
             assert exited["pid"] == worker and exited["exitCode"] == -signal.SIGKILL
             deadline = time.monotonic() + RESTART_WAIT_S
-            while not [event for event in local.events("child_started")
-                       if event["child"] == "worker" and event["pid"] != worker]:
+            while not [
+                event
+                for event in local.events("child_started")
+                if event["child"] == "worker" and event["pid"] != worker
+            ]:
                 assert time.monotonic() < deadline, f"the worker was not restarted:\n{local.tail()}"
                 time.sleep(0.1)
 

@@ -162,7 +162,10 @@ def test_no_secret_like_values_in_templates(any_env: EnvTemplates) -> None:
 def test_the_worker_reads_and_writes_documents_only_under_the_tenants_prefix() -> None:
     env: EnvTemplates = synthesized("prod")
     assert env.service is not None
-    worker = next(statements for role, statements in _statements_by_role(env.service).items()
-                  if role.startswith("WorkerTaskTaskRole"))
+    worker = next(
+        statements
+        for role, statements in _statements_by_role(env.service).items()
+        if role.startswith("WorkerTaskTaskRole")
+    )
     resources = _granted(worker)["s3:GetObject"] | _granted(worker)["s3:PutObject"]
     assert resources and all("/tenants/*" in resource for resource in resources), resources

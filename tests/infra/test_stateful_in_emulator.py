@@ -35,8 +35,14 @@ def deployed(isolated_moto_server: str) -> dict[str, Any]:
 def test_stack_is_created_with_outputs(deployed: dict[str, Any]) -> None:
     assert deployed["status"] == "CREATE_COMPLETE"
     assert set(deployed["outputs"]) == {
-        "TableName", "AccessTableName", "QueueUrl", "HighPriorityQueueUrl", "LowPriorityQueueUrl",
-        "DeadLetterQueueUrl", "DocumentsBucketName", "SsmPath",
+        "TableName",
+        "AccessTableName",
+        "QueueUrl",
+        "HighPriorityQueueUrl",
+        "LowPriorityQueueUrl",
+        "DeadLetterQueueUrl",
+        "DocumentsBucketName",
+        "SsmPath",
     }
     assert deployed["outputs"]["SsmPath"] == "/job-tickets/local"
 

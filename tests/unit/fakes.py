@@ -189,8 +189,15 @@ class InMemoryJobStore:
             job = self.jobs.get(job_id)
             if job is None or job.status not in RETRYABLE_TERMINAL_STATUSES:
                 return None
-            return self._move(job, JobStatus.PENDING, now, pending_since=now, retry_base=job.attempts, error=None,
-                              cancel_requested=False)
+            return self._move(
+                job,
+                JobStatus.PENDING,
+                now,
+                pending_since=now,
+                retry_base=job.attempts,
+                error=None,
+                cancel_requested=False,
+            )
 
     def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
         self._enter("mark_republished")
@@ -225,15 +232,26 @@ class InMemoryJobStore:
         with self.lock:
             return [job.job_id for job in self.jobs.values() if job.idempotency_key == idempotency_key]
 
-    def list_jobs(self, tenant: str, *, status: JobStatus | None, job_type: str | None, limit: int,
-                  start_key: Mapping[str, str] | None) -> JobPage:
+    def list_jobs(
+        self,
+        tenant: str,
+        *,
+        status: JobStatus | None,
+        job_type: str | None,
+        limit: int,
+        start_key: Mapping[str, str] | None,
+    ) -> JobPage:
         """Newest first by (createdAt, jobId), as the listing indexes sort; the start key is the last job's id."""
         self._enter("list_jobs")
         with self.lock:
             ordered = sorted(
-                (job for job in self.jobs.values()
-                 if job.tenant == tenant and status in (None, job.status) and job_type in (None, job.job_type)),
-                key=lambda job: (job.created_at, job.job_id), reverse=True,
+                (
+                    job
+                    for job in self.jobs.values()
+                    if job.tenant == tenant and status in (None, job.status) and job_type in (None, job.job_type)
+                ),
+                key=lambda job: (job.created_at, job.job_id),
+                reverse=True,
             )
         if start_key is not None:
             after = self.jobs[start_key["jobId"]]

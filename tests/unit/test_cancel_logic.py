@@ -39,6 +39,7 @@ def request_cancel_during_handler(store: InMemoryJobStore, flag: threading.Event
         assert store.request_cancel("job-1", now=FakeClock().now()) is not None
         if flag is not None:
             flag.set()  # what the heartbeat does when its renewal reads the request back
+
     return during
 
 
@@ -103,8 +104,9 @@ def test_job_canceled_without_a_request_is_a_permanent_handler_error() -> None:
 def test_the_heartbeat_sets_the_jobs_flag_when_its_lease_renewal_reads_a_request() -> None:
     clock, queue, store = FakeClock(), FakeQueue(), InMemoryJobStore()
     store.create(make_job())
-    heartbeat = Heartbeat(queue=queue, store=store, clock=clock, visibility_timeout_s=30, interval_s=10,
-                          lease_interval_s=5)
+    heartbeat = Heartbeat(
+        queue=queue, store=store, clock=clock, visibility_timeout_s=30, interval_s=10, lease_interval_s=5
+    )
     heartbeat.track("rh-1", "job-1")
     claim = store.claim("job-1", now=clock.now(), lease_until=clock.now() + timedelta(seconds=30))
     assert claim.job is not None
@@ -136,8 +138,14 @@ def test_the_default_bound_is_ten_seconds() -> None:
 
 
 def settings_with(**overrides: Any) -> Any:
-    return load_settings(table_name="t", access_table_name="a", queue_url="http://127.0.0.1/q",
-                         dead_letter_queue_url="http://127.0.0.1/dlq", documents_bucket="docs", **overrides)
+    return load_settings(
+        table_name="t",
+        access_table_name="a",
+        queue_url="http://127.0.0.1/q",
+        dead_letter_queue_url="http://127.0.0.1/dlq",
+        documents_bucket="docs",
+        **overrides,
+    )
 
 
 def canceled_context(objects: InMemoryObjects) -> JobContext:
@@ -148,12 +156,22 @@ def canceled_context(objects: InMemoryObjects) -> JobContext:
 
 def test_builtin_types_stop_between_units_of_work_and_write_nothing() -> None:
     objects = InMemoryObjects()
-    report = GenerateReportParams.model_validate({
-        "title": "t", "rows": [{"k": "a", "v": 1}], "group_by": "k", "metric": "v",
-        "destination": "s3://docs/tenants/acme/r.json"})
-    transform = TransformDataParams.model_validate({
-        "records": [{"a": 1}], "operations": [{"op": "limit", "count": 1}],
-        "destination": "s3://docs/tenants/acme/t.jsonl"})
+    report = GenerateReportParams.model_validate(
+        {
+            "title": "t",
+            "rows": [{"k": "a", "v": 1}],
+            "group_by": "k",
+            "metric": "v",
+            "destination": "s3://docs/tenants/acme/r.json",
+        }
+    )
+    transform = TransformDataParams.model_validate(
+        {
+            "records": [{"a": 1}],
+            "operations": [{"op": "limit", "count": 1}],
+            "destination": "s3://docs/tenants/acme/t.jsonl",
+        }
+    )
     with pytest.raises(JobCanceled):
         generate_report(report, canceled_context(objects))
     with pytest.raises(JobCanceled):

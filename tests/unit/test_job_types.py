@@ -60,15 +60,25 @@ def test_process_document_writes_a_summary_and_returns_it() -> None:
 
 def test_a_completed_process_document_item_stays_under_one_kb() -> None:
     # A realistic small job: uuid job id, X-Ray style trace id, bucket paths like the all-in-one's.
-    params = {"source": "s3://job-tickets-local-documents-000000000000/in/report-2025-03-01.txt",
-              "destination": "s3://job-tickets-local-documents-000000000000/out/report-2025-03-01.json"}
+    params = {
+        "source": "s3://job-tickets-local-documents-000000000000/in/report-2025-03-01.txt",
+        "destination": "s3://job-tickets-local-documents-000000000000/out/report-2025-03-01.json",
+    }
     objects = InMemoryObjects({params["source"]: (DOC * 20).encode()})
     result = run("process_document", params, objects)
-    done = make_job("0b7c6b0e-8f1e-4a57-9d5c-3f2a1e4b6c7d", job_type="process_document", params=params,
-                    trace_id="1-67c2f6c0-0123456789abcdef01234567", fingerprint="f" * 64,
-                    status=JobStatus.SUCCEEDED, attempts=1, result=result, pending_since=None,
-                    transitions={"PENDING": T0, "PROCESSING": T0, "SUCCEEDED": T0},
-                    expires_at=int(T0.timestamp()) + 30 * 86_400)
+    done = make_job(
+        "0b7c6b0e-8f1e-4a57-9d5c-3f2a1e4b6c7d",
+        job_type="process_document",
+        params=params,
+        trace_id="1-67c2f6c0-0123456789abcdef01234567",
+        fingerprint="f" * 64,
+        status=JobStatus.SUCCEEDED,
+        attempts=1,
+        result=result,
+        pending_since=None,
+        transitions={"PENDING": T0, "PROCESSING": T0, "SUCCEEDED": T0},
+        expires_at=int(T0.timestamp()) + 30 * 86_400,
+    )
     size = item_size(job_to_item(done))
     assert size < 1024, size
     assert write_units(size) == 1

@@ -35,11 +35,14 @@ def test_pages_walk_newest_first_each_job_once() -> None:
     assert seen == [f"job-{n:03d}" for n in reversed(range(7))]
 
 
-@pytest.mark.parametrize("other", [
-    ListFilter(tenant="t2", status=None, job_type=None),
-    ListFilter(tenant="t1", status=JobStatus.PENDING, job_type=None),
-    ListFilter(tenant="t1", status=None, job_type="generate_report"),
-])
+@pytest.mark.parametrize(
+    "other",
+    [
+        ListFilter(tenant="t2", status=None, job_type=None),
+        ListFilter(tenant="t1", status=JobStatus.PENDING, job_type=None),
+        ListFilter(tenant="t1", status=None, job_type="generate_report"),
+    ],
+)
 def test_a_cursor_only_opens_for_its_tenant_and_filters(other: ListFilter) -> None:
     lister, _ = lister_with(5)
     cursor = lister.list(ListFilter(tenant="t1", status=None, job_type=None), limit=2).next_cursor
@@ -66,8 +69,13 @@ def test_short_secrets_are_refused() -> None:
         CursorSigner(b"short")
 
 
-REQUIRED = {"table_name": "t", "access_table_name": "a", "queue_url": "q", "dead_letter_queue_url": "d",
-            "documents_bucket": "b"}
+REQUIRED = {
+    "table_name": "t",
+    "access_table_name": "a",
+    "queue_url": "q",
+    "dead_letter_queue_url": "d",
+    "documents_bucket": "b",
+}
 
 
 def test_the_cursor_secret_defaults_only_in_the_local_environment() -> None:

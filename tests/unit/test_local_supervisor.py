@@ -61,14 +61,18 @@ def test_a_killed_child_is_restarted_and_the_others_keep_running() -> None:
 
 def test_a_child_that_keeps_crashing_is_named_and_the_others_are_stopped() -> None:
     supervisor = Supervisor(
-        [ChildSpec("api", SLEEPER), ChildSpec("worker", [sys.executable, "-c", "raise SystemExit(3)"])], env={},
+        [ChildSpec("api", SLEEPER), ChildSpec("worker", [sys.executable, "-c", "raise SystemExit(3)"])],
+        env={},
         restart=FAST,
     )
     supervisor.start()
     started = time.monotonic()
     try:
-        with pytest.raises(ChildFailed, match=r"worker keeps crashing: it exited 3 times within 30 s "
-                                              r"\(last exit code 3\)") as failed:
+        with pytest.raises(
+            ChildFailed,
+            match=r"worker keeps crashing: it exited 3 times within 30 s "
+            r"\(last exit code 3\)",
+        ) as failed:
             supervisor.run_until_stopped()
         assert (failed.value.name, failed.value.returncode) == ("worker", 3)
         # Two restarts in between, after 0.05 s and 0.1 s of backoff.

@@ -52,8 +52,9 @@ def test_every_log_event_call_names_a_log_event_member() -> None:
     for path, tree in runtime_modules().items():
         for call in calls_of(tree, "log_event"):
             event = call.args[0] if call.args else None
-            if not (isinstance(event, ast.Attribute) and isinstance(event.value, ast.Name)
-                    and event.value.id == "LogEvent"):
+            if not (
+                isinstance(event, ast.Attribute) and isinstance(event.value, ast.Name) and event.value.id == "LogEvent"
+            ):
                 bad.append(f"{path.relative_to(RUNTIME.parent)}:{call.lineno}")
     assert bad == []
 
@@ -63,8 +64,12 @@ def test_no_metric_or_event_name_is_spelled_out_elsewhere_in_the_runtime() -> No
     spelled = []
     for path, tree in runtime_modules().items():
         # An API error code may equal the event logged with it (job_store_unavailable): that is the contract's.
-        error_codes = {id(arg) for name in ("error_response", "ApiError") for call in calls_of(tree, name)
-                       for arg in call.args[1:2]}
+        error_codes = {
+            id(arg)
+            for name in ("error_response", "ApiError")
+            for call in calls_of(tree, name)
+            for arg in call.args[1:2]
+        }
         spelled += [
             f"{path.relative_to(RUNTIME.parent)}:{node.lineno} {node.value!r}"
             for node in ast.walk(tree)

@@ -39,8 +39,10 @@ class FakeSqsClient:
         with self._lock:
             self.batches.append(job_ids)
         refused = {entry["Id"] for entry, job_id in zip(Entries, job_ids, strict=True) if job_id in self.refuse}
-        return {"Successful": [{"Id": entry["Id"]} for entry in Entries if entry["Id"] not in refused],
-                "Failed": [{"Id": id_, "Code": "InternalError", "SenderFault": False} for id_ in sorted(refused)]}
+        return {
+            "Successful": [{"Id": entry["Id"]} for entry in Entries if entry["Id"] not in refused],
+            "Failed": [{"Id": id_, "Code": "InternalError", "SenderFault": False} for id_ in sorted(refused)],
+        }
 
     def send_message(self, *, QueueUrl: str, MessageBody: str) -> dict[str, Any]:
         self.single.append(json.loads(MessageBody)["jobId"])

@@ -42,13 +42,21 @@ def queue() -> FakeQueue:
 
 @pytest.fixture
 def service(store: InMemoryJobStore, queue: FakeQueue, clock: FakeClock) -> JobService:
-    return JobService(store, queue, clock, retention_s=RETENTION_S, idempotency_ttl_s=TTL_S,
-                      submit_in_flight_s=IN_FLIGHT_S)
+    return JobService(
+        store, queue, clock, retention_s=RETENTION_S, idempotency_ttl_s=TTL_S, submit_in_flight_s=IN_FLIGHT_S
+    )
 
 
 def request(key: str | None = "k1", **changes: Any) -> SubmitRequest:
-    base: dict[str, Any] = {"job_type": "t", "priority": Priority.NORMAL, "params": {"a": 1}, "metadata": {},
-                            "trace_id": "trace-1", "tenant": "acme", "idempotency_key": key}
+    base: dict[str, Any] = {
+        "job_type": "t",
+        "priority": Priority.NORMAL,
+        "params": {"a": 1},
+        "metadata": {},
+        "trace_id": "trace-1",
+        "tenant": "acme",
+        "idempotency_key": key,
+    }
     base.update(changes)
     return SubmitRequest(**base)
 
@@ -127,8 +135,9 @@ def test_replay_of_a_claimed_job_is_not_in_flight(service: JobService, store: In
     "changes",
     [{"params": {"a": 2}}, {"priority": Priority.HIGH}, {"metadata": {"m": 1}}, {"job_type": "u"}],
 )
-def test_same_key_other_body_is_refused(service: JobService, store: InMemoryJobStore, queue: FakeQueue,
-                                        changes: dict[str, Any]) -> None:
+def test_same_key_other_body_is_refused(
+    service: JobService, store: InMemoryJobStore, queue: FakeQueue, changes: dict[str, Any]
+) -> None:
     service.submit(request())
     with pytest.raises(IdempotencyKeyReused):
         service.submit(request(**changes))
@@ -214,8 +223,9 @@ def test_get_unknown_raises(service: JobService) -> None:
 
 
 @pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.FAILED])
-def test_retry_of_waiting_job_publishes_again(service: JobService, store: InMemoryJobStore, queue: FakeQueue,
-                                              status: JobStatus) -> None:
+def test_retry_of_waiting_job_publishes_again(
+    service: JobService, store: InMemoryJobStore, queue: FakeQueue, status: JobStatus
+) -> None:
     job = service.submit(request()).job
     store.set_status(job.job_id, status)
     result = service.retry(job.job_id, tenant="acme")
@@ -223,11 +233,13 @@ def test_retry_of_waiting_job_publishes_again(service: JobService, store: InMemo
     assert len(queue.sent) == 2
 
 
-def test_retry_of_failed_final_requeues(service: JobService, store: InMemoryJobStore, queue: FakeQueue,
-                                        clock: FakeClock) -> None:
+def test_retry_of_failed_final_requeues(
+    service: JobService, store: InMemoryJobStore, queue: FakeQueue, clock: FakeClock
+) -> None:
     job = service.submit(request()).job
-    store.jobs[job.job_id] = job.replace(status=JobStatus.FAILED_FINAL, pending_since=None,
-                                         error=JobError("boom", "it broke", permanent=True))
+    store.jobs[job.job_id] = job.replace(
+        status=JobStatus.FAILED_FINAL, pending_since=None, error=JobError("boom", "it broke", permanent=True)
+    )
     clock.advance(10)
     result = service.retry(job.job_id, tenant="acme")
     assert result.job.status == JobStatus.PENDING and result.job.pending_since == clock.now()
@@ -236,8 +248,9 @@ def test_retry_of_failed_final_requeues(service: JobService, store: InMemoryJobS
 
 
 @pytest.mark.parametrize("status", [JobStatus.PROCESSING, JobStatus.SUCCEEDED])
-def test_retry_of_running_or_done_job_is_refused(service: JobService, store: InMemoryJobStore, queue: FakeQueue,
-                                                 status: JobStatus) -> None:
+def test_retry_of_running_or_done_job_is_refused(
+    service: JobService, store: InMemoryJobStore, queue: FakeQueue, status: JobStatus
+) -> None:
     job = service.submit(request()).job
     store.set_status(job.job_id, status)
     with pytest.raises(JobNotRetryable):

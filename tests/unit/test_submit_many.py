@@ -31,8 +31,9 @@ def clock() -> FakeClock:
 
 
 def service_of(store: Any, queue: FakeQueue, clock: FakeClock) -> JobService:
-    return JobService(store, queue, clock, retention_s=RETENTION_S, idempotency_ttl_s=TTL_S,
-                      submit_in_flight_s=IN_FLIGHT_S)
+    return JobService(
+        store, queue, clock, retention_s=RETENTION_S, idempotency_ttl_s=TTL_S, submit_in_flight_s=IN_FLIGHT_S
+    )
 
 
 @pytest.fixture
@@ -85,18 +86,23 @@ class FailingForSomeStore(InMemoryJobStore):
 
 def test_one_item_store_failure_leaves_the_others_created(queue: FakeQueue, clock: FakeClock) -> None:
     service = service_of(FailingForSomeStore(), queue, clock)
-    outcomes = service.submit_many([request(key=None, params={"n": 1}), request(key=None, params={"down": True}),
-                                    request(key="k", params={"n": 3})])
+    outcomes = service.submit_many(
+        [
+            request(key=None, params={"n": 1}),
+            request(key=None, params={"down": True}),
+            request(key="k", params={"n": 3}),
+        ]
+    )
     assert isinstance(outcomes[0], SubmitResult) and outcomes[0].created
     assert isinstance(outcomes[1], JobStoreUnavailable)
     assert isinstance(outcomes[2], SubmitResult) and outcomes[2].created
     assert len(queue.sent) == 2
 
 
-def test_a_queue_outage_still_creates_the_jobs_unpublished(service: JobService, queue: FakeQueue,
-                                                             store: InMemoryJobStore) -> None:
+def test_a_queue_outage_still_creates_the_jobs_unpublished(
+    service: JobService, queue: FakeQueue, store: InMemoryJobStore
+) -> None:
     queue.fail_send = True
     outcomes = service.submit_many([request(key=None), request(key="k")])
-    assert all(isinstance(outcome, SubmitResult) and outcome.created and not outcome.published
-               for outcome in outcomes)
+    assert all(isinstance(outcome, SubmitResult) and outcome.created and not outcome.published for outcome in outcomes)
     assert len(store.jobs) == 2 and queue.sent == []

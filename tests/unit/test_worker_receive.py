@@ -54,12 +54,26 @@ def test_a_full_batch_is_asked_for_and_the_prefetch_is_bounded_and_given_back_at
     for index in range(25):
         store.create(make_job(f"job-{index}", job_type="gate"))
         queue.inbox.append(received(f"job-{index}", handle=f"rh-{index}"))
-    settings = load_settings(table_name="t", access_table_name="a", queue_url="q", dead_letter_queue_url="d",
-                             documents_bucket="b", worker_concurrency=CONCURRENCY, visibility_timeout_s=30,
-                             receive_wait_s=1)
+    settings = load_settings(
+        table_name="t",
+        access_table_name="a",
+        queue_url="q",
+        dead_letter_queue_url="d",
+        documents_bucket="b",
+        worker_concurrency=CONCURRENCY,
+        visibility_timeout_s=30,
+        receive_wait_s=1,
+    )
     gate_type = JobType("gate", GateParams, handler, "gate")
-    worker = Worker(store=store, queue=queue, objects=InMemoryObjects(), settings=settings, clock=FakeClock(),
-                    job_types=lambda name: gate_type if name == "gate" else None, republish=False)
+    worker = Worker(
+        store=store,
+        queue=queue,
+        objects=InMemoryObjects(),
+        settings=settings,
+        clock=FakeClock(),
+        job_types=lambda name: gate_type if name == "gate" else None,
+        republish=False,
+    )
     worker.start()
     for _ in range(CONCURRENCY):
         assert started.acquire(timeout=10)

@@ -150,7 +150,10 @@ def worker_env(moto_server: str, tmp_path: Path) -> Iterator[WorkerEnv]:
     # Receives for a leased job also count: the redrive limit sits well above max_attempts.
     resources = create_resources(moto_server, "wk", visibility_timeout_s=VISIBILITY_S, max_receive_count=10)
     table, queue_url, dlq_url, bucket = (
-        resources.table_name, resources.queue_url, resources.dead_letter_queue_url, resources.bucket
+        resources.table_name,
+        resources.queue_url,
+        resources.dead_letter_queue_url,
+        resources.bucket,
     )
     settings = load_settings(
         table_name=table,

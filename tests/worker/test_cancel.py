@@ -24,8 +24,9 @@ MARGIN_S = 3.0
 
 
 def service(env: WorkerEnv) -> JobService:
-    return JobService(env.store, env.queue, UtcClock(), retention_s=86_400, idempotency_ttl_s=86_400,
-                      submit_in_flight_s=10.0)
+    return JobService(
+        env.store, env.queue, UtcClock(), retention_s=86_400, idempotency_ttl_s=86_400, submit_in_flight_s=10.0
+    )
 
 
 @contextmanager

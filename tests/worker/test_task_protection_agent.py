@@ -160,8 +160,13 @@ def test_an_unreachable_agent_fails_at_once_and_a_silent_one_within_the_timeout(
 
 
 def test_ecs_agent_uri_is_read_from_its_own_variable_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    required = {"table_name": "t", "access_table_name": "a", "queue_url": "q", "dead_letter_queue_url": "d",
-                "documents_bucket": "b"}
+    required = {
+        "table_name": "t",
+        "access_table_name": "a",
+        "queue_url": "q",
+        "dead_letter_queue_url": "d",
+        "documents_bucket": "b",
+    }
     monkeypatch.setenv("ECS_AGENT_URI", "http://169.254.170.2/api/abc-1/")
     assert load_settings(**required).ecs_agent_uri == "http://169.254.170.2/api/abc-1"
     monkeypatch.setenv("ECS_AGENT_URI", "")

@@ -292,7 +292,8 @@ def test_an_unexpected_handler_exception_is_stored_as_a_code_and_logged_with_its
     assert done.status is JobStatus.FAILED_FINAL and done.error is not None
     assert done.error.code == "handler_error"
     assert done.error.message == (
-        f"the job failed with an unexpected error; its details are logged under trace id {job.trace_id}")
+        f"the job failed with an unexpected error; its details are logged under trace id {job.trace_id}"
+    )
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"job_message"' in line]
     logged = [line for line in lines if line.get("jobId") == job.job_id and line.get("errorDetail")]
     assert logged and logged[0]["errorDetail"] == "KeyError: 'arn:aws:dynamodb:internal-table'"

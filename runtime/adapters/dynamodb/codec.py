@@ -49,7 +49,7 @@ def to_attr(value: Any) -> AttributeValue:
 
 
 def from_attr(attr: Mapping[str, Any]) -> Any:
-    (kind, value), = attr.items()
+    ((kind, value),) = attr.items()
     if kind == "S":
         return value
     if kind == "N":
@@ -125,8 +125,7 @@ def job_to_item(job: Job) -> Item:
         item[Attr.CREATED_KEY] = {"S": created_key(job)}
         item[Attr.TENANT_STATUS] = {"S": tenant_status(job.tenant, job.status)}
         item[Attr.TENANT_TYPE] = {"S": tenant_type(job.tenant, job.job_type)}
-        item[Attr.STATUS_KEYS] = {"M": {status.value: {"S": tenant_status(job.tenant, status)}
-                                        for status in JobStatus}}
+        item[Attr.STATUS_KEYS] = {"M": {status.value: {"S": tenant_status(job.tenant, status)} for status in JobStatus}}
     if job.metadata:
         item[Attr.METADATA] = to_attr(job.metadata)
     if job.result is not None:
@@ -175,8 +174,11 @@ def item_to_job(item: ItemIn) -> Job:
     error = None
     if Attr.ERROR in item:
         raw = from_attr(item[Attr.ERROR])
-        error = JobError(code=str(raw.get(ErrorAttr.CODE, "")), message=str(raw.get(ErrorAttr.MESSAGE, "")),
-                         permanent=bool(raw.get(ErrorAttr.PERMANENT, False)))
+        error = JobError(
+            code=str(raw.get(ErrorAttr.CODE, "")),
+            message=str(raw.get(ErrorAttr.MESSAGE, "")),
+            permanent=bool(raw.get(ErrorAttr.PERMANENT, False)),
+        )
     lease = number(Attr.LEASE_EXPIRES_AT)
     pending = number(Attr.PENDING_SINCE)
     transitions = item.get(Attr.TRANSITIONS)

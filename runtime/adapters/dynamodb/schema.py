@@ -154,7 +154,11 @@ TENANT_TYPE_INDEX: Final = IndexDefinition(
 )
 # In the order the table declares them.
 INDEXES: Final[tuple[IndexDefinition, ...]] = (
-    IDEMPOTENCY_INDEX, PENDING_INDEX, TENANT_INDEX, TENANT_STATUS_INDEX, TENANT_TYPE_INDEX,
+    IDEMPOTENCY_INDEX,
+    PENDING_INDEX,
+    TENANT_INDEX,
+    TENANT_STATUS_INDEX,
+    TENANT_TYPE_INDEX,
 )
 
 # The sweep reads every shard each round (one Query each): four keep that cheap and still allow about

@@ -195,14 +195,29 @@ class DynamoDbJobStore:
         return LeaseState.CANCEL_REQUESTED if requested else LeaseState.HELD
 
     def succeed(self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime) -> bool:
-        return self._finish(job_id, attempt=attempt, status=JobStatus.SUCCEEDED, now=now,
-                            set_extra="#r = :result", extra_values={":result": to_attr(result)},
-                            extra_names=("#r",), remove_extra=", #e", remove_names=("#e",))
+        return self._finish(
+            job_id,
+            attempt=attempt,
+            status=JobStatus.SUCCEEDED,
+            now=now,
+            set_extra="#r = :result",
+            extra_values={":result": to_attr(result)},
+            extra_names=("#r",),
+            remove_extra=", #e",
+            remove_names=("#e",),
+        )
 
     def fail(self, job_id: str, *, attempt: int, error: JobError, final: bool, now: datetime) -> bool:
         status = JobStatus.FAILED_FINAL if final else JobStatus.FAILED
-        return self._finish(job_id, attempt=attempt, status=status, now=now, set_extra="#e = :error",
-                            extra_values={":error": error_attr(error)}, extra_names=("#e",))
+        return self._finish(
+            job_id,
+            attempt=attempt,
+            status=status,
+            now=now,
+            set_extra="#e = :error",
+            extra_values={":error": error_attr(error)},
+            extra_names=("#e",),
+        )
 
     def _finish(
         self,
@@ -221,14 +236,19 @@ class DynamoDbJobStore:
         condition = owner_condition(status, values, attempt)
         names = {"#s": Attr.STATUS, "#to": status.value, **{name: _NAMES[name] for name in extra_names + remove_names}}
         status_key = status_key_update(status, names, values)
-        return self._conditional_update(
-            job_id,
-            update=(f"SET #s = :status, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#to = :now, {set_extra}, "
-                    f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}{remove_extra}"),
-            condition=condition,
-            names=names,
-            values=values,
-        ) is not None
+        return (
+            self._conditional_update(
+                job_id,
+                update=(
+                    f"SET #s = :status, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#to = :now, {set_extra}, "
+                    f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}{remove_extra}"
+                ),
+                condition=condition,
+                names=names,
+                values=values,
+            )
+            is not None
+        )
 
     def fail_final(self, job_id: str, *, error: JobError, now: datetime) -> Job | None:
         values: dict[str, AttributeValue] = {
@@ -241,8 +261,10 @@ class DynamoDbJobStore:
         status_key = status_key_update(JobStatus.FAILED_FINAL, names, values)
         attributes = self._conditional_update(
             job_id,
-            update=(f"SET #s = :final, #e = :error, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#final = :now, "
-                    f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"),
+            update=(
+                f"SET #s = :final, #e = :error, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#final = :now, "
+                f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"
+            ),
             condition=entry_condition(JobStatus.FAILED_FINAL, values),
             names=names,
             values=values,
@@ -256,8 +278,10 @@ class DynamoDbJobStore:
         status_key = status_key_update(JobStatus.CANCELED, names, values)
         attributes = self._conditional_update(
             job_id,
-            update=(f"SET #s = :canceled, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#canceled = :now, "
-                    f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"),
+            update=(
+                f"SET #s = :canceled, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#canceled = :now, "
+                f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"
+            ),
             condition=entry_condition(JobStatus.CANCELED, values, take_expired=False),
             names=names,
             values=values,
@@ -272,27 +296,33 @@ class DynamoDbJobStore:
             update=f"SET {Attr.CANCEL_REQUESTED} = :yes, {Attr.UPDATED_AT} = :now",
             condition="#s = :processing",
             names={"#s": Attr.STATUS},
-            values={":yes": {"BOOL": True}, ":now": {"S": iso(now)},
-                    ":processing": {"S": JobStatus.PROCESSING.value}},
+            values={":yes": {"BOOL": True}, ":now": {"S": iso(now)}, ":processing": {"S": JobStatus.PROCESSING.value}},
             return_new=True,
         )
         return item_to_job(attributes) if attributes is not None else None
 
     def finish_canceled(self, job_id: str, *, attempt: int, now: datetime) -> bool:
         values: dict[str, AttributeValue] = {
-            ":canceled": {"S": JobStatus.CANCELED.value}, ":now": {"S": iso(now)}, ":yes": {"BOOL": True},
+            ":canceled": {"S": JobStatus.CANCELED.value},
+            ":now": {"S": iso(now)},
+            ":yes": {"BOOL": True},
         }
         condition = owner_condition(JobStatus.CANCELED, values, attempt) + f" AND {Attr.CANCEL_REQUESTED} = :yes"
         names = {"#s": Attr.STATUS, "#canceled": JobStatus.CANCELED.value}
         status_key = status_key_update(JobStatus.CANCELED, names, values)
-        return self._conditional_update(
-            job_id,
-            update=(f"SET #s = :canceled, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#canceled = :now, "
-                    f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}"),
-            condition=condition,
-            names=names,
-            values=values,
-        ) is not None
+        return (
+            self._conditional_update(
+                job_id,
+                update=(
+                    f"SET #s = :canceled, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#canceled = :now, "
+                    f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}"
+                ),
+                condition=condition,
+                names=names,
+                values=values,
+            )
+            is not None
+        )
 
     def requeue(self, job_id: str, *, now: datetime) -> Job | None:
         values: dict[str, AttributeValue] = {
@@ -306,10 +336,12 @@ class DynamoDbJobStore:
         status_key = status_key_update(JobStatus.PENDING, names, values)
         attributes = self._conditional_update(
             job_id,
-            update=(f"SET #s = :pending, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#pending = :now, "
-                    f"{Attr.PENDING_SHARD} = :shard, {Attr.PENDING_SINCE} = :since, "
-                    f"{Attr.RETRY_BASE} = {Attr.ATTEMPTS}, {status_key} "
-                    f"REMOVE #e, {Attr.LEASE_EXPIRES_AT}, {Attr.CANCEL_REQUESTED}"),
+            update=(
+                f"SET #s = :pending, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#pending = :now, "
+                f"{Attr.PENDING_SHARD} = :shard, {Attr.PENDING_SINCE} = :since, "
+                f"{Attr.RETRY_BASE} = {Attr.ATTEMPTS}, {status_key} "
+                f"REMOVE #e, {Attr.LEASE_EXPIRES_AT}, {Attr.CANCEL_REQUESTED}"
+            ),
             condition=entry_condition(JobStatus.PENDING, values),
             names=names,
             values=values,
@@ -319,17 +351,20 @@ class DynamoDbJobStore:
 
     def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
         # Not a status change: it moves the marker of a job still PENDING since the time the sweep saw.
-        return self._conditional_update(
-            job_id,
-            update=f"SET {Attr.PENDING_SINCE} = :now_ms",
-            condition=f"#s = :pending AND {Attr.PENDING_SINCE} = :expected",
-            names={"#s": Attr.STATUS},
-            values={
-                ":now_ms": {"N": str(epoch_ms(now))},
-                ":pending": {"S": JobStatus.PENDING.value},
-                ":expected": {"N": str(epoch_ms(expected_pending_since))},
-            },
-        ) is not None
+        return (
+            self._conditional_update(
+                job_id,
+                update=f"SET {Attr.PENDING_SINCE} = :now_ms",
+                condition=f"#s = :pending AND {Attr.PENDING_SINCE} = :expected",
+                names={"#s": Attr.STATUS},
+                values={
+                    ":now_ms": {"N": str(epoch_ms(now))},
+                    ":pending": {"S": JobStatus.PENDING.value},
+                    ":expected": {"N": str(epoch_ms(expected_pending_since))},
+                },
+            )
+            is not None
+        )
 
     def stuck_pending(self, *, older_than: datetime, limit: int) -> Sequence[Job]:
         """Reads the sparse index shard by shard, then the full items (consistent batch read), keeping the
@@ -361,7 +396,8 @@ class DynamoDbJobStore:
                 break
         jobs = self._batch_get(job_ids)
         stuck = [
-            job for job in jobs
+            job
+            for job in jobs
             if job.status == JobStatus.PENDING and job.pending_since is not None and job.pending_since < older_than
         ]
         return sorted(stuck, key=lambda job: job.pending_since or job.created_at)
@@ -369,7 +405,7 @@ class DynamoDbJobStore:
     def _batch_get(self, job_ids: Sequence[str]) -> list[Job]:
         jobs: list[Job] = []
         for start in range(0, len(job_ids), _BATCH_GET_LIMIT):
-            batch = dict.fromkeys(job_ids[start:start + _BATCH_GET_LIMIT])
+            batch = dict.fromkeys(job_ids[start : start + _BATCH_GET_LIMIT])
             keys: list[Mapping[str, Any]] = [key(job_id) for job_id in batch]
             for _ in range(10):
                 if not keys:
@@ -383,8 +419,15 @@ class DynamoDbJobStore:
                 keys = list(unprocessed.get("Keys", [])) if unprocessed else []
         return jobs
 
-    def list_jobs(self, tenant: str, *, status: JobStatus | None, job_type: str | None, limit: int,
-                  start_key: Mapping[str, str] | None) -> JobPage:
+    def list_jobs(
+        self,
+        tenant: str,
+        *,
+        status: JobStatus | None,
+        job_type: str | None,
+        limit: int,
+        start_key: Mapping[str, str] | None,
+    ) -> JobPage:
         """One Query on the listing index that fits the filters (newest first). Only status and type together
         filter (on `jobType`, in the status index): a filtered Query may stop with fewer than `limit` items, so
         it runs again from where it stopped, at most _LIST_QUERIES times, and the page may come back short."""
@@ -433,13 +476,16 @@ class DynamoDbJobStore:
             if expected == 0
             else f"{Attr.KEY_GENERATION} = :expected"
         )
-        return self._conditional_update(
-            head_job_id,
-            update=f"SET {Attr.KEY_GENERATION} = :new, {Attr.EXPIRES_AT} = :keep",
-            condition=condition,
-            names=None,
-            values={":new": {"N": str(new)}, ":expected": {"N": str(expected)}, ":keep": {"N": str(keep_until)}},
-        ) is not None
+        return (
+            self._conditional_update(
+                head_job_id,
+                update=f"SET {Attr.KEY_GENERATION} = :new, {Attr.EXPIRES_AT} = :keep",
+                condition=condition,
+                names=None,
+                values={":new": {"N": str(new)}, ":expected": {"N": str(expected)}, ":keep": {"N": str(keep_until)}},
+            )
+            is not None
+        )
 
     def find_by_idempotency_key(self, idempotency_key: str) -> Sequence[str]:
         job_ids: list[str] = []
