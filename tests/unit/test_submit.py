@@ -15,50 +15,10 @@ from runtime.domain.submit import (
     JobNotFound,
     JobNotRetryable,
     JobService,
-    SubmitRequest,
     job_id_for_key,
 )
 from tests.unit.fakes import FakeClock, FakeQueue, InMemoryJobStore
-
-TTL_S = 86_400
-IN_FLIGHT_S = 5.0
-RETENTION_S = 30 * 86_400
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store() -> InMemoryJobStore:
-    return InMemoryJobStore()
-
-
-@pytest.fixture
-def queue() -> FakeQueue:
-    return FakeQueue()
-
-
-@pytest.fixture
-def service(store: InMemoryJobStore, queue: FakeQueue, clock: FakeClock) -> JobService:
-    return JobService(
-        store, queue, clock, retention_s=RETENTION_S, idempotency_ttl_s=TTL_S, submit_in_flight_s=IN_FLIGHT_S
-    )
-
-
-def request(key: str | None = "k1", **changes: Any) -> SubmitRequest:
-    base: dict[str, Any] = {
-        "job_type": "t",
-        "priority": Priority.NORMAL,
-        "params": {"a": 1},
-        "metadata": {},
-        "trace_id": "trace-1",
-        "tenant": "acme",
-        "idempotency_key": key,
-    }
-    base.update(changes)
-    return SubmitRequest(**base)
+from tests.unit.job_service_support import IN_FLIGHT_S, RETENTION_S, TTL_S, request
 
 
 def test_new_job_is_pending_with_marker_retention_and_one_message(

@@ -4,41 +4,12 @@ writes, messages in batches, and one item's store failure touching no other item
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-import pytest
 
 from runtime.domain.job import Job
 from runtime.domain.ports import CreateOutcome, JobStoreUnavailable
 from runtime.domain.submit import IdempotencyKeyInFlight, IdempotencyKeyReused, JobService, SubmitResult
 from tests.unit.fakes import FakeClock, FakeQueue, InMemoryJobStore
-from tests.unit.test_submit import IN_FLIGHT_S, RETENTION_S, TTL_S, request
-
-
-@pytest.fixture
-def store() -> InMemoryJobStore:
-    return InMemoryJobStore()
-
-
-@pytest.fixture
-def queue() -> FakeQueue:
-    return FakeQueue()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-def service_of(store: Any, queue: FakeQueue, clock: FakeClock) -> JobService:
-    return JobService(
-        store, queue, clock, retention_s=RETENTION_S, idempotency_ttl_s=TTL_S, submit_in_flight_s=IN_FLIGHT_S
-    )
-
-
-@pytest.fixture
-def service(store: InMemoryJobStore, queue: FakeQueue, clock: FakeClock) -> JobService:
-    return service_of(store, queue, clock)
+from tests.unit.job_service_support import IN_FLIGHT_S, request, service_of
 
 
 def test_answers_come_in_order_with_one_message_per_created_job(service: JobService, queue: FakeQueue) -> None:
