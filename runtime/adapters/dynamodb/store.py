@@ -97,6 +97,17 @@ def status_key_update(target: JobStatus, names: dict[str, str], values: dict[str
     return f"{Attr.TENANT_STATUS} = if_not_exists({Attr.STATUS_KEYS}.#status_keys_to, :no_status_key)"
 
 
+def status_change(target: JobStatus, now: datetime, names: dict[str, str], values: dict[str, AttributeValue]) -> str:
+    """The SET clauses every status change carries (adds their placeholders): the status itself, `updatedAt`,
+    the target's entry in `transitions`, all at `now`, and the listing key (`status_key_update`)."""
+    names["#s"] = Attr.STATUS
+    names["#to"] = target.value
+    values[":to"] = {"S": target.value}
+    values[":now"] = {"S": iso(now)}
+    status_key = status_key_update(target, names, values)
+    return f"#s = :to, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#to = :now, {status_key}"
+
+
 def owner_condition(target: JobStatus, values: dict[str, AttributeValue], attempt: int) -> str:
     """The condition of a worker's write moving its job to `target`: the job is PROCESSING under `attempt`."""
     check_transition(JobStatus.PROCESSING, target)
@@ -143,26 +154,22 @@ class DynamoDbJobStore:
 
     def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> ClaimOutcome:
         values: dict[str, AttributeValue] = {
-            ":processing": {"S": JobStatus.PROCESSING.value},
             ":zero": {"N": "0"},
             ":one": {"N": "1"},
             ":lease": {"N": str(epoch_ms(lease_until))},
-            ":now": {"S": iso(now)},
             ":now_ms": {"N": str(epoch_ms(now))},
         }
         condition = entry_condition(JobStatus.PROCESSING, values)
-        names = {"#s": Attr.STATUS, "#processing": JobStatus.PROCESSING.value}
-        status_key = status_key_update(JobStatus.PROCESSING, names, values)
+        names: dict[str, str] = {}
+        change = status_change(JobStatus.PROCESSING, now, names, values)
         try:
             with _translated("update_item"):
                 response = self._client.update_item(
                     TableName=self._table,
                     Key=key(job_id),
                     UpdateExpression=(
-                        f"SET #s = :processing, {Attr.ATTEMPTS} = if_not_exists({Attr.ATTEMPTS}, :zero) + :one, "
-                        f"{Attr.LEASE_EXPIRES_AT} = :lease, {Attr.UPDATED_AT} = :now, "
-                        f"{Attr.TRANSITIONS}.#processing = :now, {status_key} "
-                        f"REMOVE {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"
+                        f"SET {change}, {Attr.ATTEMPTS} = if_not_exists({Attr.ATTEMPTS}, :zero) + :one, "
+                        f"{Attr.LEASE_EXPIRES_AT} = :lease REMOVE {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"
                     ),
                     ConditionExpression=condition,
                     ExpressionAttributeNames=names,
@@ -232,58 +239,45 @@ class DynamoDbJobStore:
         remove_extra: str = "",
         remove_names: tuple[str, ...] = (),
     ) -> bool:
-        values: dict[str, AttributeValue] = {":status": {"S": status.value}, ":now": {"S": iso(now)}, **extra_values}
-        condition = owner_condition(status, values, attempt)
-        names = {"#s": Attr.STATUS, "#to": status.value, **{name: _NAMES[name] for name in extra_names + remove_names}}
-        status_key = status_key_update(status, names, values)
+        values: dict[str, AttributeValue] = dict(extra_values)
         return (
-            self._conditional_update(
+            self._change_status(
                 job_id,
-                update=(
-                    f"SET #s = :status, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#to = :now, {set_extra}, "
-                    f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}{remove_extra}"
-                ),
-                condition=condition,
-                names=names,
+                status,
+                now=now,
+                set_also=f", {set_extra}",
+                remove=f"{Attr.LEASE_EXPIRES_AT}{remove_extra}",
+                condition=owner_condition(status, values, attempt),
+                names={name: _NAMES[name] for name in extra_names + remove_names},
                 values=values,
             )
             is not None
         )
 
     def fail_final(self, job_id: str, *, error: JobError, now: datetime) -> Job | None:
-        values: dict[str, AttributeValue] = {
-            ":final": {"S": JobStatus.FAILED_FINAL.value},
-            ":error": error_attr(error),
-            ":now": {"S": iso(now)},
-            ":now_ms": {"N": str(epoch_ms(now))},
-        }
-        names = {"#s": Attr.STATUS, "#e": Attr.ERROR, "#final": JobStatus.FAILED_FINAL.value}
-        status_key = status_key_update(JobStatus.FAILED_FINAL, names, values)
-        attributes = self._conditional_update(
+        values: dict[str, AttributeValue] = {":error": error_attr(error), ":now_ms": {"N": str(epoch_ms(now))}}
+        attributes = self._change_status(
             job_id,
-            update=(
-                f"SET #s = :final, #e = :error, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#final = :now, "
-                f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"
-            ),
+            JobStatus.FAILED_FINAL,
+            now=now,
+            set_also=", #e = :error",
+            remove=f"{Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}",
             condition=entry_condition(JobStatus.FAILED_FINAL, values),
-            names=names,
+            names={"#e": Attr.ERROR},
             values=values,
             return_new=True,
         )
         return item_to_job(attributes) if attributes is not None else None
 
     def cancel(self, job_id: str, *, now: datetime) -> Job | None:
-        values: dict[str, AttributeValue] = {":canceled": {"S": JobStatus.CANCELED.value}, ":now": {"S": iso(now)}}
-        names = {"#s": Attr.STATUS, "#canceled": JobStatus.CANCELED.value}
-        status_key = status_key_update(JobStatus.CANCELED, names, values)
-        attributes = self._conditional_update(
+        values: dict[str, AttributeValue] = {}
+        attributes = self._change_status(
             job_id,
-            update=(
-                f"SET #s = :canceled, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#canceled = :now, "
-                f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"
-            ),
+            JobStatus.CANCELED,
+            now=now,
+            remove=f"{Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}",
             condition=entry_condition(JobStatus.CANCELED, values, take_expired=False),
-            names=names,
+            names={},
             values=values,
             return_new=True,
         )
@@ -302,23 +296,16 @@ class DynamoDbJobStore:
         return item_to_job(attributes) if attributes is not None else None
 
     def finish_canceled(self, job_id: str, *, attempt: int, now: datetime) -> bool:
-        values: dict[str, AttributeValue] = {
-            ":canceled": {"S": JobStatus.CANCELED.value},
-            ":now": {"S": iso(now)},
-            ":yes": {"BOOL": True},
-        }
+        values: dict[str, AttributeValue] = {":yes": {"BOOL": True}}
         condition = owner_condition(JobStatus.CANCELED, values, attempt) + f" AND {Attr.CANCEL_REQUESTED} = :yes"
-        names = {"#s": Attr.STATUS, "#canceled": JobStatus.CANCELED.value}
-        status_key = status_key_update(JobStatus.CANCELED, names, values)
         return (
-            self._conditional_update(
+            self._change_status(
                 job_id,
-                update=(
-                    f"SET #s = :canceled, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#canceled = :now, "
-                    f"{status_key} REMOVE {Attr.LEASE_EXPIRES_AT}"
-                ),
+                JobStatus.CANCELED,
+                now=now,
+                remove=Attr.LEASE_EXPIRES_AT,
                 condition=condition,
-                names=names,
+                names={},
                 values=values,
             )
             is not None
@@ -326,24 +313,20 @@ class DynamoDbJobStore:
 
     def requeue(self, job_id: str, *, now: datetime) -> Job | None:
         values: dict[str, AttributeValue] = {
-            ":pending": {"S": JobStatus.PENDING.value},
-            ":now": {"S": iso(now)},
             ":shard": {"S": pending_shard(job_id)},
             ":since": {"N": str(epoch_ms(now))},
         }
         # attempts stays monotonic: conditions on "attempts = mine" must never match a stale worker again.
-        names = {"#s": Attr.STATUS, "#e": Attr.ERROR, "#pending": JobStatus.PENDING.value}
-        status_key = status_key_update(JobStatus.PENDING, names, values)
-        attributes = self._conditional_update(
+        attributes = self._change_status(
             job_id,
-            update=(
-                f"SET #s = :pending, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#pending = :now, "
-                f"{Attr.PENDING_SHARD} = :shard, {Attr.PENDING_SINCE} = :since, "
-                f"{Attr.RETRY_BASE} = {Attr.ATTEMPTS}, {status_key} "
-                f"REMOVE #e, {Attr.LEASE_EXPIRES_AT}, {Attr.CANCEL_REQUESTED}"
+            JobStatus.PENDING,
+            now=now,
+            set_also=(
+                f", {Attr.PENDING_SHARD} = :shard, {Attr.PENDING_SINCE} = :since, {Attr.RETRY_BASE} = {Attr.ATTEMPTS}"
             ),
+            remove=f"#e, {Attr.LEASE_EXPIRES_AT}, {Attr.CANCEL_REQUESTED}",
             condition=entry_condition(JobStatus.PENDING, values),
-            names=names,
+            names={"#e": Attr.ERROR},
             values=values,
             return_new=True,
         )
@@ -511,6 +494,31 @@ class DynamoDbJobStore:
             self._client.describe_table(TableName=self._table)
 
     # -- helpers --------------------------------------------------------------------------------------------
+
+    def _change_status(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        now: datetime,
+        set_also: str = "",
+        remove: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, AttributeValue],
+        return_new: bool = False,
+    ) -> ItemIn | None:
+        """A status change to `target` under `condition`: the common SET clauses (`status_change`), then
+        `set_also` (", "-led) and the REMOVE of `remove`; `names`/`values` hold the caller's placeholders."""
+        change = status_change(target, now, names, values)
+        return self._conditional_update(
+            job_id,
+            update=f"SET {change}{set_also} REMOVE {remove}",
+            condition=condition,
+            names=names,
+            values=values,
+            return_new=return_new,
+        )
 
     def _conditional_update(
         self,
