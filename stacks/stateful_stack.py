@@ -62,6 +62,16 @@ class StatefulStack(Stack):
             access_log_days=max(config.log_retention_days, 30),
             removal_policy=removal_policy,
         )
+        # Each resource the runtime needs: its setting (SSM parameter name) and its stack output.
+        resources = [
+            ("table-name", "TableName", self.job_store.table.table_name),
+            ("access-table-name", "AccessTableName", self.access_store.table.table_name),
+            ("queue-url", "QueueUrl", self.queues.jobs_queue.queue_url),
+            ("high-priority-queue-url", "HighPriorityQueueUrl", self.queues.priority_queues[Priority.HIGH].queue_url),
+            ("low-priority-queue-url", "LowPriorityQueueUrl", self.queues.priority_queues[Priority.LOW].queue_url),
+            ("dead-letter-queue-url", "DeadLetterQueueUrl", self.queues.dead_letter_queue.queue_url),
+            ("documents-bucket", "DocumentsBucketName", self.documents.bucket.bucket_name),
+        ]
         # Names are the runtime Settings field names with dashes (runtime/settings.py).
         self.parameters = Parameters(
             self,
@@ -69,13 +79,7 @@ class StatefulStack(Stack):
             path=config.ssm_path,
             values={
                 "environment": config.name,
-                "table-name": self.job_store.table.table_name,
-                "access-table-name": self.access_store.table.table_name,
-                "queue-url": self.queues.jobs_queue.queue_url,
-                "high-priority-queue-url": self.queues.priority_queues[Priority.HIGH].queue_url,
-                "low-priority-queue-url": self.queues.priority_queues[Priority.LOW].queue_url,
-                "dead-letter-queue-url": self.queues.dead_letter_queue.queue_url,
-                "documents-bucket": self.documents.bucket.bucket_name,
+                **{setting: value for setting, _, value in resources},
                 "visibility-timeout-s": str(config.worker.visibility_timeout_s),
                 "max-attempts": str(config.worker.max_attempts),
                 "worker-concurrency": str(config.worker.concurrency),
@@ -85,14 +89,6 @@ class StatefulStack(Stack):
             },
         )
 
-        for output_id, value in {
-            "TableName": self.job_store.table.table_name,
-            "AccessTableName": self.access_store.table.table_name,
-            "QueueUrl": self.queues.jobs_queue.queue_url,
-            "HighPriorityQueueUrl": self.queues.priority_queues[Priority.HIGH].queue_url,
-            "LowPriorityQueueUrl": self.queues.priority_queues[Priority.LOW].queue_url,
-            "DeadLetterQueueUrl": self.queues.dead_letter_queue.queue_url,
-            "DocumentsBucketName": self.documents.bucket.bucket_name,
-            "SsmPath": config.ssm_path,
-        }.items():
+        for _, output_id, value in resources:
             CfnOutput(self, output_id, value=value)
+        CfnOutput(self, "SsmPath", value=config.ssm_path)
