@@ -34,6 +34,16 @@ WORKER_QUEUE = {
 # One queue per priority; normal's keeps the JobsQueue ID from before priorities.
 HIGH_QUEUE, NORMAL_QUEUE, LOW_QUEUE = "QueuesHighPriorityQueue", "QueuesJobsQueue", "QueuesLowPriorityQueue"
 
+# The API runs the same code as a Fargate task or a Lambda function: the same grants either way.
+API_GRANTS = {
+    "JobStoreTable": API_TABLE,
+    "AccessStoreTable": API_ACCESS_TABLE,
+    HIGH_QUEUE: API_QUEUE,
+    NORMAL_QUEUE: API_QUEUE,
+    LOW_QUEUE: API_QUEUE,
+    ":parameter/job-tickets/": SSM,
+}
+
 # role logical-ID prefix -> {action: resource the action must be scoped to ("*" only for X-Ray)}
 EXPECTED: dict[str, dict[str, set[str]]] = {
     "WorkerTaskTaskRole": {
@@ -55,22 +65,12 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     },
     "ApiTaskTaskRole": {
         "*": XRAY_DAEMON,
-        "JobStoreTable": API_TABLE,
-        "AccessStoreTable": API_ACCESS_TABLE,
-        HIGH_QUEUE: API_QUEUE,
-        NORMAL_QUEUE: API_QUEUE,
-        LOW_QUEUE: API_QUEUE,
-        ":parameter/job-tickets/": SSM,
+        **API_GRANTS,
     },
     "ApiFunctionServiceRole": {
         "*": XRAY_LAMBDA,
         "ApiLogs": OWN_LOGS,
-        "JobStoreTable": API_TABLE,
-        "AccessStoreTable": API_ACCESS_TABLE,
-        HIGH_QUEUE: API_QUEUE,
-        NORMAL_QUEUE: API_QUEUE,
-        LOW_QUEUE: API_QUEUE,
-        ":parameter/job-tickets/": SSM,
+        **API_GRANTS,
     },
     "DlqHandlerFunctionServiceRole": {
         "*": XRAY_LAMBDA,
