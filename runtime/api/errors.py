@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from runtime.domain.job import Job
 from runtime.domain.listing import InvalidCursor
 from runtime.domain.ports import JobStoreUnavailable
 from runtime.domain.submit import (
@@ -104,6 +105,12 @@ def _answer(exc: Exception) -> JSONResponse:
     return error_response(error.status, error.code, error.detail, error.headers or None, error.extra)
 
 
+def _state_conflict(job: Job, code: str, action: str) -> JSONResponse:
+    """409 for an action the job's current status forbids, naming that status."""
+    status = job.status.value
+    return error_response(409, code, f"job {job.job_id} is {status} and cannot be {action}", extra={"status": status})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -143,12 +150,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_not_retryable(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, JobNotRetryable)
-        return error_response(
-            409,
-            "job_not_retryable",
-            f"job {exc.job.job_id} is {exc.job.status.value} and cannot be retried",
-            extra={"status": exc.job.status.value},
-        )
+        return _state_conflict(exc.job, "job_not_retryable", "retried")
 
     async def on_invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, InvalidCursor)
@@ -156,12 +158,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_not_cancelable(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, JobNotCancelable)
-        return error_response(
-            409,
-            "job_not_cancelable",
-            f"job {exc.job.job_id} is {exc.job.status.value} and cannot be canceled",
-            extra={"status": exc.job.status.value},
-        )
+        return _state_conflict(exc.job, "job_not_cancelable", "canceled")
 
     async def on_key_reused(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, IdempotencyKeyReused)

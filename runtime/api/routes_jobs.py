@@ -54,6 +54,10 @@ def _error_doc(description: str, **headers: dict[str, Any]) -> dict[str, Any]:
     return {"model": ErrorOut, "description": description, "headers": {"X-Trace-Id": _TRACE_HEADER_DOC, **headers}}
 
 
+_NOT_FOUND_DOC = _error_doc("`job_not_found`: no such job, or another tenant's (the same answer).")
+_STORE_UNAVAILABLE_DOC = _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC})
+
+
 def trace_id_header(
     x_trace_id: Annotated[
         str | None,
@@ -323,7 +327,7 @@ for other filters; `422 validation_error` a bad `status` or `limit`, `422 unknow
     responses={
         200: {"description": "A page of jobs.", "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
         422: _error_doc("`invalid_cursor`, `validation_error` (`status`, `limit`), `unknown_job_type` (`type`)."),
-        503: _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC}),
+        503: _STORE_UNAVAILABLE_DOC,
     },
 )
 def list_jobs(
@@ -543,8 +547,8 @@ async def submit_jobs_batch(
             "FAILED 5 s).",
             "headers": {"Retry-After": _RETRY_AFTER_DOC, "X-Trace-Id": _TRACE_HEADER_DOC},
         },
-        404: _error_doc("`job_not_found`: no such job, or another tenant's (the same answer)."),
-        503: _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC}),
+        404: _NOT_FOUND_DOC,
+        503: _STORE_UNAVAILABLE_DOC,
     },
 )
 def get_job(jobId: str, principal: ReaderDep, service: JobServiceDep) -> Response:
@@ -553,9 +557,14 @@ def get_job(jobId: str, principal: ReaderDep, service: JobServiceDep) -> Respons
     return job_response(job, 200, headers)
 
 
-def _get(service: JobService, job_id: str, tenant: str) -> Job:
+def _check_job_id(job_id: str) -> None:
+    """No job has an id this long: answered as unknown before the store is asked, showing the id cut short."""
     if len(job_id) > MAX_JOB_ID_LENGTH:
         raise JobNotFound(job_id[:MAX_JOB_ID_LENGTH] + "...")
+
+
+def _get(service: JobService, job_id: str, tenant: str) -> Job:
+    _check_job_id(job_id)
     with aws_calls.category("poll"):
         return service.get(job_id, tenant=tenant)
 
@@ -573,14 +582,13 @@ not answer, the job is still `PENDING` and the republisher publishes it within t
 Unknown id: `404 job_not_found`.""",
     responses={
         200: {"description": "The job after the retry.", "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
-        404: _error_doc("`job_not_found`: no such job, or another tenant's (the same answer)."),
+        404: _NOT_FOUND_DOC,
         409: _error_doc("`job_not_retryable`: the job is PROCESSING or SUCCEEDED (`status` says which)."),
-        503: _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC}),
+        503: _STORE_UNAVAILABLE_DOC,
     },
 )
 def retry_job(jobId: str, principal: WriterDep, service: JobServiceDep) -> Response:
-    if len(jobId) > MAX_JOB_ID_LENGTH:
-        _get(service, jobId, principal.tenant)
+    _check_job_id(jobId)
     with aws_calls.category("submit"), logs.bind(job_id=jobId):
         result = service.retry(jobId, tenant=principal.tenant)
         log_event(LogEvent.JOB_RETRIED, status=result.job.status.value, published=result.published)
@@ -606,14 +614,13 @@ worker noticed, the job keeps its real outcome. Already `CANCELED`: `200`, the s
             "description": "The job is PROCESSING: `cancelRequested` is true, its worker ends it.",
             "headers": {"Retry-After": _RETRY_AFTER_DOC, "X-Trace-Id": _TRACE_HEADER_DOC},
         },
-        404: _error_doc("`job_not_found`: no such job, or another tenant's (the same answer)."),
+        404: _NOT_FOUND_DOC,
         409: _error_doc("`job_not_cancelable`: the job is SUCCEEDED or FAILED_FINAL (`status` says which)."),
-        503: _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC}),
+        503: _STORE_UNAVAILABLE_DOC,
     },
 )
 def cancel_job(jobId: str, principal: WriterDep, service: JobServiceDep) -> Response:
-    if len(jobId) > MAX_JOB_ID_LENGTH:
-        _get(service, jobId, principal.tenant)
+    _check_job_id(jobId)
     with aws_calls.category("submit"), logs.bind(job_id=jobId):
         result = service.cancel(jobId, tenant=principal.tenant)
         log_event(LogEvent.JOB_CANCEL, status=result.job.status.value, done=result.done)
