@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
+from runtime.adapters.aws_errors import error_code, outages_as
 from runtime.domain.ports import QUEUE_BATCH_LIMIT, JobMessage, QueueUnavailable, ReceivedMessage
 
 if TYPE_CHECKING:
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
         SendMessageBatchRequestEntryTypeDef,
     )
 
+# Codes that mean "the queue is not answering" (missing or throttling) rather than "we sent a bad request".
+_UNAVAILABLE_CODES = frozenset(
+    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "ThrottlingException", "RequestThrottled"}
+)
 # A receipt handle that no longer names an in-flight message: the message is gone or redelivered already,
 # so there is nothing left to change or delete.
 _STALE_HANDLE_CODES = frozenset(
@@ -140,7 +145,7 @@ class SqsJobQueue:
                     QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=timeout_s
                 )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in _STALE_HANDLE_CODES:
+            if error_code(exc) not in _STALE_HANDLE_CODES:
                 raise
 
     def change_visibility_batch(self, receipt_handles: Sequence[str], timeout_s: int) -> None:
@@ -163,24 +168,9 @@ def _trace_attribute(header: str) -> Mapping[Literal["AWSTraceHeader"], MessageS
     return {"AWSTraceHeader": {"DataType": "String", "StringValue": header}}
 
 
-@contextlib.contextmanager
-def _translated(operation: str) -> Iterator[None]:
+def _translated(operation: str) -> contextlib.AbstractContextManager[None]:
     """An outage (5xx, throttling, missing queue, no connection) becomes QueueUnavailable; the rest passes."""
-    try:
-        yield
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status >= 500 or code in (
-            "AWS.SimpleQueueService.NonExistentQueue",
-            "QueueDoesNotExist",
-            "ThrottlingException",
-            "RequestThrottled",
-        ):
-            raise QueueUnavailable(f"sqs {operation} failed: {code or status}") from exc
-        raise
-    except BotoCoreError as exc:
-        raise QueueUnavailable(f"sqs {operation} failed: {exc}") from exc
+    return outages_as(QueueUnavailable, f"sqs {operation}", _UNAVAILABLE_CODES)
 
 
 def _raise_on_unexpected_failures(action: str, failures: Sequence[BatchResultErrorEntryTypeDef]) -> None:

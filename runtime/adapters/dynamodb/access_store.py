@@ -12,22 +12,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from runtime.adapters.aws_errors import DYNAMODB_UNAVAILABLE_CODES, condition_failed, error_code
 from runtime.adapters.dynamodb import access_schema as schema
 from runtime.auth.api_keys import ApiKeyInfo, CredentialsUnavailable, StoredApiKey
 from runtime.domain.times import iso, parse_iso
 
-# Errors that mean "the table is not answering" rather than "we sent a bad request".
-_UNAVAILABLE_CODES = frozenset(
-    {
-        "ResourceNotFoundException",
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "LimitExceededException",
-    }
-)
 # Attribute names go through placeholders: some (like `kind`) may be DynamoDB reserved words.
 _LISTED_NAMES = {
     f"#a{index}": name for index, name in enumerate((*schema.TENANT_INDEX_PROJECTED, schema.TENANT_INDEX_PARTITION_KEY))
@@ -64,8 +53,8 @@ class DynamoDbAccessStore:
         try:
             return getattr(self._client, operation)(TableName=self._table, **kwargs)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _UNAVAILABLE_CODES:
-                raise CredentialsUnavailable(f"access table: {exc.response['Error']['Code']}") from exc
+            if error_code(exc) in DYNAMODB_UNAVAILABLE_CODES:
+                raise CredentialsUnavailable(f"access table: {error_code(exc)}") from exc
             raise
         except BotoCoreError as exc:
             raise CredentialsUnavailable(f"access table: {type(exc).__name__}") from exc
@@ -100,7 +89,7 @@ class DynamoDbAccessStore:
                 ExpressionAttributeNames={"#pk": schema.PARTITION_KEY},
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 raise DuplicateApiKey(info.key_id) from None
             raise
 
@@ -117,7 +106,7 @@ class DynamoDbAccessStore:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 raise UnknownApiKey(key_id) from None
             raise
         return _info(response["Attributes"])

@@ -11,13 +11,14 @@ gets the cancelRequested flag instead, which its worker reads back with each lea
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
+from runtime.adapters.aws_errors import DYNAMODB_UNAVAILABLE_CODES, condition_failed, outages_as
 from runtime.adapters.dynamodb.codec import (
     AttributeValue,
     ItemIn,
@@ -48,19 +49,7 @@ from runtime.domain.times import iso
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-# Errors that mean "the store is not answering" rather than "we sent a bad request".
-_UNAVAILABLE_CODES = frozenset(
-    {
-        "ResourceNotFoundException",  # the table is missing: not ready
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "LimitExceededException",
-        "TransactionInProgressException",
-    }
-)
+_UNAVAILABLE_CODES = DYNAMODB_UNAVAILABLE_CODES | {"TransactionInProgressException"}
 # Reserved words in DynamoDB expressions, always written through these placeholders.
 _NAMES = {"#s": Attr.STATUS, "#e": Attr.ERROR, "#r": Attr.RESULT}
 _BATCH_GET_LIMIT = 100  # keys per BatchGetItem
@@ -137,7 +126,7 @@ class DynamoDbJobStore:
                     )
                 return CreateOutcome(created=True, job=job)
             except ClientError as exc:
-                if not _condition_failed(exc):
+                if not condition_failed(exc):
                     raise
                 old = _old_item(exc)
                 existing = item_to_job(old) if old else self.get(job.job_id)
@@ -178,7 +167,7 @@ class DynamoDbJobStore:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
         except ClientError as exc:
-            if not _condition_failed(exc):
+            if not condition_failed(exc):
                 raise
             old = _old_item(exc)
             return ClaimOutcome(claimed=False, job=item_to_job(old) if old else self.get(job_id))
@@ -545,31 +534,17 @@ class DynamoDbJobStore:
             with _translated("update_item"):
                 response = self._client.update_item(**kwargs)
         except ClientError as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 return None
             raise
         return response.get("Attributes", {}) if return_new else {}
 
 
-@contextmanager
-def _translated(operation: str) -> Iterator[None]:
+def _translated(operation: str) -> AbstractContextManager[None]:
     """Turns "the store is not answering" into JobStoreUnavailable; other client errors pass unchanged."""
-    try:
-        yield
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in _UNAVAILABLE_CODES or status >= 500:
-            raise JobStoreUnavailable(f"dynamodb {operation} failed: {code or status}") from exc
-        raise
-    except BotoCoreError as exc:
-        raise JobStoreUnavailable(f"dynamodb {operation} failed: {exc}") from exc
+    return outages_as(JobStoreUnavailable, f"dynamodb {operation}", _UNAVAILABLE_CODES)
 
 
 def _old_item(exc: ClientError) -> ItemIn | None:
     old: ItemIn | None = exc.response.get("Item")  # type: ignore[assignment]
     return old
-
-
-def _condition_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
