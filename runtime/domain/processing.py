@@ -168,21 +168,11 @@ class MessageProcessor:
         final = error.permanent or job.attempts_since_retry >= self._config.max_attempts
         if not self._store.fail(job_id, attempt=attempt, error=error, final=final, now=self._clock.now()):
             return dataclasses.replace(self._lost_claim(job_id, attempt, handler_ms, error), error_detail=detail)
-        if final:
-            return Decision(
-                Action.DELETE,
-                Outcome.FAILED_FINAL,
-                job=job,
-                attempt=attempt,
-                error=error,
-                handler_ms=handler_ms,
-                error_detail=detail,
-            )
-        delay = self._backoff.visibility_delay_s(attempt)
+        # A final failure drops the message; any other is redelivered after the backoff.
         return Decision(
-            Action.RETRY,
-            Outcome.FAILED,
-            delay_s=delay,
+            Action.DELETE if final else Action.RETRY,
+            Outcome.FAILED_FINAL if final else Outcome.FAILED,
+            delay_s=0 if final else self._backoff.visibility_delay_s(attempt),
             job=job,
             attempt=attempt,
             error=error,
