@@ -44,6 +44,16 @@ class Write:
     cancel_requested: bool = False
 
 
+def worker_write(name: str, target: JobStatus, call: Callable[[DynamoDbJobStore, str], bool], **flags: bool) -> Write:
+    """A worker's write about its own attempt, moving its job to `target`."""
+    return Write(name, target, owned(target), call, owner=True, **flags)
+
+
+def takeover_write(name: str, target: JobStatus, call: Callable[[DynamoDbJobStore, str], bool]) -> Write:
+    """A write moving the job to `target` from whatever the state machine allows, whoever holds it."""
+    return Write(name, target, frozenset(prior_statuses(target)), call)
+
+
 WRITES = [
     Write(
         "create",
@@ -51,10 +61,9 @@ WRITES = [
         frozenset(),  # only where no job exists yet (checked below)
         lambda store, job_id: store.create(seeded(job_id, JobStatus.PENDING)).created,
     ),
-    Write(
+    takeover_write(
         "claim",
         JobStatus.PROCESSING,
-        frozenset(prior_statuses(JobStatus.PROCESSING)),
         lambda store, job_id: store.claim(job_id, now=T0, lease_until=T0 + timedelta(minutes=1)).claimed,
     ),
     Write(
@@ -66,39 +75,27 @@ WRITES = [
         ),
         owner=True,
     ),
-    Write(
+    worker_write(
         "succeed",
         JobStatus.SUCCEEDED,
-        owned(JobStatus.SUCCEEDED),
         lambda store, job_id: store.succeed(job_id, attempt=ATTEMPT, result={"ok": True}, now=T0),
-        owner=True,
     ),
-    Write(
+    worker_write(
         "fail",
         JobStatus.FAILED,
-        owned(JobStatus.FAILED),
         lambda store, job_id: store.fail(job_id, attempt=ATTEMPT, error=ERROR, final=False, now=T0),
-        owner=True,
     ),
-    Write(
+    worker_write(
         "fail(final)",
         JobStatus.FAILED_FINAL,
-        owned(JobStatus.FAILED_FINAL),
         lambda store, job_id: store.fail(job_id, attempt=ATTEMPT, error=ERROR, final=True, now=T0),
-        owner=True,
     ),
-    Write(
+    takeover_write(
         "fail_final",
         JobStatus.FAILED_FINAL,
-        frozenset(prior_statuses(JobStatus.FAILED_FINAL)),
         lambda store, job_id: store.fail_final(job_id, error=ERROR, now=T0) is not None,
     ),
-    Write(
-        "requeue",
-        JobStatus.PENDING,
-        frozenset(prior_statuses(JobStatus.PENDING)),
-        lambda store, job_id: store.requeue(job_id, now=T0) is not None,
-    ),
+    takeover_write("requeue", JobStatus.PENDING, lambda store, job_id: store.requeue(job_id, now=T0) is not None),
     # A cancel at once takes only what no worker holds; a PROCESSING job gets the flag and its worker decides.
     Write(
         "cancel",
@@ -112,12 +109,10 @@ WRITES = [
         owned(JobStatus.CANCELED),
         lambda store, job_id: store.request_cancel(job_id, now=T0) is not None,
     ),
-    Write(
+    worker_write(
         "finish_canceled",
         JobStatus.CANCELED,
-        owned(JobStatus.CANCELED),
         lambda store, job_id: store.finish_canceled(job_id, attempt=ATTEMPT, now=T0),
-        owner=True,
         cancel_requested=True,
     ),
     # Not a status change: it moves the republish marker of a job that is still PENDING.
