@@ -14,15 +14,25 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from runtime.adapters.dynamodb.access_store import DynamoDbAccessStore
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
+from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.admin.access import AccessAdmin
 from runtime.api.app import build_container, create_app
 from runtime.auth.principal import ALL_SCOPES
 from runtime.domain.ports import UtcClock
 from runtime.settings import Settings, load_settings
-from tests.adapters.resources import AwsResources, create_resources, queue_depth, raw_client, scan_all
+from tests.adapters.resources import (
+    AwsResources,
+    counted_client,
+    create_resources,
+    dead_client,
+    queue_depth,
+    raw_client,
+    scan_all,
+)
 from tests.conftest import free_port
 
 
@@ -146,3 +156,22 @@ def live_api(moto_server: str) -> Iterator[LiveApi]:
 def http(live_api: LiveApi) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live_api.base_url, timeout=30, headers=live_api.auth_headers) as client:
         yield client
+
+
+def outage_client(
+    resources: AwsResources,
+    *,
+    store_down: bool = False,
+    queue_down: bool = False,
+    store_class: type[DynamoDbJobStore] = DynamoDbJobStore,
+) -> TestClient:
+    """The app in-process over the moto server, its store or its queue (or both) optionally unreachable."""
+    settings = api_settings(resources)
+    store = store_class(
+        dead_client("dynamodb") if store_down else counted_client("dynamodb", resources.endpoint), resources.table_name
+    )
+    queue = SqsJobQueue(
+        dead_client("sqs") if queue_down else counted_client("sqs", resources.endpoint), resources.queue_url
+    )
+    app = create_app(container=build_container(settings, store=store, queue=queue))
+    return TestClient(app, raise_server_exceptions=False, headers=bearer(issue_key(resources)))

@@ -8,24 +8,27 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
-from runtime.adapters.sqs_queue import SqsJobQueue
-from runtime.api.app import build_container, create_app
 from runtime.api.schemas import MAX_BATCH_JOBS
 from runtime.domain.job import Job
 from runtime.domain.ports import CreateOutcome
 from runtime.observability import aws_calls
 from tests.adapters.resources import (
     AwsResources,
-    counted_client,
     create_resources,
-    dead_client,
     queue_depth,
     raw_client,
 )
-from tests.api.conftest import DOCS_PREFIX, TENANT, LiveApi, api_settings, bearer, document_params, issue_key
+from tests.api.conftest import (
+    DOCS_PREFIX,
+    TENANT,
+    LiveApi,
+    bearer,
+    document_params,
+    issue_key,
+    outage_client,
+)
 
 BATCH = "/api/v1/jobs/batch"
 
@@ -235,26 +238,8 @@ class BrokenForSomeStore(DynamoDbJobStore):
         return super().create(job)
 
 
-def client_for(
-    resources: AwsResources,
-    *,
-    store_down: bool = False,
-    queue_down: bool = False,
-    store_class: type[DynamoDbJobStore] = DynamoDbJobStore,
-) -> TestClient:
-    settings = api_settings(resources)
-    store = store_class(
-        dead_client("dynamodb") if store_down else counted_client("dynamodb", resources.endpoint), resources.table_name
-    )
-    queue = SqsJobQueue(
-        dead_client("sqs") if queue_down else counted_client("sqs", resources.endpoint), resources.queue_url
-    )
-    app = create_app(container=build_container(settings, store=store, queue=queue))
-    return TestClient(app, raise_server_exceptions=False, headers=bearer(issue_key(resources)))
-
-
 def test_a_store_that_answers_for_no_job_is_a_503_for_the_whole_batch(resources: AwsResources) -> None:
-    with client_for(resources, store_down=True) as client:
+    with outage_client(resources, store_down=True) as client:
         response = client.post(BATCH, json={"jobs": [item(), item(idempotencyKey="down"), item(type="nope")]})
     assert response.status_code == 503, response.text
     assert response.json()["error"] == "job_store_unavailable" and response.headers["Retry-After"]
@@ -264,7 +249,7 @@ def test_a_store_that_answers_for_no_job_is_a_503_for_the_whole_batch(resources:
 def test_a_queue_outage_still_answers_201_and_leaves_the_jobs_to_the_republisher(resources: AwsResources) -> None:
     sqs = raw_client("sqs", resources.endpoint)
     depth = queue_depth(sqs, resources.queue_url)
-    with client_for(resources, queue_down=True) as client:
+    with outage_client(resources, queue_down=True) as client:
         results = client.post(BATCH, json={"jobs": [item(), item(idempotencyKey="q-down")]}).json()["results"]
         assert [result["status"] for result in results] == [201, 201]
         for result in results:
@@ -273,7 +258,7 @@ def test_a_queue_outage_still_answers_201_and_leaves_the_jobs_to_the_republisher
 
 
 def test_an_unexpected_error_for_one_job_is_that_jobs_500_and_the_others_stand(resources: AwsResources) -> None:
-    with client_for(resources, store_class=BrokenForSomeStore) as client:
+    with outage_client(resources, store_class=BrokenForSomeStore) as client:
         response = client.post(BATCH, json={"jobs": [item(), item(metadata={"boom": True}), item()]})
         assert response.status_code == 200, response.text
         results = response.json()["results"]

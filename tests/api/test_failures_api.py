@@ -6,24 +6,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 
 from runtime.adapters.dynamodb.codec import key
 from runtime.adapters.dynamodb.schema import Attr
-from runtime.adapters.dynamodb.store import DynamoDbJobStore
-from runtime.adapters.sqs_queue import SqsJobQueue
-from runtime.api.app import build_container, create_app
 from runtime.api.deps import get_job_service
 from tests.adapters.resources import (
     AwsResources,
-    counted_client,
     create_resources,
-    dead_client,
     queue_depth,
     raw_client,
     scan_all,
 )
-from tests.api.conftest import api_settings, bearer, issue_key
+from tests.api.conftest import outage_client
 
 BODY = {
     "type": "process_document",
@@ -36,24 +30,9 @@ def resources(moto_server: str) -> AwsResources:
     return create_resources(moto_server, "apifail")
 
 
-def client_for(resources: AwsResources, *, store_down: bool = False, queue_down: bool = False) -> TestClient:
-    settings = api_settings(resources)
-    store = DynamoDbJobStore(
-        dead_client("dynamodb") if store_down else counted_client("dynamodb", resources.endpoint), resources.table_name
-    )
-    queue = SqsJobQueue(
-        dead_client("sqs") if queue_down else counted_client("sqs", resources.endpoint), resources.queue_url
-    )
-    app = create_app(container=build_container(settings, store=store, queue=queue))
-    return TestClient(app, raise_server_exceptions=False, headers=bearer(issue_key(resources)))
-
-
 @pytest.fixture
 def counts(resources: AwsResources) -> Iterator[tuple[int, int]]:
-    yield (
-        len(scan_all(raw_client("dynamodb", resources.endpoint), resources.table_name)),
-        queue_depth(raw_client("sqs", resources.endpoint), resources.queue_url),
-    )
+    yield current_counts(resources)
 
 
 def current_counts(resources: AwsResources) -> tuple[int, int]:
@@ -64,7 +43,7 @@ def current_counts(resources: AwsResources) -> tuple[int, int]:
 
 
 def test_store_unreachable_is_503_and_creates_nothing(resources: AwsResources, counts: tuple[int, int]) -> None:
-    with client_for(resources, store_down=True) as client:
+    with outage_client(resources, store_down=True) as client:
         for headers in ({}, {"Idempotency-Key": "down-1"}):
             response = client.post("/api/v1/jobs", json=BODY, headers=headers)
             assert response.status_code == 503
@@ -81,7 +60,7 @@ def test_store_unreachable_is_503_and_creates_nothing(resources: AwsResources, c
 def test_queue_unreachable_still_201_and_job_waits_with_its_marker(
     resources: AwsResources, counts: tuple[int, int]
 ) -> None:
-    with client_for(resources, queue_down=True) as client:
+    with outage_client(resources, queue_down=True) as client:
         response = client.post("/api/v1/jobs", json=BODY, headers={"Idempotency-Key": "queue-down-1"})
         assert response.status_code == 201, response.text
         job_id = response.json()["jobId"]
@@ -97,7 +76,7 @@ def test_queue_unreachable_still_201_and_job_waits_with_its_marker(
 
 
 def test_unexpected_error_is_json_500_with_trace_id(resources: AwsResources) -> None:
-    client = client_for(resources)
+    client = outage_client(resources)
 
     class Broken:
         def get(self, job_id: str) -> None:
@@ -116,7 +95,7 @@ def test_readiness_and_store_errors_never_show_internal_names(
     resources: AwsResources, down: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     internals = (resources.table_name, resources.queue_url, "127.0.0.1", "http://", "endpoint", "arn:")
-    with client_for(resources, store_down=down == "store", queue_down=down == "queue") as client:
+    with outage_client(resources, store_down=down == "store", queue_down=down == "queue") as client:
         ready = client.get("/readyz", headers={"X-Trace-Id": f"ready-{down}"})
         answers = [ready, client.post("/api/v1/jobs", json=BODY), client.get("/api/v1/jobs/x")]
     assert ready.status_code == 503
