@@ -41,6 +41,15 @@ class ApiProcess:
         sock.settimeout(WAIT_S)
         return sock
 
+    def unfinished_submit(self, headers: bytes = b"") -> bytes:
+        """A submit whose headers are complete but whose body stops after its first bytes."""
+        return (
+            b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + self.authorization
+            + headers
+            + b'Content-Length: 100\r\n\r\n{"type": '
+        )
+
     def events(self, name: str) -> list[dict[str, Any]]:
         found = []
         for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -146,11 +155,7 @@ def test_headers_sent_a_byte_at_a_time_are_cut_off_at_the_header_deadline(api_pr
 
 def test_a_body_sent_too_slowly_gets_408_and_the_connection_closes(api_process: ApiProcess) -> None:
     with api_process.connect() as sock:
-        sock.sendall(
-            b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + api_process.authorization
-            + b'Content-Length: 100\r\n\r\n{"type": '
-        )
+        sock.sendall(api_process.unfinished_submit())
         started = time.monotonic()
         answer = read_until_closed(sock)
         elapsed = time.monotonic() - started
@@ -162,11 +167,7 @@ def test_a_body_sent_too_slowly_gets_408_and_the_connection_closes(api_process: 
 
 def test_a_client_hanging_up_mid_body_is_logged_at_info(api_process: ApiProcess) -> None:
     with api_process.connect() as sock:
-        sock.sendall(
-            b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + api_process.authorization
-            + b'X-Trace-Id: hung-up-mid-body\r\nContent-Length: 100\r\n\r\n{"type": '
-        )
+        sock.sendall(api_process.unfinished_submit(b"X-Trace-Id: hung-up-mid-body\r\n"))
         time.sleep(0.2)  # the request reached the route and waits for the rest of the body
     record = api_process.wait_for_event("http_client_disconnected")
     assert record["level"] == "info" and record["traceId"] == "hung-up-mid-body"
