@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 _UNAVAILABLE_CODES = DYNAMODB_UNAVAILABLE_CODES | {"TransactionInProgressException"}
 # Reserved words in DynamoDB expressions, always written through these placeholders.
 _NAMES = {"#s": Attr.STATUS, "#e": Attr.ERROR, "#r": Attr.RESULT}
+# What a job leaving both the queue and any worker drops: its lease and its pending marker.
+_LEASE_AND_PENDING = f"{Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"
 _BATCH_GET_LIMIT = 100  # keys per BatchGetItem
 # Queries one listed page may take when a filter drops items (or a Query stops at 1 MB): a bound on its cost.
 _LIST_QUERIES = 3
@@ -250,13 +252,13 @@ class DynamoDbJobStore:
             JobStatus.FAILED_FINAL,
             now=now,
             set_also=", #e = :error",
-            remove=f"{Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}",
+            remove=_LEASE_AND_PENDING,
             condition=entry_condition(JobStatus.FAILED_FINAL, values),
             names={"#e": Attr.ERROR},
             values=values,
             return_new=True,
         )
-        return item_to_job(attributes) if attributes is not None else None
+        return _job_or_none(attributes)
 
     def cancel(self, job_id: str, *, now: datetime) -> Job | None:
         values: dict[str, AttributeValue] = {}
@@ -264,13 +266,12 @@ class DynamoDbJobStore:
             job_id,
             JobStatus.CANCELED,
             now=now,
-            remove=f"{Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}",
+            remove=_LEASE_AND_PENDING,
             condition=entry_condition(JobStatus.CANCELED, values, take_expired=False),
-            names={},
             values=values,
             return_new=True,
         )
-        return item_to_job(attributes) if attributes is not None else None
+        return _job_or_none(attributes)
 
     def request_cancel(self, job_id: str, *, now: datetime) -> Job | None:
         # Not a status change: the worker holding the job decides (it reads the flag with its lease renewal).
@@ -282,7 +283,7 @@ class DynamoDbJobStore:
             values={":yes": {"BOOL": True}, ":now": {"S": iso(now)}, ":processing": {"S": JobStatus.PROCESSING.value}},
             return_new=True,
         )
-        return item_to_job(attributes) if attributes is not None else None
+        return _job_or_none(attributes)
 
     def finish_canceled(self, job_id: str, *, attempt: int, now: datetime) -> bool:
         values: dict[str, AttributeValue] = {":yes": {"BOOL": True}}
@@ -294,7 +295,6 @@ class DynamoDbJobStore:
                 now=now,
                 remove=Attr.LEASE_EXPIRES_AT,
                 condition=condition,
-                names={},
                 values=values,
             )
             is not None
@@ -319,7 +319,7 @@ class DynamoDbJobStore:
             values=values,
             return_new=True,
         )
-        return item_to_job(attributes) if attributes is not None else None
+        return _job_or_none(attributes)
 
     def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
         # Not a status change: it moves the marker of a job still PENDING since the time the sweep saw.
@@ -493,12 +493,13 @@ class DynamoDbJobStore:
         set_also: str = "",
         remove: str,
         condition: str,
-        names: dict[str, str],
+        names: dict[str, str] | None = None,
         values: dict[str, AttributeValue],
         return_new: bool = False,
     ) -> ItemIn | None:
         """A status change to `target` under `condition`: the common SET clauses (`status_change`), then
         `set_also` (", "-led) and the REMOVE of `remove`; `names`/`values` hold the caller's placeholders."""
+        names = dict(names or {})
         change = status_change(target, now, names, values)
         return self._conditional_update(
             job_id,
@@ -543,6 +544,11 @@ class DynamoDbJobStore:
 def _translated(operation: str) -> AbstractContextManager[None]:
     """Turns "the store is not answering" into JobStoreUnavailable; other client errors pass unchanged."""
     return outages_as(JobStoreUnavailable, f"dynamodb {operation}", _UNAVAILABLE_CODES)
+
+
+def _job_or_none(attributes: ItemIn | None) -> Job | None:
+    """The job a conditional update returned (ALL_NEW), None when its condition failed."""
+    return item_to_job(attributes) if attributes is not None else None
 
 
 def _old_item(exc: ClientError) -> ItemIn | None:
