@@ -58,6 +58,11 @@ _NOT_FOUND_DOC = _error_doc("`job_not_found`: no such job, or another tenant's (
 _STORE_UNAVAILABLE_DOC = _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC})
 
 
+def _job_action_errors(conflict: str) -> dict[int | str, dict[str, Any]]:
+    """The errors of an action on one job: unknown, refused in its status (`conflict` says when), store down."""
+    return {404: _NOT_FOUND_DOC, 409: _error_doc(conflict), 503: _STORE_UNAVAILABLE_DOC}
+
+
 def trace_id_header(
     x_trace_id: Annotated[
         str | None,
@@ -582,9 +587,7 @@ not answer, the job is still `PENDING` and the republisher publishes it within t
 Unknown id: `404 job_not_found`.""",
     responses={
         200: {"description": "The job after the retry.", "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
-        404: _NOT_FOUND_DOC,
-        409: _error_doc("`job_not_retryable`: the job is PROCESSING or SUCCEEDED (`status` says which)."),
-        503: _STORE_UNAVAILABLE_DOC,
+        **_job_action_errors("`job_not_retryable`: the job is PROCESSING or SUCCEEDED (`status` says which)."),
     },
 )
 def retry_job(jobId: str, principal: WriterDep, service: JobServiceDep) -> Response:
@@ -614,9 +617,7 @@ worker noticed, the job keeps its real outcome. Already `CANCELED`: `200`, the s
             "description": "The job is PROCESSING: `cancelRequested` is true, its worker ends it.",
             "headers": {"Retry-After": _RETRY_AFTER_DOC, "X-Trace-Id": _TRACE_HEADER_DOC},
         },
-        404: _NOT_FOUND_DOC,
-        409: _error_doc("`job_not_cancelable`: the job is SUCCEEDED or FAILED_FINAL (`status` says which)."),
-        503: _STORE_UNAVAILABLE_DOC,
+        **_job_action_errors("`job_not_cancelable`: the job is SUCCEEDED or FAILED_FINAL (`status` says which)."),
     },
 )
 def cancel_job(jobId: str, principal: WriterDep, service: JobServiceDep) -> Response:
