@@ -113,6 +113,15 @@ class LiveApi:
     def queue_depth(self) -> int:
         return queue_depth(self.sqs, self.resources.queue_url)
 
+    def claim(self, job_id: str) -> None:
+        """The job taken by a worker (attempt 1), as when its message is received."""
+        now = datetime.now(UTC)
+        assert self.store.claim(job_id, now=now, lease_until=now + timedelta(seconds=60)).claimed
+
+    def succeed(self, job_id: str) -> None:
+        """The claimed job's handler done: the worker's attempt 1 ends SUCCEEDED."""
+        assert self.store.succeed(job_id, attempt=1, result={"ok": True}, now=datetime.now(UTC))
+
 
 @contextmanager
 def serve(app: FastAPI) -> Iterator[str]:

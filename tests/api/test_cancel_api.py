@@ -4,7 +4,7 @@ the job resource's cancelRequested, the manual retry of a CANCELED job, and the 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -20,11 +20,6 @@ def submit(http: httpx.Client) -> str:
     assert response.status_code == 201
     assert response.json()["cancelRequested"] is False
     return str(response.json()["jobId"])
-
-
-def claimed(live_api: LiveApi, job_id: str) -> None:
-    now = datetime.now(UTC)
-    assert live_api.store.claim(job_id, now=now, lease_until=now + timedelta(seconds=60)).claimed
 
 
 def test_a_pending_job_is_canceled_at_once_and_a_second_cancel_answers_the_same(
@@ -45,7 +40,7 @@ def test_a_pending_job_is_canceled_at_once_and_a_second_cancel_answers_the_same(
 
 def test_a_failed_job_waiting_for_its_retry_is_canceled_at_once(live_api: LiveApi, http: httpx.Client) -> None:
     job_id = submit(http)
-    claimed(live_api, job_id)
+    live_api.claim(job_id)
     assert live_api.store.fail(job_id, attempt=1, error=JobError("timeout", "t"), final=False, now=datetime.now(UTC))
     response = http.post(f"/api/v1/jobs/{job_id}/cancel")
     assert response.status_code == 200 and response.json()["status"] == "CANCELED"
@@ -53,7 +48,7 @@ def test_a_failed_job_waiting_for_its_retry_is_canceled_at_once(live_api: LiveAp
 
 def test_a_running_job_gets_cancel_requested_and_202(live_api: LiveApi, http: httpx.Client) -> None:
     job_id = submit(http)
-    claimed(live_api, job_id)
+    live_api.claim(job_id)
     response = http.post(f"/api/v1/jobs/{job_id}/cancel")
     assert response.status_code == 202
     assert response.json()["status"] == "PROCESSING" and response.json()["cancelRequested"] is True
@@ -71,8 +66,8 @@ def test_a_succeeded_or_failed_final_job_is_not_cancelable(
     job_id = submit(http)
     now = datetime.now(UTC)
     if final_status is JobStatus.SUCCEEDED:
-        claimed(live_api, job_id)
-        assert live_api.store.succeed(job_id, attempt=1, result={"ok": True}, now=now)
+        live_api.claim(job_id)
+        live_api.succeed(job_id)
     else:
         assert live_api.store.fail_final(job_id, error=JobError("dead_lettered", "x"), now=now) is not None
     before = live_api.store.get(job_id)
@@ -106,7 +101,7 @@ def test_cancel_needs_the_write_scope(live_api: LiveApi, http: httpx.Client) -> 
 
 def test_a_canceled_job_is_retried_by_hand_like_a_failed_final_one(live_api: LiveApi, http: httpx.Client) -> None:
     job_id = submit(http)
-    claimed(live_api, job_id)
+    live_api.claim(job_id)
     assert http.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 202
     assert live_api.store.finish_canceled(job_id, attempt=1, now=datetime.now(UTC))
     depth = live_api.queue_depth()

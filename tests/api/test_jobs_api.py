@@ -6,7 +6,7 @@ import re
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -274,7 +274,7 @@ def test_retry_of_a_failed_final_job_requeues_it(live_api: LiveApi, http: httpx.
 def test_retry_of_a_failed_job_publishes_now(live_api: LiveApi, http: httpx.Client) -> None:
     job_id = submit(http)
     now = datetime.now(UTC)
-    assert live_api.store.claim(job_id, now=now, lease_until=now + timedelta(seconds=60)).claimed
+    live_api.claim(job_id)
     assert live_api.store.fail(job_id, attempt=1, error=JobError("timeout", "t"), final=False, now=now)
     depth = live_api.queue_depth()
     response = http.post(f"/api/v1/jobs/{job_id}/retry")
@@ -287,10 +287,9 @@ def test_retry_of_a_running_or_succeeded_job_is_409(
     live_api: LiveApi, http: httpx.Client, final_status: JobStatus
 ) -> None:
     job_id = submit(http)
-    now = datetime.now(UTC)
-    assert live_api.store.claim(job_id, now=now, lease_until=now + timedelta(seconds=60)).claimed
+    live_api.claim(job_id)
     if final_status == JobStatus.SUCCEEDED:
-        assert live_api.store.succeed(job_id, attempt=1, result={"ok": True}, now=now)
+        live_api.succeed(job_id)
     depth = live_api.queue_depth()
     response = http.post(f"/api/v1/jobs/{job_id}/retry")
     assert response.status_code == 409
