@@ -346,26 +346,15 @@ class DynamoDbJobStore:
         threshold = str(epoch_ms(older_than))
         job_ids: list[str] = []
         for shard in range(PENDING_SHARDS):
-            start_key: Mapping[str, Any] | None = None
-            while len(job_ids) < limit:
-                kwargs: dict[str, Any] = {
-                    "TableName": self._table,
-                    "IndexName": PENDING_INDEX.name,
-                    "KeyConditionExpression": f"{Attr.PENDING_SHARD} = :shard AND {Attr.PENDING_SINCE} < :threshold",
-                    "ExpressionAttributeValues": {":shard": {"S": str(shard)}, ":threshold": {"N": threshold}},
-                    "ProjectionExpression": TABLE_KEY.name,
-                    "Limit": limit - len(job_ids),
-                }
-                if start_key:
-                    kwargs["ExclusiveStartKey"] = start_key
-                with _translated("query"):
-                    response = self._client.query(**kwargs)
-                job_ids.extend(item[TABLE_KEY.name]["S"] for item in response.get("Items", []))
-                start_key = response.get("LastEvaluatedKey")
-                if not start_key:
-                    break
             if len(job_ids) >= limit:
                 break
+            query = {
+                "IndexName": PENDING_INDEX.name,
+                "KeyConditionExpression": f"{Attr.PENDING_SHARD} = :shard AND {Attr.PENDING_SINCE} < :threshold",
+                "ExpressionAttributeValues": {":shard": {"S": str(shard)}, ":threshold": {"N": threshold}},
+                "ProjectionExpression": TABLE_KEY.name,
+            }
+            job_ids.extend(self._query_job_ids(query, limit=limit - len(job_ids)))
         jobs = self._batch_get(job_ids)
         stuck = [
             job
@@ -460,15 +449,27 @@ class DynamoDbJobStore:
         )
 
     def find_by_idempotency_key(self, idempotency_key: str) -> Sequence[str]:
+        query = {
+            "IndexName": IDEMPOTENCY_INDEX.name,
+            "KeyConditionExpression": f"{IDEMPOTENCY_INDEX.partition_key.name} = :key",
+            "ExpressionAttributeValues": {":key": {"S": idempotency_key}},
+        }
+        return self._query_job_ids(query)
+
+    def ping(self) -> None:
+        with _translated("describe_table"):
+            self._client.describe_table(TableName=self._table)
+
+    # -- helpers --------------------------------------------------------------------------------------------
+
+    def _query_job_ids(self, query: Mapping[str, Any], *, limit: int | None = None) -> list[str]:
+        """The job ids a Query on an index finds, page after page until its end or `limit` ids."""
         job_ids: list[str] = []
         start_key: Mapping[str, Any] | None = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": IDEMPOTENCY_INDEX.name,
-                "KeyConditionExpression": f"{IDEMPOTENCY_INDEX.partition_key.name} = :key",
-                "ExpressionAttributeValues": {":key": {"S": idempotency_key}},
-            }
+        while limit is None or len(job_ids) < limit:
+            kwargs: dict[str, Any] = {"TableName": self._table, **query}
+            if limit is not None:
+                kwargs["Limit"] = limit - len(job_ids)
             if start_key:
                 kwargs["ExclusiveStartKey"] = start_key
             with _translated("query"):
@@ -476,13 +477,8 @@ class DynamoDbJobStore:
             job_ids.extend(item[TABLE_KEY.name]["S"] for item in response.get("Items", []))
             start_key = response.get("LastEvaluatedKey")
             if not start_key:
-                return job_ids
-
-    def ping(self) -> None:
-        with _translated("describe_table"):
-            self._client.describe_table(TableName=self._table)
-
-    # -- helpers --------------------------------------------------------------------------------------------
+                break
+        return job_ids
 
     def _change_status(
         self,
