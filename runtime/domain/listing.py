@@ -15,8 +15,8 @@ import hmac
 import json
 from dataclasses import dataclass
 
-from runtime.domain.job import Job, JobStatus
-from runtime.domain.ports import JobStore
+from runtime.domain.job import Job
+from runtime.domain.ports import JobStore, ListFilter
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -26,13 +26,6 @@ MAX_CURSOR_LENGTH = 2048
 
 class InvalidCursor(Exception):
     """The cursor was not issued by this service for this tenant and these filters."""
-
-
-@dataclass(frozen=True)
-class ListFilter:
-    tenant: str
-    status: JobStatus | None
-    job_type: str | None
 
 
 @dataclass(frozen=True)
@@ -95,9 +88,7 @@ class JobLister:
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValueError(f"limit must be 1-{MAX_PAGE_SIZE}, got {limit}")
         start_key = self._signer.open(scope, cursor) if cursor is not None else None
-        page = self._store.list_jobs(
-            scope.tenant, status=scope.status, job_type=scope.job_type, limit=limit, start_key=start_key
-        )
+        page = self._store.list_jobs(scope, limit=limit, start_key=start_key)
         # The index is eventually consistent and keyed by the tenant: the check below only guards the invariant.
         jobs = [job for job in page.jobs if job.tenant == scope.tenant]
         next_cursor = self._signer.issue(scope, dict(page.next_key)) if page.next_key else None

@@ -37,6 +37,15 @@ class ClaimOutcome:
 
 
 @dataclass(frozen=True)
+class ListFilter:
+    """Whose jobs a listing reads (the caller's tenant, always) and which of them."""
+
+    tenant: str
+    status: JobStatus | None
+    job_type: str | None
+
+
+@dataclass(frozen=True)
 class JobPage:
     """One page of a tenant's jobs, newest first. `next_key` is where the next page starts (strings only, as the
     store issued it; None: no more pages)."""
@@ -98,16 +107,8 @@ class JobStore(Protocol):
     def stuck_pending(self, *, older_than: datetime, limit: int) -> Sequence[Job]:
         """PENDING jobs whose pending marker is older than `older_than` (the sparse pending index)."""
 
-    def list_jobs(
-        self,
-        tenant: str,
-        *,
-        status: JobStatus | None,
-        job_type: str | None,
-        limit: int,
-        start_key: Mapping[str, str] | None,
-    ) -> JobPage:
-        """At most `limit` jobs of `tenant`, newest first, with the given status and/or type, starting after
+    def list_jobs(self, scope: ListFilter, *, limit: int, start_key: Mapping[str, str] | None) -> JobPage:
+        """At most `limit` jobs of `scope.tenant`, newest first, with the given status and/or type, starting after
         `start_key` (a `next_key` of an earlier page with the same tenant and filters). An index read: eventually
         consistent."""
 

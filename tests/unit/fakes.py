@@ -18,6 +18,7 @@ from runtime.domain.ports import (
     JobPage,
     JobStoreUnavailable,
     LeaseState,
+    ListFilter,
     ObjectNotFound,
     QueueUnavailable,
     ReceivedMessage,
@@ -232,16 +233,9 @@ class InMemoryJobStore:
         with self.lock:
             return [job.job_id for job in self.jobs.values() if job.idempotency_key == idempotency_key]
 
-    def list_jobs(
-        self,
-        tenant: str,
-        *,
-        status: JobStatus | None,
-        job_type: str | None,
-        limit: int,
-        start_key: Mapping[str, str] | None,
-    ) -> JobPage:
+    def list_jobs(self, scope: ListFilter, *, limit: int, start_key: Mapping[str, str] | None) -> JobPage:
         """Newest first by (createdAt, jobId), as the listing indexes sort; the start key is the last job's id."""
+        tenant, status, job_type = scope.tenant, scope.status, scope.job_type
         self._enter("list_jobs")
         with self.lock:
             ordered = sorted(

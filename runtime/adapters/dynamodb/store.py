@@ -43,7 +43,14 @@ from runtime.adapters.dynamodb.schema import (
     Attr,
 )
 from runtime.domain.job import Job, JobError, JobStatus, check_transition, prior_statuses
-from runtime.domain.ports import ClaimOutcome, CreateOutcome, JobPage, JobStoreUnavailable, LeaseState
+from runtime.domain.ports import (
+    ClaimOutcome,
+    CreateOutcome,
+    JobPage,
+    JobStoreUnavailable,
+    LeaseState,
+    ListFilter,
+)
 from runtime.domain.times import iso
 
 if TYPE_CHECKING:
@@ -380,18 +387,11 @@ class DynamoDbJobStore:
                 keys = list(unprocessed.get("Keys", [])) if unprocessed else []
         return jobs
 
-    def list_jobs(
-        self,
-        tenant: str,
-        *,
-        status: JobStatus | None,
-        job_type: str | None,
-        limit: int,
-        start_key: Mapping[str, str] | None,
-    ) -> JobPage:
+    def list_jobs(self, scope: ListFilter, *, limit: int, start_key: Mapping[str, str] | None) -> JobPage:
         """One Query on the listing index that fits the filters (newest first). Only status and type together
         filter (on `jobType`, in the status index): a filtered Query may stop with fewer than `limit` items, so
         it runs again from where it stopped, at most _LIST_QUERIES times, and the page may come back short."""
+        tenant, status, job_type = scope.tenant, scope.status, scope.job_type
         values: dict[str, AttributeValue] = {}
         names: dict[str, str] = {}
         if status is not None:
