@@ -28,12 +28,14 @@ from runtime.observability import configure as configure_observability
 from runtime.observability import tracing
 from runtime.settings import Settings, get_settings
 
-API_DESCRIPTION = """Asynchronous job tickets: submit a job, poll it, retry it by hand.
+API_DESCRIPTION = """Asynchronous job tickets: submit jobs (one or a batch), poll and list them, retry or cancel them.
 
 Every `/api/v1` route needs `Authorization: Bearer <token>`: an API key (`python -m runtime.admin keys create`) or,
 where the environment configures an OIDC issuer, an RS256 access token. Missing, malformed, unknown, revoked or
 expired: `401 unauthorized` with `WWW-Authenticate: Bearer`, before any job is looked up. Lacking the scope
-(`jobs:read` for GET, `jobs:write` for submit and retry, which implies read): `403 forbidden`. API keys are checked
+(`jobs:read` for GET and list, `jobs:write` for submit, batch, retry and cancel, which implies read):
+`403 forbidden`. A body that is not JSON, too large or too slow is refused (415, 413, 408) before the token is
+checked. API keys are checked
 against memory for up to {api_key_cache_ttl_s:g} s: **a revoked key stops working within {api_key_cache_ttl_s:g} s**.
 
 Every answer carries `X-Trace-Id`. Every error body is `{{"error": "<code>", "detail": "<one sentence naming the

@@ -24,7 +24,8 @@ def image_function(
     The role is ours, not the default one: instead of AWSLambdaBasicExecutionRole (log writes on every log group
     of the account) it may only create streams in and write to this function's own log group."""
     log_group = logs.LogGroup(scope, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
-    # The ID the default role would have, so the role's logical ID (…FunctionServiceRole…) stays the same.
+    # Named like the default role, but it sits one level higher in the tree, so its logical ID differs from the
+    # default role's (the diff gate shows the roles replaced once; they hold no state).
     role = iam.Role(scope, "FunctionServiceRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     log_group.grant_write(role)
     function = lambda_.DockerImageFunction(

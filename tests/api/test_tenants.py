@@ -97,3 +97,15 @@ def test_s3_uris_nested_anywhere_in_params_are_confined(http: httpx.Client) -> N
     }
     response = http.post("/api/v1/jobs", json={"type": "generate_report", "params": report})
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "params.destination"
+
+
+def test_an_s3_uri_deep_inside_params_is_confined_too(http: httpx.Client) -> None:
+    # transform_data records are free-form: a foreign object named two levels down is still refused, by its path.
+    foreign = f"s3://{DOCUMENTS_BUCKET}/tenants/{OTHER_TENANT}/secret.txt"
+    params = {
+        "records": [{"name": "a", "link": {"target": foreign}}],
+        "operations": [{"op": "strip", "fields": ["name"]}],
+    }
+    response = http.post("/api/v1/jobs", json={"type": "transform_data", "params": params})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "params.records[0].link.target"
