@@ -293,6 +293,9 @@ class Worker:
             with self._slots:
                 released = handle in self._released
             if not released:
+                # Out of the heartbeat first: a beat between the two would reset the visibility this decision sets
+                # (a retry's backoff, a kept message's delay) to the full timeout.
+                self._heartbeat.untrack(handle)
                 self._apply(handle, decision)
             self._report(message, decision, released=released, queue_lag_ms=queue_lag_ms)
 
