@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from runtime.domain.ports import (
 )
 from runtime.job_types.confinement import OUTSIDE_TENANT_CODE, Confinement
 from runtime.job_types.registry import (
+    CancelSignal,
     JobCanceled,
     JobContext,
     JobType,
@@ -121,13 +121,13 @@ class MessageProcessor:
         received: ReceivedMessage,
         *,
         on_claimed: OnClaimed | None = None,
-        cancel_flag: threading.Event | None = None,
+        cancel_flag: CancelSignal | None = None,
     ) -> Decision:
         """`cancel_flag` is the event the worker's heartbeat sets when it finds the job's cancel requested."""
         if received.message is None:
             return Decision(Action.DELETE, Outcome.POISON)
         try:
-            return self._process(received, on_claimed, cancel_flag if cancel_flag is not None else threading.Event())
+            return self._process(received, on_claimed, cancel_flag if cancel_flag is not None else CancelSignal())
         except JobStoreUnavailable as exc:
             # Leave the job as it is; the message comes back after a backoff and the claim (or the lease
             # check) sorts out where the job stands then.
@@ -135,9 +135,7 @@ class MessageProcessor:
             delay = self._backoff.visibility_delay_s(max(1, received.receive_count))
             return Decision(Action.RETRY, Outcome.STORE_UNAVAILABLE, delay_s=delay, error=error)
 
-    def _process(
-        self, received: ReceivedMessage, on_claimed: OnClaimed | None, cancel_flag: threading.Event
-    ) -> Decision:
+    def _process(self, received: ReceivedMessage, on_claimed: OnClaimed | None, cancel_flag: CancelSignal) -> Decision:
         assert received.message is not None
         job_id = received.message.job_id
         now = self._clock.now()
@@ -155,8 +153,9 @@ class MessageProcessor:
 
         started = time.perf_counter()
         error, result, detail = self._run_handler(job, attempt, cancel_flag)
+        noticed_cancel = cancel_flag.close()  # from here on the handler has finished first
         handler_ms = (time.perf_counter() - started) * 1000.0
-        if cancel_flag.is_set():
+        if noticed_cancel:
             return self._canceled(job, attempt, handler_ms)
 
         if error is None:
@@ -186,7 +185,7 @@ class MessageProcessor:
         return self._lost_claim(job.job_id, attempt, handler_ms or 0.0, None)
 
     def _run_handler(
-        self, job: Job, attempt: int, cancel_flag: threading.Event
+        self, job: Job, attempt: int, cancel_flag: CancelSignal
     ) -> tuple[JobError | None, dict[str, Any] | None, str | None]:
         """(error, result, detail): `detail` is an unexpected exception's own text, for the logs only."""
         job_type = self._job_types(job.job_type)

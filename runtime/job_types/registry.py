@@ -49,6 +49,29 @@ class JobCanceled(Exception):
         super().__init__("the job was canceled")
 
 
+class CancelSignal(threading.Event):
+    """Set by the worker's heartbeat when a lease renewal finds the job's cancel requested; closed by the worker the
+    moment the handler returns. A cancel noticed after that no longer counts: the handler finished first, and the
+    job keeps its real outcome. Without the close, a cancel landing between the handler's return and the outcome's
+    write would throw a finished result away."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._guard = threading.Lock()
+        self._closed = False
+
+    def set(self) -> None:
+        with self._guard:
+            if not self._closed:
+                super().set()
+
+    def close(self) -> bool:
+        """Stops later sets from counting; True when the cancel was noticed before."""
+        with self._guard:
+            self._closed = True
+            return self.is_set()
+
+
 @dataclass(frozen=True)
 class JobContext:
     job_id: str
@@ -56,7 +79,7 @@ class JobContext:
     trace_id: str
     objects: ObjectStore
     # Set by the worker's heartbeat when a lease renewal finds the job's cancel requested.
-    cancel_flag: threading.Event = field(default_factory=threading.Event)
+    cancel_flag: CancelSignal = field(default_factory=CancelSignal)
 
     @property
     def cancelled(self) -> bool:

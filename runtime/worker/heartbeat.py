@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from runtime.domain.ports import QUEUE_BATCH_LIMIT, Clock, JobQueue, JobStore, LeaseState
+from runtime.job_types.registry import CancelSignal
 from runtime.observability import aws_calls, logs
 from runtime.observability.names import LogEvent
 
@@ -28,7 +29,7 @@ class InFlight:
     attempt: int | None = None  # set once this worker claimed the job
     lease_lost: bool = False
     # Set once a lease renewal found the job's cancel requested; the job's handler reads it (ctx.cancelled).
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: CancelSignal = field(default_factory=CancelSignal)
 
 
 class Heartbeat:
@@ -67,7 +68,7 @@ class Heartbeat:
             if entry is not None:
                 entry.attempt = attempt
 
-    def cancel_flag(self, receipt_handle: str) -> threading.Event | None:
+    def cancel_flag(self, receipt_handle: str) -> CancelSignal | None:
         """The event a requested cancel of this message's job sets; None for an untracked message."""
         with self._lock:
             entry = self._in_flight.get(receipt_handle)

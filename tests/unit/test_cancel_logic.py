@@ -13,7 +13,7 @@ import pytest
 from runtime.domain.job import ALLOWED_TRANSITIONS, TERMINAL_STATUSES, JobStatus, prior_statuses
 from runtime.domain.processing import CANCELED_WITHOUT_REQUEST_CODE, Action, Outcome
 from runtime.job_types.generate_report import GenerateReportParams, generate_report
-from runtime.job_types.registry import JobCanceled, JobContext
+from runtime.job_types.registry import CancelSignal, JobCanceled, JobContext
 from runtime.job_types.transform_data import TransformDataParams, transform_data
 from runtime.settings import CANCEL_CHECK_MAX_S, load_settings
 from runtime.worker.heartbeat import Heartbeat
@@ -44,7 +44,7 @@ def request_cancel_during_handler(store: InMemoryJobStore, flag: threading.Event
 
 
 def test_a_cancel_noticed_before_the_handler_ends_ends_the_job_canceled() -> None:
-    store, flag = store_with_job(), threading.Event()
+    store, flag = store_with_job(), CancelSignal()
     script = Script("ok")
     script.during = request_cancel_during_handler(store, flag)
     decision = processor(store, script, FakeClock()).process(received(), cancel_flag=flag)
@@ -54,7 +54,7 @@ def test_a_cancel_noticed_before_the_handler_ends_ends_the_job_canceled() -> Non
 
 
 def test_a_cancel_noticed_before_a_transient_failure_is_not_retried() -> None:
-    store, flag = store_with_job(), threading.Event()
+    store, flag = store_with_job(), CancelSignal()
     script = Script(RuntimeError("connection reset"))
     script.during = request_cancel_during_handler(store, flag)
     decision = processor(store, script, FakeClock()).process(received(), cancel_flag=flag)
@@ -65,7 +65,7 @@ def test_a_handler_that_ended_before_the_cancel_was_noticed_keeps_its_outcome() 
     store = store_with_job()
     script = Script("ok")
     script.during = request_cancel_during_handler(store, None)  # requested, not yet seen by a renewal
-    decision = processor(store, script, FakeClock()).process(received(), cancel_flag=threading.Event())
+    decision = processor(store, script, FakeClock()).process(received(), cancel_flag=CancelSignal())
     job = store.jobs["job-1"]
     assert decision.outcome is Outcome.SUCCEEDED and job.status is JobStatus.SUCCEEDED and job.cancel_requested
 
@@ -149,7 +149,7 @@ def settings_with(**overrides: Any) -> Any:
 
 
 def canceled_context(objects: InMemoryObjects) -> JobContext:
-    flag = threading.Event()
+    flag = CancelSignal()
     flag.set()
     return JobContext(job_id="job-1", attempt=1, trace_id="t", objects=objects, cancel_flag=flag)
 
@@ -177,3 +177,15 @@ def test_builtin_types_stop_between_units_of_work_and_write_nothing() -> None:
     with pytest.raises(JobCanceled):
         transform_data(transform, canceled_context(objects))
     assert objects.objects == {}
+
+
+def test_a_cancel_noticed_after_the_handler_returned_does_not_count() -> None:
+    # The worker closes the signal the moment the handler returns: a heartbeat that sets it later (the cancel
+    # request landed after the handler finished) must not turn a finished job into a CANCELED one.
+    signal = CancelSignal()
+    assert signal.close() is False
+    signal.set()
+    assert not signal.is_set()
+    noticed = CancelSignal()
+    noticed.set()
+    assert noticed.close() is True and noticed.is_set()
