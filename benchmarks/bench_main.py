@@ -43,6 +43,8 @@ from runtime.adapters.dynamodb.schema import TABLE_KEY, Attr
 from runtime.admin.access import AccessAdmin
 from runtime.domain.ports import UtcClock
 from runtime.domain.times import parse_iso
+from runtime.job_types.confinement import tenant_prefix
+from runtime.local import LOCAL_TENANT
 from runtime.settings import Settings
 
 IO_PLUGIN = "benchmarks.bench_io_job"
@@ -140,8 +142,8 @@ def wait_terminal(
 
 
 # The all-in-one's key belongs to tenant `local`: the documents a job names live under its prefix.
-BENCH_TENANT = "local"
-BENCH_PREFIX = f"tenants/{BENCH_TENANT}/bench"
+BENCH_TENANT = LOCAL_TENANT
+BENCH_PREFIX = f"{tenant_prefix(BENCH_TENANT)}bench"
 
 
 def doc_body(bucket: str, run: str, index: int) -> dict[str, Any]:

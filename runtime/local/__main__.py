@@ -20,6 +20,7 @@ from runtime.admin.access import AccessAdmin
 from runtime.auth.principal import ALL_SCOPES
 from runtime.aws_clients import build_client
 from runtime.domain.ports import UtcClock
+from runtime.local import LOCAL_TENANT
 from runtime.local.emulator import start_emulator
 from runtime.local.provision import LOCAL_ENV, provision
 from runtime.local.supervisor import (
@@ -35,7 +36,6 @@ from runtime.observability.names import LogEvent
 
 REGION = "us-east-1"
 ENV_NAME = LOCAL_ENV
-LOCAL_TENANT = "local"
 
 
 def create_local_api_key(endpoint_url: str, access_table_name: str) -> str:
