@@ -111,6 +111,10 @@ class Job:
     # A cancel was asked for while the job was PROCESSING: its worker ends the attempt CANCELED (unless the
     # handler finished first), and a later claim of the job ends it CANCELED without running it.
     cancel_requested: bool = False
+    # A random token of the submit request that wrote the record: when the SDK retries a conditional put whose
+    # first attempt was stored but not answered (a stalled store), the retry meets the record, and this token tells
+    # the request that the record is its own write (a 201 to publish) and not an earlier request's (a replay).
+    request_token: str | None = None
 
     @property
     def attempts_since_retry(self) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 from runtime.domain.fingerprint import fingerprint
 from runtime.domain.job import RETRYABLE_TERMINAL_STATUSES, Job, JobStatus, Priority
-from runtime.domain.ports import Clock, JobMessage, JobQueue, JobStore, QueueUnavailable
+from runtime.domain.ports import Clock, CreateOutcome, JobMessage, JobQueue, JobStore, QueueUnavailable
 
 # Fixed forever: job ids derived from idempotency keys must stay the same across releases.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0e6f0e-8f3a-4d56-9a43-2f1c6d0b7a19")
@@ -171,17 +171,19 @@ class JobService:
         return SubmitResult(first, created=False, published=False)
 
     def _write(self, request: SubmitRequest) -> SubmitResult:
-        """The job stored (created) or the replayed one; nothing published yet."""
+        """The job stored (created) or the replayed one; nothing published yet. Every write of this request carries
+        one fresh token, so a write the store made but did not answer (the SDK retried it) is recognised as ours."""
         print_ = _fingerprint(request)
+        token = uuid.uuid4().hex
         if request.idempotency_key is None:
-            job = self._new_job(request, str(uuid.uuid4()), print_, scoped_key=None)
+            job = self._new_job(request, str(uuid.uuid4()), print_, scoped_key=None, token=token)
             outcome = self._store.create(job)
-            if not outcome.created:  # a uuid4 collision: never overwrite, never answer with someone else's job
+            if not _ours(outcome, job):  # a uuid4 collision: never overwrite, never answer with someone else's job
                 raise RuntimeError(f"job id collision: {job.job_id}")
-            return SubmitResult(job, created=True, published=False)
-        return self._submit_with_key(request, print_)
+            return SubmitResult(outcome.job, created=True, published=False)
+        return self._submit_with_key(request, print_, token)
 
-    def _submit_with_key(self, request: SubmitRequest, print_: str) -> SubmitResult:
+    def _submit_with_key(self, request: SubmitRequest, print_: str, token: str) -> SubmitResult:
         assert request.idempotency_key is not None
         tenant, key = request.tenant, request.idempotency_key
         scoped_key = f"{tenant}#{key}"
@@ -189,10 +191,10 @@ class JobService:
         generation = 0
         job_id = head_id
         for _ in range(_MAX_ROUNDS):
-            job = self._new_job(request, job_id, print_, scoped_key=scoped_key)
+            job = self._new_job(request, job_id, print_, scoped_key=scoped_key, token=token)
             outcome = self._store.create(job)
-            if outcome.created:
-                return SubmitResult(job, created=True, published=False)
+            if _ours(outcome, job):
+                return SubmitResult(outcome.job, created=True, published=False)
             existing = outcome.job
             if generation == 0 and existing.key_generation > 0:
                 # The head says a later generation is the live one: decide on that job (or heal a crash
@@ -227,7 +229,7 @@ class JobService:
             raise IdempotencyKeyInFlight(existing, retry_after_s=max(1, math.ceil(remaining_s)))
         return SubmitResult(existing, created=False, published=False)
 
-    def _new_job(self, request: SubmitRequest, job_id: str, print_: str, *, scoped_key: str | None) -> Job:
+    def _new_job(self, request: SubmitRequest, job_id: str, print_: str, *, scoped_key: str | None, token: str) -> Job:
         now = self._clock.now()
         return Job(
             job_id=job_id,
@@ -245,6 +247,7 @@ class JobService:
             transitions={JobStatus.PENDING.value: now},
             pending_since=now,
             expires_at=int(now.timestamp()) + self._retention_s,
+            request_token=token,
         )
 
     def _publish(self, job: Job) -> bool:
@@ -297,6 +300,11 @@ class JobService:
                 if canceled is not None:
                     return CancelResult(canceled, done=True)
         raise RuntimeError(f"job {job_id} kept changing during cancel")
+
+
+def _ours(outcome: CreateOutcome, job: Job) -> bool:
+    """Created now, or found already written by this very request (its earlier attempt was stored unanswered)."""
+    return outcome.created or outcome.job.request_token == job.request_token
 
 
 def _fingerprint(request: SubmitRequest) -> str:

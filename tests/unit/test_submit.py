@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from runtime.domain.job import JobError, JobStatus, Priority
-from runtime.domain.ports import JobMessage
+from runtime.domain.job import Job, JobError, JobStatus, Priority
+from runtime.domain.ports import CreateOutcome, JobMessage
 from runtime.domain.submit import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -18,7 +18,7 @@ from runtime.domain.submit import (
     job_id_for_key,
 )
 from tests.unit.fakes import FakeClock, FakeQueue, InMemoryJobStore
-from tests.unit.job_service_support import IN_FLIGHT_S, RETENTION_S, TTL_S, request
+from tests.unit.job_service_support import IN_FLIGHT_S, RETENTION_S, TTL_S, request, service_of
 
 
 def test_new_job_is_pending_with_marker_retention_and_one_message(
@@ -167,6 +167,26 @@ def test_concurrent_submits_create_one_job(service: JobService, store: InMemoryJ
     assert outcomes.count("created") == 1
     assert outcomes.count("in_flight") == 19
     assert len(store.jobs) == 1 and len(queue.sent) == 1
+
+
+class RetriedPutStore(InMemoryJobStore):
+    """The SDK's retry of a put whose first attempt was stored but not answered: the retry finds the item."""
+
+    def create(self, job: Job) -> CreateOutcome:
+        super().create(job)
+        return CreateOutcome(created=False, job=self.jobs[job.job_id])
+
+
+@pytest.mark.parametrize("key", [None, "k1"], ids=["unkeyed", "keyed"])
+def test_a_request_that_meets_its_own_write_created_it(queue: FakeQueue, clock: FakeClock, key: str | None) -> None:
+    store = RetriedPutStore()
+    result = service_of(store, queue, clock).submit(request(key))
+    assert result.created and result.published
+    assert len(store.jobs) == 1 and len(queue.sent) == 1
+    # Another request (another token) meeting that job is still a replay.
+    if key is not None:
+        clock.advance(IN_FLIGHT_S)
+        assert not service_of(store, queue, clock).submit(request(key)).created
 
 
 def test_queue_down_still_creates_the_job(service: JobService, store: InMemoryJobStore, queue: FakeQueue) -> None:

@@ -149,6 +149,8 @@ def job_to_item(job: Job) -> Item:
         item[Attr.RETRY_BASE] = {"N": str(job.retry_base)}
     if job.cancel_requested:
         item[Attr.CANCEL_REQUESTED] = {"BOOL": True}
+    if job.request_token is not None:
+        item[Attr.REQUEST_TOKEN] = {"S": job.request_token}
     return item
 
 
@@ -205,4 +207,5 @@ def item_to_job(item: ItemIn) -> Job:
         key_generation=number(Attr.KEY_GENERATION) or 0,
         retry_base=number(Attr.RETRY_BASE) or 0,
         cancel_requested=bool(item.get(Attr.CANCEL_REQUESTED, {}).get("BOOL", False)),
+        request_token=text(Attr.REQUEST_TOKEN),
     )

@@ -71,6 +71,7 @@ class Attr:
     TENANT_TYPE: Final = "tenantType"  # "<tenant>#<jobType>"
     STATUS_KEYS: Final = "statusKeys"  # {status: "<tenant>#<status>"}, what status changes copy from
     CANCEL_REQUESTED: Final = "cancelRequested"  # true once a cancel was asked for while PROCESSING; else absent
+    REQUEST_TOKEN: Final = "requestToken"  # the submit request that created the item (Job.request_token)
 
 
 class ErrorAttr:
