@@ -16,6 +16,7 @@ from runtime.domain.ports import QUEUE_BATCH_LIMIT, JobMessage, QueueUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
     from mypy_boto3_sqs.type_defs import (
         BatchResultErrorEntryTypeDef,
         ChangeMessageVisibilityBatchRequestEntryTypeDef,
@@ -33,6 +34,13 @@ _UNAVAILABLE_CODES = frozenset(
 # so there is nothing left to change or delete.
 _STALE_HANDLE_CODES = frozenset(
     {"ReceiptHandleIsInvalid", "AWS.SimpleQueueService.MessageNotInflight", "MessageNotInflight"}
+)
+
+# What depth() reads, in the order it answers them.
+_DEPTH_ATTRIBUTES: tuple[QueueAttributeNameType, ...] = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
 )
 
 
@@ -116,6 +124,15 @@ class SqsJobQueue:
                 continue
             unsent.update(start + index for index in failed)
         return frozenset(unsent)
+
+    def depth(self) -> tuple[int, int, int]:
+        """The queue's approximate (visible, in flight, delayed) message counts: one GetQueueAttributes."""
+        with _translated("get_queue_attributes"):
+            attributes = self._client.get_queue_attributes(QueueUrl=self._url, AttributeNames=list(_DEPTH_ATTRIBUTES))[
+                "Attributes"
+            ]
+        visible, in_flight, delayed = (int(attributes.get(name, "0")) for name in _DEPTH_ATTRIBUTES)
+        return visible, in_flight, delayed
 
     def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]:
         with _translated("receive_message"):

@@ -11,8 +11,10 @@ from runtime.adapters.dynamodb.access_store import DynamoDbAccessStore
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.adapters.priority_queue import PriorityJobQueue, sqs_priority_queue
 from runtime.adapters.sqs_batch_sender import BatchingSqsJobQueue
+from runtime.adapters.sqs_depth import SqsQueueDepths
 from runtime.adapters.sqs_queue import SqsJobQueue
-from runtime.api import routes_health, routes_jobs
+from runtime.api import routes_health, routes_jobs, routes_stats
+from runtime.api.console import mount_console
 from runtime.api.deps import Container
 from runtime.api.errors import install_error_handlers
 from runtime.api.middleware import RequestBodyMiddleware, SecurityHeadersMiddleware, TraceIdMiddleware
@@ -23,12 +25,15 @@ from runtime.auth.authenticator import Authenticator
 from runtime.auth.oidc import OidcConfig, OidcVerifier
 from runtime.domain.listing import CursorSigner, JobLister
 from runtime.domain.ports import Clock, JobQueue, JobStore, UtcClock
+from runtime.domain.stats import StatsReader
 from runtime.domain.submit import JobService
 from runtime.observability import configure as configure_observability
 from runtime.observability import tracing
 from runtime.settings import Settings, get_settings
 
-API_DESCRIPTION = """Asynchronous job tickets: submit jobs (one or a batch), poll and list them, retry or cancel them.
+API_DESCRIPTION = """Asynchronous job tickets: submit jobs (one or a batch), poll and list them, retry or cancel them;
+read the queues' depth and your last hour's throughput (`GET /api/v1/stats`). A web console that does all of
+this from a browser is served at `/console/` (static files; it signs in with an API key).
 
 Every `/api/v1` route needs `Authorization: Bearer <token>`: an API key (`python -m runtime.admin keys create`) or,
 where the environment configures an OIDC issuer, an RS256 access token. Missing, malformed, unknown, revoked or
@@ -76,6 +81,12 @@ def build_container(
     settings.send_linger_s is 0; a single SqsJobQueue passed in is wrapped the same way."""
     if store is None:
         store = DynamoDbJobStore(aws_clients.client("dynamodb", settings), settings.table_name)
+    # The console's counts read the jobs table whatever store a test passed in (a fake has no indexes).
+    counter = (
+        store
+        if isinstance(store, DynamoDbJobStore)
+        else DynamoDbJobStore(aws_clients.client("dynamodb", settings), settings.table_name)
+    )
     if queue is None:
         queue = sqs_priority_queue(
             aws_clients.client("sqs", settings),
@@ -86,10 +97,11 @@ def build_container(
     elif isinstance(queue, SqsJobQueue) and settings.send_linger_s > 0:
         # Concurrent submits share SendMessageBatch requests (a tenth of the SQS requests when busy).
         queue = BatchingSqsJobQueue(queue, linger_s=settings.send_linger_s)
+    clock = clock or UtcClock()
     service = JobService(
         store,
         queue,
-        clock or UtcClock(),
+        clock,
         retention_s=settings.retention_days * 86_400,
         idempotency_ttl_s=settings.idempotency_ttl_s,
         submit_in_flight_s=settings.submit_in_flight_s,
@@ -105,6 +117,9 @@ def build_container(
         readiness=ReadinessProbe(store, queue),
         authenticator=build_authenticator(settings, api_keys),
         batch_writes=batch_writes,
+        stats=StatsReader(
+            SqsQueueDepths(aws_clients.client("sqs", settings), settings.priority_queue_urls), counter, clock
+        ),
     )
 
 
@@ -146,7 +161,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
                 cancel_bound_s=settings.cancel_notice_bound_s,
             )
     app.include_router(routes_jobs.router)
+    app.include_router(routes_stats.router)
     app.include_router(routes_health.router)
+    mount_console(app)
     # The request's span wraps the whole middleware stack (the instrumentation puts it outermost), so the trace id
     # middleware can adopt the span's trace id; that middleware is outside all but the security headers, so that
     # every answer (errors included) carries X-Trace-Id.

@@ -12,6 +12,7 @@ from runtime.api.middleware import trace_id_of
 from runtime.auth.authenticator import Authenticator
 from runtime.domain.listing import JobLister
 from runtime.domain.ports import JobQueue, JobStore
+from runtime.domain.stats import StatsReader
 from runtime.domain.submit import JobService
 from runtime.settings import Settings
 
@@ -33,6 +34,7 @@ class Container:
     readiness: ReadinessProbeLike
     authenticator: Authenticator
     batch_writes: Executor  # the conditional writes of batch submits (bounded, shared by all requests)
+    stats: StatsReader  # GET /api/v1/stats, cached per process
 
 
 def get_container(request: Request) -> Container:
@@ -56,6 +58,10 @@ def get_batch_writes(request: Request) -> Executor:
     return get_container(request).batch_writes
 
 
+def get_stats_reader(request: Request) -> StatsReader:
+    return get_container(request).stats
+
+
 def get_readiness(request: Request) -> ReadinessProbeLike:
     return get_container(request).readiness
 
@@ -68,5 +74,6 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 JobServiceDep = Annotated[JobService, Depends(get_job_service)]
 JobListerDep = Annotated[JobLister, Depends(get_job_lister)]
 BatchWritesDep = Annotated[Executor, Depends(get_batch_writes)]
+StatsDep = Annotated[StatsReader, Depends(get_stats_reader)]
 ReadinessDep = Annotated[ReadinessProbeLike, Depends(get_readiness)]
 TraceIdDep = Annotated[str, Depends(get_trace_id)]

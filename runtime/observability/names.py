@@ -47,6 +47,7 @@ class LogEvent(StrEnum):
     HTTP_BODY_TIMEOUT = "http_body_timeout"
     HTTP_CLIENT_DISCONNECTED = "http_client_disconnected"
     READINESS_FAILED = "readiness_failed"
+    STATS_UNAVAILABLE = "stats_unavailable"  # GET /api/v1/stats could not read the queue depth
     AUTH_REFUSED = "auth_refused"
     AUTH_UNAVAILABLE = "auth_unavailable"
     SEND_BATCH_FAILED = "send_batch_failed"

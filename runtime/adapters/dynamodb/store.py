@@ -51,6 +51,7 @@ from runtime.domain.ports import (
     LeaseState,
     ListFilter,
 )
+from runtime.domain.stats import FINISHED_STATUSES, FinishedCount
 from runtime.domain.times import iso
 
 if TYPE_CHECKING:
@@ -429,6 +430,45 @@ class DynamoDbJobStore:
                 break
         next_key = {name: str(value["S"]) for name, value in last_key.items()} if last_key else None
         return JobPage(jobs=jobs, next_key=next_key)
+
+    def count_finished(
+        self, tenant: str, *, finished_since: datetime, created_since: datetime, max_examined: int
+    ) -> FinishedCount:
+        """One Query on the tenant's listing index, newest first, over the jobs created since `created_since`
+        (at most `max_examined` of them read); the filter keeps those whose terminal transition is at or after
+        `finished_since`, and only their status comes back. Times compare as text (fixed-width RFC 3339)."""
+        names = {
+            "#tenant": TENANT_INDEX.partition_key.name,
+            "#created": Attr.CREATED_KEY,
+            "#s": Attr.STATUS,
+            "#t": Attr.TRANSITIONS,
+        }
+        values: dict[str, AttributeValue] = {
+            ":tenant": {"S": tenant},
+            ":created": {"S": iso(created_since)},
+            ":since": {"S": iso(finished_since)},
+        }
+        terms = []
+        for position, status in enumerate(FINISHED_STATUSES):
+            names[f"#f{position}"] = status.value
+            values[f":f{position}"] = {"S": status.value}
+            terms.append(f"(#s = :f{position} AND #t.#f{position} >= :since)")
+        with _translated("query"):
+            response = self._client.query(
+                TableName=self._table,
+                IndexName=TENANT_INDEX.name,
+                KeyConditionExpression="#tenant = :tenant AND #created >= :created",
+                FilterExpression=" OR ".join(terms),
+                ProjectionExpression="#s",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ScanIndexForward=False,
+                Limit=max_examined,
+            )
+        by_status = dict.fromkeys(FINISHED_STATUSES, 0)
+        for item in response.get("Items", []):
+            by_status[JobStatus(item[Attr.STATUS]["S"])] += 1
+        return FinishedCount(since=finished_since, by_status=by_status, complete="LastEvaluatedKey" not in response)
 
     def advance_key_generation(self, head_job_id: str, *, expected: int, new: int, keep_until: int) -> bool:
         condition = f"attribute_exists({TABLE_KEY.name}) AND "
