@@ -29,11 +29,11 @@ def counted_client(service: str, endpoint: str) -> Any:
     return build_client(service, region="us-east-1", endpoint_url=endpoint)
 
 
-def table_template(construct_id: str, table_name: str) -> dict[str, Any]:
+def table_template(construct_id: str, table_name: str, *, env_name: str = LOCAL_ENV) -> dict[str, Any]:
     """The table of construct `construct_id` (JobStore, AccessStore) exactly as the synthesized stateful stack
-    declares it (the local all-in-one's template, cached by source hash), alone in a template of its own and
-    named `table_name`."""
-    resources = stateful_template(LOCAL_ENV)["Resources"]
+    of `env_name` declares it (by default the local all-in-one's template; cached by source hash), alone in a
+    template of its own and named `table_name`."""
+    resources = stateful_template(env_name)["Resources"]
     tables = {
         logical_id: resource
         for logical_id, resource in resources.items()
@@ -45,13 +45,14 @@ def table_template(construct_id: str, table_name: str) -> dict[str, Any]:
     return {"Resources": {logical_id: table}}
 
 
-def jobs_table_template(table_name: str) -> dict[str, Any]:
-    return table_template("JobStore", table_name)
+def jobs_table_template(table_name: str, *, env_name: str = LOCAL_ENV) -> dict[str, Any]:
+    return table_template("JobStore", table_name, env_name=env_name)
 
 
-def create_jobs_table(endpoint: str, name: str) -> None:
-    """Deploys the jobs table of the stateful template into moto's CloudFormation, as the local all-in-one does."""
-    deploy_stack(jobs_table_template(name), endpoint_url=endpoint, stack_name=name)
+def create_jobs_table(endpoint: str, name: str, *, env_name: str = LOCAL_ENV) -> None:
+    """Deploys the jobs table of the stateful template into moto's CloudFormation, as the local all-in-one does
+    (an AWS environment's table has the stream the status events are read from)."""
+    deploy_stack(jobs_table_template(name, env_name=env_name), endpoint_url=endpoint, stack_name=name)
 
 
 def create_access_table(endpoint: str, name: str) -> None:

@@ -30,6 +30,13 @@ A plain job (create, claim, succeed) costs 11 WRU in these indexes on top of its
 renewal of a long job 3 more. Items written before these indexes existed lack `createdKey` and are not listed.
 CloudFormation adds at most one index to an existing table per update: a table deployed before these three needs
 them added over three deployments (README, "the list cursor secret").
+
+Status events: the table's stream (new and old images) feeds an EventBridge pipe that publishes each status change
+(stacks/components/status_events.py). A pipe's filter sees one image at a time and cannot compare old with new, and
+lease renewals, cancel requests and other bookkeeping are MODIFY records too, with the status unchanged. So every
+status change also SETs `previousStatus` (the status it left) and `statusChangedAt`, and every other update REMOVEs
+both: the pipe passes exactly the records whose new image carries `previousStatus`. Creating a job is no change
+(its item has no marker); neither the marker nor its removal costs a request of its own.
 """
 
 from __future__ import annotations
@@ -72,6 +79,10 @@ class Attr:
     STATUS_KEYS: Final = "statusKeys"  # {status: "<tenant>#<status>"}, what status changes copy from
     CANCEL_REQUESTED: Final = "cancelRequested"  # true once a cancel was asked for while PROCESSING; else absent
     REQUEST_TOKEN: Final = "requestToken"  # the submit request that created the item (Job.request_token)
+    # The status-change marker (module docstring, "Status events"): set by every status change, removed by every
+    # other update, so a stream record whose new image carries it is a status change.
+    PREVIOUS_STATUS: Final = "previousStatus"  # the status this change left
+    STATUS_CHANGED_AT: Final = "statusChangedAt"  # RFC 3339, when it changed
 
 
 class ErrorAttr:
@@ -117,6 +128,9 @@ class IndexDefinition:
 
 
 TABLE_KEY: Final = KeyAttribute(Attr.JOB_ID, KeyType.STRING)
+# The stream's records and the marker the status-events pipe filters on (see the module docstring).
+STREAM_VIEW: Final = "NEW_AND_OLD_IMAGES"
+STATUS_CHANGE_MARKER: Final = (Attr.PREVIOUS_STATUS, Attr.STATUS_CHANGED_AT)
 TTL_ATTRIBUTE: Final = Attr.EXPIRES_AT
 
 # Who submitted a key already: job ids by "<scope>#<key>" (sparse: only jobs submitted with a key).

@@ -7,6 +7,9 @@ its lease expired (a worker holding a live lease decides the outcome itself). A 
 renewal, its verdict) are conditioned on owning the job: PROCESSING under the worker's attempt number.
 A cancel takes only the statuses that may move to CANCELED without a worker (PENDING, FAILED); a PROCESSING job
 gets the cancelRequested flag instead, which its worker reads back with each lease renewal.
+Every status change carries the status-change marker and every other update removes it (schema.py, "Status
+events"): `status_change` and `_conditional_update` do both, so a new update written through them keeps the
+table's status events right.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from runtime.adapters.dynamodb.schema import (
     IDEMPOTENCY_INDEX,
     PENDING_INDEX,
     PENDING_SHARDS,
+    STATUS_CHANGE_MARKER,
     TABLE_KEY,
     TENANT_INDEX,
     TENANT_STATUS_INDEX,
@@ -97,14 +101,27 @@ def status_key_update(target: JobStatus, names: dict[str, str], values: dict[str
 
 
 def status_change(target: JobStatus, now: datetime, names: dict[str, str], values: dict[str, AttributeValue]) -> str:
-    """The SET clauses every status change carries (adds their placeholders): the status itself, `updatedAt`,
-    the target's entry in `transitions`, all at `now`, and the listing key (`status_key_update`)."""
+    """The SET clauses every status change carries (adds their placeholders): the status-change marker (the
+    status left, read before this update changes it), the status itself, `updatedAt`, the target's entry in
+    `transitions`, all at `now`, and the listing key (`status_key_update`)."""
     names["#s"] = Attr.STATUS
     names["#to"] = target.value
     values[":to"] = {"S": target.value}
     values[":now"] = {"S": iso(now)}
     status_key = status_key_update(target, names, values)
-    return f"#s = :to, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#to = :now, {status_key}"
+    # The marker first: DynamoDB reads every operand before the update, and so does an emulator that applies
+    # the actions in order.
+    marker = f"{Attr.PREVIOUS_STATUS} = #s, {Attr.STATUS_CHANGED_AT} = :now"
+    return f"{marker}, #s = :to, {Attr.UPDATED_AT} = :now, {Attr.TRANSITIONS}.#to = :now, {status_key}"
+
+
+def without_status_marker(update: str) -> str:
+    """`update` (an update expression that is no status change) also REMOVEs the status-change marker, so the
+    stream record it causes is not published as a status change."""
+    marker = ", ".join(STATUS_CHANGE_MARKER)
+    if " REMOVE " in f" {update} ":
+        return update.replace("REMOVE ", f"REMOVE {marker}, ", 1)
+    return f"{update} REMOVE {marker}"
 
 
 def owner_condition(target: JobStatus, values: dict[str, AttributeValue], attempt: int) -> str:
@@ -544,6 +561,7 @@ class DynamoDbJobStore:
             names=names,
             values=values,
             return_new=return_new,
+            changes_status=True,
         )
 
     def _conditional_update(
@@ -555,12 +573,14 @@ class DynamoDbJobStore:
         names: dict[str, str] | None,
         values: dict[str, AttributeValue],
         return_new: bool = False,
+        changes_status: bool = False,
     ) -> ItemIn | None:
-        """The item after the update (or {} when not asked for), None when the condition failed."""
+        """The item after the update (or {} when not asked for), None when the condition failed. An update that
+        `changes_status` carries the marker (`status_change`); any other removes it."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "Key": key(job_id),
-            "UpdateExpression": update,
+            "UpdateExpression": update if changes_status else without_status_marker(update),
             "ConditionExpression": condition,
             "ExpressionAttributeValues": values,
             "ReturnValues": "ALL_NEW" if return_new else "NONE",
