@@ -178,6 +178,9 @@ class EnvironmentConfig:
     domain: DomainConfig | None = None
     oidc: OidcConfig | None = None
     waf: WafConfig = field(default_factory=WafConfig)
+    # Status changes published to the bus job-tickets-<env> (stacks/components/status_events.py). The local
+    # all-in-one's emulator has no EventBridge Pipes: there, nothing would publish to a bus, nor read a stream.
+    status_events: bool = True
     worker: WorkerConfig
     api: ApiConfig
     alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
@@ -199,6 +202,10 @@ class EnvironmentConfig:
         return f"/{APP_NAME}/{self.name}"
 
     @property
+    def status_event_bus_name(self) -> str:
+        return f"{APP_NAME}-{self.name}"
+
+    @property
     def stack_prefix(self) -> str:
         return f"JobTickets-{self.name}"
 
@@ -211,6 +218,7 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         retention_days=1,
         tracing_enabled=False,
         log_retention_days=1,
+        status_events=False,
         worker=WorkerConfig(visibility_timeout_s=30, concurrency=8),
         api=ApiConfig(mode="lambda"),
     ),

@@ -179,6 +179,15 @@ def _suppress_service(service: ServiceStack) -> None:
             "custom-resource Lambda (restrictDefaultSecurityGroup), which this app leaves out",
         ),
     )
+    if service.status_events is not None:
+        _suppress(
+            service.status_events.dead_letter_queue,
+            NagPackSuppression(
+                id="AwsSolutions-SQS3",
+                reason="this queue is itself a dead-letter queue: the status events pipe's DeadLetterConfig, which "
+                "cdk-nag cannot see as one because only SQS redrive policies and event source mappings count",
+            ),
+        )
     for subnet in service.network.vpc.public_subnets:
         _suppress(subnet, _nist("VPCNoUnrestrictedRouteToIGW", PUBLIC_SUBNET_ROUTE))
     _suppress(service.monitoring.alarm_topic, _nist("SNSEncryptedKMS", ALARM_TOPIC_KMS))

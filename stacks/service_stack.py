@@ -1,4 +1,5 @@
-"""The stateless stack: network, API (Fargate behind ALB and WAF, or Lambda), worker, DLQ Lambda and monitoring."""
+"""The stateless stack: network, API (Fargate behind ALB and WAF, or Lambda), worker, DLQ Lambda, the status
+events' pipe and monitoring."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from stacks.components.dlq_handler import DLQ_HANDLER, DlqHandler
 from stacks.components.monitoring import FargateApi, Monitoring
 from stacks.components.network import Network
 from stacks.components.runtime_env import api_environment, runtime_environment, service_name
+from stacks.components.status_events import StatusEventsPipe
 from stacks.components.web_acl import WebAcl
 from stacks.components.worker_service import WorkerService
 from stacks.config import EnvironmentConfig
@@ -164,6 +166,12 @@ class ServiceStack(Stack):
         queues.grant_publish(api_role)
         parameters.grant_read_by_path(api_role)
 
+        self.status_events: StatusEventsPipe | None = None
+        if stateful.status_event_bus is not None:
+            self.status_events = StatusEventsPipe(
+                self, "StatusEvents", table=job_store.table, bus=stateful.status_event_bus.bus
+            )
+
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -177,6 +185,9 @@ class ServiceStack(Stack):
             dlq_function=self.dlq_handler.function,
             api=api,
             subscribers=config.alarm_subscribers,
+            status_events_dead_letter_queue=(
+                self.status_events.dead_letter_queue if self.status_events is not None else None
+            ),
         )
         CfnOutput(self, "ApiUrl", value=api_url)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)

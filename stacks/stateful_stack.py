@@ -1,4 +1,5 @@
-"""The stateful stack: jobs table, access table, queues, documents bucket and the runtime's SSM parameters."""
+"""The stateful stack: jobs table, access table, queues, documents bucket, the runtime's SSM parameters and the
+status events' bus."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from stacks.components.documents import Documents
 from stacks.components.job_store import JobStore
 from stacks.components.parameters import Parameters
 from stacks.components.queues import Queues
+from stacks.components.status_events import StatusEventBus
 from stacks.config import EnvironmentConfig
 
 
@@ -31,15 +33,24 @@ class StatefulStack(Stack):
             scope,
             construct_id,
             termination_protection=config.protect_data,
-            description=f"job tickets {config.name}: tables, queues, documents bucket, parameters",
+            description=f"job tickets {config.name}: tables, queues, documents bucket, parameters, status event bus",
             **kwargs,
         )
         removal_policy = RemovalPolicy.RETAIN if config.protect_data else RemovalPolicy.DESTROY
         self.config = config
 
         self.job_store = JobStore(
-            self, "JobStore", removal_policy=removal_policy, deletion_protection=config.protect_data
+            self,
+            "JobStore",
+            removal_policy=removal_policy,
+            deletion_protection=config.protect_data,
+            stream=config.status_events,
         )
+        self.status_event_bus: StatusEventBus | None = None
+        if config.status_events:
+            self.status_event_bus = StatusEventBus(
+                self, "StatusEvents", bus_name=config.status_event_bus_name, removal_policy=removal_policy
+            )
         self.access_store = AccessStore(
             self, "AccessStore", removal_policy=removal_policy, deletion_protection=config.protect_data
         )
@@ -92,3 +103,5 @@ class StatefulStack(Stack):
         for _, output_id, value in resources:
             CfnOutput(self, output_id, value=value)
         CfnOutput(self, "SsmPath", value=config.ssm_path)
+        if self.status_event_bus is not None:
+            CfnOutput(self, "StatusEventBusName", value=self.status_event_bus.bus.event_bus_name)

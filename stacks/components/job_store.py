@@ -7,7 +7,15 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from runtime.adapters.dynamodb.schema import INDEXES, TABLE_KEY, TTL_ATTRIBUTE, KeyAttribute, KeyType, Projection
+from runtime.adapters.dynamodb.schema import (
+    INDEXES,
+    STREAM_VIEW,
+    TABLE_KEY,
+    TTL_ATTRIBUTE,
+    KeyAttribute,
+    KeyType,
+    Projection,
+)
 from stacks.components.tables import protected_table
 
 _KEY_TYPES = {KeyType.STRING: dynamodb.AttributeType.STRING, KeyType.NUMBER: dynamodb.AttributeType.NUMBER}
@@ -23,10 +31,17 @@ def _attribute(key: KeyAttribute) -> dynamodb.Attribute:
 
 
 class JobStore(Construct):
-    """The DynamoDB table holding jobs and idempotency heads."""
+    """The DynamoDB table holding jobs and idempotency heads; with `stream`, its stream carries the records the
+    status events are made of (schema.py, "Status events")."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy, deletion_protection: bool
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        removal_policy: RemovalPolicy,
+        deletion_protection: bool,
+        stream: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         self.table = protected_table(
@@ -35,6 +50,7 @@ class JobStore(Construct):
             removal_policy=removal_policy,
             deletion_protection=deletion_protection,
             time_to_live_attribute=TTL_ATTRIBUTE,
+            stream=dynamodb.StreamViewType(STREAM_VIEW) if stream else None,
         )
         # The table's indexes as runtime/adapters/dynamodb/schema.py defines them (the store queries the same).
         for index in INDEXES:

@@ -53,6 +53,7 @@ class Monitoring(Construct):
         dlq_function: lambda_.IFunction,
         api: FargateApi | ApiFunction,
         subscribers: AlarmSubscribers,
+        status_events_dead_letter_queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.alarm_topic = sns.Topic(self, "AlarmTopic", display_name=f"{dashboard_name} alarms", enforce_ssl=True)
@@ -113,6 +114,15 @@ class Monitoring(Construct):
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=3,
         )
+        if status_events_dead_letter_queue is not None:
+            add_alarm(
+                "StatusEventsDeadLettered",
+                status_events_dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(1), statistic="Maximum", label="status events dead-lettered"
+                ),
+                "status events could not be put on the bus: subscribers missed status changes",
+                1,
+            )
         add_alarm("Api5xx", api_5xx, "the api answers 5xx", thresholds.api_5xx_per_5min)
         for index, errors in enumerate(lambda_errors):
             add_alarm(

@@ -15,6 +15,7 @@ def protected_table(
     removal_policy: RemovalPolicy,
     deletion_protection: bool,
     time_to_live_attribute: str | None = None,
+    stream: dynamodb.StreamViewType | None = None,
 ) -> dynamodb.Table:
     """The construct `Table` in `scope`. aws_dynamodb.Table, not TableV2: TableV2 becomes
     AWS::DynamoDB::GlobalTable, which the local emulator's CloudFormation cannot create, and the local
@@ -25,6 +26,7 @@ def protected_table(
         partition_key=partition_key,
         billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
         time_to_live_attribute=time_to_live_attribute,
+        stream=stream,
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
             point_in_time_recovery_enabled=True
         ),

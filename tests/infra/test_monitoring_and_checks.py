@@ -120,6 +120,7 @@ def test_every_nag_suppression_has_a_specific_reason(deployed_env: EnvTemplates)
         "AwsSolutions-EC23",
         "AwsSolutions-S1",
         "AwsSolutions-APIG4",
+        "AwsSolutions-SQS3",
         *(f"NIST.800.53.R5-{rule}" for rule in NIST_ACCEPTED),
     }
     assert {rule_id for rule_id, _ in reasons} <= allowed
