@@ -224,6 +224,7 @@ def job_service(env: Env) -> Any:
         retention_s=86_400,
         idempotency_ttl_s=86_400,
         submit_in_flight_s=5.0,
+        retry_republish_after_s=10,
     )
 
 

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # No job lost: a PENDING job older than this is published again; the sweep runs this often.
     republish_after_s: int = Field(default=60, ge=1)
     republish_interval_s: int = Field(default=15, ge=1)
+    # A manual retry of a PENDING job publishes it again only when its last publish is older than this: a younger
+    # message is likely still in the queue, and concurrent retries must not each add one.
+    retry_republish_after_s: int = Field(default=10, ge=1)
 
     # ECS sets ECS_AGENT_URI in every task: the container agent's endpoint, where the worker sets its task's
     # scale-in protection. Unset (local, k8s, tests) means the worker makes no protection calls at all.

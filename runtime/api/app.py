@@ -105,6 +105,7 @@ def build_container(
         retention_s=settings.retention_days * 86_400,
         idempotency_ttl_s=settings.idempotency_ttl_s,
         submit_in_flight_s=settings.submit_in_flight_s,
+        retry_republish_after_s=settings.retry_republish_after_s,
     )
     lister = JobLister(store, CursorSigner(settings.cursor_key()))
     batch_writes = ThreadPoolExecutor(max_workers=settings.batch_write_concurrency, thread_name_prefix="batch-write")
@@ -155,6 +156,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
                 body_timeout_s=settings.http_body_timeout_s,
                 republish_bound_s=settings.republish_bound_s,
                 submit_in_flight_s=settings.submit_in_flight_s,
+            )
+        if getattr(route, "name", None) == "retry_job":
+            route.description = routes_jobs.RETRY_DESCRIPTION.format(  # type: ignore[attr-defined]
+                retry_republish_after_s=settings.retry_republish_after_s,
             )
         if getattr(route, "name", None) == "cancel_job":
             route.description = routes_jobs.CANCEL_DESCRIPTION.format(  # type: ignore[attr-defined]

@@ -574,17 +574,21 @@ def _get(service: JobService, job_id: str, tenant: str) -> Job:
         return service.get(job_id, tenant=tenant)
 
 
+RETRY_DESCRIPTION = """`FAILED_FINAL`: the job goes back to `PENDING` with its full attempt budget again (`attempts`
+keeps counting) and is published. That move is one conditional write: of concurrent retries of one job only the one
+that made it publishes, so they cause one re-run; the others answer `200` with the job as it is now.
+`CANCELED` is retried as `FAILED_FINAL` is. `PENDING` (stuck): the message is published again when the job's last
+publish is at least **{retry_republish_after_s} s** old (one retry moves the job's publish marker, conditionally, and
+publishes); a younger message is likely still in the queue, so the answer is `200` with the job and no new message.
+`FAILED` (waiting for its automatic retry): the message is published again now. All answer `200` with the job; if
+the queue does not answer, the job is still `PENDING` and the republisher publishes it within the documented bound.
+`PROCESSING` and `SUCCEEDED`: `409 job_not_retryable`. Unknown id: `404 job_not_found`."""
+
+
 @router.post(
     "/{jobId}/retry",
     summary="Retry a job by hand",
     response_model=JobOut,
-    description="""`PENDING` (stuck) or `FAILED` (waiting for its automatic retry): the message is published again
-now (a duplicate message is harmless: a worker claims a job only from the expected state). `FAILED_FINAL`: the job
-goes back to `PENDING` with its full attempt budget again (`attempts` keeps counting) and is published.
-All answer `200` with the job; if the queue does
-not answer, the job is still `PENDING` and the republisher publishes it within the documented bound.
-`CANCELED` is retried as `FAILED_FINAL` is. `PROCESSING` and `SUCCEEDED`: `409 job_not_retryable`.
-Unknown id: `404 job_not_found`.""",
     responses={
         200: {"description": "The job after the retry.", "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
         **_job_action_errors("`job_not_retryable`: the job is PROCESSING or SUCCEEDED (`status` says which)."),

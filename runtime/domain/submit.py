@@ -104,6 +104,7 @@ class JobService:
         retention_s: int,
         idempotency_ttl_s: int,
         submit_in_flight_s: float,
+        retry_republish_after_s: float,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -111,6 +112,7 @@ class JobService:
         self._retention_s = retention_s
         self._idempotency_ttl = timedelta(seconds=idempotency_ttl_s)
         self._in_flight = timedelta(seconds=submit_in_flight_s)
+        self._retry_republish_after = timedelta(seconds=retry_republish_after_s)
 
     # -- submit ---------------------------------------------------------------------------------------------
 
@@ -267,19 +269,30 @@ class JobService:
         return job
 
     def retry(self, job_id: str, *, tenant: str) -> RetryResult:
-        """PENDING or FAILED: publish again (a duplicate message is harmless: claims are conditional).
-        FAILED_FINAL or CANCELED: back to PENDING, then publish. PROCESSING, SUCCEEDED: JobNotRetryable."""
-        for _ in range(_MAX_ROUNDS):
-            job = self.get(job_id, tenant=tenant)
-            if job.status in (JobStatus.PROCESSING, JobStatus.SUCCEEDED):
-                raise JobNotRetryable(job)
-            if job.status in RETRYABLE_TERMINAL_STATUSES:
-                requeued = self._store.requeue(job_id, now=self._clock.now())
-                if requeued is None:
-                    continue  # it changed under us (another retry): look again
-                job = requeued
-            return RetryResult(job, published=self._publish(job))
-        raise RuntimeError(f"job {job_id} kept changing during retry")
+        """FAILED_FINAL or CANCELED: back to PENDING by one conditional write, and only the retry that made it
+        publishes; concurrent retries of one job cause one re-run, the others get the job as it is now.
+        PENDING: published again only when its last publish (the pending marker) is older than
+        `retry_republish_after_s`, by the one retry that moves the marker (conditional): a message that is likely
+        still on its way is not doubled, since a duplicate is not harmless once the job fails (a FAILED job is
+        claimable, so it would run an extra attempt early). FAILED: published again (its next attempt now).
+        PROCESSING, SUCCEEDED: JobNotRetryable."""
+        job = self.get(job_id, tenant=tenant)
+        if job.status in (JobStatus.PROCESSING, JobStatus.SUCCEEDED):
+            raise JobNotRetryable(job)
+        now = self._clock.now()
+        if job.status in RETRYABLE_TERMINAL_STATUSES:
+            requeued = self._store.requeue(job_id, now=now)
+            if requeued is None:  # another retry requeued it first: that one publishes
+                return RetryResult(self.get(job_id, tenant=tenant), published=False)
+            return RetryResult(requeued, published=self._publish(requeued))
+        if job.status is JobStatus.PENDING:
+            last_publish = job.pending_since or job.created_at
+            if now - last_publish < self._retry_republish_after:
+                return RetryResult(job, published=False)
+            if not self._store.mark_republished(job_id, expected_pending_since=last_publish, now=now):
+                return RetryResult(self.get(job_id, tenant=tenant), published=False)
+            job = job.replace(pending_since=now)
+        return RetryResult(job, published=self._publish(job))
 
     def cancel(self, job_id: str, *, tenant: str) -> CancelResult:
         """PENDING or FAILED: CANCELED at once (a message still in the queue finds it terminal and is dropped).

@@ -247,12 +247,40 @@ def submit(http: httpx.Client) -> str:
     return str(response.json()["jobId"])
 
 
-def test_retry_of_a_pending_job_publishes_again(live_api: LiveApi, http: httpx.Client) -> None:
+def test_retry_of_a_pending_job_publishes_again_once_its_message_is_old(live_api: LiveApi, http: httpx.Client) -> None:
     job_id = submit(http)
     depth = live_api.queue_depth()
+    fresh = http.post(f"/api/v1/jobs/{job_id}/retry")
+    assert fresh.status_code == 200 and fresh.json()["status"] == "PENDING"
+    assert live_api.queue_depth() == depth  # its first message is likely still in the queue
+    live_api.clock.advance(live_api.settings.retry_republish_after_s)
     response = http.post(f"/api/v1/jobs/{job_id}/retry")
     assert response.status_code == 200 and response.json()["status"] == "PENDING"
     assert live_api.queue_depth() == depth + 1
+
+
+@pytest.mark.parametrize("status", [JobStatus.FAILED_FINAL, JobStatus.PENDING])
+def test_concurrent_retries_of_one_job_cause_one_rerun(
+    live_api: LiveApi, http: httpx.Client, status: JobStatus
+) -> None:
+    job_id = submit(http)
+    if status is JobStatus.FAILED_FINAL:
+        error = JobError("dead_lettered", "received 3 times")
+        assert live_api.store.fail_final(job_id, error=error, now=datetime.now(UTC)) is not None
+    else:
+        live_api.clock.advance(live_api.settings.retry_republish_after_s)  # a PENDING job stuck that long
+    depth = live_api.queue_depth()
+    barrier = threading.Barrier(100)
+
+    def retry(_: int) -> httpx.Response:
+        barrier.wait()
+        return http.post(f"/api/v1/jobs/{job_id}/retry")
+
+    with ThreadPoolExecutor(max_workers=100) as pool:
+        answers = list(pool.map(retry, range(100)))
+    assert [answer.status_code for answer in answers] == [200] * 100
+    assert {answer.json()["status"] for answer in answers} == {"PENDING"}
+    assert live_api.queue_depth() == depth + 1  # one message: one execution
 
 
 def test_retry_of_a_failed_final_job_requeues_it(live_api: LiveApi, http: httpx.Client) -> None:

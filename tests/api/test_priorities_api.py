@@ -11,7 +11,7 @@ from runtime.adapters.priority_queue import PriorityJobQueue
 from runtime.api.app import build_container, create_app
 from runtime.domain.job import Priority
 from tests.adapters.resources import create_resources, queue_depth, raw_client
-from tests.api.conftest import api_settings, bearer, document_params, issue_key
+from tests.api.conftest import ShiftableClock, api_settings, bearer, document_params, issue_key
 
 
 def test_each_priority_is_published_to_its_own_queue(moto_server: str) -> None:
@@ -21,7 +21,8 @@ def test_each_priority_is_published_to_its_own_queue(moto_server: str) -> None:
         sqs.create_queue(QueueName=f"apiprio-{name}-{uuid.uuid4().hex[:8]}")["QueueUrl"] for name in ("high", "low")
     )
     settings = api_settings(resources, high_priority_queue_url=high_url, low_priority_queue_url=low_url)
-    container = build_container(settings)
+    clock = ShiftableClock()
+    container = build_container(settings, clock=clock)
     assert isinstance(container.queue, PriorityJobQueue)
     assert set(container.queue.queues) == set(Priority)
     urls = {Priority.HIGH: high_url, Priority.NORMAL: resources.queue_url, Priority.LOW: low_url}
@@ -44,6 +45,7 @@ def test_each_priority_is_published_to_its_own_queue(moto_server: str) -> None:
         }
         # A retry of a PENDING job publishes again, to the same priority's queue.
         job_id = response.json()["jobId"]
+        clock.advance(settings.retry_republish_after_s)  # its first message is no longer fresh
         assert client.post(f"/api/v1/jobs/{job_id}/retry").status_code == 200
         assert queue_depth(sqs, low_url) == 4 and queue_depth(sqs, high_url) == 1
         # A batch submit sends each job to its priority's queue too.

@@ -11,11 +11,18 @@ from tests.unit.fakes import FakeClock, FakeQueue
 TTL_S = 86_400
 IN_FLIGHT_S = 5.0
 RETENTION_S = 30 * 86_400
+RETRY_REPUBLISH_AFTER_S = 10.0
 
 
 def service_of(store: Any, queue: FakeQueue, clock: FakeClock) -> JobService:
     return JobService(
-        store, queue, clock, retention_s=RETENTION_S, idempotency_ttl_s=TTL_S, submit_in_flight_s=IN_FLIGHT_S
+        store,
+        queue,
+        clock,
+        retention_s=RETENTION_S,
+        idempotency_ttl_s=TTL_S,
+        submit_in_flight_s=IN_FLIGHT_S,
+        retry_republish_after_s=RETRY_REPUBLISH_AFTER_S,
     )
 
 

@@ -18,7 +18,14 @@ from runtime.domain.submit import (
     job_id_for_key,
 )
 from tests.unit.fakes import FakeClock, FakeQueue, InMemoryJobStore
-from tests.unit.job_service_support import IN_FLIGHT_S, RETENTION_S, TTL_S, request, service_of
+from tests.unit.job_service_support import (
+    IN_FLIGHT_S,
+    RETENTION_S,
+    RETRY_REPUBLISH_AFTER_S,
+    TTL_S,
+    request,
+    service_of,
+)
 
 
 def test_new_job_is_pending_with_marker_retention_and_one_message(
@@ -202,15 +209,50 @@ def test_get_unknown_raises(service: JobService) -> None:
         service.get("nope", tenant="acme")
 
 
-@pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.FAILED])
-def test_retry_of_waiting_job_publishes_again(
-    service: JobService, store: InMemoryJobStore, queue: FakeQueue, status: JobStatus
+def test_retry_of_failed_job_publishes_again(service: JobService, store: InMemoryJobStore, queue: FakeQueue) -> None:
+    job = service.submit(request()).job
+    store.set_status(job.job_id, JobStatus.FAILED)
+    result = service.retry(job.job_id, tenant="acme")
+    assert result.published and result.job.status == JobStatus.FAILED
+    assert len(queue.sent) == 2
+
+
+def test_retry_of_pending_job_publishes_only_when_its_last_publish_is_old(
+    service: JobService, store: InMemoryJobStore, queue: FakeQueue, clock: FakeClock
 ) -> None:
     job = service.submit(request()).job
-    store.set_status(job.job_id, status)
-    result = service.retry(job.job_id, tenant="acme")
-    assert result.published and result.job.status == status
+    clock.advance(RETRY_REPUBLISH_AFTER_S - 1)
+    fresh = service.retry(job.job_id, tenant="acme")
+    assert not fresh.published and len(queue.sent) == 1  # its first message is likely still in the queue
+    clock.advance(1)
+    stale = service.retry(job.job_id, tenant="acme")
+    assert stale.published and stale.job.pending_since == clock.now()
+    assert store.jobs[job.job_id].pending_since == clock.now()  # the marker moved: the next retry waits again
+    assert not service.retry(job.job_id, tenant="acme").published
     assert len(queue.sent) == 2
+
+
+@pytest.mark.parametrize("status", [JobStatus.FAILED_FINAL, JobStatus.PENDING])
+def test_concurrent_retries_publish_once(
+    service: JobService, store: InMemoryJobStore, queue: FakeQueue, clock: FakeClock, status: JobStatus
+) -> None:
+    job = service.submit(request()).job
+    store.jobs[job.job_id] = job.replace(status=status)
+    clock.advance(RETRY_REPUBLISH_AFTER_S)
+    barrier = threading.Barrier(20)
+    answers: list[JobStatus] = []
+
+    def retry() -> None:
+        barrier.wait()
+        answers.append(service.retry(job.job_id, tenant="acme").job.status)
+
+    threads = [threading.Thread(target=retry) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [JobStatus.PENDING] * 20
+    assert len(queue.sent) == 2  # the submit's message and one retry's
 
 
 def test_retry_of_failed_final_requeues(

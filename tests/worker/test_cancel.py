@@ -25,7 +25,13 @@ MARGIN_S = 3.0
 
 def service(env: WorkerEnv) -> JobService:
     return JobService(
-        env.store, env.queue, UtcClock(), retention_s=86_400, idempotency_ttl_s=86_400, submit_in_flight_s=10.0
+        env.store,
+        env.queue,
+        UtcClock(),
+        retention_s=86_400,
+        idempotency_ttl_s=86_400,
+        submit_in_flight_s=10.0,
+        retry_republish_after_s=env.settings.retry_republish_after_s,
     )
 
 
