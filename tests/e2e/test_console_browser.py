@@ -152,7 +152,9 @@ def test_sign_in_watch_a_job_succeed_and_read_its_timeline(page: Page, system: L
 
     # A retry of a SUCCEEDED job: the API's 409 is shown as it answered.
     page.get_by_role("button", name="Retry job").click()
-    expect(page.locator("#action-result")).to_contain_text("409 job_not_retryable")
+    expect(page.locator("#action-result")).to_have_text(
+        re.compile(r"retry refused: 409 job_not_retryable: .*SUCCEEDED")
+    )
 
     # The stats: this job counted in the last hour (cached a few seconds per process, so it may take a refresh).
     expect(page.locator('#throughput-rows tr[data-status="SUCCEEDED"] td')).not_to_have_text("0")
@@ -172,6 +174,8 @@ def test_cancel_a_job_held_pending(page: Page, system: LocalSystem, api: httpx.C
         page.get_by_role("button", name="Cancel job").click()
         expect(page.locator("#action-result")).to_contain_text("cancel: 200, the job is CANCELED")
         expect(row(page, job_id).locator("td.status")).to_have_text("CANCELED")
+        # Told to screen readers too: the live region names the job and its new status.
+        expect(page.locator("#announcer")).to_have_text(f"Job {job_id[:8]} is now CANCELED.")
     finally:
         os.kill(worker_pid, signal.SIGCONT)
     # It never runs: still CANCELED once the worker took its message.
@@ -219,7 +223,8 @@ def test_polling_pauses_while_hidden_and_backs_off_on_errors(page: Page, system:
             calls.append(time.monotonic())
 
     page.on("request", on_request)
-    expect(page.locator("#live-status")).to_contain_text("Updated")
+    expect(page.locator("#last-updated")).to_contain_text("Updated")
+    expect(page.locator("#live-status")).to_have_text("Live: refreshing every 2 s")
     page.evaluate(
         "Object.defineProperty(document, 'hidden', {value: true, configurable: true});"
         "document.dispatchEvent(new Event('visibilitychange'))"
@@ -232,7 +237,7 @@ def test_polling_pauses_while_hidden_and_backs_off_on_errors(page: Page, system:
         "Object.defineProperty(document, 'hidden', {value: false, configurable: true});"
         "document.dispatchEvent(new Event('visibilitychange'))"
     )
-    expect(page.locator("#live-status")).to_contain_text("Updated")
+    expect(page.locator("#live-status")).to_have_text("Live: refreshing every 2 s")
 
     # The stats endpoint failing: the page says so and waits longer each time (2 s doubled to 4 s, then 8 s).
     page.route(
@@ -243,12 +248,17 @@ def test_polling_pauses_while_hidden_and_backs_off_on_errors(page: Page, system:
             body='{"error": "queue_unavailable", "detail": "queue depth cannot be read right now"}',
         ),
     )
-    expect(page.locator("#list-error")).to_contain_text("503 queue_unavailable")
+    expect(page.locator("#stats-error")).to_have_text(
+        "Stats: 503 queue_unavailable: queue depth cannot be read right now"
+    )
     expect(page.locator("#live-status")).to_have_text(re.compile(r"trying again in (4|8) s"))
     expect(page.locator("#live-status")).to_have_text("Refresh failed; trying again in 8 s", timeout=15_000)
-    page.unroute("**/api/v1/stats")
-    expect(page.locator("#live-status")).to_contain_text("Updated", timeout=15_000)
+    # The list is still shown and refreshed meanwhile.
     expect(page.locator("#list-error")).to_have_text("")
+    expect(page.locator("#job-rows tr").first).to_be_visible()
+    page.unroute("**/api/v1/stats")
+    expect(page.locator("#live-status")).to_have_text("Live: refreshing every 2 s", timeout=15_000)
+    expect(page.locator("#stats-error")).to_have_text("")
 
 
 def test_hostile_metadata_is_shown_as_text(page: Page, system: LocalSystem, api: httpx.Client) -> None:

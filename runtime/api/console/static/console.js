@@ -19,6 +19,7 @@
     timer: null,
     backoffMs: POLL_MS,
     knownTypes: new Set(),
+    statuses: new Map(), // jobId -> status as last shown, to announce changes
   };
 
   class ApiError extends Error {
@@ -26,6 +27,7 @@
       super(detail);
       this.status = status;
       this.code = code;
+      this.detail = detail;
       this.retryAfterS = retryAfterS;
     }
   }
@@ -69,6 +71,12 @@
   function timeEl(value) {
     if (!value) return el("span", "—");
     return el("time", value, { datetime: value });
+  }
+
+  // Live regions are read out when their text changes: set it only then, so a steady state stays quiet.
+  function say(id, text) {
+    const node = $(id);
+    if (node.textContent !== text) node.textContent = text;
   }
 
   function clear(node) {
@@ -140,7 +148,19 @@
     return cell;
   }
 
+  function announceChanges(items) {
+    const changed = items.filter((job) => state.statuses.has(job.jobId) && state.statuses.get(job.jobId) !== job.status);
+    state.statuses = new Map(items.map((job) => [job.jobId, job.status]));
+    if (changed.length === 0) return;
+    const text =
+      changed.length <= 3
+        ? changed.map((job) => "Job " + job.jobId.slice(0, 8) + " is now " + job.status + ".").join(" ")
+        : changed.length + " jobs changed status.";
+    $("announcer").textContent = text;
+  }
+
   function renderJobs(page) {
+    announceChanges(page.items);
     const rows = $("job-rows");
     clear(rows);
     for (const job of page.items) {
@@ -301,6 +321,14 @@
   let refreshing = false;
   let again = false; // asked for while a refresh was running (a new page or filter): run once more after it
 
+  async function settled(promise) {
+    try {
+      return { ok: true, value: await promise };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  }
+
   async function refresh() {
     if (!state.key) return;
     if (refreshing) {
@@ -311,27 +339,37 @@
     again = false;
     stopPolling();
     try {
-      const [list, stats] = await Promise.all([api("GET", listQuery()), api("GET", "/stats")]);
-      renderJobs(list.body);
-      renderStats(stats.body);
-      await loadJob();
-      $("list-error").textContent = "";
-      state.backoffMs = POLL_MS;
-      $("live-status").textContent = "Updated " + new Date().toLocaleTimeString();
-      schedule(POLL_MS);
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 401) {
+      // Each part on its own: the stats failing does not hide the list, nor the reverse.
+      const [list, stats] = await Promise.all([settled(api("GET", listQuery())), settled(api("GET", "/stats"))]);
+      const detail = state.jobId ? await settled(loadJob()) : { ok: true };
+      if (list.ok) renderJobs(list.value.body);
+      if (stats.ok) renderStats(stats.value.body);
+      say("list-error", list.ok ? "" : "Jobs: " + describe(list.error));
+      say("stats-error", stats.ok ? "" : "Stats: " + describe(stats.error));
+      const failures = [list, stats, detail].filter((part) => !part.ok).map((part) => part.error);
+      if (failures.some((error) => error instanceof ApiError && error.status === 401)) {
         signOut("The API key stopped working; sign in again.");
         return;
       }
-      if (error instanceof ApiError && error.status === 404 && state.jobId) {
-        state.jobId = null; // the job is gone (retention): the list still refreshes
-        $("detail").hidden = true;
+      if (!detail.ok) {
+        if (detail.error instanceof ApiError && detail.error.status === 404) {
+          state.jobId = null; // gone (retention): the list goes on refreshing
+          $("detail").hidden = true;
+        } else {
+          say("action-result", "Job: " + describe(detail.error));
+        }
       }
-      $("list-error").textContent = describe(error);
-      state.backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(state.backoffMs * 2, (error.retryAfterS || 0) * 1000));
-      $("live-status").textContent = "Refresh failed; trying again in " + Math.round(state.backoffMs / 1000) + " s";
-      schedule(state.backoffMs);
+      if (failures.length === 0) {
+        state.backoffMs = POLL_MS;
+        $("last-updated").textContent = "Updated " + new Date().toLocaleTimeString();
+        say("live-status", "Live: refreshing every " + POLL_MS / 1000 + " s");
+        schedule(POLL_MS);
+      } else {
+        const retryAfterMs = Math.max(0, ...failures.map((error) => (error.retryAfterS || 0) * 1000));
+        state.backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(state.backoffMs * 2, retryAfterMs));
+        say("live-status", "Refresh failed; trying again in " + Math.round(state.backoffMs / 1000) + " s");
+        schedule(state.backoffMs);
+      }
     } finally {
       refreshing = false;
       if (again) refresh();
@@ -341,7 +379,7 @@
   function onVisibility() {
     if (document.hidden) {
       stopPolling();
-      $("live-status").textContent = "Paused while the tab is hidden";
+      say("live-status", "Paused while the tab is hidden");
     } else if (state.key && $("live-toggle").checked) {
       refresh();
     }
@@ -377,6 +415,7 @@
         limit: $("filter-limit").value,
       };
       state.cursors = [null];
+      state.statuses = new Map();
       refresh();
     });
     $("page-older").addEventListener("click", () => {
@@ -393,7 +432,7 @@
       if ($("live-toggle").checked) refresh();
       else {
         stopPolling();
-        $("live-status").textContent = "Live refresh off";
+        say("live-status", "Live refresh off");
       }
     });
     $("job-cancel").addEventListener("click", () => act("cancel"));
