@@ -50,6 +50,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # shellcheck: actionlint runs it on the workflows' scripts (tests/delivery/test_workflows.py).
 # chromium and chromium-driver: the web console's browser tests (tests/e2e/test_console_browser.py) drive Debian's
 # Chromium with Playwright, which never downloads a browser of its own here.
+# tmux: the CLI's live progress is read off a real terminal (tests/clients/test_cli_terminal.py).
 system-deps:
 	.ci/images.sh deps
 	command -v shellcheck >/dev/null 2>&1 || $(SUDO) apt-get install -y -q shellcheck \
@@ -58,6 +59,8 @@ system-deps:
 		|| $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver \
 		|| { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -q --no-install-recommends chromium chromium-driver; }
+	command -v tmux >/dev/null 2>&1 || $(SUDO) apt-get install -y -q tmux \
+		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q tmux; }
 
 # The runtime images (api, worker, lambda, emulator) with podman, offline: see .ci/images.sh.
 images: system-deps python-deps
@@ -80,7 +83,7 @@ python-deps: $(PIP_STAMP)
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(PIP_STAMP): requirements.txt runtime/requirements.txt | $(PY)
+$(PIP_STAMP): requirements.txt runtime/requirements.txt clients/python/pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 

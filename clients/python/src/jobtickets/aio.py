@@ -1,0 +1,179 @@
+"""The asynchronous client of the job tickets API (`/api/v1`): the same calls as JobTicketsClient, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from jobtickets import _core
+from jobtickets._core import Attempts, BatchItemResult, Call, RetryPolicy, WaitState
+from jobtickets.errors import WaitTimeout
+from jobtickets.models import Job, JobRequest, Priority
+
+# A callback of `wait`: a plain function or a coroutine function.
+AsyncJobCallback = Callable[[Job], object] | Callable[[Job], Awaitable[object]]
+
+
+class AsyncJobTicketsClient:
+    """The async twin of JobTicketsClient (same retries, deadline and arguments); use it with `async with`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        deadline_s: float = 30.0,
+        timeout_s: float = 10.0,
+        backoff_base_s: float = 0.25,
+        backoff_max_s: float = 5.0,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.policy = RetryPolicy(deadline_s, timeout_s, backoff_base_s, backoff_max_s)
+        self._clock = clock
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), headers=_core.client_headers(api_key, headers), transport=transport
+        )
+
+    async def __aenter__(self) -> AsyncJobTicketsClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, call: Call, attempts: Attempts | None = None) -> httpx.Response:
+        attempts = attempts or Attempts(self.policy, self._clock)
+        while True:
+            try:
+                response = await self._http.request(
+                    call.method,
+                    call.path,
+                    json=call.json,
+                    params=call.params,
+                    headers=call.headers,
+                    timeout=attempts.attempt_timeout(),
+                )
+            except httpx.TransportError as exc:
+                if not _core.transport_retryable(exc, call):
+                    raise _core.connection_failed(exc) from exc
+                delay = attempts.next_delay(None)
+                if delay is None:
+                    raise _core.connection_failed(exc) from exc
+                await self._sleep(delay)
+                continue
+            if response.is_success:
+                return response
+            error = _core.error_of(response)
+            delay = attempts.next_delay(error.retry_after) if _core.error_retryable(error) else None
+            if delay is None:
+                raise error
+            await self._sleep(delay)
+
+    async def submit(
+        self,
+        type: str,
+        params: Mapping[str, Any],
+        *,
+        priority: Priority | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        run_at: datetime | str | None = None,
+        delay_seconds: int | None = None,
+        callback_url: str | None = None,
+    ) -> Job:
+        """See JobTicketsClient.submit."""
+        request = JobRequest(type, params, priority, metadata, idempotency_key, run_at, delay_seconds, callback_url)
+        call, _key = _core.submit_call(request)
+        return _core.job_of(await self._send(call))
+
+    async def get(self, job_id: str) -> Job:
+        return _core.job_of(await self._send(_core.get_call(job_id)))
+
+    async def list(
+        self, status: str | None = None, type: str | None = None, *, page_size: int = 20
+    ) -> AsyncIterator[Job]:
+        """See JobTicketsClient.list: `async for job in client.list(...)`."""
+        cursor: str | None = None
+        while True:
+            jobs, cursor = _core.page_of(await self._send(_core.list_call(status, type, page_size, cursor)))
+            for job in jobs:
+                yield job
+            if cursor is None:
+                return
+
+    async def cancel(self, job_id: str) -> Job:
+        return _core.job_of(await self._send(_core.cancel_call(job_id)))
+
+    async def retry(self, job_id: str) -> Job:
+        return _core.job_of(await self._send(_core.retry_call(job_id)))
+
+    async def submit_many(self, jobs: Sequence[JobRequest]) -> builtins.list[BatchItemResult]:
+        """See JobTicketsClient.submit_many."""
+        keyed = [(job, job.idempotency_key or _core.new_idempotency_key()) for job in jobs]
+        results: dict[int, BatchItemResult] = {}
+        attempts = Attempts(self.policy, self._clock)
+        pending: Sequence[int] = range(len(keyed))
+        while pending:
+            for chunk in _core.chunks(pending, _core.MAX_BATCH_JOBS):
+                call = _core.batch_call([keyed[index] for index in chunk])
+                response = await self._send(call, attempts)
+                answers = _core.batch_results_of(response, chunk, [keyed[i][1] for i in chunk])
+                results.update((answer.index, answer) for answer in answers)
+            pending = [i for i in pending if results[i].status in _core.RETRYABLE_ITEM_STATUSES]
+            if not pending:
+                break
+            delay = attempts.next_delay(_core.max_retry_after(results[i].error for i in pending))
+            if delay is None:
+                break
+            await self._sleep(delay)
+        return [results[index] for index in range(len(keyed))]
+
+    async def wait(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        *,
+        on_progress: AsyncJobCallback | None = None,
+        on_status: AsyncJobCallback | None = None,
+        poll_min_s: float = 0.5,
+        poll_max_s: float = 5.0,
+    ) -> Job:
+        """See JobTicketsClient.wait; the callbacks may be coroutine functions."""
+        state = WaitState(poll_min_s, poll_max_s)
+        end = None if timeout is None else self._clock() + timeout
+        while True:
+            response = await self._send(_core.get_call(job_id))
+            job = _core.job_of(response)
+            progress_changed, status_changed = state.observe(job)
+            if status_changed and on_status is not None:
+                await _call(on_status, job)
+            if progress_changed and on_progress is not None:
+                await _call(on_progress, job)
+            if job.is_terminal:
+                return job
+            remaining = None if end is None else end - self._clock()
+            if remaining is not None and remaining <= 0:
+                raise WaitTimeout(job_id, timeout or 0.0, job)
+            await self._sleep(state.delay(_core.parse_retry_after(response.headers.get("Retry-After")), remaining))
+
+
+async def _call(callback: AsyncJobCallback, job: Job) -> None:
+    outcome = callback(job)
+    if inspect.isawaitable(outcome):
+        await outcome
