@@ -117,6 +117,8 @@ def read_json_argument(name: str, value: str, stdin: TextIO) -> dict[str, Any]:
 
 
 def _percent(job: Job) -> str:
+    if job.status == SUCCEEDED:
+        return "100%"
     return f"{round(job.progress.fraction * 100):3d}%" if job.progress is not None else "  --"
 
 
@@ -132,14 +134,16 @@ class Display:
     def update(self, job: Job) -> None:
         message = (job.progress.message if job.progress is not None else None) or ""
         if self.live:
-            fraction = job.progress.fraction if job.progress is not None else 0.0
+            # A job that SUCCEEDED is complete whether or not its handler reported progress.
+            fraction = 1.0 if job.status == SUCCEEDED else job.progress.fraction if job.progress is not None else 0.0
             filled = round(fraction * BAR_WIDTH)
             bar = "#" * filled + "-" * (BAR_WIDTH - filled)
             line = f"{job.status:<12} [{bar}] {_percent(job)}  {message}"
             self.stream.write("\r\x1b[K" + line[: _columns(self.stream) - 1])
             self.drawn = True
         else:
-            self.stream.write(f"{job.status} {_percent(job).strip()} {message}".rstrip() + "\n")
+            percent = "" if _percent(job).strip() == "--" else _percent(job).strip()
+            self.stream.write(" ".join(part for part in (job.status, percent, message) if part) + "\n")
         self.stream.flush()
 
     def finish(self) -> None:

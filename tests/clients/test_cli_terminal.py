@@ -1,0 +1,92 @@
+"""`jobtickets submit --wait` in a real terminal (tmux), against the local all-in-one: the screen shows one live line
+(status, a bar, the percentage and the handler's message) redrawn in place, then the outcome line."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jobtickets import cli
+from tests.clients.jobs import transform_params
+from tests.e2e.local_system import LocalSystem
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is installed by `make install` (system-deps)"),
+]
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "jobtickets"
+BAR_LINE = re.compile(rf"^(?P<status>[A-Z_]+) +\[(?P<bar>[#-]{{{cli.BAR_WIDTH}}})\] +(?P<percent>\d+%|--)")
+
+
+class Terminal:
+    """A detached tmux session on its own server socket, 120x30, running a plain shell."""
+
+    def __init__(self) -> None:
+        self.socket = f"jobtickets-test-{uuid.uuid4().hex[:8]}"
+        self.tmux("new-session", "-d", "-s", "cli", "-x", "120", "-y", "30", "env PS1='$ ' bash --norc --noprofile")
+
+    def tmux(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args], capture_output=True, text=True, timeout=10
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def type(self, command: str) -> None:
+        self.tmux("send-keys", "-t", "cli", command, "Enter")
+
+    def screen(self) -> list[str]:
+        return [line.rstrip() for line in self.tmux("capture-pane", "-p", "-t", "cli").splitlines()]
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10, check=False)
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    term = Terminal()
+    try:
+        yield term
+    finally:
+        term.close()
+
+
+def test_submit_wait_draws_a_live_progress_line_in_a_terminal(system: LocalSystem, terminal: Terminal) -> None:
+    env = f"{cli.URL_ENV}={shlex.quote(system.api_url)} {cli.API_KEY_ENV}={shlex.quote(system.api_key)}"
+    params = shlex.quote(json.dumps(transform_params("ada", "grace")))
+    terminal.type(f"{env} {CONSOLE_SCRIPT} submit --type transform_data --params {params} --wait; echo exit=$?")
+    screens: list[list[str]] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        screen = terminal.screen()
+        if not screens or screen != screens[-1]:
+            screens.append(screen)
+        if any(line.startswith("exit=") for line in screen):
+            break
+        time.sleep(0.05)  # how often the screen is read, not a stand-in for the job's work
+    final = screens[-1]
+    assert "exit=0" in final, "\n".join(final)
+    [submitted] = [line for line in final if line.startswith("submitted ")]
+    job_id = submitted.split()[1]
+    # One bar line, redrawn in place (a carriage return, not a new line per update), ending full.
+    bars = [match for line in final if (match := BAR_LINE.match(line))]
+    assert len(bars) == 1, "\n".join(final)
+    assert bars[0]["status"] == "SUCCEEDED" and bars[0]["bar"] == "#" * cli.BAR_WIDTH and bars[0]["percent"] == "100%"
+    [outcome] = [line for line in final if line.startswith("job ")]
+    assert re.fullmatch(rf"job {job_id} SUCCEEDED after \d+\.\d s \(attempts 1\)", outcome), outcome
+    # While the job waited to be picked up, the same line showed its earlier state (the first poll sees PENDING
+    # and the service's Retry-After keeps it on screen for a second).
+    earlier = [match["status"] for screen in screens[:-1] for line in screen if (match := BAR_LINE.match(line))]
+    assert earlier and earlier[0] in {"PENDING", "PROCESSING"}, earlier
+    assert final.index(submitted) < final.index(bars[0].string) < final.index(outcome)
