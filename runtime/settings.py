@@ -14,6 +14,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from runtime.domain.job import Priority
+from runtime.domain.progress import PROGRESS_INTERVAL_S
 from runtime.observability.names import METRICS_NAMESPACE
 
 # The worker renews the leases of its running jobs at least this often (a whole fraction of the heartbeat
@@ -79,6 +80,10 @@ class Settings(BaseSettings):
     # Deletes wait this long for company (DeleteMessageBatch of up to 10). The job's outcome is already
     # recorded, so a late delete risks at most a redelivery that finds the job terminal and is deleted.
     delete_linger_s: float = Field(default=0.5, ge=0)
+
+    # A running job's reported progress is written at most once per job this often (the contract's bound is 2 s,
+    # so never less); the last value is written with the job's outcome whatever the interval.
+    progress_interval_s: float = Field(default=PROGRESS_INTERVAL_S, ge=PROGRESS_INTERVAL_S, le=300)
 
     # No job lost: a PENDING job older than this is published again; the sweep runs this often.
     republish_after_s: int = Field(default=60, ge=1)

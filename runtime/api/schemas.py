@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from runtime.domain.job import Job, JobStatus
+from runtime.domain.progress import MAX_PROGRESS_MESSAGE_CHARS, PROGRESS_INTERVAL_S
 from runtime.domain.times import iso
 
 # DynamoDB numbers carry 38 significant digits and nest 32 levels deep; refuse what it cannot store.
@@ -55,6 +56,16 @@ class JobErrorOut(BaseModel):
     permanent: bool
 
 
+class ProgressOut(BaseModel):
+    """What the job's handler last reported (`ctx.report_progress`)."""
+
+    fraction: float = Field(ge=0.0, le=1.0, description="how far the handler got, 0.0-1.0")
+    message: str | None = Field(
+        max_length=MAX_PROGRESS_MESSAGE_CHARS, description="a short status line from the handler, or null"
+    )
+    updatedAt: datetime = Field(description="when the handler reported it")
+
+
 class JobOut(BaseModel):
     """The job resource. Times are RFC 3339 in UTC with milliseconds."""
 
@@ -75,6 +86,11 @@ class JobOut(BaseModel):
     cancelRequested: bool = Field(
         description="true once a cancel was asked for while the job was PROCESSING "
         "(its worker then ends it CANCELED unless the handler finished first)"
+    )
+    progress: ProgressOut | None = Field(
+        description="the handler's last reported progress; null until it reports. Written at most once per job "
+        f"every {PROGRESS_INTERVAL_S:g} s while it runs (the worker's progress_interval_s, never less); the last "
+        "value is kept when the job ends"
     )
 
 
@@ -151,6 +167,13 @@ def job_document(job: Job) -> dict[str, Any]:
         "traceId": job.trace_id,
         "transitions": {status: iso(moment) for status, moment in job.transitions.items()},
         "cancelRequested": job.cancel_requested,
+        "progress": None
+        if job.progress is None
+        else {
+            "fraction": job.progress.fraction,
+            "message": job.progress.message,
+            "updatedAt": iso(job.progress.updated_at),
+        },
     }
 
 

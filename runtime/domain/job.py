@@ -77,6 +77,15 @@ class JobError:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """What the handler of a running job last reported (runtime/domain/progress.py)."""
+
+    fraction: float  # 0.0-1.0
+    message: str | None
+    updated_at: datetime  # when the handler reported it
+
+
+@dataclass(frozen=True)
 class Job:
     job_id: str
     status: JobStatus
@@ -115,6 +124,8 @@ class Job:
     # first attempt was stored but not answered (a stalled store), the retry meets the record, and this token tells
     # the request that the record is its own write (a 201 to publish) and not an earlier request's (a replay).
     request_token: str | None = None
+    # The handler's last reported progress (null until it reports; kept after the job ends).
+    progress: Progress | None = None
 
     @property
     def attempts_since_retry(self) -> int:

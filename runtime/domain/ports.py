@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from runtime.domain.job import Job, JobError, JobStatus, Priority
+from runtime.domain.job import Job, JobError, JobStatus, Priority, Progress
 
 
 class JobStoreUnavailable(Exception):
@@ -71,16 +71,33 @@ class JobStore(Protocol):
 
     def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> ClaimOutcome:
         """PENDING | FAILED | (PROCESSING with lease_expires_at < now) -> PROCESSING, attempts + 1,
-        lease set, pending marker removed; one conditional update returning the new item. On a failed
-        condition the current item is returned (no separate read when the store can avoid it)."""
+        lease set, pending marker and the last attempt's progress removed; one conditional update returning the
+        new item. On a failed condition the current item is returned (no separate read when the store can avoid
+        it)."""
 
     def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> LeaseState:
         """Heartbeat: only while PROCESSING under this attempt. The same write reads the job's cancel flag back."""
 
-    def succeed(self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime) -> bool:
-        """PROCESSING (this attempt) -> SUCCEEDED. False if the condition failed (someone took over)."""
+    def set_progress(self, job_id: str, *, attempt: int, progress: Progress, now: datetime) -> bool:
+        """Stores the handler's progress, only while PROCESSING under this attempt (False otherwise)."""
 
-    def fail(self, job_id: str, *, attempt: int, error: JobError, final: bool, now: datetime) -> bool:
+    def succeed(
+        self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime, progress: Progress | None = None
+    ) -> bool:
+        """PROCESSING (this attempt) -> SUCCEEDED. False if the condition failed (someone took over).
+        `progress` (the handler's last report), when given, is stored in the same write; so for fail and
+        finish_canceled."""
+
+    def fail(
+        self,
+        job_id: str,
+        *,
+        attempt: int,
+        error: JobError,
+        final: bool,
+        now: datetime,
+        progress: Progress | None = None,
+    ) -> bool:
         """PROCESSING (this attempt) -> FAILED, or FAILED_FINAL when `final`."""
 
     def fail_final(self, job_id: str, *, error: JobError, now: datetime) -> Job | None:
@@ -98,7 +115,7 @@ class JobStore(Protocol):
     def request_cancel(self, job_id: str, *, now: datetime) -> Job | None:
         """Sets cancelRequested on a PROCESSING job (no status change). The job after it, None if not PROCESSING."""
 
-    def finish_canceled(self, job_id: str, *, attempt: int, now: datetime) -> bool:
+    def finish_canceled(self, job_id: str, *, attempt: int, now: datetime, progress: Progress | None = None) -> bool:
         """PROCESSING (this attempt, cancel requested) -> CANCELED. False if the condition failed."""
 
     def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
@@ -171,11 +188,23 @@ class JobQueue(Protocol):
         """Raises QueueUnavailable when the queue does not answer."""
 
 
+@dataclass(frozen=True)
+class ObjectChunks:
+    """An object being read: its size, known before its bytes, and its bytes in order."""
+
+    size: int
+    chunks: Iterator[bytes]
+
+
 class ObjectStore(Protocol):
     """S3-like storage for job types. `uri` is s3://bucket/key."""
 
     def get_bytes(self, uri: str) -> bytes:
         """Raises ObjectNotFound for a missing bucket or key."""
+
+    def read_chunks(self, uri: str, *, chunk_bytes: int) -> ObjectChunks:
+        """The object as chunks of at most `chunk_bytes`, for a reader that reports how far it got. Raises
+        ObjectNotFound at the call, before any chunk."""
 
     def put_bytes(self, uri: str, data: bytes, *, content_type: str) -> None: ...
 

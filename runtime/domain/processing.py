@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from runtime.domain.backoff import MAX_VISIBILITY_TIMEOUT_S, Backoff
-from runtime.domain.job import Job, JobError, JobStatus
+from runtime.domain.job import Job, JobError, JobStatus, Progress
 from runtime.domain.ports import (
     Clock,
     JobStore,
@@ -30,6 +30,7 @@ from runtime.domain.ports import (
     ReceivedMessage,
     UtcClock,
 )
+from runtime.domain.progress import OutcomeOnlyProgress, ProgressReport, ProgressSink
 from runtime.job_types.confinement import OUTSIDE_TENANT_CODE, Confinement
 from runtime.job_types.registry import (
     CancelSignal,
@@ -107,7 +108,10 @@ class MessageProcessor:
         backoff: Backoff,
         clock: Clock | None = None,
         job_types: Callable[[str], JobType[Any] | None] = get_job_type,
+        progress: ProgressSink | None = None,
     ) -> None:
+        """`progress` stores what handlers report while they run (the worker's writer); without one, the last
+        report is stored with the outcome only."""
         self._store = store
         self._objects = objects
         self._confinement = confinement
@@ -115,6 +119,7 @@ class MessageProcessor:
         self._backoff = backoff
         self._clock: Clock = clock or UtcClock()
         self._job_types = job_types
+        self._progress: ProgressSink = progress if progress is not None else OutcomeOnlyProgress(self._clock)
 
     def process(
         self,
@@ -152,20 +157,27 @@ class MessageProcessor:
             on_claimed(job)
 
         started = time.perf_counter()
-        error, result, detail = self._run_handler(job, attempt, cancel_flag)
+        report = self._progress.open(job_id, attempt)
+        try:
+            error, result, detail = self._run_handler(job, attempt, cancel_flag, report)
+        finally:
+            # The last report goes with the outcome's write (one write, whatever the writer had stored).
+            progress = self._progress.close(report)
         noticed_cancel = cancel_flag.close()  # from here on the handler has finished first
         handler_ms = (time.perf_counter() - started) * 1000.0
         if noticed_cancel:
-            return self._canceled(job, attempt, handler_ms)
+            return self._canceled(job, attempt, handler_ms, progress)
 
         if error is None:
             assert result is not None
-            if self._store.succeed(job_id, attempt=attempt, result=result, now=self._clock.now()):
+            if self._store.succeed(job_id, attempt=attempt, result=result, now=self._clock.now(), progress=progress):
                 return Decision(Action.DELETE, Outcome.SUCCEEDED, job=job, attempt=attempt, handler_ms=handler_ms)
             return self._lost_claim(job_id, attempt, handler_ms, None)
 
         final = error.permanent or job.attempts_since_retry >= self._config.max_attempts
-        if not self._store.fail(job_id, attempt=attempt, error=error, final=final, now=self._clock.now()):
+        if not self._store.fail(
+            job_id, attempt=attempt, error=error, final=final, now=self._clock.now(), progress=progress
+        ):
             return dataclasses.replace(self._lost_claim(job_id, attempt, handler_ms, error), error_detail=detail)
         # A final failure drops the message; any other is redelivered after the backoff.
         return Decision(
@@ -179,13 +191,13 @@ class MessageProcessor:
             error_detail=detail,
         )
 
-    def _canceled(self, job: Job, attempt: int, handler_ms: float | None) -> Decision:
-        if self._store.finish_canceled(job.job_id, attempt=attempt, now=self._clock.now()):
+    def _canceled(self, job: Job, attempt: int, handler_ms: float | None, progress: Progress | None = None) -> Decision:
+        if self._store.finish_canceled(job.job_id, attempt=attempt, now=self._clock.now(), progress=progress):
             return Decision(Action.DELETE, Outcome.CANCELED, job=job, attempt=attempt, handler_ms=handler_ms)
         return self._lost_claim(job.job_id, attempt, handler_ms or 0.0, None)
 
     def _run_handler(
-        self, job: Job, attempt: int, cancel_flag: CancelSignal
+        self, job: Job, attempt: int, cancel_flag: CancelSignal, progress: ProgressReport
     ) -> tuple[JobError | None, dict[str, Any] | None, str | None]:
         """(error, result, detail): `detail` is an unexpected exception's own text, for the logs only."""
         job_type = self._job_types(job.job_type)
@@ -199,7 +211,12 @@ class MessageProcessor:
             return JobError(OUTSIDE_TENANT_CODE, _short(f"{field}: {problem}"), permanent=True), None, None
         objects = self._confinement.objects_for(self._objects, job.tenant)
         context = JobContext(
-            job_id=job.job_id, attempt=attempt, trace_id=job.trace_id, objects=objects, cancel_flag=cancel_flag
+            job_id=job.job_id,
+            attempt=attempt,
+            trace_id=job.trace_id,
+            objects=objects,
+            cancel_flag=cancel_flag,
+            progress=progress,
         )
         try:
             params = job_type.parse_params(job.params)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.domain.ports import ObjectStore
+from runtime.domain.ports import ObjectChunks, ObjectStore
 from runtime.domain.s3uri import split_s3_uri
 from runtime.job_types.registry import PermanentJobError
 
@@ -74,6 +74,10 @@ class _ConfinedObjects:
     def get_bytes(self, uri: str) -> bytes:
         self._check(uri)
         return self._objects.get_bytes(uri)
+
+    def read_chunks(self, uri: str, *, chunk_bytes: int) -> ObjectChunks:
+        self._check(uri)
+        return self._objects.read_chunks(uri, chunk_bytes=chunk_bytes)
 
     def put_bytes(self, uri: str, data: bytes, *, content_type: str) -> None:
         self._check(uri)

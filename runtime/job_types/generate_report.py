@@ -17,6 +17,8 @@ from runtime.job_types.s3uri import S3Uri
 
 MAX_ROWS = 5_000
 MAX_FIELDS_PER_ROW = 50
+# The share of the job's progress aggregating the rows stands for; rendering and writing the report are the rest.
+BUILD_SHARE = 0.9
 Scalar = str | int | float | bool | None
 
 
@@ -69,12 +71,12 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(value, 6)
 
 
-def build_report(params: GenerateReportParams, between_rows: Callable[[], None] | None = None) -> dict[str, Any]:
-    """`between_rows` runs before each row (the handler's cancel check)."""
+def build_report(params: GenerateReportParams, before_row: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """`before_row(index)` runs before each row (the handler's cancel check and progress)."""
     groups: dict[str, list[float]] = {}
-    for row in params.rows:
-        if between_rows is not None:
-            between_rows()
+    for index, row in enumerate(params.rows):
+        if before_row is not None:
+            before_row(index)
         metric = row[params.metric]
         assert isinstance(metric, int | float)
         groups.setdefault(_group_key(row[params.group_by]), []).append(float(metric))
@@ -103,10 +105,18 @@ def render(report: dict[str, Any], fmt: str) -> tuple[bytes, str]:
 @job_type("generate_report", params=GenerateReportParams)
 def generate_report(params: GenerateReportParams, ctx: JobContext) -> dict[str, Any]:
     """Aggregates `metric` per `group_by` over `rows` and writes the report (JSON or CSV) to `destination`."""
-    report = build_report(params, ctx.raise_if_cancelled)
+    total = len(params.rows)
+
+    def before_row(index: int) -> None:
+        ctx.raise_if_cancelled()
+        ctx.report_progress(BUILD_SHARE * index / total, f"{index} of {total} rows aggregated")
+
+    report = build_report(params, before_row)
+    ctx.report_progress(BUILD_SHARE, f"{total} of {total} rows aggregated")
     body, content_type = render(report, params.format)
     ctx.raise_if_cancelled()
     ctx.objects.put_bytes(params.destination, body, content_type=content_type)
+    ctx.report_progress(1.0, "report written")
     # The result stays small (it is stored in the job record): the groups are in the report itself.
     return {
         "destination": params.destination,

@@ -8,6 +8,7 @@ def resize_image(params: ResizeParams, ctx: JobContext) -> dict[str, Any]:
     for part in parts:
         ctx.raise_if_cancelled()  # between units of work: a requested cancel ends the job CANCELED
         ...
+        ctx.report_progress(done / len(parts), f"{done} of {len(parts)} parts")  # shown on the job, throttled
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from runtime.domain.ports import ObjectStore
+from runtime.domain.progress import ProgressReport
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -80,6 +82,14 @@ class JobContext:
     objects: ObjectStore
     # Set by the worker's heartbeat when a lease renewal finds the job's cancel requested.
     cancel_flag: CancelSignal = field(default_factory=CancelSignal)
+    # Where report_progress goes (the worker's writer stores it on the job, throttled).
+    progress: ProgressReport = field(default_factory=ProgressReport)
+
+    def report_progress(self, fraction: float, message: str | None = None) -> None:
+        """Shows `fraction` (0.0-1.0) and an optional short `message` on the job as `progress`. Cheap: it keeps the
+        value in memory; the worker writes the latest one at most every few seconds and the last one with the
+        outcome. ValueError for a fraction outside 0.0-1.0; a message over MAX_PROGRESS_MESSAGE_CHARS is cut."""
+        self.progress.report(fraction, message)
 
     @property
     def cancelled(self) -> bool:

@@ -67,6 +67,8 @@ class LogEvent(StrEnum):
     HEARTBEAT_LEASE_FAILED = "heartbeat_lease_failed"
     LEASE_LOST = "lease_lost"
     CANCEL_NOTICED = "cancel_noticed"  # a lease renewal found the job's cancel requested
+    PROGRESS_WRITE_FAILED = "progress_write_failed"  # the store did not answer; the job goes on
+    PROGRESS_WRITE_REFUSED = "progress_write_refused"  # the job is no longer this attempt's
     JOB_REPUBLISHED = "job_republished"
     REPUBLISH_FAILED = "republish_failed"
     REPUBLISH_SWEEP_FAILED = "republish_sweep_failed"

@@ -1,7 +1,7 @@
 """The worker: a receive loop (10 messages whenever a slot is free, from the per-priority queues by weighted
-polling: runtime/adapters/priority_queue.py), a pool of job threads, the
-visibility heartbeat, batched deletes, the republisher, the task's scale-in protection (on ECS), and a graceful
-stop. Usable in-process by tests."""
+polling: runtime/adapters/priority_queue.py), a pool of job threads, the visibility heartbeat, the progress
+writer, batched deletes, the republisher, the task's scale-in protection (on ECS), and a graceful stop. Usable
+in-process by tests."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from runtime.observability.names import JOB_TYPE_DIMENSION, LogEvent, Metric
 from runtime.settings import Settings
 from runtime.worker.deleter import BatchDeleter
 from runtime.worker.heartbeat import Heartbeat
+from runtime.worker.progress import ProgressWriter
 from runtime.worker.republisher import Republisher
 from runtime.worker.task_protection import TaskProtection
 
@@ -68,6 +69,7 @@ class Worker:
         self._settings = settings
         self._clock: Clock = clock or UtcClock()
         self._concurrency = settings.worker_concurrency
+        self._progress = ProgressWriter(store=store, clock=self._clock, interval_s=settings.progress_interval_s)
         self._processor = MessageProcessor(
             store=store,
             objects=objects,
@@ -78,6 +80,7 @@ class Worker:
             backoff=Backoff(settings.backoff_base_s, settings.backoff_max_s, Jitter.EQUAL, rand),
             clock=self._clock,
             job_types=job_types,
+            progress=self._progress,
         )
         # Only on ECS, where the agent's endpoint exists; elsewhere no thread and no request at all.
         self._protection = (
@@ -134,6 +137,7 @@ class Worker:
             thread.start()
             self._pool.append(thread)
         self._heartbeat.start()
+        self._progress.start()
         if self._republisher is not None:
             self._republisher.start()
         self._receiver = threading.Thread(target=self._receive_loop, name="receiver", daemon=True)
@@ -156,6 +160,7 @@ class Worker:
         for _ in self._pool:
             self._tasks.put(None)
         self._heartbeat.stop()
+        self._progress.stop()
         if self._protection is not None:
             # Unfinished jobs were released above: nothing here is worth protecting any more.
             self._protection.stop()

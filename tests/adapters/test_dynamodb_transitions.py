@@ -13,7 +13,7 @@ import pytest
 
 from runtime.adapters.dynamodb.schema import Attr
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
-from runtime.domain.job import Job, JobError, JobStatus, Priority, can_transition, prior_statuses
+from runtime.domain.job import Job, JobError, JobStatus, Priority, Progress, can_transition, prior_statuses
 from runtime.domain.ports import LeaseState
 from tests.adapters.resources import counted_client, create_jobs_table, raw_client, unique
 
@@ -22,6 +22,7 @@ ATTEMPT = 1  # the attempt number every seeded job carries
 EXPIRED_LEASE = T0 - timedelta(seconds=1)
 LIVE_LEASE = T0 + timedelta(minutes=5)
 ERROR = JobError("dead_lettered", "received 3 times")
+PROGRESS = Progress(0.5, "half way", T0)
 TENANT = "tenant-t"
 
 
@@ -73,6 +74,13 @@ WRITES = [
         lambda store, job_id: (
             store.extend_lease(job_id, attempt=ATTEMPT, lease_until=LIVE_LEASE) is not LeaseState.LOST
         ),
+        owner=True,
+    ),
+    Write(
+        "set_progress",
+        None,
+        owned(JobStatus.PROCESSING),
+        lambda store, job_id: store.set_progress(job_id, attempt=ATTEMPT, progress=PROGRESS, now=T0),
         owner=True,
     ),
     worker_write(
@@ -284,3 +292,38 @@ def test_a_cancel_removes_the_pending_marker(store: DynamoDbJobStore) -> None:
     assert job.job_id not in {
         stuck.job_id for stuck in store.stuck_pending(older_than=T0 + timedelta(days=1), limit=1000)
     }
+
+
+def test_progress_lands_while_the_attempt_holds_the_job_and_goes_with_its_outcome(store: DynamoDbJobStore) -> None:
+    job = seeded(unique("progress"), JobStatus.PROCESSING, lease=LIVE_LEASE)
+    store.create(job)
+    assert store.set_progress(job.job_id, attempt=ATTEMPT, progress=PROGRESS, now=T0 + timedelta(seconds=1))
+    running = store.get(job.job_id)
+    assert running is not None and running.progress == PROGRESS and running.status is JobStatus.PROCESSING
+    assert running.updated_at == T0 + timedelta(seconds=1) and running.lease_expires_at == LIVE_LEASE
+    last = Progress(1.0, None, T0 + timedelta(seconds=2))
+    assert store.succeed(job.job_id, attempt=ATTEMPT, result={"ok": True}, now=T0, progress=last)
+    done = store.get(job.job_id)
+    assert done is not None and done.status is JobStatus.SUCCEEDED and done.progress == last
+    # The job is no longer PROCESSING under the attempt: a late write is refused and changes nothing.
+    assert not store.set_progress(job.job_id, attempt=ATTEMPT, progress=PROGRESS, now=T0)
+    assert store.get(job.job_id) == done
+
+
+@pytest.mark.parametrize("outcome", ["fail", "finish_canceled"])
+def test_the_other_outcomes_carry_the_last_progress_too(store: DynamoDbJobStore, outcome: str) -> None:
+    job = seeded(unique("progress-end"), JobStatus.PROCESSING, cancel_requested=True)
+    store.create(job)
+    if outcome == "fail":
+        assert store.fail(job.job_id, attempt=ATTEMPT, error=ERROR, final=False, now=T0, progress=PROGRESS)
+    else:
+        assert store.finish_canceled(job.job_id, attempt=ATTEMPT, now=T0, progress=PROGRESS)
+    after = store.get(job.job_id)
+    assert after is not None and after.progress == PROGRESS
+
+
+def test_a_new_claim_starts_without_the_last_attempts_progress(store: DynamoDbJobStore) -> None:
+    job = seeded(unique("progress-retry"), JobStatus.FAILED).replace(progress=PROGRESS)
+    store.create(job)
+    claimed = store.claim(job.job_id, now=T0, lease_until=LIVE_LEASE)
+    assert claimed.claimed and claimed.job is not None and claimed.job.progress is None

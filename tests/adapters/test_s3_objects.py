@@ -40,6 +40,18 @@ def test_missing_key_and_bucket(objects: S3ObjectStore, bucket: str) -> None:
         objects.put_bytes("s3://no-such-bucket-xyz/a.txt", b"x", content_type="text/plain")
 
 
+def test_a_chunked_read_gives_the_size_first_then_the_bytes_in_order(objects: S3ObjectStore, bucket: str) -> None:
+    uri = f"s3://{bucket}/in/big.bin"
+    data = bytes(range(256)) * 41  # 10,496 bytes
+    objects.put_bytes(uri, data, content_type="application/octet-stream")
+    reading = objects.read_chunks(uri, chunk_bytes=4096)
+    assert reading.size == len(data)
+    chunks = list(reading.chunks)
+    assert [len(chunk) for chunk in chunks] == [4096, 4096, 2304] and b"".join(chunks) == data
+    with pytest.raises(ObjectNotFound):
+        objects.read_chunks(f"s3://{bucket}/nope.bin", chunk_bytes=4096)  # at the call, before any chunk
+
+
 @pytest.mark.parametrize("uri", ["http://b/k", "s3://bucket", "s3://bucket/", "s3:///key", "s3://Bucket/key"])
 def test_bad_uris_are_refused_before_any_request(objects: S3ObjectStore, uri: str) -> None:
     with pytest.raises(ValueError, match="s3"):

@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from runtime.domain.job import RETRYABLE_TERMINAL_STATUSES, Job, JobError, JobStatus, Priority, check_transition
+from runtime.domain.job import (
+    RETRYABLE_TERMINAL_STATUSES,
+    Job,
+    JobError,
+    JobStatus,
+    Priority,
+    Progress,
+    check_transition,
+)
 from runtime.domain.ports import (
     QUEUE_BATCH_LIMIT,
     ClaimOutcome,
@@ -19,6 +27,7 @@ from runtime.domain.ports import (
     JobStoreUnavailable,
     LeaseState,
     ListFilter,
+    ObjectChunks,
     ObjectNotFound,
     QueueUnavailable,
     ReceivedMessage,
@@ -111,6 +120,7 @@ class InMemoryJobStore:
                 attempts=job.attempts + 1,
                 lease_expires_at=lease_until,
                 pending_since=None,
+                progress=None,
             )
             return ClaimOutcome(claimed=True, job=claimed)
 
@@ -146,32 +156,60 @@ class InMemoryJobStore:
             self.jobs[job_id] = job.replace(cancel_requested=True, updated_at=now)
             return self.jobs[job_id]
 
-    def finish_canceled(self, job_id: str, *, attempt: int, now: datetime) -> bool:
+    def set_progress(self, job_id: str, *, attempt: int, progress: Progress, now: datetime) -> bool:
+        self._enter("set_progress")
+        with self.lock:
+            job = self._owned(job_id, attempt)
+            if job is None:
+                return False
+            self.jobs[job_id] = job.replace(progress=progress, updated_at=now)
+            return True
+
+    def finish_canceled(self, job_id: str, *, attempt: int, now: datetime, progress: Progress | None = None) -> bool:
         self._enter("finish_canceled")
         with self.lock:
             job = self._owned(job_id, attempt)
             if job is None or not job.cancel_requested:
                 return False
-            self._move(job, JobStatus.CANCELED, now, lease_expires_at=None)
+            self._move(job, JobStatus.CANCELED, now, lease_expires_at=None, progress=progress or job.progress)
             return True
 
-    def succeed(self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime) -> bool:
+    def succeed(
+        self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime, progress: Progress | None = None
+    ) -> bool:
         self._enter("succeed")
         with self.lock:
             job = self._owned(job_id, attempt)
             if job is None:
                 return False
-            self._move(job, JobStatus.SUCCEEDED, now, result=result, error=None, lease_expires_at=None)
+            self._move(
+                job,
+                JobStatus.SUCCEEDED,
+                now,
+                result=result,
+                error=None,
+                lease_expires_at=None,
+                progress=progress or job.progress,
+            )
             return True
 
-    def fail(self, job_id: str, *, attempt: int, error: JobError, final: bool, now: datetime) -> bool:
+    def fail(
+        self,
+        job_id: str,
+        *,
+        attempt: int,
+        error: JobError,
+        final: bool,
+        now: datetime,
+        progress: Progress | None = None,
+    ) -> bool:
         self._enter("fail")
         with self.lock:
             job = self._owned(job_id, attempt)
             if job is None:
                 return False
             status = JobStatus.FAILED_FINAL if final else JobStatus.FAILED
-            self._move(job, status, now, error=error, lease_expires_at=None)
+            self._move(job, status, now, error=error, lease_expires_at=None, progress=progress or job.progress)
             return True
 
     def fail_final(self, job_id: str, *, error: JobError, now: datetime) -> Job | None:
@@ -320,6 +358,11 @@ class InMemoryObjects:
         if uri not in self.objects:
             raise ObjectNotFound(uri)
         return self.objects[uri]
+
+    def read_chunks(self, uri: str, *, chunk_bytes: int) -> ObjectChunks:
+        data = self.get_bytes(uri)
+        chunks = [data[start : start + chunk_bytes] for start in range(0, len(data), chunk_bytes)]
+        return ObjectChunks(size=len(data), chunks=iter(chunks))
 
     def put_bytes(self, uri: str, data: bytes, *, content_type: str) -> None:
         self.objects[uri] = data

@@ -13,17 +13,24 @@ from pydantic import ValidationError
 
 from benchmarks.bench_pricing import item_size, write_units
 from runtime.adapters.dynamodb.codec import job_to_item
-from runtime.domain.job import JobStatus
+from runtime.domain.job import JobStatus, Progress
+from runtime.domain.progress import ProgressReport
+from runtime.job_types.generate_report import BUILD_SHARE
+from runtime.job_types.process_document import READ_CHUNK_BYTES, READ_SHARE
 from runtime.job_types.registry import JobContext, PermanentJobError, get_job_type, job_type_names
 from tests.unit.fakes import T0, InMemoryObjects, make_job
 
 DOC = "The quick brown fox.\nThe lazy dog sleeps; the fox runs.\n"
 
 
-def run(name: str, params: dict[str, Any], objects: InMemoryObjects) -> dict[str, Any]:
+def run(
+    name: str, params: dict[str, Any], objects: InMemoryObjects, reported: list[Progress] | None = None
+) -> dict[str, Any]:
+    """Runs the type's handler; each progress report it makes is appended to `reported`."""
     job_type = get_job_type(name)
     assert job_type is not None
-    context = JobContext(job_id="job-1", attempt=1, trace_id="trace-1", objects=objects)
+    progress = ProgressReport(on_report=lambda _, value: reported.append(value) if reported is not None else None)
+    context = JobContext(job_id="job-1", attempt=1, trace_id="trace-1", objects=objects, progress=progress)
     return job_type.handler(job_type.parse_params(params), context)
 
 
@@ -78,10 +85,28 @@ def test_a_completed_process_document_item_stays_under_one_kb() -> None:
         pending_since=None,
         transitions={"PENDING": T0, "PROCESSING": T0, "SUCCEEDED": T0},
         expires_at=int(T0.timestamp()) + 30 * 86_400,
+        progress=Progress(1.0, "summary written", T0),  # what the handler reports last
     )
     size = item_size(job_to_item(done))
     assert size < 1024, size
     assert write_units(size) == 1
+
+
+def test_process_document_reports_progress_by_bytes_as_it_reads_a_large_object() -> None:
+    data = b"word " * (READ_CHUNK_BYTES // 2)  # 2.5 chunks
+    objects = InMemoryObjects({"s3://docs/big.txt": data})
+    reported: list[Progress] = []
+    result = run(
+        "process_document", {"source": "s3://docs/big.txt", "destination": "s3://docs/big.json"}, objects, reported
+    )
+    assert result["summary"]["size_bytes"] == len(data)
+    fractions = [progress.fraction for progress in reported]
+    # One report per chunk read, by bytes, then the summary's write.
+    assert fractions == pytest.approx(
+        [READ_SHARE * READ_CHUNK_BYTES / len(data), READ_SHARE * 2 * READ_CHUNK_BYTES / len(data), READ_SHARE, 1.0]
+    )
+    assert reported[1].message == f"read {2 * READ_CHUNK_BYTES} of {len(data)} bytes"
+    assert reported[-1].message == "summary written"
 
 
 def test_process_document_summarises_binary_content() -> None:
@@ -139,6 +164,15 @@ def test_generate_report_aggregates_per_group_as_json() -> None:
     assert report["groups"][2] == {"group": "west", "count": 2, "sum": 40, "min": 10, "max": 30, "mean": 20}
     assert result["total"] == {"count": 5, "sum": 51, "min": 1, "max": 30, "mean": 10.2}
     assert (result["rows"], result["groups"], result["format"]) == (5, 3, "json")
+
+
+def test_generate_report_reports_progress_by_rows_while_it_builds_the_report() -> None:
+    reported: list[Progress] = []
+    run("generate_report", REPORT, InMemoryObjects(), reported)
+    rows = len(REPORT["rows"])
+    fractions = [progress.fraction for progress in reported]
+    assert fractions == pytest.approx([BUILD_SHARE * index / rows for index in range(rows)] + [BUILD_SHARE, 1.0])
+    assert reported[2].message == f"2 of {rows} rows aggregated" and reported[-1].message == "report written"
 
 
 def test_generate_report_as_csv() -> None:

@@ -88,3 +88,19 @@ def cancelable_job(params: CancelableParams, ctx: JobContext) -> dict[str, Any]:
         units += 1
     _append(params.run_log, f"done {os.getpid()} {ctx.attempt}")
     return {"units": units, "stopped": False}
+
+
+class ProgressParams(BaseModel):
+    gate: str = Field(min_length=1)  # it reports half way, then waits for this file before finishing
+    steps: int = Field(default=50, ge=1, le=1000)
+
+
+@job_type("test_progress", params=ProgressParams)
+def progress_job(params: ProgressParams, ctx: JobContext) -> dict[str, Any]:
+    """Reports progress many times up to half way, waits for its gate file, then reports 1.0 and finishes."""
+    for step in range(1, params.steps + 1):
+        ctx.report_progress(0.5 * step / params.steps, f"step {step} of {params.steps}")
+    while not os.path.exists(params.gate):
+        time.sleep(POLL_S)
+    ctx.report_progress(1.0, "all done")
+    return {"steps": params.steps}

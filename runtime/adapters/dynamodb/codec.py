@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from runtime.adapters.dynamodb.schema import PENDING_SHARDS, Attr, ErrorAttr
-from runtime.domain.job import Job, JobError, JobStatus, Priority
+from runtime.adapters.dynamodb.schema import PENDING_SHARDS, Attr, ErrorAttr, ProgressAttr
+from runtime.domain.job import Job, JobError, JobStatus, Priority, Progress
 from runtime.domain.times import iso, parse_iso
 
 # An attribute value ({"S": ...}, {"M": {...}}, ...) and an item (name -> attribute value) as written, and an
@@ -151,7 +151,31 @@ def job_to_item(job: Job) -> Item:
         item[Attr.CANCEL_REQUESTED] = {"BOOL": True}
     if job.request_token is not None:
         item[Attr.REQUEST_TOKEN] = {"S": job.request_token}
+    if job.progress is not None:
+        item[Attr.PROGRESS] = progress_attr(job.progress)
     return item
+
+
+def progress_attr(progress: Progress) -> AttributeValue:
+    attributes: Item = {
+        ProgressAttr.FRACTION: {"N": repr(float(progress.fraction))},
+        ProgressAttr.UPDATED_AT: {"S": iso(progress.updated_at)},
+    }
+    if progress.message is not None:
+        attributes[ProgressAttr.MESSAGE] = {"S": progress.message}
+    return {"M": attributes}
+
+
+def _progress(attr: Mapping[str, Any] | None) -> Progress | None:
+    if attr is None:
+        return None
+    raw = from_attr(attr)
+    message = raw.get(ProgressAttr.MESSAGE)
+    return Progress(
+        fraction=float(raw[ProgressAttr.FRACTION]),
+        message=str(message) if message is not None else None,
+        updated_at=parse_iso(str(raw[ProgressAttr.UPDATED_AT])),
+    )
 
 
 def error_attr(error: JobError) -> AttributeValue:
@@ -208,4 +232,5 @@ def item_to_job(item: ItemIn) -> Job:
         retry_base=number(Attr.RETRY_BASE) or 0,
         cancel_requested=bool(item.get(Attr.CANCEL_REQUESTED, {}).get("BOOL", False)),
         request_token=text(Attr.REQUEST_TOKEN),
+        progress=_progress(item.get(Attr.PROGRESS)),
     )

@@ -25,9 +25,10 @@ cost in write units per job, for items up to 1 KB (a GSI write costs 1 WRU per K
 index's key is a delete plus a put there, 2 WRU; an update of other attributes is 1 WRU per index holding the item):
 - create: 3 (one put in each);
 - each status change (claim, success, failure, dead-letter verdict, manual retry): 4 (1 + 2 + 1);
-- each other update (lease renewal, republish marker): 3.
+- each other update (lease renewal, republish marker, progress write): 3.
 A plain job (create, claim, succeed) costs 11 WRU in these indexes on top of its table writes; each lease
-renewal of a long job 3 more. Items written before these indexes existed lack `createdKey` and are not listed.
+renewal of a long job 3 more, and each progress write (at most one per job every `progress_interval_s`) 3 more.
+Items written before these indexes existed lack `createdKey` and are not listed.
 CloudFormation adds at most one index to an existing table per update: a table deployed before these three needs
 them added over three deployments (README, "the list cursor secret").
 
@@ -83,6 +84,7 @@ class Attr:
     # other update, so a stream record whose new image carries it is a status change.
     PREVIOUS_STATUS: Final = "previousStatus"  # the status this change left
     STATUS_CHANGED_AT: Final = "statusChangedAt"  # RFC 3339, when it changed
+    PROGRESS: Final = "progress"  # the handler's last reported progress (ProgressAttr keys); absent until then
 
 
 class ErrorAttr:
@@ -91,6 +93,14 @@ class ErrorAttr:
     CODE: Final = "code"
     MESSAGE: Final = "message"
     PERMANENT: Final = "permanent"
+
+
+class ProgressAttr:
+    """The keys of the `progress` map."""
+
+    FRACTION: Final = "fraction"
+    MESSAGE: Final = "message"  # absent when the report had none
+    UPDATED_AT: Final = "updatedAt"
 
 
 class KeyType(StrEnum):

@@ -31,6 +31,7 @@ from runtime.adapters.dynamodb.codec import (
     job_to_item,
     key,
     pending_shard,
+    progress_attr,
     tenant_status,
     tenant_type,
     to_attr,
@@ -46,7 +47,7 @@ from runtime.adapters.dynamodb.schema import (
     TENANT_TYPE_INDEX,
     Attr,
 )
-from runtime.domain.job import Job, JobError, JobStatus, check_transition, prior_statuses
+from runtime.domain.job import Job, JobError, JobStatus, Progress, check_transition, prior_statuses
 from runtime.domain.ports import (
     ClaimOutcome,
     CreateOutcome,
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
 
 _UNAVAILABLE_CODES = DYNAMODB_UNAVAILABLE_CODES | {"TransactionInProgressException"}
 # Reserved words in DynamoDB expressions, always written through these placeholders.
-_NAMES = {"#s": Attr.STATUS, "#e": Attr.ERROR, "#r": Attr.RESULT}
+_NAMES = {"#s": Attr.STATUS, "#e": Attr.ERROR, "#r": Attr.RESULT, "#p": Attr.PROGRESS}
 # What a job leaving both the queue and any worker drops: its lease and its pending marker.
 _LEASE_AND_PENDING = f"{Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"
 _BATCH_GET_LIMIT = 100  # keys per BatchGetItem
@@ -176,7 +177,7 @@ class DynamoDbJobStore:
             ":now_ms": {"N": str(epoch_ms(now))},
         }
         condition = entry_condition(JobStatus.PROCESSING, values)
-        names: dict[str, str] = {}
+        names: dict[str, str] = {"#p": Attr.PROGRESS}
         change = status_change(JobStatus.PROCESSING, now, names, values)
         try:
             with _translated("update_item"):
@@ -185,7 +186,7 @@ class DynamoDbJobStore:
                     Key=key(job_id),
                     UpdateExpression=(
                         f"SET {change}, {Attr.ATTEMPTS} = if_not_exists({Attr.ATTEMPTS}, :zero) + :one, "
-                        f"{Attr.LEASE_EXPIRES_AT} = :lease REMOVE {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"
+                        f"{Attr.LEASE_EXPIRES_AT} = :lease REMOVE {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}, #p"
                     ),
                     ConditionExpression=condition,
                     ExpressionAttributeNames=names,
@@ -198,6 +199,7 @@ class DynamoDbJobStore:
                 raise
             old = _old_item(exc)
             return ClaimOutcome(claimed=False, job=item_to_job(old) if old else self.get(job_id))
+        # A new attempt starts with no progress of its own (REMOVE #p above): the last attempt's is not its.
         return ClaimOutcome(claimed=True, job=item_to_job(response["Attributes"]))
 
     def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> LeaseState:
@@ -217,7 +219,23 @@ class DynamoDbJobStore:
         requested = attributes.get(Attr.CANCEL_REQUESTED, {}).get("BOOL", False)
         return LeaseState.CANCEL_REQUESTED if requested else LeaseState.HELD
 
-    def succeed(self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime) -> bool:
+    def set_progress(self, job_id: str, *, attempt: int, progress: Progress, now: datetime) -> bool:
+        # Not a status change: the worker's own write about its attempt, like the lease renewal.
+        values: dict[str, AttributeValue] = {":progress": progress_attr(progress), ":now": {"S": iso(now)}}
+        return (
+            self._conditional_update(
+                job_id,
+                update=f"SET #p = :progress, {Attr.UPDATED_AT} = :now",
+                condition=owner_condition(JobStatus.PROCESSING, values, attempt),
+                names={"#s": Attr.STATUS, "#p": Attr.PROGRESS},
+                values=values,
+            )
+            is not None
+        )
+
+    def succeed(
+        self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime, progress: Progress | None = None
+    ) -> bool:
         return self._finish(
             job_id,
             attempt=attempt,
@@ -228,9 +246,19 @@ class DynamoDbJobStore:
             extra_names=("#r",),
             remove_extra=", #e",
             remove_names=("#e",),
+            progress=progress,
         )
 
-    def fail(self, job_id: str, *, attempt: int, error: JobError, final: bool, now: datetime) -> bool:
+    def fail(
+        self,
+        job_id: str,
+        *,
+        attempt: int,
+        error: JobError,
+        final: bool,
+        now: datetime,
+        progress: Progress | None = None,
+    ) -> bool:
         status = JobStatus.FAILED_FINAL if final else JobStatus.FAILED
         return self._finish(
             job_id,
@@ -240,6 +268,7 @@ class DynamoDbJobStore:
             set_extra="#e = :error",
             extra_values={":error": error_attr(error)},
             extra_names=("#e",),
+            progress=progress,
         )
 
     def _finish(
@@ -254,8 +283,14 @@ class DynamoDbJobStore:
         extra_names: tuple[str, ...],
         remove_extra: str = "",
         remove_names: tuple[str, ...] = (),
+        progress: Progress | None = None,
     ) -> bool:
+        """A worker's outcome write; `progress`, the handler's last report, is stored in the same write."""
         values: dict[str, AttributeValue] = dict(extra_values)
+        if progress is not None:
+            set_extra += ", #p = :progress"
+            values[":progress"] = progress_attr(progress)
+            extra_names += ("#p",)
         return (
             self._change_status(
                 job_id,
@@ -310,16 +345,20 @@ class DynamoDbJobStore:
         )
         return _job_or_none(attributes)
 
-    def finish_canceled(self, job_id: str, *, attempt: int, now: datetime) -> bool:
+    def finish_canceled(self, job_id: str, *, attempt: int, now: datetime, progress: Progress | None = None) -> bool:
         values: dict[str, AttributeValue] = {":yes": {"BOOL": True}}
         condition = owner_condition(JobStatus.CANCELED, values, attempt) + f" AND {Attr.CANCEL_REQUESTED} = :yes"
+        if progress is not None:
+            values[":progress"] = progress_attr(progress)
         return (
             self._change_status(
                 job_id,
                 JobStatus.CANCELED,
                 now=now,
+                set_also=", #p = :progress" if progress is not None else "",
                 remove=Attr.LEASE_EXPIRES_AT,
                 condition=condition,
+                names={"#p": Attr.PROGRESS} if progress is not None else None,
                 values=values,
             )
             is not None
