@@ -15,6 +15,7 @@ import pytest
 
 from jobtickets import cli
 from tests.clients.jobs import missing_document_params, transform_params
+from tests.clients.worker_pause import paused_worker
 from tests.conftest import free_port
 from tests.e2e.local_system import LocalSystem
 
@@ -150,3 +151,19 @@ def test_the_installed_command_runs(system: LocalSystem, command: list[str]) -> 
         check=False,
     )
     assert unauthorized.returncode == cli.EXIT_REFUSED and "401 unauthorized" in unauthorized.stderr
+
+
+@pytest.mark.slow
+def test_cancel_and_a_watch_that_times_out(system: LocalSystem) -> None:
+    env = service_env(system)
+    with paused_worker(system):
+        code, out, _ = run_cli(
+            ["submit", "--type", "transform_data", "--params", json.dumps(transform_params("c"))], env
+        )
+        job_id = out.split()[1]
+        code, _, err = run_cli(["watch", job_id, "--timeout", "1"], env)
+        assert code == cli.EXIT_TIMEOUT and f"job {job_id} still PENDING after 1 s" in err
+        code, out, _ = run_cli(["cancel", job_id], env)
+        assert code == cli.EXIT_OK and "status     CANCELED" in out
+    code, out, _ = run_cli(["watch", job_id], env)
+    assert code == cli.EXIT_JOB_FAILED and f"job {job_id} CANCELED after" in out

@@ -1,5 +1,6 @@
 """`jobtickets submit --wait` in a real terminal (tmux), against the local all-in-one: the screen shows one live line
-(status, a bar, the percentage and the handler's message) redrawn in place, then the outcome line."""
+(status, a bar, the percentage and the handler's message) redrawn in place, then the outcome line. The worker is
+held while the job is submitted, so the line's waiting state is on screen for as long as the test needs."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from jobtickets import cli
 from tests.clients.jobs import transform_params
+from tests.clients.worker_pause import paused_worker
 from tests.e2e.local_system import LocalSystem
 
 pytestmark = [
@@ -62,31 +64,38 @@ def terminal() -> Iterator[Terminal]:
         term.close()
 
 
+def wait_for_screen(terminal: Terminal, done: Callable[[list[str]], bool], timeout_s: float = 90) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        screen = terminal.screen()
+        if done(screen):
+            return screen
+        if time.monotonic() > deadline:
+            raise AssertionError("the screen never showed what was expected:\n" + "\n".join(screen))
+        time.sleep(0.05)  # how often the screen is read, not a stand-in for the job's work
+
+
+def bar_lines(screen: list[str]) -> list[re.Match[str]]:
+    return [match for line in screen if (match := BAR_LINE.match(line))]
+
+
 def test_submit_wait_draws_a_live_progress_line_in_a_terminal(system: LocalSystem, terminal: Terminal) -> None:
     env = f"{cli.URL_ENV}={shlex.quote(system.api_url)} {cli.API_KEY_ENV}={shlex.quote(system.api_key)}"
     params = shlex.quote(json.dumps(transform_params("ada", "grace")))
-    terminal.type(f"{env} {CONSOLE_SCRIPT} submit --type transform_data --params {params} --wait; echo exit=$?")
-    screens: list[list[str]] = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        screen = terminal.screen()
-        if not screens or screen != screens[-1]:
-            screens.append(screen)
-        if any(line.startswith("exit=") for line in screen):
-            break
-        time.sleep(0.05)  # how often the screen is read, not a stand-in for the job's work
-    final = screens[-1]
+    with paused_worker(system):
+        terminal.type(f"{env} {CONSOLE_SCRIPT} submit --type transform_data --params {params} --wait; echo exit=$?")
+        # The job waits PENDING while the worker is held: the live line shows it, with an empty bar.
+        waiting = wait_for_screen(terminal, lambda screen: bool(bar_lines(screen)))
+    [pending] = bar_lines(waiting)
+    assert pending["status"] == "PENDING" and pending["bar"] == "-" * cli.BAR_WIDTH and pending["percent"] == "--"
+    final = wait_for_screen(terminal, lambda screen: any(line.startswith("exit=") for line in screen))
     assert "exit=0" in final, "\n".join(final)
     [submitted] = [line for line in final if line.startswith("submitted ")]
     job_id = submitted.split()[1]
-    # One bar line, redrawn in place (a carriage return, not a new line per update), ending full.
-    bars = [match for line in final if (match := BAR_LINE.match(line))]
-    assert len(bars) == 1, "\n".join(final)
-    assert bars[0]["status"] == "SUCCEEDED" and bars[0]["bar"] == "#" * cli.BAR_WIDTH and bars[0]["percent"] == "100%"
+    # Still one bar line: the same line was redrawn in place (carriage return), not a new line per update.
+    [bar] = bar_lines(final)
+    assert bar["status"] == "SUCCEEDED" and bar["bar"] == "#" * cli.BAR_WIDTH and bar["percent"] == "100%"
+    assert final.index(bar.string) == waiting.index(pending.string)
     [outcome] = [line for line in final if line.startswith("job ")]
     assert re.fullmatch(rf"job {job_id} SUCCEEDED after \d+\.\d s \(attempts 1\)", outcome), outcome
-    # While the job waited to be picked up, the same line showed its earlier state (the first poll sees PENDING
-    # and the service's Retry-After keeps it on screen for a second).
-    earlier = [match["status"] for screen in screens[:-1] for line in screen if (match := BAR_LINE.match(line))]
-    assert earlier and earlier[0] in {"PENDING", "PROCESSING"}, earlier
-    assert final.index(submitted) < final.index(bars[0].string) < final.index(outcome)
+    assert final.index(submitted) < final.index(bar.string) < final.index(outcome)

@@ -21,8 +21,10 @@ from jobtickets import (
     Unauthorized,
     UnknownJobType,
     ValidationFailed,
+    WaitTimeout,
 )
 from tests.clients.jobs import missing_document_params, transform_params
+from tests.clients.worker_pause import paused_worker
 from tests.e2e.local_system import LocalSystem
 
 pytestmark = pytest.mark.slow
@@ -139,6 +141,19 @@ def test_retry_and_cancel_follow_the_status_machine(system: LocalSystem, client:
     succeeded = client.wait(client.submit("transform_data", transform_params("z")).job_id, timeout=60)
     with pytest.raises(JobNotRetryable):
         client.retry(succeeded.job_id)
+
+
+def test_cancel_a_waiting_job_then_retry_it(system: LocalSystem, client: JobTicketsClient) -> None:
+    with paused_worker(system):
+        job = client.submit("transform_data", transform_params("held"))
+        with pytest.raises(WaitTimeout) as timed_out:
+            client.wait(job.job_id, timeout=1.5)
+        assert timed_out.value.job.status == "PENDING"
+        canceled = client.cancel(job.job_id)
+        assert canceled.status == "CANCELED" and canceled.is_terminal
+        assert client.cancel(job.job_id).status == "CANCELED"  # again: the same answer
+        assert client.retry(job.job_id).status == "PENDING"  # a CANCELED job is retried as FAILED_FINAL is
+    assert client.wait(job.job_id, timeout=60).status == "SUCCEEDED"
 
 
 def test_the_async_client_does_the_same_against_the_real_service(system: LocalSystem) -> None:
