@@ -118,6 +118,14 @@ def test_rate_limits_back_off_exponentially_then_give_up_at_the_deadline() -> No
     assert all(cap / 2 <= slept <= cap for slept, cap in zip(time.sleeps, caps, strict=True))
 
 
+def test_a_zero_retry_after_still_waits_a_little() -> None:
+    script = Script([error(503, "overloaded", headers={"Retry-After": "0"}), answer(200, job_json())])
+    time = FakeTime()
+    with make_client(script, time) as client:
+        client.get("job-1")
+    assert time.sleeps == [0.05]
+
+
 def test_a_retry_after_beyond_the_deadline_fails_at_once() -> None:
     script = Script([error(503, "job_store_unavailable", headers={"Retry-After": "60"})])
     time = FakeTime()
@@ -147,7 +155,7 @@ def test_a_broken_connection_is_retried_only_for_idempotent_calls() -> None:
 
 
 def test_a_client_error_is_not_retried() -> None:
-    script = Script([error(404, "job_not_found", "jobId: no job with id 'nope'")])
+    script = Script([error(404, "job_not_found", "jobId: no job with id 'nope'", {"X-Trace-Id": "trace-9"})])
     time = FakeTime()
     with make_client(script, time) as client, pytest.raises(JobNotFound) as caught:
         client.get("nope")
@@ -156,6 +164,7 @@ def test_a_client_error_is_not_retried() -> None:
         "job_not_found",
         "jobId: no job with id 'nope'",
     )
+    assert caught.value.trace_id == "trace-9"
     assert time.sleeps == []
 
 

@@ -29,6 +29,8 @@ API_PREFIX = "/api/v1/jobs"
 # The contract's limits: at most this many jobs per batch request and per list page.
 MAX_BATCH_JOBS = 100
 MAX_PAGE_SIZE = 100
+# A "Retry-After: 0" still waits this long, so a service answering it over and over is not hammered.
+MIN_RETRY_DELAY_S = 0.05
 # The batch statuses of one item that mean "not handled, try this item again".
 RETRYABLE_ITEM_STATUSES = frozenset({409, 429, 503})
 
@@ -102,7 +104,7 @@ class Attempts:
         exponential backoff. None when that wait would end past the deadline: give up now rather than later."""
         self.retries += 1
         if retry_after is not None:
-            delay = max(0.0, retry_after)
+            delay = max(MIN_RETRY_DELAY_S, retry_after)
         else:
             cap = min(self.policy.backoff_max_s, self.policy.backoff_base_s * 2 ** (self.retries - 1))
             delay = cap / 2 + random.uniform(0, cap / 2)
@@ -216,6 +218,7 @@ def error_of(response: httpx.Response) -> JobTicketsError:
         body if isinstance(body, Mapping) else None,
         reason=response.reason_phrase,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        trace_id=response.headers.get("X-Trace-Id"),
     )
 
 

@@ -210,6 +210,8 @@ def run(args: argparse.Namespace, client: JobTicketsClient, out: TextIO, err: Te
     as_json: bool = args.json
     started = time.monotonic()
     if args.command == "submit":
+        if args.timeout is not None and not args.wait:
+            raise UsageError("--timeout: only with --wait")
         params = read_json_argument("--params", args.params, stdin)
         metadata = read_json_argument("--metadata", args.metadata, stdin) if args.metadata else None
         job = client.submit(
@@ -289,7 +291,8 @@ def main(
         err.write(f"jobtickets: {exc.detail}\n")
         return EXIT_TIMEOUT
     except JobTicketsError as exc:
-        err.write(f"jobtickets: {exc}\n")
+        quoted = f" (trace id {exc.trace_id})" if isinstance(exc, ServerError) and exc.trace_id else ""
+        err.write(f"jobtickets: {exc}{quoted}\n")
         return EXIT_UNAVAILABLE if isinstance(exc, ConnectionFailed | ServerError) else EXIT_REFUSED
     except KeyboardInterrupt:
         err.write("\njobtickets: interrupted\n")

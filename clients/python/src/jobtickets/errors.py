@@ -18,6 +18,7 @@ class JobTicketsError(Exception):
         *,
         body: Mapping[str, Any] | None = None,
         retry_after: float | None = None,
+        trace_id: str | None = None,
     ) -> None:
         super().__init__(f"{code}: {detail}" if status is None else f"{status} {code}: {detail}")
         self.status = status
@@ -25,6 +26,8 @@ class JobTicketsError(Exception):
         self.detail = detail
         self.body: dict[str, Any] = dict(body or {})
         self.retry_after = retry_after
+        # The answer's X-Trace-Id: quote it when reporting a server error.
+        self.trace_id = trace_id
 
 
 class ConnectionFailed(JobTicketsError):
@@ -160,7 +163,12 @@ def error_class(status: int, code: str) -> type[JobTicketsError]:
 
 
 def make_error(
-    status: int, body: Mapping[str, Any] | None, *, reason: str = "", retry_after: float | None = None
+    status: int,
+    body: Mapping[str, Any] | None,
+    *,
+    reason: str = "",
+    retry_after: float | None = None,
+    trace_id: str | None = None,
 ) -> JobTicketsError:
     """The typed error for an HTTP answer; a body that is not the contract's error shape (a proxy's HTML page)
     gives the code `http_<status>` and the reason phrase."""
@@ -169,4 +177,4 @@ def make_error(
     detail = body.get("detail")
     code = code if isinstance(code, str) and code else f"http_{status}"
     detail = detail if isinstance(detail, str) and detail else (reason.lower() or f"http status {status}")
-    return error_class(status, code)(status, code, detail, body=body, retry_after=retry_after)
+    return error_class(status, code)(status, code, detail, body=body, retry_after=retry_after, trace_id=trace_id)
