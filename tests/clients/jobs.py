@@ -20,3 +20,14 @@ def missing_document_params(system: LocalSystem, name: str) -> dict[str, str]:
         "source": f"s3://{system.bucket}/tenants/local/in/missing-{name}.txt",
         "destination": f"s3://{system.bucket}/tenants/local/out/missing-{name}.json",
     }
+
+
+def report_params(system: LocalSystem, name: str) -> dict[str, Any]:
+    """generate_report over a few rows: it reports progress while aggregating and "report written" at the end."""
+    return {
+        "title": f"sales {name}",
+        "rows": [{"region": region, "amount": amount} for region, amount in (("north", 3), ("south", 5), ("north", 4))],
+        "group_by": "region",
+        "metric": "amount",
+        "destination": f"s3://{system.bucket}/tenants/local/reports/{name}.json",
+    }

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from jobtickets import cli
-from tests.clients.jobs import missing_document_params, transform_params
+from tests.clients.jobs import missing_document_params, report_params, transform_params
 from tests.clients.worker_pause import paused_worker
 from tests.conftest import free_port
 from tests.e2e.local_system import LocalSystem
@@ -96,6 +96,17 @@ def test_submit_wait_get_list_as_json(system: LocalSystem, tmp_path: Path) -> No
     lines = out.splitlines()
     assert code == cli.EXIT_OK and lines[0].split() == ["JOB", "ID", "STATUS", "TYPE", "PRIORITY", "CREATED"]
     assert 1 <= len(lines) - 1 <= 2 and all(" SUCCEEDED " in line for line in lines[1:])
+
+
+@pytest.mark.slow
+def test_progress_is_shown_as_plain_lines_and_by_get(system: LocalSystem) -> None:
+    env = service_env(system)
+    params = json.dumps(report_params(system, uuid.uuid4().hex))
+    code, out, err = run_cli(["submit", "--type", "generate_report", "--params", params, "--wait"], env)
+    assert code == cli.EXIT_OK, err
+    assert err.splitlines()[-1] == "SUCCEEDED 100% report written"
+    code, out, _ = run_cli(["get", out.split()[1]], env)
+    assert code == cli.EXIT_OK and "progress   100% report written" in out.splitlines()
 
 
 @pytest.mark.slow

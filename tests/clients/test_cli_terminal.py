@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from jobtickets import cli
-from tests.clients.jobs import transform_params
+from tests.clients.jobs import report_params
 from tests.clients.worker_pause import paused_worker
 from tests.e2e.local_system import LocalSystem
 
@@ -81,9 +81,9 @@ def bar_lines(screen: list[str]) -> list[re.Match[str]]:
 
 def test_submit_wait_draws_a_live_progress_line_in_a_terminal(system: LocalSystem, terminal: Terminal) -> None:
     env = f"{cli.URL_ENV}={shlex.quote(system.api_url)} {cli.API_KEY_ENV}={shlex.quote(system.api_key)}"
-    params = shlex.quote(json.dumps(transform_params("ada", "grace")))
+    params = shlex.quote(json.dumps(report_params(system, uuid.uuid4().hex)))
     with paused_worker(system):
-        terminal.type(f"{env} {CONSOLE_SCRIPT} submit --type transform_data --params {params} --wait; echo exit=$?")
+        terminal.type(f"{env} {CONSOLE_SCRIPT} submit --type generate_report --params {params} --wait; echo exit=$?")
         # The job waits PENDING while the worker is held: the live line shows it, with an empty bar.
         waiting = wait_for_screen(terminal, lambda screen: bool(bar_lines(screen)))
     [pending] = bar_lines(waiting)
@@ -92,9 +92,11 @@ def test_submit_wait_draws_a_live_progress_line_in_a_terminal(system: LocalSyste
     assert "exit=0" in final, "\n".join(final)
     [submitted] = [line for line in final if line.startswith("submitted ")]
     job_id = submitted.split()[1]
-    # Still one bar line: the same line was redrawn in place (carriage return), not a new line per update.
+    # Still one bar line: the same line was redrawn in place (carriage return), not a new line per update; it ends
+    # full, with the handler's last progress message.
     [bar] = bar_lines(final)
     assert bar["status"] == "SUCCEEDED" and bar["bar"] == "#" * cli.BAR_WIDTH and bar["percent"] == "100%"
+    assert bar.string.endswith("100%  report written"), bar.string
     assert final.index(bar.string) == waiting.index(pending.string)
     [outcome] = [line for line in final if line.startswith("job ")]
     assert re.fullmatch(rf"job {job_id} SUCCEEDED after \d+\.\d s \(attempts 1\)", outcome), outcome

@@ -23,7 +23,7 @@ from jobtickets import (
     ValidationFailed,
     WaitTimeout,
 )
-from tests.clients.jobs import missing_document_params, transform_params
+from tests.clients.jobs import missing_document_params, report_params, transform_params
 from tests.clients.worker_pause import paused_worker
 from tests.e2e.local_system import LocalSystem
 
@@ -58,6 +58,23 @@ def test_submit_get_and_wait_for_a_real_job(client: JobTicketsClient) -> None:
     assert done.result is not None and done.result["records"] == [{"name": "ADA"}, {"name": "GRACE"}]
     assert statuses[-1] == "SUCCEEDED" and done.attempts == 1
     assert set(done.transitions) >= {"PENDING", "PROCESSING", "SUCCEEDED"}
+
+
+def test_wait_reports_the_handlers_progress(system: LocalSystem, client: JobTicketsClient) -> None:
+    job = client.submit("generate_report", report_params(system, uuid.uuid4().hex))
+    seen: list[tuple[float, str | None]] = []
+    done = client.wait(
+        job.job_id,
+        timeout=60,
+        on_progress=lambda job: seen.append(
+            (job.progress.fraction, job.progress.message) if job.progress else (-1, "")
+        ),
+    )
+    assert done.status == "SUCCEEDED" and done.progress is not None
+    assert (done.progress.fraction, done.progress.message) == (1.0, "report written")
+    assert done.progress.updated_at is not None
+    # Called once per change (writes are throttled, so a short job may show only its last value).
+    assert seen and seen[-1] == (1.0, "report written") and len(seen) == len(set(seen))
 
 
 def test_an_idempotency_key_replays_and_a_reused_key_is_typed(client: JobTicketsClient) -> None:
