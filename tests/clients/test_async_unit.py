@@ -4,6 +4,7 @@ Retry-After, async paging, batches and wait with a coroutine callback."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import httpx
 import pytest
@@ -99,3 +100,21 @@ def test_submit_many_and_wait_with_a_coroutine_callback() -> None:
     assert asyncio.run(scenario()) == "FAILED_FINAL"
     assert seen == [0.5]
     assert time.sleeps == [2, 0.5]
+
+
+def test_fetch_result_downloads_a_result_stored_apart() -> None:
+    content = b'{"big":true}'
+    ref = {
+        "uri": "s3://d/tenants/t1/results/job-1.json",
+        "size": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),
+    }
+    job = job_json(status="SUCCEEDED", resultRef=ref, resultUrl="https://storage.test/r.json")
+    script = Script([answer(200, job), httpx.Response(200, content=content)])
+
+    async def scenario() -> object:
+        async with make_client(script, FakeTime()) as client:
+            return await client.fetch_result(await client.get("job-1"))
+
+    assert asyncio.run(scenario()) == {"big": True}
+    assert "Authorization" not in script.requests[1].headers

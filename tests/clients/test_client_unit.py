@@ -3,6 +3,7 @@ kept across retries, error mapping, paging, batches and waiting."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -375,3 +376,38 @@ def test_options_are_checked() -> None:
         JobTicketsClient(URL, "k", deadline_s=0)
     with pytest.raises(ValueError, match="api_key"):
         JobTicketsClient(URL, "")
+
+
+def stored_apart(content: bytes, **extra: object) -> dict[str, object]:
+    ref = {"uri": "s3://docs/tenants/t1/results/job-1.json", "size": len(content)}
+    return job_json(status="SUCCEEDED", resultRef={**ref, "sha256": hashlib.sha256(content).hexdigest()}, **extra)
+
+
+def test_a_result_stored_apart_is_downloaded_without_the_api_key_and_checked() -> None:
+    content = b'{"rows":[1,2,3]}'
+    url = "https://storage.test/results/job-1.json?X-Amz-Signature=abc"
+    script = Script([answer(200, stored_apart(content, resultUrl=url)), httpx.Response(200, content=content)])
+    with make_client(script, FakeTime()) as client:
+        job = client.get("job-1")
+        assert job.result is None and job.result_ref is not None and job.result_ref.size == len(content)
+        assert client.fetch_result(job) == {"rows": [1, 2, 3]}
+    download = script.requests[1]
+    assert str(download.url) == url and "Authorization" not in download.headers
+
+
+def test_fetch_result_gets_a_fresh_url_first_and_refuses_a_corrupt_download() -> None:
+    content = b'{"rows":[1,2,3]}'
+    listed = Job.from_dict(stored_apart(content))  # as list shows it: no resultUrl
+    fresh = stored_apart(content, resultUrl="https://storage.test/r.json")
+    script = Script([answer(200, fresh), httpx.Response(200, content=b'{"rows":[6,6,6]}')])
+    with make_client(script, FakeTime()) as client, pytest.raises(JobTicketsError) as caught:
+        client.fetch_result(listed)
+    assert [request.url.host for request in script.requests] == ["service.test", "storage.test"]
+    assert caught.value.code == "result_corrupt" and "sha256" in caught.value.detail
+
+
+def test_fetch_result_returns_an_inline_result_without_a_request() -> None:
+    script = Script([])
+    with make_client(script, FakeTime()) as client:
+        assert client.fetch_result(Job.from_dict(job_json(status="SUCCEEDED", result={"ok": 1}))) == {"ok": 1}
+        assert client.fetch_result(Job.from_dict(job_json())) is None

@@ -40,6 +40,7 @@ from jobtickets.models import (
     JobFailure,
     JobRequest,
     Progress,
+    ResultRef,
 )
 from jobtickets.webhooks import sign, verify_signature
 
@@ -75,6 +76,7 @@ __all__ = [
     "PayloadTooLarge",
     "Progress",
     "RateLimited",
+    "ResultRef",
     "ServerError",
     "ServiceUnavailable",
     "Unauthorized",

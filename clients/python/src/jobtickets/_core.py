@@ -3,6 +3,8 @@ and how long to wait before trying again. The two clients only send, sleep and l
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -202,6 +204,42 @@ def error_retryable(error: JobTicketsError) -> bool:
 def connection_failed(exc: httpx.TransportError) -> ConnectionFailed:
     reason = str(exc) or type(exc).__name__
     return ConnectionFailed(None, "connection_failed", f"no answer from the service: {reason}")
+
+
+def result_download(job: Job, timeout_s: float) -> httpx.Request | None:
+    """The request that downloads a job's stored-apart result: a plain GET of the presigned URL, deliberately built
+    without the client's headers so the API key never goes to the storage host. None when there is nothing to
+    download (inline result, or no result yet)."""
+    if job.result_ref is None:
+        return None
+    if job.result_url is None:
+        raise JobTicketsError(None, "result_url_missing", f"job {job.job_id} has resultRef but no resultUrl")
+    return httpx.Request("GET", job.result_url, extensions={"timeout": httpx.Timeout(timeout_s).as_dict()})
+
+
+def stored_result(job: Job, response: httpx.Response) -> dict[str, Any]:
+    """The downloaded result, checked against the job's resultRef (size and sha256) before it is trusted."""
+    ref = job.result_ref
+    assert ref is not None
+    if not response.is_success:
+        raise JobTicketsError(
+            response.status_code, "result_download_failed", f"the result of job {job.job_id} could not be downloaded"
+        )
+    content = response.content
+    digest = hashlib.sha256(content).hexdigest()
+    if len(content) != ref.size or digest != ref.sha256:
+        raise JobTicketsError(
+            response.status_code,
+            "result_corrupt",
+            f"the result of job {job.job_id} is {len(content)} bytes with sha256 {digest}, "
+            f"expected {ref.size} bytes with sha256 {ref.sha256}",
+        )
+    document = json.loads(content)
+    if not isinstance(document, dict):
+        raise JobTicketsError(
+            response.status_code, "result_corrupt", f"the result of job {job.job_id} is not an object"
+        )
+    return document
 
 
 def _json(response: httpx.Response) -> Any:

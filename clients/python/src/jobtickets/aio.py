@@ -120,6 +120,23 @@ class AsyncJobTicketsClient:
     async def cancel(self, job_id: str) -> Job:
         return _core.job_of(await self._send(_core.cancel_call(job_id)))
 
+    async def fetch_result(self, job: Job) -> dict[str, Any] | None:
+        """The job's result: inline as `job.result`, or, when it was stored apart (`job.result_ref`), downloaded
+        from its presigned URL (getting the job again first when `job` has no fresh URL) and checked against the
+        size and sha256 the job names. None while the job has no result."""
+        if job.result_ref is None:
+            return job.result
+        if job.result_url is None:
+            job = await self.get(job.job_id)
+        request = _core.result_download(job, self.policy.timeout_s)
+        if request is None:
+            return job.result
+        try:
+            response = await self._http.send(request)
+        except httpx.TransportError as exc:
+            raise _core.connection_failed(exc) from exc
+        return _core.stored_result(job, response)
+
     async def retry(self, job_id: str) -> Job:
         return _core.job_of(await self._send(_core.retry_call(job_id)))
 

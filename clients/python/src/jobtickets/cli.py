@@ -179,6 +179,8 @@ def _print_job(job: Job, out: TextIO) -> None:
         rows.append(("error", f"{job.error.code}: {job.error.message}"))
     if job.result is not None:
         rows.append(("result", json.dumps(job.result, ensure_ascii=False)))
+    if job.result_ref is not None:
+        rows.append(("result", f"stored apart, {job.result_ref.size} bytes at {job.result_ref.uri}"))
     for name, value in rows:
         out.write(f"{name:<10} {value}\n")
 

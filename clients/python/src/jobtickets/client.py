@@ -122,6 +122,23 @@ class JobTicketsClient:
         """Cancels the job: CANCELED at once when it was waiting, or `cancel_requested` while PROCESSING."""
         return _core.job_of(self._send(_core.cancel_call(job_id)))
 
+    def fetch_result(self, job: Job) -> dict[str, Any] | None:
+        """The job's result: inline as `job.result`, or, when it was stored apart (`job.result_ref`), downloaded
+        from its presigned URL (getting the job again first when `job` has no fresh URL) and checked against the
+        size and sha256 the job names. None while the job has no result."""
+        if job.result_ref is None:
+            return job.result
+        if job.result_url is None:
+            job = self.get(job.job_id)
+        request = _core.result_download(job, self.policy.timeout_s)
+        if request is None:
+            return job.result
+        try:
+            response = self._http.send(request)
+        except httpx.TransportError as exc:
+            raise _core.connection_failed(exc) from exc
+        return _core.stored_result(job, response)
+
     def retry(self, job_id: str) -> Job:
         return _core.job_of(self._send(_core.retry_call(job_id)))
 

@@ -89,6 +89,22 @@ class Callback:
 
 
 @dataclass(frozen=True)
+class ResultRef:
+    """A result too large for the job record, stored apart: `size` bytes of canonical JSON with this sha256.
+    `fetch_result` downloads and checks it."""
+
+    uri: str
+    size: int
+    sha256: str
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ResultRef | None:
+        if not isinstance(data, Mapping) or not isinstance(data.get("uri"), str):
+            return None
+        return cls(uri=data["uri"], size=_int(data.get("size")), sha256=str(data.get("sha256", "")).lower())
+
+
+@dataclass(frozen=True)
 class JobFailure:
     """The job's `error`: why its last attempt failed."""
 
@@ -118,6 +134,9 @@ class Job:
     attempts: int
     result: dict[str, Any] | None
     error: JobFailure | None
+    # A large result: `result` is None, `result_ref` says where it is, `result_url` (from `get` only) downloads it.
+    result_ref: ResultRef | None
+    result_url: str | None
     created_at: datetime | None
     updated_at: datetime | None
     trace_id: str | None
@@ -146,6 +165,7 @@ class Job:
         result = data.get("result")
         trace_id = data.get("traceId")
         tenant = data.get("tenant")
+        result_url = data.get("resultUrl")
         return cls(
             job_id=job_id,
             status=str(data.get("status", "")),
@@ -156,6 +176,8 @@ class Job:
             attempts=_int(data.get("attempts")),
             result=dict(result) if isinstance(result, Mapping) else None,
             error=JobFailure.from_dict(data.get("error")),
+            result_ref=ResultRef.from_dict(data.get("resultRef")),
+            result_url=result_url if isinstance(result_url, str) and result_url else None,
             created_at=parse_time(data.get("createdAt")),
             updated_at=parse_time(data.get("updatedAt")),
             trace_id=trace_id if isinstance(trace_id, str) else None,
