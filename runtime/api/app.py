@@ -13,7 +13,7 @@ from runtime.adapters.priority_queue import PriorityJobQueue, sqs_priority_queue
 from runtime.adapters.sqs_batch_sender import BatchingSqsJobQueue
 from runtime.adapters.sqs_depth import SqsQueueDepths
 from runtime.adapters.sqs_queue import SqsJobQueue
-from runtime.api import routes_health, routes_jobs, routes_stats
+from runtime.api import openapi, routes_health, routes_jobs, routes_stats
 from runtime.api.console import mount_console
 from runtime.api.deps import Container
 from runtime.api.errors import install_error_handlers
@@ -169,6 +169,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(routes_stats.router)
     app.include_router(routes_health.router)
     mount_console(app)
+    openapi.install(app)
     # The request's span wraps the whole middleware stack (the instrumentation puts it outermost), so the trace id
     # middleware can adopt the span's trace id; that middleware is outside all but the security headers, so that
     # every answer (errors included) carries X-Trace-Id.

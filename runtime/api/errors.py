@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from runtime.domain.job import Job
 from runtime.domain.listing import InvalidCursor
@@ -111,6 +113,33 @@ def _state_conflict(job: Job, code: str, action: str) -> JSONResponse:
     return error_response(409, code, f"job {job.job_id} is {status} and cannot be {action}", extra={"status": status})
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method a route serves on this path. Starlette's own 405 names only the first route's (on /api/v1/jobs
+    it would say POST and hide GET). A path some route names literally (/api/v1/jobs/batch) counts only the literal
+    routes, not a template that happens to match it too (/api/v1/jobs/{jobId})."""
+    found: list[tuple[str, bool]] = []  # (method, matched by a template)
+    for route in _leaf_routes(request.app.router.routes):
+        for method in _METHODS:
+            if route.matches({**request.scope, "method": method})[0] == Match.FULL:
+                found.append((method, "{" in getattr(route, "path", "")))
+    literal = any(not templated for _, templated in found)
+    allowed = {method for method, templated in found if not (literal and templated)}
+    return ", ".join(method for method in _METHODS if method in allowed)
+
+
+def _leaf_routes(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
+    # FastAPI wraps an included router in one route; its own routes carry the full paths.
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaf_routes(inner.routes)
+        else:
+            yield route
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -136,7 +165,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 405,
                 "method_not_allowed",
                 f"{request.method} is not allowed on {request.url.path}",
-                dict(exc.headers or {}),
+                {**dict(exc.headers or {}), "Allow": _allowed_methods(request)},
             )
         return error_response(exc.status_code, "http_error", str(exc.detail).lower(), dict(exc.headers or {}))
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from runtime.domain.job import JobError, JobStatus
+from runtime.job_types.registry import job_type_names
 from tests.api.conftest import LiveApi
 
 XRAY_ID = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
@@ -382,3 +383,31 @@ def test_a_default_left_out_or_sent_explicitly_is_the_same_request(http: httpx.C
     assert again.status_code in (200, 409), again.text  # a replay (409 while the first is in flight), not 422
     assert again.json().get("error") != "idempotency_key_reused"
     assert first.json()["params"]["format"] == "json"
+
+
+def test_openapi_publishes_each_job_types_params_and_the_links_from_a_job(http: httpx.Client) -> None:
+    spec = http.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    submit_body = spec["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    batch_item = spec["paths"]["/api/v1/jobs/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    batch_item = batch_item["properties"]["jobs"]["items"]
+    for body in (submit_body, batch_item):
+        assert body["discriminator"] == {"propertyName": "type"}
+        variants = {variant["properties"]["type"]["const"]: variant for variant in body["oneOf"]}
+        assert set(variants) == set(job_type_names())
+        params_ref = variants["transform_data"]["properties"]["params"]["$ref"]
+        assert params_ref == "#/components/schemas/TransformDataParams"
+    assert "records" in schemas["TransformDataParams"]["properties"]
+    assert schemas["ProcessDocumentParams"]["properties"]["source"]["pattern"].startswith("^s3://")
+    links = spec["paths"]["/api/v1/jobs"]["post"]["responses"]["201"]["links"]
+    assert set(links) == {"GetJob", "RetryJob", "CancelJob"}
+    assert links["GetJob"]["parameters"] == {"jobId": "$response.body#/jobId"}
+
+
+def test_a_wrong_method_names_every_allowed_one(http: httpx.Client) -> None:
+    response = http.request("DELETE", "/api/v1/jobs")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, POST"
+    assert response.json()["error"] == "method_not_allowed"
+    batch = http.request("PUT", "/api/v1/jobs/batch")  # a literal path: the {jobId} template's GET is not offered
+    assert batch.status_code == 405 and batch.headers["Allow"] == "POST"
