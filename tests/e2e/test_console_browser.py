@@ -9,10 +9,13 @@ here. Without it these tests fail with that message: they are never skipped."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -111,8 +114,25 @@ def sign_in(page: Page, system: LocalSystem) -> None:
     expect(page.locator("#jobs-table")).to_be_visible()
 
 
+def submit_with_cli(system: LocalSystem, job_type: str, params: dict[str, Any], *options: str) -> dict[str, Any]:
+    """`jobtickets submit` (clients/python), as a user at a terminal next to the console would."""
+    env = {**os.environ, "JOBTICKETS_URL": system.api_url, "JOBTICKETS_API_KEY": system.api_key}
+    command = [sys.executable, "-m", "jobtickets", "submit", "--type", job_type, "--params", json.dumps(params)]
+    completed = subprocess.run(
+        [*command, "--json", *options],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    job: dict[str, Any] = json.loads(completed.stdout)
+    return job
+
+
 def submit(api: httpx.Client, body: dict[str, Any]) -> str:
-    # Over HTTP: the `jobtickets` CLI (clients/python) was not on main when this test was written.
+    """Over HTTP, for the jobs that only set the scene."""
     response = api.post("/api/v1/jobs", json=body)
     assert response.status_code == 201, response.text
     job_id: str = response.json()["jobId"]
@@ -137,8 +157,16 @@ def test_sign_in_watch_a_job_succeed_and_read_its_timeline(page: Page, system: L
     assert page.evaluate("localStorage.length") == 0
     assert page.context.cookies() == []
 
-    job_id = submit(api, transform_job())
+    report = {
+        "title": "sales",
+        "rows": [{"region": "north", "amount": 3}, {"region": "south", "amount": 4}, {"region": "north", "amount": 5}],
+        "group_by": "region",
+        "metric": "amount",
+        "destination": f"s3://{system.bucket}/tenants/local/console/report.json",
+    }
+    job_id = submit_with_cli(system, "generate_report", report)["jobId"]
     expect(row(page, job_id).locator("td.status")).to_have_text("SUCCEEDED")  # live refresh, no reload
+    expect(row(page, job_id).locator("progress")).to_have_attribute("value", "100")
     open_with_keyboard(page, job_id)
     detail = page.locator("#detail")
     expect(detail).to_have_attribute("data-status", "SUCCEEDED")
@@ -148,7 +176,9 @@ def test_sign_in_watch_a_job_succeed_and_read_its_timeline(page: Page, system: L
     job = api.get(f"/api/v1/jobs/{job_id}").json()
     for status, at in job["transitions"].items():
         expect(page.locator(f'#detail-timeline li[data-status="{status}"] time')).to_have_attribute("datetime", at)
-    expect(page.locator("#detail-result")).to_contain_text('"name": "Ada"')
+    expect(page.locator("#detail-result")).to_contain_text("report.json")
+    # The handler's last progress report: the fraction and its message.
+    expect(page.locator("#detail-progress")).to_contain_text("100% — report written")
 
     # A retry of a SUCCEEDED job: the API's 409 is shown as it answered.
     page.get_by_role("button", name="Retry job").click()
@@ -168,7 +198,7 @@ def test_cancel_a_job_held_pending(page: Page, system: LocalSystem, api: httpx.C
     worker_pid = [event for event in system.events("child_started") if event.get("child") == "worker"][-1]["pid"]
     os.kill(worker_pid, signal.SIGSTOP)
     try:
-        job_id = submit(api, transform_job())
+        job_id = submit_with_cli(system, "transform_data", transform_job()["params"])["jobId"]
         expect(row(page, job_id).locator("td.status")).to_have_text("PENDING")
         open_with_keyboard(page, job_id)
         page.get_by_role("button", name="Cancel job").click()
