@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from runtime.domain.job import Priority
 from runtime.domain.progress import PROGRESS_INTERVAL_S
+from runtime.domain.schedule import SQS_MAX_DELAY_S
 from runtime.observability.names import METRICS_NAMESPACE
 
 # The worker renews the leases of its running jobs at least this often (a whole fraction of the heartbeat
@@ -91,6 +92,9 @@ class Settings(BaseSettings):
     # A manual retry of a PENDING job publishes it again only when its last publish is older than this: a younger
     # message is likely still in the queue, and concurrent retries must not each add one.
     retry_republish_after_s: int = Field(default=10, ge=1)
+    # Scheduled jobs due within this many seconds are sent with an SQS message delay (DelaySeconds, at most 900);
+    # later ones are released by the republisher once inside it (runtime/domain/schedule.py). Tests shorten it.
+    schedule_delay_window_s: int = Field(default=SQS_MAX_DELAY_S, ge=1, le=SQS_MAX_DELAY_S)
 
     # ECS sets ECS_AGENT_URI in every task: the container agent's endpoint, where the worker sets its task's
     # scale-in protection. Unset (local, k8s, tests) means the worker makes no protection calls at all.
@@ -213,6 +217,13 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.backoff_max_s < self.backoff_base_s:
             raise ValueError(f"backoff_max_s {self.backoff_max_s} is below backoff_base_s {self.backoff_base_s}")
+        if self.republish_bound_s >= self.schedule_delay_window_s:
+            # The republisher releases a held scheduled job within the bound after it enters the window: a bound
+            # as long as the window would release it after its runAt.
+            raise ValueError(
+                f"republish_after_s + republish_interval_s ({self.republish_bound_s}) must be below "
+                f"schedule_delay_window_s ({self.schedule_delay_window_s})"
+            )
         oidc = {
             "JOBS_OIDC_ISSUER": self.oidc_issuer,
             "JOBS_OIDC_AUDIENCE": self.oidc_audience,

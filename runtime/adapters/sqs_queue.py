@@ -1,4 +1,5 @@
-"""JobQueue on SQS: {"jobId","traceId"} messages, long-poll receive, batched deletes and visibility changes."""
+"""JobQueue on SQS: {"jobId","traceId"} messages (a scheduled job's with its DelaySeconds), long-poll receive,
+batched deletes and visibility changes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -68,6 +69,7 @@ class OutgoingMessage:
 
     body: str
     trace_header: str | None
+    delay_s: int = 0  # SQS DelaySeconds (0-900): hidden that long after the send
 
 
 class SqsJobQueue:
@@ -83,20 +85,18 @@ class SqsJobQueue:
 
     def send(self, message: JobMessage) -> None:
         outgoing = self.outgoing(message)
+        kwargs: dict[str, Any] = {}
+        if outgoing.trace_header:
+            kwargs["MessageSystemAttributes"] = _trace_attribute(outgoing.trace_header)
+        if outgoing.delay_s:
+            kwargs["DelaySeconds"] = outgoing.delay_s
         with _translated("send_message"):
-            if outgoing.trace_header:
-                self._client.send_message(
-                    QueueUrl=self._url,
-                    MessageBody=outgoing.body,
-                    MessageSystemAttributes=_trace_attribute(outgoing.trace_header),
-                )
-            else:
-                self._client.send_message(QueueUrl=self._url, MessageBody=outgoing.body)
+            self._client.send_message(QueueUrl=self._url, MessageBody=outgoing.body, **kwargs)
 
     def outgoing(self, message: JobMessage) -> OutgoingMessage:
         """The message as sent (call it in the sender's context: it reads the current trace header)."""
         header = self._trace_header() if self._trace_header is not None else None
-        return OutgoingMessage(body=encode(message), trace_header=header or None)
+        return OutgoingMessage(body=encode(message), trace_header=header or None, delay_s=message.delay_s)
 
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> dict[int, str]:
         """One SendMessageBatch of at most QUEUE_BATCH_LIMIT messages; the failed ones by index -> error code.
@@ -108,6 +108,8 @@ class SqsJobQueue:
             entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(index), "MessageBody": outgoing.body}
             if outgoing.trace_header:
                 entry["MessageSystemAttributes"] = _trace_attribute(outgoing.trace_header)
+            if outgoing.delay_s:
+                entry["DelaySeconds"] = outgoing.delay_s
             entries.append(entry)
         with _translated("send_message_batch"):
             response = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)

@@ -25,6 +25,7 @@ from runtime.auth.authenticator import Authenticator
 from runtime.auth.oidc import OidcConfig, OidcVerifier
 from runtime.domain.listing import CursorSigner, JobLister
 from runtime.domain.ports import Clock, JobQueue, JobStore, UtcClock
+from runtime.domain.schedule import DelayWindow
 from runtime.domain.stats import StatsReader
 from runtime.domain.submit import JobService
 from runtime.observability import configure as configure_observability
@@ -106,6 +107,7 @@ def build_container(
         idempotency_ttl_s=settings.idempotency_ttl_s,
         submit_in_flight_s=settings.submit_in_flight_s,
         retry_republish_after_s=settings.retry_republish_after_s,
+        delay_window=DelayWindow(settings.schedule_delay_window_s),
     )
     lister = JobLister(store, CursorSigner(settings.cursor_key()))
     batch_writes = ThreadPoolExecutor(max_workers=settings.batch_write_concurrency, thread_name_prefix="batch-write")
@@ -156,6 +158,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
                 body_timeout_s=settings.http_body_timeout_s,
                 republish_bound_s=settings.republish_bound_s,
                 submit_in_flight_s=settings.submit_in_flight_s,
+                schedule_delay_window_s=settings.schedule_delay_window_s,
             )
         if getattr(route, "name", None) == "retry_job":
             route.description = routes_jobs.RETRY_DESCRIPTION.format(  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Match
 from runtime.domain.job import Job
 from runtime.domain.listing import InvalidCursor
 from runtime.domain.ports import JobStoreUnavailable
+from runtime.domain.schedule import ScheduleRejected
 from runtime.domain.submit import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -98,6 +99,8 @@ def submit_error(exc: Exception, *, key_field: str = "Idempotency-Key") -> ApiEr
         return ApiError(
             503, "job_store_unavailable", STORE_UNAVAILABLE_DETAIL, headers={"Retry-After": str(STORE_RETRY_AFTER_S)}
         )
+    if isinstance(exc, ScheduleRejected):
+        return validation_error([{"field": exc.field, "message": exc.message}])
     return None
 
 
@@ -194,6 +197,11 @@ def install_error_handlers(app: FastAPI) -> None:
         log_event(LogEvent.JOB_KEY_REUSED, jobId=exc.job.job_id)
         return _answer(exc)
 
+    async def on_schedule_rejected(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ScheduleRejected)
+        log_event(LogEvent.JOB_REJECTED, status=422, error="validation_error", detail=str(exc)[:200])
+        return _answer(exc)
+
     async def on_key_in_flight(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, IdempotencyKeyInFlight)
         log_event(LogEvent.JOB_IN_FLIGHT, jobId=exc.job.job_id)
@@ -209,3 +217,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobNotCancelable, on_not_cancelable)
     app.add_exception_handler(IdempotencyKeyReused, on_key_reused)
     app.add_exception_handler(IdempotencyKeyInFlight, on_key_in_flight)
+    app.add_exception_handler(ScheduleRejected, on_schedule_rejected)

@@ -31,6 +31,7 @@ from runtime.api.schemas import (
 from runtime.domain.job import Job, JobStatus, Priority
 from runtime.domain.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ListFilter
 from runtime.domain.ports import JobStoreUnavailable
+from runtime.domain.schedule import DELAY_FIELD, RUN_AT_FIELD, ScheduleRequest, parse_run_at
 from runtime.domain.submit import JobNotFound, JobService, SubmitRequest, SubmitResult
 from runtime.job_types.confinement import Confinement
 from runtime.job_types.registry import get_job_type, job_type_names
@@ -185,7 +186,19 @@ def validate_submit(
         trace_id=trace_id,
         tenant=tenant,
         idempotency_key=idempotency_key,
+        schedule=_schedule(request),
     )
+
+
+def _schedule(request: SubmitJobRequest) -> ScheduleRequest | None:
+    """The requested schedule (how far ahead a runAt may be is the service's check, against its clock)."""
+    if request.runAt is not None and request.delaySeconds is not None:
+        raise validation_error([{"field": RUN_AT_FIELD, "message": f"give {RUN_AT_FIELD} or {DELAY_FIELD}, not both"}])
+    if request.runAt is not None:
+        return ScheduleRequest(run_at=parse_run_at(request.runAt))
+    if request.delaySeconds is not None:
+        return ScheduleRequest(delay_s=request.delaySeconds)
+    return None
 
 
 def job_response(job: Job, status_code: int, headers: dict[str, str] | None = None) -> Response:
@@ -239,7 +252,18 @@ answer, the answer is still `201`: the job is stored as `PENDING` and the republ
 the answer is `503 job_store_unavailable` and nothing was created.
 
 `409 idempotency_key_in_flight` (with `Retry-After`) answers a repeat of a keyed request whose job is still
-`PENDING` and younger than {submit_in_flight_s} s, i.e. while the first request may still be publishing it."""
+`PENDING` and younger than {submit_in_flight_s} s, i.e. while the first request may still be publishing it.
+
+**Scheduled jobs.** `runAt` (RFC 3339 with a timezone, at most 7 days ahead; a past moment means now) or
+`delaySeconds` (0-604800), not both (`422` naming the field otherwise, or for a `runAt` too far ahead or not
+RFC 3339). The job is `PENDING` with `runAt` (UTC) shown until then; both fields are part of the idempotency
+fingerprint as sent. Tolerance: the job **never starts before `runAt`** by the worker's clock (the claim that starts
+it is a conditional write that refuses it earlier; a message that arrives early is put back with the time left,
+costing no attempt), so only the workers' clock error (milliseconds with NTP / Amazon Time Sync) can make it early.
+It normally starts within about 2 s after `runAt` when a worker has a free slot (SQS delays count whole seconds,
+rounded up). Due within {schedule_delay_window_s} s it is sent with an SQS message delay; later, the republisher
+releases it once it is within that window. If its message is lost it is published again within
+**{republish_bound_s} s** after `runAt`. `POST .../cancel` cancels it while it waits; it never runs then."""
 
 
 @router.post(
@@ -277,7 +301,8 @@ the answer is `503 job_store_unavailable` and nothing was created.
         413: _error_doc("`payload_too_large`: the body is over the size limit."),
         415: _error_doc("`unsupported_media_type`: the body's Content-Type is not `application/json` (or `+json`)."),
         422: _error_doc(
-            "`validation_error`, `invalid_json`, `unknown_job_type` (lists `knownTypes`), "
+            "`validation_error` (also `runAt` / `delaySeconds`: both given, too far ahead, not RFC 3339), "
+            "`invalid_json`, `unknown_job_type` (lists `knownTypes`), "
             "`invalid_idempotency_key`, `idempotency_key_reused`; `detail` names the field."
         ),
         503: _error_doc("`job_store_unavailable`: nothing was created.", **{"Retry-After": _RETRY_AFTER_DOC}),

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 from runtime.domain.job import Job, JobStatus
 from runtime.domain.progress import MAX_PROGRESS_MESSAGE_CHARS, PROGRESS_INTERVAL_S
+from runtime.domain.schedule import MAX_SCHEDULE_AHEAD_S, parse_run_at
 from runtime.domain.times import iso
 
 # DynamoDB numbers carry 38 significant digits and nest 32 levels deep; refuse what it cannot store.
@@ -30,6 +31,26 @@ class SubmitJobRequest(BaseModel):
     metadata: dict[str, Any] | None = Field(
         default=None, description="Optional caller data kept with the job (null or absent means {})."
     )
+    runAt: StrictStr | None = Field(
+        default=None,
+        description="Optional: do not start the job before this moment. RFC 3339 with a timezone "
+        "(`2026-01-02T03:04:05Z`, `...+01:00`), at most 7 days ahead; a past moment means now. Not with delaySeconds.",
+        json_schema_extra={"format": "date-time"},
+    )
+    delaySeconds: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SCHEDULE_AHEAD_S,
+        description=f"Optional: do not start the job before this many seconds after the submit "
+        f"(0-{MAX_SCHEDULE_AHEAD_S}). Not with runAt.",
+    )
+
+    @field_validator("runAt")
+    @classmethod
+    def _check_run_at(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_run_at(value)  # the message names the value
+        return value
 
 
 # The most jobs one POST /api/v1/jobs/batch takes (the contract's limit).
@@ -91,6 +112,9 @@ class JobOut(BaseModel):
         description="the handler's last reported progress; null until it reports. Written at most once per job "
         f"every {PROGRESS_INTERVAL_S:g} s while it runs (the worker's progress_interval_s, never less); the last "
         "value is kept when the job ends"
+    )
+    runAt: datetime | None = Field(
+        description="a scheduled job does not start before this moment (RFC 3339, UTC); null when not scheduled"
     )
 
 
@@ -174,6 +198,7 @@ def job_document(job: Job) -> dict[str, Any]:
             "message": job.progress.message,
             "updatedAt": iso(job.progress.updated_at),
         },
+        "runAt": iso(job.run_at) if job.run_at is not None else None,
     }
 
 

@@ -126,6 +126,8 @@ class Job:
     request_token: str | None = None
     # The handler's last reported progress (null until it reports; kept after the job ends).
     progress: Progress | None = None
+    # A scheduled job does not start before this moment (its claim is refused until then); None: at once.
+    run_at: datetime | None = None
 
     @property
     def attempts_since_retry(self) -> int:

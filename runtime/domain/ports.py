@@ -71,9 +71,9 @@ class JobStore(Protocol):
 
     def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> ClaimOutcome:
         """PENDING | FAILED | (PROCESSING with lease_expires_at < now) -> PROCESSING, attempts + 1,
-        lease set, pending marker and the last attempt's progress removed; one conditional update returning the
-        new item. On a failed condition the current item is returned (no separate read when the store can avoid
-        it)."""
+        lease set, pending marker and the last attempt's progress removed, and only once the job's run_at (if any)
+        is not after `now`; one conditional update returning the new item. On a failed condition the current item
+        is returned (no separate read when the store can avoid it)."""
 
     def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> LeaseState:
         """Heartbeat: only while PROCESSING under this attempt. The same write reads the job's cancel flag back."""
@@ -105,9 +105,10 @@ class JobStore(Protocol):
         Returns the job after the change, or None when nothing changed: the job is terminal, does not
         exist, or is PROCESSING under a live lease (its worker is alive and decides the outcome)."""
 
-    def requeue(self, job_id: str, *, now: datetime) -> Job | None:
-        """Manual retry of FAILED_FINAL | CANCELED -> PENDING (pending marker set, retry_base = attempts so that
-        the job gets its full attempt budget again, cancel flag cleared). None if neither."""
+    def requeue(self, job_id: str, *, now: datetime, pending_since: datetime | None = None) -> Job | None:
+        """Manual retry of FAILED_FINAL | CANCELED -> PENDING (pending marker set to `pending_since`, default
+        `now`; retry_base = attempts so that the job gets its full attempt budget again, cancel flag cleared).
+        None if neither."""
 
     def cancel(self, job_id: str, *, now: datetime) -> Job | None:
         """PENDING | FAILED -> CANCELED at once (pending marker removed). The job after it, None if neither."""
@@ -118,8 +119,9 @@ class JobStore(Protocol):
     def finish_canceled(self, job_id: str, *, attempt: int, now: datetime, progress: Progress | None = None) -> bool:
         """PROCESSING (this attempt, cancel requested) -> CANCELED. False if the condition failed."""
 
-    def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
-        """Moves the pending marker of a still-PENDING job forward, so that one republisher wins."""
+    def mark_republished(self, job_id: str, *, expected_pending_since: datetime, pending_since: datetime) -> bool:
+        """Moves the pending marker of a still-PENDING job from `expected_pending_since` to `pending_since` (the
+        sweep's clock, or a scheduled job's run_at), so that one republisher wins."""
 
     def stuck_pending(self, *, older_than: datetime, limit: int) -> Sequence[Job]:
         """PENDING jobs whose pending marker is older than `older_than` (the sparse pending index)."""
@@ -146,10 +148,12 @@ class JobMessage:
     trace_id: str
     # Which queue the message goes to (or came from); not part of the message body.
     priority: Priority = Priority.NORMAL
+    # How long the queue hides a sent message (a scheduled job's remaining wait); not part of the body.
+    delay_s: int = 0
 
     @classmethod
-    def for_job(cls, job: Job) -> JobMessage:
-        return cls(job_id=job.job_id, trace_id=job.trace_id, priority=job.priority)
+    def for_job(cls, job: Job, *, delay_s: int = 0) -> JobMessage:
+        return cls(job_id=job.job_id, trace_id=job.trace_id, priority=job.priority, delay_s=delay_s)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,10 @@ decide the message's fate (delete it, retry it after a backoff delay, or keep it
 Cancel: a job whose cancel was requested while it was PROCESSING ends CANCELED when its worker noticed the
 request (the heartbeat sets the job's cancel flag, `ctx.cancelled`) before the handler ended, whatever the handler
 then returned or raised; a handler that ended before keeps its real outcome (the request is then a no-op). A job
-claimed with its cancel already requested (a takeover, or a retry after a failed attempt) ends CANCELED unrun."""
+claimed with its cancel already requested (a takeover, or a retry after a failed attempt) ends CANCELED unrun.
+
+Schedule: the store refuses the claim of a job before its runAt; such a message is put back as a fresh one delayed
+by the time left (Action.REPUBLISH), so that arriving early costs the job neither an attempt nor a receive."""
 
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from runtime.domain.ports import (
     UtcClock,
 )
 from runtime.domain.progress import OutcomeOnlyProgress, ProgressReport, ProgressSink
+from runtime.domain.schedule import SQS_MAX_DELAY_S
 from runtime.job_types.confinement import OUTSIDE_TENANT_CODE, Confinement
 from runtime.job_types.registry import (
     CancelSignal,
@@ -57,6 +61,8 @@ class Action(StrEnum):
     DELETE = "delete"  # the message is done with
     RETRY = "retry"  # make it visible again after delay_s (backoff of a failed attempt)
     KEEP = "keep"  # another worker holds the job: look again after delay_s, never delete
+    # Not due yet: send a fresh message delayed by delay_s, then delete this one (the receive count starts over).
+    REPUBLISH = "republish"
 
 
 class Outcome(StrEnum):
@@ -67,6 +73,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"  # job already terminal: a late or duplicate message
     LEASED = "leased"  # job PROCESSING under someone else's live lease
     NOT_READY = "not_ready"  # claim refused for another reason (a race); look again soon
+    NOT_DUE = "not_due"  # a scheduled job whose runAt is still ahead: not started
     MISSING = "missing"  # no such job
     POISON = "poison"  # the body is not a job message
     LOST_CLAIM = "lost_claim"  # ran the handler but someone else took the job over meanwhile
@@ -90,6 +97,9 @@ class Decision:
 class ProcessingConfig:
     visibility_timeout_s: int
     max_attempts: int
+    # The longest delay a put-back message gets (Settings.schedule_delay_window_s); a job due later comes back
+    # after it and is put back again.
+    delay_window_s: int = SQS_MAX_DELAY_S
 
 
 OnClaimed = Callable[[Job], None]
@@ -272,6 +282,10 @@ class MessageProcessor:
             remaining = (job.lease_expires_at - now).total_seconds()
             delay = min(MAX_VISIBILITY_TIMEOUT_S, math.ceil(remaining) + LEASE_MARGIN_S)
             return Decision(Action.KEEP, Outcome.LEASED, delay_s=delay, job=job)
+        if job.run_at is not None and job.run_at > now:
+            remaining_s = math.ceil((job.run_at - now).total_seconds())
+            delay = min(self._config.delay_window_s, max(1, remaining_s))
+            return Decision(Action.REPUBLISH, Outcome.NOT_DUE, delay_s=delay, job=job)
         # PENDING/FAILED/expired lease yet the claim failed: a write raced ours. Look again shortly.
         return Decision(Action.KEEP, Outcome.NOT_READY, delay_s=LEASE_MARGIN_S, job=job)
 

@@ -15,6 +15,7 @@ from typing import Any
 from runtime.domain.fingerprint import fingerprint
 from runtime.domain.job import RETRYABLE_TERMINAL_STATUSES, Job, JobStatus, Priority
 from runtime.domain.ports import Clock, CreateOutcome, JobMessage, JobQueue, JobStore, QueueUnavailable
+from runtime.domain.schedule import DelayWindow, ScheduleRequest, publish_delay_s
 
 # Fixed forever: job ids derived from idempotency keys must stay the same across releases.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0e6f0e-8f3a-4d56-9a43-2f1c6d0b7a19")
@@ -64,13 +65,16 @@ class SubmitRequest:
     trace_id: str
     tenant: str  # the authenticated caller's tenant: owns the job and scopes its idempotency key
     idempotency_key: str | None = None
+    schedule: ScheduleRequest | None = None  # runAt or delaySeconds; None: the job may start at once
 
 
 @dataclass(frozen=True)
 class SubmitResult:
     job: Job
     created: bool  # False: a replay of an earlier request with the same key and body
-    published: bool  # False when created but the queue did not answer (the republisher will publish it)
+    # False when created but the queue did not answer (the republisher will publish it). A scheduled job held back
+    # for the republisher (runAt beyond the delay window) counts as published: nothing was due yet.
+    published: bool
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,9 @@ def job_id_for_key(tenant: str, key: str, generation: int) -> str:
 
 
 class JobService:
-    """Submit, get and retry against the ports. Store errors (JobStoreUnavailable) propagate."""
+    """Submit, get and retry against the ports. Store errors (JobStoreUnavailable) propagate. A scheduled job's
+    message goes out with the delay left until its runAt when that is within `delay_window`; a later one is held
+    back for the republisher (runtime/domain/schedule.py)."""
 
     def __init__(
         self,
@@ -105,6 +111,7 @@ class JobService:
         idempotency_ttl_s: int,
         submit_in_flight_s: float,
         retry_republish_after_s: float,
+        delay_window: DelayWindow | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -113,6 +120,7 @@ class JobService:
         self._idempotency_ttl = timedelta(seconds=idempotency_ttl_s)
         self._in_flight = timedelta(seconds=submit_in_flight_s)
         self._retry_republish_after = timedelta(seconds=retry_republish_after_s)
+        self._window = delay_window or DelayWindow()
 
     # -- submit ---------------------------------------------------------------------------------------------
 
@@ -161,9 +169,13 @@ class JobService:
             for index, outcome in enumerate(outcomes)
             if isinstance(outcome, SubmitResult) and outcome.created
         ]
-        unsent = self._queue.send_many([JobMessage.for_job(job) for _, job in created])
-        for position, (index, job) in enumerate(created):
-            outcomes[index] = SubmitResult(job, created=True, published=position not in unsent)
+        now = self._clock.now()
+        due = [(index, job, publish_delay_s(job.run_at, job.pending_since, now)) for index, job in created]
+        to_send = [(index, JobMessage.for_job(job, delay_s=delay)) for index, job, delay in due if delay is not None]
+        unsent = self._queue.send_many([message for _, message in to_send])
+        unsent_indexes = {to_send[position][0] for position in unsent}
+        for index, job in created:
+            outcomes[index] = SubmitResult(job, created=True, published=index not in unsent_indexes)
         return [outcome for outcome in outcomes if outcome is not None]
 
     def _replay_within_batch(self, request: SubmitRequest, first: Job) -> SubmitResult:
@@ -233,6 +245,7 @@ class JobService:
 
     def _new_job(self, request: SubmitRequest, job_id: str, print_: str, *, scoped_key: str | None, token: str) -> Job:
         now = self._clock.now()
+        run_at = request.schedule.run_at_from(now) if request.schedule is not None else None  # ScheduleRejected
         return Job(
             job_id=job_id,
             status=JobStatus.PENDING,
@@ -247,14 +260,18 @@ class JobService:
             tenant=request.tenant,
             idempotency_key=scoped_key,
             transitions={JobStatus.PENDING.value: now},
-            pending_since=now,
+            pending_since=self._window.pending_marker(run_at, now),
             expires_at=int(now.timestamp()) + self._retention_s,
             request_token=token,
+            run_at=run_at,
         )
 
     def _publish(self, job: Job) -> bool:
+        delay_s = publish_delay_s(job.run_at, job.pending_since, self._clock.now())
+        if delay_s is None:
+            return True  # held back: the republisher releases it once its runAt is within the delay window
         try:
-            self._queue.send(JobMessage.for_job(job))
+            self._queue.send(JobMessage.for_job(job, delay_s=delay_s))
         except QueueUnavailable:
             return False
         return True
@@ -275,13 +292,17 @@ class JobService:
         `retry_republish_after_s`, by the one retry that moves the marker (conditional): a message that is likely
         still on its way is not doubled, since a duplicate is not harmless once the job fails (a FAILED job is
         claimable, so it would run an extra attempt early). FAILED: published again (its next attempt now).
-        PROCESSING, SUCCEEDED: JobNotRetryable."""
+        PROCESSING, SUCCEEDED: JobNotRetryable. A scheduled job keeps its runAt: while it waits (its marker is ahead
+        of the clock) a retry of it as PENDING publishes nothing, and one requeued before its runAt is sent delayed
+        or held back again."""
         job = self.get(job_id, tenant=tenant)
         if job.status in (JobStatus.PROCESSING, JobStatus.SUCCEEDED):
             raise JobNotRetryable(job)
         now = self._clock.now()
         if job.status in RETRYABLE_TERMINAL_STATUSES:
-            requeued = self._store.requeue(job_id, now=now)
+            requeued = self._store.requeue(
+                job_id, now=now, pending_since=self._window.pending_marker(_ahead(job.run_at, now), now)
+            )
             if requeued is None:  # another retry requeued it first: that one publishes
                 return RetryResult(self.get(job_id, tenant=tenant), published=False)
             return RetryResult(requeued, published=self._publish(requeued))
@@ -289,9 +310,10 @@ class JobService:
             last_publish = job.pending_since or job.created_at
             if now - last_publish < self._retry_republish_after:
                 return RetryResult(job, published=False)
-            if not self._store.mark_republished(job_id, expected_pending_since=last_publish, now=now):
+            marker = self._window.pending_marker(_ahead(job.run_at, now), now)
+            if not self._store.mark_republished(job_id, expected_pending_since=last_publish, pending_since=marker):
                 return RetryResult(self.get(job_id, tenant=tenant), published=False)
-            job = job.replace(pending_since=now)
+            job = job.replace(pending_since=marker)
         return RetryResult(job, published=self._publish(job))
 
     def cancel(self, job_id: str, *, tenant: str) -> CancelResult:
@@ -320,9 +342,18 @@ def _ours(outcome: CreateOutcome, job: Job) -> bool:
     return outcome.created or outcome.job.request_token == job.request_token
 
 
+def _ahead(run_at: datetime | None, now: datetime) -> datetime | None:
+    """`run_at` while it is still ahead of `now`, else None (the job may start at once)."""
+    return run_at if run_at is not None and run_at > now else None
+
+
 def _fingerprint(request: SubmitRequest) -> str:
     return fingerprint(
-        job_type=request.job_type, priority=request.priority, params=request.params, metadata=request.metadata
+        job_type=request.job_type,
+        priority=request.priority,
+        params=request.params,
+        metadata=request.metadata,
+        schedule=request.schedule.fingerprint_fields() if request.schedule is not None else None,
     )
 
 

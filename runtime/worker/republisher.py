@@ -1,6 +1,10 @@
 """No job lost: a background thread that publishes again every PENDING job that has waited longer than
 republish_after_s (its message never left, or was lost). One sweep runs every republish_interval_s
-(jittered), so a job is republished within republish_after_s + republish_interval_s."""
+(jittered), so a job is republished within republish_after_s + republish_interval_s.
+
+Scheduled jobs (runtime/domain/schedule.py) wait in the same index: one held back at submit is released here once
+its runAt is within the delay window, its message delayed by the time left; one whose message is out counts as
+waiting from its runAt, so a lost message is published again within the same bound after runAt."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from runtime.domain.ports import Clock, JobMessage, JobQueue, JobStore
+from runtime.domain.schedule import DelayWindow
 from runtime.observability import aws_calls, logs
 from runtime.observability.names import LogEvent
 
@@ -25,6 +30,7 @@ class Republisher:
         clock: Clock,
         republish_after_s: float,
         interval_s: float,
+        delay_window: DelayWindow | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self._store = store
@@ -32,6 +38,7 @@ class Republisher:
         self._clock = clock
         self._after = timedelta(seconds=republish_after_s)
         self._interval_s = interval_s
+        self._window = delay_window or DelayWindow()
         self._rand = rand
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -69,16 +76,24 @@ class Republisher:
                 break
             if job.pending_since is None:
                 continue
-            # The conditional marker move makes one republisher of the fleet win per job and round.
-            if not self._store.mark_republished(job.job_id, expected_pending_since=job.pending_since, now=now):
+            run_at = job.run_at if job.run_at is not None and job.run_at > now else None
+            delay_s = self._window.message_delay_s(run_at, now)
+            # The conditional marker move makes one republisher of the fleet win per job and round. A job still
+            # beyond the window (its marker moved early, e.g. by hand) only gets its marker set to its release.
+            marker = self._window.pending_marker(run_at, now)
+            if not self._store.mark_republished(
+                job.job_id, expected_pending_since=job.pending_since, pending_since=marker
+            ):
+                continue
+            if delay_s is None:
                 continue
             try:
-                self._queue.send(JobMessage.for_job(job))
+                self._queue.send(JobMessage.for_job(job, delay_s=delay_s))
             except Exception as exc:  # noqa: BLE001 - the marker moved: the job is tried again after republish_after_s
                 logs.log_event(
                     LogEvent.REPUBLISH_FAILED, level="warning", jobId=job.job_id, error=f"{type(exc).__name__}: {exc}"
                 )
                 continue
             published += 1
-            logs.log_event(LogEvent.JOB_REPUBLISHED, jobId=job.job_id, traceId=job.trace_id)
+            logs.log_event(LogEvent.JOB_REPUBLISHED, jobId=job.job_id, traceId=job.trace_id, delayS=delay_s or None)
         return published

@@ -15,7 +15,16 @@ from typing import Any
 
 from runtime.domain.backoff import Backoff, Jitter
 from runtime.domain.job import Job
-from runtime.domain.ports import QUEUE_BATCH_LIMIT, Clock, JobQueue, JobStore, ObjectStore, ReceivedMessage, UtcClock
+from runtime.domain.ports import (
+    QUEUE_BATCH_LIMIT,
+    Clock,
+    JobMessage,
+    JobQueue,
+    JobStore,
+    ObjectStore,
+    ReceivedMessage,
+    UtcClock,
+)
 from runtime.domain.processing import (
     Action,
     Decision,
@@ -23,6 +32,7 @@ from runtime.domain.processing import (
     Outcome,
     ProcessingConfig,
 )
+from runtime.domain.schedule import DelayWindow
 from runtime.job_types.confinement import Confinement
 from runtime.job_types.registry import JobType, get_job_type
 from runtime.observability import aws_calls, logs, metrics, tracing
@@ -75,7 +85,9 @@ class Worker:
             objects=objects,
             confinement=Confinement(settings.documents_bucket),
             config=ProcessingConfig(
-                visibility_timeout_s=settings.visibility_timeout_s, max_attempts=settings.max_attempts
+                visibility_timeout_s=settings.visibility_timeout_s,
+                max_attempts=settings.max_attempts,
+                delay_window_s=settings.schedule_delay_window_s,
             ),
             backoff=Backoff(settings.backoff_base_s, settings.backoff_max_s, Jitter.EQUAL, rand),
             clock=self._clock,
@@ -105,6 +117,7 @@ class Worker:
                 clock=self._clock,
                 republish_after_s=settings.republish_after_s,
                 interval_s=settings.republish_interval_s,
+                delay_window=DelayWindow(settings.schedule_delay_window_s),
                 rand=rand,
             )
             if republish
@@ -308,10 +321,30 @@ class Worker:
         if decision.action is Action.DELETE:
             self._deleter.add(handle)
             return
+        if (
+            decision.action is Action.REPUBLISH
+            and decision.job is not None
+            and self._put_back(handle, JobMessage.for_job(decision.job, delay_s=decision.delay_s))
+        ):
+            return
+        # Otherwise (a put-back not sent too) the message comes back after the delay (one more receive counted).
         try:
             self._queue.change_visibility(handle, decision.delay_s)
         except Exception as exc:  # noqa: BLE001 - the message comes back after the visibility timeout instead
             logs.log_event(LogEvent.VISIBILITY_CHANGE_FAILED, level="warning", error=f"{type(exc).__name__}: {exc}")
+
+    def _put_back(self, handle: str, fresh: JobMessage) -> bool:
+        """Sends `fresh` first, then deletes the received message: the job is never without a message, and the
+        fresh one starts with no receives (the redrive limit is not spent on waiting). False when not sent."""
+        try:
+            self._queue.send(fresh)
+        except Exception as exc:  # noqa: BLE001 - the caller falls back to a visibility change
+            logs.log_event(
+                LogEvent.REPUBLISH_FAILED, level="warning", jobId=fresh.job_id, error=f"{type(exc).__name__}: {exc}"
+            )
+            return False
+        self._deleter.add(handle)
+        return True
 
     def _report(self, message: ReceivedMessage, decision: Decision, *, released: bool, queue_lag_ms: float) -> None:
         job = decision.job

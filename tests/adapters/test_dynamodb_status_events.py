@@ -95,7 +95,8 @@ def test_status_changes_are_published_and_nothing_else(
     assert store.request_cancel(job_id, now=_at(2)) is not None  # a flag: not a change
     assert store.finish_canceled(job_id, attempt=1, now=_at(3))
     assert store.requeue(job_id, now=_at(4)) is not None  # manual retry
-    assert store.mark_republished(job_id, expected_pending_since=_at(4), now=_at(5))  # republisher: not a change
+    # The republisher: not a change.
+    assert store.mark_republished(job_id, expected_pending_since=_at(4), pending_since=_at(5))
     claim(6)
     assert store.fail(job_id, attempt=2, error=JobError("timeout", "x"), final=False, now=_at(7))
     claim(8)

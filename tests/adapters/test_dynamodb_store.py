@@ -223,13 +223,13 @@ def test_stuck_pending_and_mark_republished(store: DynamoDbJobStore, moto_server
     assert stuck[0].job_id == old[-1].job_id  # oldest first
     assert len(store.stuck_pending(older_than=T0 - timedelta(minutes=5), limit=2)) == 2
     target = old[0]
-    assert store.mark_republished(target.job_id, expected_pending_since=target.pending_since, now=T0)  # type: ignore[arg-type]
+    assert store.mark_republished(target.job_id, expected_pending_since=target.pending_since, pending_since=T0)  # type: ignore[arg-type]
     # Only one republisher wins a given marker.
-    assert not store.mark_republished(target.job_id, expected_pending_since=target.pending_since, now=T0)  # type: ignore[arg-type]
+    assert not store.mark_republished(target.job_id, expected_pending_since=target.pending_since, pending_since=T0)  # type: ignore[arg-type]
     assert target.job_id not in {
         job.job_id for job in store.stuck_pending(older_than=T0 - timedelta(minutes=5), limit=100)
     }
-    assert not store.mark_republished(claimed.job_id, expected_pending_since=claimed.pending_since, now=T0)  # type: ignore[arg-type]
+    assert not store.mark_republished(claimed.job_id, expected_pending_since=claimed.pending_since, pending_since=T0)  # type: ignore[arg-type]
 
 
 def test_advance_key_generation_is_conditional(store: DynamoDbJobStore) -> None:

@@ -128,7 +128,7 @@ WRITES = [
         "mark_republished",
         None,
         frozenset({JobStatus.PENDING}),
-        lambda store, job_id: store.mark_republished(job_id, expected_pending_since=T0, now=T0),
+        lambda store, job_id: store.mark_republished(job_id, expected_pending_since=T0, pending_since=T0),
     ),
 ]
 

@@ -113,6 +113,8 @@ class InMemoryJobStore:
             )
             if job.status not in (JobStatus.PENDING, JobStatus.FAILED) and not expired:
                 return ClaimOutcome(claimed=False, job=job)
+            if job.run_at is not None and job.run_at > now:
+                return ClaimOutcome(claimed=False, job=job)
             claimed = self._move(
                 job,
                 JobStatus.PROCESSING,
@@ -222,7 +224,7 @@ class InMemoryJobStore:
                 return None
             return self._move(job, JobStatus.FAILED_FINAL, now, error=error, lease_expires_at=None, pending_since=None)
 
-    def requeue(self, job_id: str, *, now: datetime) -> Job | None:
+    def requeue(self, job_id: str, *, now: datetime, pending_since: datetime | None = None) -> Job | None:
         self._enter("requeue")
         with self.lock:
             job = self.jobs.get(job_id)
@@ -232,19 +234,19 @@ class InMemoryJobStore:
                 job,
                 JobStatus.PENDING,
                 now,
-                pending_since=now,
+                pending_since=pending_since or now,
                 retry_base=job.attempts,
                 error=None,
                 cancel_requested=False,
             )
 
-    def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
+    def mark_republished(self, job_id: str, *, expected_pending_since: datetime, pending_since: datetime) -> bool:
         self._enter("mark_republished")
         with self.lock:
             job = self.jobs.get(job_id)
             if job is None or job.status is not JobStatus.PENDING or job.pending_since != expected_pending_since:
                 return False
-            self.jobs[job_id] = job.replace(pending_since=now)
+            self.jobs[job_id] = job.replace(pending_since=pending_since)
             return True
 
     def stuck_pending(self, *, older_than: datetime, limit: int) -> Sequence[Job]:

@@ -153,6 +153,8 @@ def job_to_item(job: Job) -> Item:
         item[Attr.REQUEST_TOKEN] = {"S": job.request_token}
     if job.progress is not None:
         item[Attr.PROGRESS] = progress_attr(job.progress)
+    if job.run_at is not None:
+        item[Attr.RUN_AT] = {"N": str(epoch_ms(job.run_at))}
     return item
 
 
@@ -207,6 +209,7 @@ def item_to_job(item: ItemIn) -> Job:
         )
     lease = number(Attr.LEASE_EXPIRES_AT)
     pending = number(Attr.PENDING_SINCE)
+    run_at = number(Attr.RUN_AT)
     transitions = item.get(Attr.TRANSITIONS)
     return Job(
         job_id=item[Attr.JOB_ID]["S"],
@@ -233,4 +236,5 @@ def item_to_job(item: ItemIn) -> Job:
         cancel_requested=bool(item.get(Attr.CANCEL_REQUESTED, {}).get("BOOL", False)),
         request_token=text(Attr.REQUEST_TOKEN),
         progress=_progress(item.get(Attr.PROGRESS)),
+        run_at=from_epoch_ms(run_at) if run_at is not None else None,
     )

@@ -85,6 +85,7 @@ class Attr:
     PREVIOUS_STATUS: Final = "previousStatus"  # the status this change left
     STATUS_CHANGED_AT: Final = "statusChangedAt"  # RFC 3339, when it changed
     PROGRESS: Final = "progress"  # the handler's last reported progress (ProgressAttr keys); absent until then
+    RUN_AT: Final = "runAt"  # epoch ms, only for scheduled jobs: the claim is refused before it
 
 
 class ErrorAttr:

@@ -176,7 +176,12 @@ class DynamoDbJobStore:
             ":lease": {"N": str(epoch_ms(lease_until))},
             ":now_ms": {"N": str(epoch_ms(now))},
         }
-        condition = entry_condition(JobStatus.PROCESSING, values)
+        # A scheduled job is not due before its runAt: refused here, in the same write, so that a message arriving
+        # early (clock skew, an early republish) can never start it.
+        condition = (
+            f"({entry_condition(JobStatus.PROCESSING, values)}) "
+            f"AND (attribute_not_exists({Attr.RUN_AT}) OR {Attr.RUN_AT} <= :now_ms)"
+        )
         names: dict[str, str] = {"#p": Attr.PROGRESS}
         change = status_change(JobStatus.PROCESSING, now, names, values)
         try:
@@ -364,10 +369,10 @@ class DynamoDbJobStore:
             is not None
         )
 
-    def requeue(self, job_id: str, *, now: datetime) -> Job | None:
+    def requeue(self, job_id: str, *, now: datetime, pending_since: datetime | None = None) -> Job | None:
         values: dict[str, AttributeValue] = {
             ":shard": {"S": pending_shard(job_id)},
-            ":since": {"N": str(epoch_ms(now))},
+            ":since": {"N": str(epoch_ms(pending_since or now))},
         }
         # attempts stays monotonic: conditions on "attempts = mine" must never match a stale worker again.
         attributes = self._change_status(
@@ -385,16 +390,16 @@ class DynamoDbJobStore:
         )
         return _job_or_none(attributes)
 
-    def mark_republished(self, job_id: str, *, expected_pending_since: datetime, now: datetime) -> bool:
+    def mark_republished(self, job_id: str, *, expected_pending_since: datetime, pending_since: datetime) -> bool:
         # Not a status change: it moves the marker of a job still PENDING since the time the sweep saw.
         return (
             self._conditional_update(
                 job_id,
-                update=f"SET {Attr.PENDING_SINCE} = :now_ms",
+                update=f"SET {Attr.PENDING_SINCE} = :since",
                 condition=f"#s = :pending AND {Attr.PENDING_SINCE} = :expected",
                 names={"#s": Attr.STATUS},
                 values={
-                    ":now_ms": {"N": str(epoch_ms(now))},
+                    ":since": {"N": str(epoch_ms(pending_since))},
                     ":pending": {"S": JobStatus.PENDING.value},
                     ":expected": {"N": str(epoch_ms(expected_pending_since))},
                 },
