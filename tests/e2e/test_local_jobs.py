@@ -141,3 +141,21 @@ def test_the_ready_line_carries_a_working_api_key(system: LocalSystem, client: h
     anonymous = httpx.get(f"{system.api_url}/api/v1/jobs/some-job", timeout=30)
     assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"].startswith("Bearer")
     assert client.get("/api/v1/jobs/some-job").status_code == 404  # authenticated as tenant `local`
+
+
+def test_a_scheduled_job_waits_for_its_run_at_then_runs(system: LocalSystem, client: httpx.Client) -> None:
+    body = {
+        "type": "transform_data",
+        "delaySeconds": 3,
+        "params": {"records": [{"n": 1}, {"n": 2}], "operations": [{"op": "limit", "count": 1}]},
+    }
+    created = client.post("/api/v1/jobs", json=body)
+    assert created.status_code == 201, created.text
+    job = created.json()
+    assert job["status"] == "PENDING" and job["runAt"] > job["createdAt"]
+    assert client.get(f"/api/v1/jobs/{job['jobId']}").json()["status"] == "PENDING"
+
+    done = wait_for_status(client, job["jobId"])
+    assert done["status"] == "SUCCEEDED" and done["attempts"] == 1, done
+    # RFC 3339 in UTC with fixed-width milliseconds: text order is time order.
+    assert done["transitions"]["PROCESSING"] >= done["runAt"] == job["runAt"]

@@ -150,7 +150,9 @@ IDEMPOTENCY_INDEX: Final = IndexDefinition(
     partition_key=KeyAttribute(Attr.IDEMPOTENCY_KEY, KeyType.STRING),
     projection=Projection.KEYS_ONLY,
 )
-# The republisher's sweep: only PENDING jobs carry pendingShard/pendingSince (sparse index).
+# The republisher's sweep: only PENDING jobs carry pendingShard/pendingSince (sparse index). A scheduled job's
+# pendingSince may lie ahead (its release into the SQS delay window, or its runAt: runtime/domain/schedule.py); the
+# sweep's `pendingSince < threshold` key condition skips such items unread, so waiting jobs cost the sweep nothing.
 PENDING_INDEX: Final = IndexDefinition(
     name="pending-by-age",
     partition_key=KeyAttribute(Attr.PENDING_SHARD, KeyType.STRING),
