@@ -58,6 +58,7 @@ class LogEvent(StrEnum):
     WORKER_SIGNAL = "worker_signal"
     WORKER_STOPPED = "worker_stopped"
     WORKER_ERROR = "worker_error"
+    WORKER_LIVENESS_FAILED = "worker_liveness_failed"  # the liveness file cannot be written: the health check fails
     JOB_MESSAGE = "job_message"
     RECEIVE_FAILED = "receive_failed"
     RELEASE_FAILED = "release_failed"

@@ -16,6 +16,7 @@ from runtime.adapters.priority_queue import sqs_priority_queue
 from runtime.adapters.s3_objects import S3ObjectStore
 from runtime.observability import logs, tracing
 from runtime.observability.names import LogEvent
+from runtime.worker.liveness import Liveness, liveness_file
 from runtime.worker.runner import Worker
 
 
@@ -24,6 +25,10 @@ def load_plugins(names: Sequence[str]) -> list[str]:
     for name in names:
         importlib.import_module(name)
     return list(names)
+
+
+def _liveness_failed(exc: OSError) -> None:
+    logs.log_event(LogEvent.WORKER_LIVENESS_FAILED, level="warning", error=f"{type(exc).__name__}: {exc}")
 
 
 def main() -> int:
@@ -38,6 +43,7 @@ def main() -> int:
         queue=sqs_priority_queue(clients.sqs, settings.priority_queue_urls, trace_header=tracing.current_trace_header),
         objects=S3ObjectStore(clients.s3),
         settings=settings,
+        liveness=Liveness(liveness_file(), on_error=_liveness_failed),
     )
 
     stop_requested = threading.Event()

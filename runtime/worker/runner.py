@@ -40,6 +40,7 @@ from runtime.observability.names import JOB_TYPE_DIMENSION, LogEvent, Metric
 from runtime.settings import Settings
 from runtime.worker.deleter import BatchDeleter
 from runtime.worker.heartbeat import Heartbeat
+from runtime.worker.liveness import IDLE_BEAT_S, Liveness
 from runtime.worker.progress import ProgressWriter
 from runtime.worker.republisher import Republisher
 from runtime.worker.task_protection import TaskProtection
@@ -73,8 +74,11 @@ class Worker:
         rand: Callable[[], float] = random.random,
         job_types: Callable[[str], JobType[Any] | None] = get_job_type,
         republish: bool = True,
+        liveness: Liveness | None = None,
     ) -> None:
         self._store = store
+        # Touched as the receive loop turns (the container's health check reads it); None: no file at all.
+        self._liveness = liveness
         self._queue = queue
         self._settings = settings
         self._clock: Clock = clock or UtcClock()
@@ -228,13 +232,16 @@ class Worker:
     def _receive_loop(self) -> None:
         failures = 0
         while not self._stopping.is_set():
+            self._beat()
             with self._slots:
                 # Held = running + waiting in the task queue. Asking for a full batch as soon as one slot is
                 # free keeps receives near one per ten jobs (min(10, free) fetched one at a time under load);
                 # at most concurrency + 9 messages are held, all tracked by the heartbeat (plus 10 per further
                 # queue when an idle worker's long polls on the priority queues all return at once).
                 while self._in_flight >= self._concurrency and not self._stopping.is_set():
-                    self._slots.wait()
+                    # Waiting for a free slot is the loop still turning: it shows so every IDLE_BEAT_S.
+                    self._slots.wait(IDLE_BEAT_S)
+                    self._beat()
             if self._stopping.is_set():
                 return
             try:
@@ -258,6 +265,10 @@ class Worker:
                     self._change_held(+1)
                 self._heartbeat.track(message.receipt_handle, message.message.job_id if message.message else None)
                 self._tasks.put(message)
+
+    def _beat(self) -> None:
+        if self._liveness is not None:
+            self._liveness.beat()
 
     def _pool_loop(self) -> None:
         while True:

@@ -150,6 +150,17 @@ def test_api_has_probes_service_and_budget(overlay: tuple[str, list[dict[str, An
     assert "job-tickets-worker" in budgets
 
 
+def test_worker_liveness_probe_runs_the_containers_health_check(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    from runtime.worker.liveness import DEFAULT_FILE
+
+    _, documents = overlay
+    (container,) = _by_kind(documents, "Deployment")["job-tickets-worker"]["spec"]["template"]["spec"]["containers"]
+    assert container["livenessProbe"]["exec"]["command"] == ["python", "-m", "runtime.worker.healthcheck"]
+    # The liveness file lives in the writable /tmp (emptyDir) of a read-only root.
+    assert DEFAULT_FILE.startswith("/tmp/")
+    assert "/tmp" in {mount["mountPath"] for mount in container["volumeMounts"]}
+
+
 def test_pods_are_non_root_read_only_with_writable_tmp(overlay: tuple[str, list[dict[str, Any]]]) -> None:
     _, documents = overlay
     pods = [d["spec"]["template"]["spec"] for d in documents if d["kind"] in ("Deployment", "Job")]
