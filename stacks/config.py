@@ -23,7 +23,10 @@ class WorkerConfig:
     memory_mib: int = 1024
     min_capacity: int = 1
     max_capacity: int = 4
-    # Visible messages per running task before another task is started.
+    # Messages per running task (waiting + in flight, all priority queues) that target tracking holds the service
+    # at (stacks/components/worker_service.py). Twice this adds a task on the first one-minute datapoint, about
+    # 2-3 minutes after a burst arrives (SQS publishes each minute's figure a minute or two late); target tracking
+    # itself acts after 3 datapoints above it (about 4-5 minutes) and removes tasks after 15 below.
     backlog_per_task: int = 50
     # How long a stopping task may finish its jobs (the runtime's shutdown_deadline_s + margin).
     stop_timeout_s: int = 60
@@ -67,6 +70,17 @@ class AlarmThresholds:
     api_5xx_per_5min: int = 5
     lambda_errors_per_5min: int = 1
     dlq_messages: int = 1
+    # The DLQ handler drains the DLQ within seconds; a message this old means it keeps failing on it.
+    dlq_oldest_message_age_s: int = 900
+    # FAILED_FINAL jobs (last attempt, permanent error, dead-lettered) across job types: a bad request now and
+    # then is normal, a run of them is a broken dependency or deployment.
+    jobs_failed_final_per_5min: int = 10
+    # The API on Fargate: unhealthy targets behind the ALB for 3 minutes, and p90 response time for 5.
+    alb_unhealthy_hosts: int = 1
+    api_p90_latency_s: float = 2.0
+    # DynamoDB throttle events on the jobs table and its indexes, and Lambda throttles, per 5 minutes.
+    dynamodb_throttles_per_5min: int = 10
+    lambda_throttles_per_5min: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +179,10 @@ class EnvironmentConfig:
     republish_interval_s: int = 15
     dlq_retention_days: int = 14
     dlq_handler_timeout_s: int = 30
+    # The DLQ handler's reserved concurrency, also the maximum concurrency of its SQS event source: a flood of
+    # dead letters cannot take the account's Lambda concurrency from the API function, nor the table's capacity
+    # from the workers. Reserving it needs that much unreserved concurrency left in the account (AWS keeps 100).
+    dlq_handler_concurrency: int = 5
     documents_noncurrent_days: int = 30
     log_retention_days: int = 30
     tracing_enabled: bool = True
@@ -186,6 +204,9 @@ class EnvironmentConfig:
     alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
 
     def __post_init__(self) -> None:
+        if not 2 <= self.dlq_handler_concurrency <= 1000:
+            # The range of an SQS event source's maximum concurrency.
+            raise ValueError(f"dlq_handler_concurrency must be 2-1000, got {self.dlq_handler_concurrency}")
         if self.name in PUBLIC_ENVIRONMENTS and not self.alarm_subscribers:
             raise ValueError(
                 f"environment {self.name!r} has no alarm subscriber: set alarm_subscribers=AlarmSubscribers("

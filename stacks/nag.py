@@ -58,9 +58,9 @@ GRANT_POLICIES = (
     "to that role only and created and deleted with it; a managed policy would only make it attachable elsewhere"
 )
 LAMBDA_CONCURRENCY = (
-    "no reserved concurrency: a reservation is taken from the account's unreserved pool and fails to deploy in "
-    "accounts at the minimum; the DLQ handler only runs when jobs die and the API function is bounded by the "
-    "HTTP API stage throttle (rate and burst from stacks/config.py)"
+    "the API function has no reserved concurrency: it is bounded by the HTTP API stage throttle (rate and burst "
+    "from stacks/config.py), and a reservation large enough for its peak would be taken from the account's "
+    "unreserved pool whether used or not (the DLQ handler has its own reservation)"
 )
 LAMBDA_DLQ = (
     "a Lambda dead-letter queue only applies to asynchronous invocations; the API function is invoked "
@@ -191,12 +191,12 @@ def _suppress_service(service: ServiceStack) -> None:
     for subnet in service.network.vpc.public_subnets:
         _suppress(subnet, _nist("VPCNoUnrestrictedRouteToIGW", PUBLIC_SUBNET_ROUTE))
     _suppress(service.monitoring.alarm_topic, _nist("SNSEncryptedKMS", ALARM_TOPIC_KMS))
-    functions = [service.dlq_handler.function]
+    _suppress(
+        service.dlq_handler.function, _nist("LambdaDLQ", LAMBDA_DLQ), _nist("LambdaInsideVPC", LAMBDA_OUTSIDE_VPC)
+    )
     if service.api_function is not None:
-        functions.append(service.api_function.function)
-    for lambda_function in functions:
         _suppress(
-            lambda_function,
+            service.api_function.function,
             _nist("LambdaConcurrency", LAMBDA_CONCURRENCY),
             _nist("LambdaDLQ", LAMBDA_DLQ),
             _nist("LambdaInsideVPC", LAMBDA_OUTSIDE_VPC),

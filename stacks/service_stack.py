@@ -96,6 +96,7 @@ class ServiceStack(Stack):
             code=lambda_.DockerImageCode.from_image_asset(**lambda_image, cmd=[DLQ_HANDLER]),
             dead_letter_queue=queues.dead_letter_queue,
             timeout=Duration.seconds(config.dlq_handler_timeout_s),
+            concurrency=config.dlq_handler_concurrency,
             environment=environment,
             log_retention=retention,
             tracing_enabled=config.tracing_enabled,
@@ -145,7 +146,9 @@ class ServiceStack(Stack):
                 self, "WebAcl", waf=config.waf, resource_arn=self.api_service.load_balancer.load_balancer_arn
             )
             api_role = self.api_service.task_definition.task_role
-            api = FargateApi(load_balancer=self.api_service.load_balancer)
+            api = FargateApi(
+                load_balancer=self.api_service.load_balancer, target_group=self.api_service.service.target_group
+            )
             api_url = self.api_service.url
         else:
             self.api_function = ApiFunction(
@@ -182,6 +185,7 @@ class ServiceStack(Stack):
             jobs_queues={priority.value: queue for priority, queue in queues.priority_queues.items()},
             dead_letter_queue=queues.dead_letter_queue,
             worker_service=self.worker.service.service,
+            worker_min_tasks=config.worker.min_capacity,
             dlq_function=self.dlq_handler.function,
             api=api,
             subscribers=config.alarm_subscribers,

@@ -15,7 +15,9 @@ DLQ_HANDLER = "runtime.dlq_handler.handler"
 
 
 class DlqHandler(Construct):
-    """One record per invocation, partial batch failures reported: a failed record stays on the DLQ."""
+    """One record per invocation, partial batch failures reported: a failed record stays on the DLQ. At most
+    `concurrency` invocations at once: reserved for the function, and the event source's maximum concurrency (so
+    SQS polling backs off instead of being throttled by Lambda)."""
 
     def __init__(
         self,
@@ -28,6 +30,7 @@ class DlqHandler(Construct):
         environment: dict[str, str],
         log_retention: logs.RetentionDays,
         tracing_enabled: bool,
+        concurrency: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function, self.log_group = image_function(
@@ -38,7 +41,10 @@ class DlqHandler(Construct):
             environment=environment,
             log_retention=log_retention,
             tracing_enabled=tracing_enabled,
+            reserved_concurrency=concurrency,
         )
         self.function.add_event_source(
-            event_sources.SqsEventSource(dead_letter_queue, batch_size=1, report_batch_item_failures=True)
+            event_sources.SqsEventSource(
+                dead_letter_queue, batch_size=1, report_batch_item_failures=True, max_concurrency=concurrency
+            )
         )

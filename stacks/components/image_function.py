@@ -18,6 +18,7 @@ def image_function(
     environment: dict[str, str],
     log_retention: logs.RetentionDays,
     tracing_enabled: bool,
+    reserved_concurrency: int | None = None,
 ) -> tuple[lambda_.DockerImageFunction, logs.LogGroup]:
     """Creates `Logs` and `Function` under `scope` (their construct IDs are part of the templates).
 
@@ -39,5 +40,6 @@ def image_function(
         tracing=lambda_.Tracing.ACTIVE if tracing_enabled else lambda_.Tracing.DISABLED,
         log_group=log_group,
         architecture=lambda_.Architecture.X86_64,
+        reserved_concurrent_executions=reserved_concurrency,
     )
     return function, log_group

@@ -17,12 +17,19 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from runtime.observability.names import METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
+from runtime.adapters.dynamodb.schema import INDEXES
+from runtime.observability.names import JOB_TYPE_DIMENSION, METRICS_NAMESPACE, SERVICE_DIMENSION, Metric
 from stacks.components.api_function import ApiFunction
+from stacks.components.worker_service import running_task_count
 from stacks.config import AlarmSubscribers, AlarmThresholds
 
 FIVE_MINUTES = Duration.minutes(5)
+ONE_MINUTE = Duration.minutes(1)
 AT_LEAST = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+ABOVE = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+# What the store asks of the jobs table (runtime/adapters/dynamodb/store.py): a throttled request of any of them,
+# on the table or one of its indexes, counts in ThrottledRequests of its operation.
+TABLE_OPERATIONS = ("GET_ITEM", "PUT_ITEM", "UPDATE_ITEM", "QUERY", "BATCH_GET_ITEM")
 # The runtime's EMF metrics, by name from the module the runtime emits them with: a rename cannot blank a graph.
 JOB_METRICS = (Metric.JOBS_CREATED, Metric.JOBS_SUCCEEDED, Metric.JOBS_FAILED, Metric.JOBS_FAILED_FINAL)
 JOB_LATENCIES = (Metric.JOB_DURATION, Metric.QUEUE_LAG)
@@ -31,6 +38,7 @@ JOB_LATENCIES = (Metric.JOB_DURATION, Metric.QUEUE_LAG)
 @dataclass(frozen=True)
 class FargateApi:
     load_balancer: elbv2.ApplicationLoadBalancer
+    target_group: elbv2.ApplicationTargetGroup
 
 
 class Monitoring(Construct):
@@ -50,6 +58,7 @@ class Monitoring(Construct):
         jobs_queues: Mapping[str, sqs.IQueue],
         dead_letter_queue: sqs.IQueue,
         worker_service: ecs.BaseService,
+        worker_min_tasks: int,
         dlq_function: lambda_.IFunction,
         api: FargateApi | ApiFunction,
         subscribers: AlarmSubscribers,
@@ -87,22 +96,24 @@ class Monitoring(Construct):
 
         def add_alarm(
             alarm_id: str,
-            metric: cloudwatch.Metric | cloudwatch.MathExpression,
+            metric: cloudwatch.IMetric,
             description: str,
             threshold: float,
             *,
             comparison: cloudwatch.ComparisonOperator = AT_LEAST,
             evaluation_periods: int = 1,
+            missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
         ) -> None:
-            # No data is no trouble: an idle queue or API emits nothing.
-            self.alarms[alarm_id] = metric.create_alarm(
+            # No data is no trouble (an idle queue or API emits nothing), unless said otherwise.
+            self.alarms[alarm_id] = cloudwatch.Alarm(
                 self,
                 alarm_id,
+                metric=metric,
                 alarm_description=description,
                 threshold=threshold,
                 comparison_operator=comparison,
                 evaluation_periods=evaluation_periods,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                treat_missing_data=missing,
             )
 
         add_alarm("DeadLetterQueueNotEmpty", dlq_depth, "jobs reached the dead-letter queue", thresholds.dlq_messages)
@@ -131,21 +142,91 @@ class Monitoring(Construct):
                 f"{errors.label} in 5 minutes",
                 thresholds.lambda_errors_per_5min,
             )
+        add_alarm(
+            "DeadLetterQueueStuck",
+            dead_letter_queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
+            "a dead letter waits too long: the dlq handler keeps failing on it or does not run",
+            thresholds.dlq_oldest_message_age_s,
+            comparison=ABOVE,
+        )
+        add_alarm(
+            "JobsFailedFinal",
+            self._failed_final(service_name),
+            "jobs end FAILED_FINAL in numbers: a broken dependency, job type or deployment",
+            thresholds.jobs_failed_final_per_5min,
+        )
+        worker_tasks = running_task_count(worker_service)
+        # Missing data is trouble here: no worker task reports nothing at all.
+        add_alarm(
+            "WorkerTasksBelowMinimum",
+            worker_tasks,
+            f"fewer worker tasks run than the service's minimum ({worker_min_tasks}) for 5 minutes",
+            worker_min_tasks,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=5,
+            missing=cloudwatch.TreatMissingData.BREACHING,
+        )
+        if isinstance(api, FargateApi):
+            add_alarm(
+                "ApiUnhealthyHosts",
+                api.target_group.metrics.unhealthy_host_count(period=ONE_MINUTE, statistic="Maximum"),
+                "api tasks fail the load balancer's health check",
+                thresholds.alb_unhealthy_hosts,
+                evaluation_periods=3,
+            )
+            add_alarm(
+                "ApiSlow",
+                api.load_balancer.metrics.target_response_time(period=ONE_MINUTE, statistic="p90"),
+                "the api's p90 response time stays high",
+                thresholds.api_p90_latency_s,
+                comparison=ABOVE,
+                evaluation_periods=5,
+            )
+        add_alarm(
+            "JobsTableThrottled",
+            table.metric_throttled_requests_for_operations(
+                operations=[dynamodb.Operation[operation] for operation in TABLE_OPERATIONS],
+                period=FIVE_MINUTES,
+                label="throttled requests",
+            ),
+            "requests to the jobs table (or one of its indexes) are throttled",
+            thresholds.dynamodb_throttles_per_5min,
+        )
+        for gsi in INDEXES:
+            add_alarm(
+                f"JobsIndexThrottled-{gsi.name}",
+                cloudwatch.MathExpression(
+                    expression="FILL(reads, 0) + FILL(writes, 0)",
+                    using_metrics={
+                        kind: cloudwatch.Metric(
+                            namespace="AWS/DynamoDB",
+                            metric_name=f"{name}ThrottleEvents",
+                            dimensions_map={"TableName": table.table_name, "GlobalSecondaryIndexName": gsi.name},
+                            statistic="Sum",
+                            period=FIVE_MINUTES,
+                        )
+                        for kind, name in (("reads", "Read"), ("writes", "Write"))
+                    },
+                    label=f"{gsi.name} throttle events",
+                    period=FIVE_MINUTES,
+                ),
+                f"the jobs table's index {gsi.name} throttles reads or writes",
+                thresholds.dynamodb_throttles_per_5min,
+            )
+        functions = [("DlqHandlerThrottled", "dlq handler", dlq_function)]
+        if isinstance(api, ApiFunction):
+            functions.append(("ApiFunctionThrottled", "api function", api.function))
+        for alarm_id, name, function in functions:
+            add_alarm(
+                alarm_id,
+                function.metric_throttles(period=FIVE_MINUTES, statistic="Sum", label=f"{name} throttles"),
+                f"{name} invocations are throttled",
+                thresholds.lambda_throttles_per_5min,
+            )
         for alarm in self.alarms.values():
             alarm.add_alarm_action(*actions)
             alarm.add_ok_action(*actions)
 
-        worker_tasks = cloudwatch.Metric(
-            namespace="ECS/ContainerInsights",
-            metric_name="RunningTaskCount",
-            dimensions_map={
-                "ClusterName": worker_service.cluster.cluster_name,
-                "ServiceName": worker_service.service_name,
-            },
-            statistic="Average",
-            period=Duration.minutes(1),
-            label="running worker tasks",
-        )
         throttles = cloudwatch.MathExpression(
             expression="reads + writes",
             using_metrics={
@@ -218,6 +299,18 @@ class Monitoring(Construct):
             metrics.target_response_time(period=FIVE_MINUTES, statistic="p90", label="latency p90"),
             five_xx,
         )
+
+    @staticmethod
+    def _failed_final(service_name: str) -> cloudwatch.MathExpression:
+        """FAILED_FINAL jobs of every job type (the worker and the DLQ handler emit them with a JobType
+        dimension): a CloudWatch Metrics Insights query, the one kind of query over a dimension's unknown values
+        an alarm may use (a SEARCH may not)."""
+        query = (
+            f"SELECT SUM({Metric.JOBS_FAILED_FINAL.value}) "
+            f'FROM SCHEMA("{METRICS_NAMESPACE}", {JOB_TYPE_DIMENSION}, {SERVICE_DIMENSION}) '
+            f"WHERE {SERVICE_DIMENSION} = '{service_name}'"
+        )
+        return cloudwatch.MathExpression(expression=query, label=Metric.JOBS_FAILED_FINAL.value, period=FIVE_MINUTES)
 
     @staticmethod
     def _job_metric(service_name: str, metric_name: Metric, *, statistic: str = "Sum") -> cloudwatch.IMetric:

@@ -30,6 +30,7 @@ def runtime_task(
     tracing_enabled: bool,
     container_port: int | None = None,
     stop_timeout_s: int | None = None,
+    health_check: ecs.HealthCheck | None = None,
 ) -> RuntimeTask:
     """One application container (named "app") plus, when tracing, the ADOT collector beside it, which the app
     sends its spans to (OTLP/HTTP on the task's loopback) and which forwards them to X-Ray."""
@@ -51,6 +52,7 @@ def runtime_task(
         readonly_root_filesystem=True,
         stop_timeout=Duration.seconds(stop_timeout_s) if stop_timeout_s else None,
         port_mappings=[ecs.PortMapping(container_port=container_port)] if container_port else None,
+        health_check=health_check,
     )
     if tracing_enabled:
         collector = task_definition.add_container(
