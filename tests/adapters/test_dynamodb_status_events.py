@@ -16,7 +16,7 @@ from moto.events.models import EventPattern
 from runtime.adapters.dynamodb.codec import key
 from runtime.adapters.dynamodb.schema import STATUS_CHANGE_MARKER, Attr
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
-from runtime.domain.job import JobError, JobStatus
+from runtime.domain.job import JobError, JobStatus, Progress
 from runtime.domain.ports import LeaseState
 from runtime.domain.times import iso
 from stacks.components.status_events import detail_template, status_change_filter
@@ -91,7 +91,9 @@ def test_status_changes_are_published_and_nothing_else(
         assert store.claim(job_id, now=_at(seconds), lease_until=_at(seconds + 60)).claimed
 
     claim(1)
-    assert store.extend_lease(job_id, attempt=1, lease_until=_at(90)) is LeaseState.HELD  # not a change
+    progress = Progress(fraction=0.5, message="half", updated_at=_at(1))
+    assert store.set_progress(job_id, attempt=1, progress=progress, now=_at(1))  # progress: not a change
+    assert store.extend_lease(job_id, attempt=1, lease_until=_at(90)) is LeaseState.HELD  # heartbeat: neither
     assert store.request_cancel(job_id, now=_at(2)) is not None  # a flag: not a change
     assert store.finish_canceled(job_id, attempt=1, now=_at(3))
     assert store.requeue(job_id, now=_at(4)) is not None  # manual retry
