@@ -24,8 +24,9 @@ MAX_SCHEDULE_AHEAD_S: Final = 7 * 24 * 3600
 # SQS's ceiling for a message's DelaySeconds: the default delay window (Settings.schedule_delay_window_s).
 SQS_MAX_DELAY_S: Final = 900
 RUN_AT_FIELD: Final = "runAt"
-# fromisoformat alone takes forms RFC 3339 does not (no offset, week dates, basic format): the shape first.
-_RFC3339: Final = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+# fromisoformat alone takes forms RFC 3339 does not (no offset, week dates, basic format): the shape first, as JSON
+# Schema's `date-time` format (RFC 3339 section 5.6: a `T` between date and time, an offset always).
+_RFC3339: Final = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,32})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 DELAY_FIELD: Final = "delaySeconds"
 
 

@@ -227,9 +227,13 @@ def test_the_openapi_schema_documents_the_schedule(api: ScheduleApi) -> None:
     job_out = schema["components"]["schemas"]["JobOut"]
     assert "runAt" in job_out["properties"] and "runAt" in job_out["required"]
     submit = schema["paths"][JOBS]["post"]
-    request = submit["requestBody"]["content"]["application/json"]["schema"]["properties"]
-    assert {"runAt", "delaySeconds"} <= set(request)
-    assert request["delaySeconds"]["anyOf"][0]["maximum"] == MAX_SCHEDULE_AHEAD_S
     assert "never starts before `runAt`" in submit["description"]
-    batch_items = schema["paths"][BATCH]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert {"runAt", "delaySeconds"} <= set(batch_items["properties"]["jobs"]["items"]["properties"])
+    # The bodies are one variant per job type: each one takes a schedule.
+    variants = submit["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    batch = schema["paths"][BATCH]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    variants += batch["properties"]["jobs"]["items"]["oneOf"]
+    for variant in variants:
+        properties = variant["properties"]
+        assert {"runAt", "delaySeconds"} <= set(properties), variant["title"]
+        assert properties["runAt"]["format"] == "date-time"
+        assert properties["delaySeconds"]["anyOf"][0]["maximum"] == MAX_SCHEDULE_AHEAD_S
