@@ -178,3 +178,23 @@ def test_cancel_and_a_watch_that_times_out(system: LocalSystem) -> None:
         assert code == cli.EXIT_OK and "status     CANCELED" in out
     code, out, _ = run_cli(["watch", job_id], env)
     assert code == cli.EXIT_JOB_FAILED and f"job {job_id} CANCELED after" in out
+
+
+@pytest.mark.slow
+def test_a_delayed_submit_shows_its_run_at_and_cancels(system: LocalSystem) -> None:
+    env = service_env(system)
+    params = json.dumps(transform_params("delayed"))
+    code, out, _ = run_cli(
+        ["submit", "--type", "transform_data", "--params", params, "--delay-seconds", "600", "--json"], env
+    )
+    job = json.loads(out)
+    assert code == cli.EXIT_OK and job["status"] == "PENDING" and job["runAt"]
+    code, out, _ = run_cli(["get", job["jobId"]], env)
+    assert f"runAt      {job['runAt']}" in out.splitlines()
+    code, out, _ = run_cli(["cancel", job["jobId"], "--json"], env)
+    assert code == cli.EXIT_OK and json.loads(out)["status"] == "CANCELED"
+    at = "2000-01-01T00:00:00Z"  # a past moment means now
+    code, out, err = run_cli(["submit", "--type", "transform_data", "--params", params, "--run-at", at, "--wait"], env)
+    assert code == cli.EXIT_OK, err
+    code, _, err = run_cli(["submit", "--type", "transform_data", "--params", params, "--run-at", "tomorrow"], env)
+    assert code == cli.EXIT_REFUSED and "422 validation_error: runAt" in err

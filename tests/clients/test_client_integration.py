@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -171,6 +172,26 @@ def test_cancel_a_waiting_job_then_retry_it(system: LocalSystem, client: JobTick
         assert client.cancel(job.job_id).status == "CANCELED"  # again: the same answer
         assert client.retry(job.job_id).status == "PENDING"  # a CANCELED job is retried as FAILED_FINAL is
     assert client.wait(job.job_id, timeout=60).status == "SUCCEEDED"
+
+
+def test_scheduled_jobs_wait_for_their_time_and_can_be_canceled(client: JobTicketsClient) -> None:
+    later = client.submit("transform_data", transform_params("later"), delay_seconds=600)
+    assert later.status == "PENDING" and later.run_at is not None and later.created_at is not None
+    assert timedelta(seconds=599) <= later.run_at - later.created_at <= timedelta(seconds=601)
+    at = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    fixed = client.submit("transform_data", transform_params("fixed"), run_at=at)
+    assert fixed.run_at == at
+    with pytest.raises(ValidationFailed) as too_far:
+        client.submit("transform_data", transform_params("x"), run_at=datetime.now(UTC) + timedelta(days=8))
+    assert "runAt" in too_far.value.detail
+    for job in (later, fixed):
+        canceled = client.cancel(job.job_id)
+        assert canceled.status == "CANCELED" and canceled.run_at == job.run_at
+    # A short delay: the job runs, and never before its time.
+    soon = client.submit("transform_data", transform_params("soon"), delay_seconds=2)
+    done = client.wait(soon.job_id, timeout=60)
+    assert done.status == "SUCCEEDED" and soon.run_at is not None
+    assert done.transitions["PROCESSING"] >= soon.run_at
 
 
 def test_the_async_client_does_the_same_against_the_real_service(system: LocalSystem) -> None:
