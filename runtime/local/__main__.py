@@ -17,6 +17,7 @@ import warnings
 
 from runtime.adapters.dynamodb.access_store import DynamoDbAccessStore
 from runtime.admin.access import AccessAdmin
+from runtime.api.console import CONSOLE_PATH
 from runtime.auth.principal import ALL_SCOPES
 from runtime.aws_clients import build_client
 from runtime.domain.ports import UtcClock
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"job-tickets local ready: api={api_url} aws={emulator.endpoint_url} table={resources.table_name} "
             f"queue={resources.queue_url} dead-letter-queue={resources.dead_letter_queue_url} "
-            f"bucket={resources.documents_bucket} ssm={resources.ssm_path} api-key={api_key}",
+            f"bucket={resources.documents_bucket} ssm={resources.ssm_path} api-key={api_key} "
+            f"console={api_url}{CONSOLE_PATH}/",
             flush=True,
         )
         supervisor.run_until_stopped()

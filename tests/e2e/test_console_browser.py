@@ -107,7 +107,7 @@ def api(system: LocalSystem) -> Iterator[httpx.Client]:
 
 def sign_in(page: Page, system: LocalSystem) -> None:
     """With the keyboard only: the key into its labelled field, Enter submits."""
-    page.goto(f"{system.api_url}/console/")
+    page.goto(system.ready["console"])  # the address the all-in-one's ready line prints
     page.get_by_label("API key").focus()
     page.keyboard.type(system.api_key)
     page.keyboard.press("Enter")
