@@ -261,6 +261,16 @@ def test_worker_container_starts_and_drains_on_sigterm(
         started = [event for event in _json_lines("".join(lines)) if event.get("event") == "worker_started"]
         assert started, "no worker_started log line:\n" + "".join(lines)[-4000:]
         assert started[0]["service"]
+        # The container's health check (ECS runs the same command): the receive loop touches its liveness file
+        # in the writable /tmp of a read-only root.
+        health = images.podman("exec", name, "python", "-m", "runtime.worker.healthcheck", check=False)
+        for _ in range(20):
+            if health.returncode == 0:
+                break
+            time.sleep(0.5)
+            health = images.podman("exec", name, "python", "-m", "runtime.worker.healthcheck", check=False)
+        assert health.returncode == 0, health.stdout + health.stderr
+        assert health.stdout.startswith("healthy")
     finally:
         returncode, rest = _stop(images, name, process)
     output = "".join(lines) + rest

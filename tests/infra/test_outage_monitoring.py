@@ -75,7 +75,6 @@ def test_the_emitted_failed_final_metric_has_the_queried_dimensions() -> None:
     # The worker and the DLQ handler emit JobsFailedFinal with JobType beside Service: the schema queried above.
     from runtime.observability import metrics
 
-    metrics.configure(METRICS_NAMESPACE, "job-tickets-prod")
     record = metrics.emf_record({Metric.JOBS_FAILED_FINAL: (1.0, "Count")}, dimensions={JOB_TYPE_DIMENSION: "x"})
     [definition] = record["_aws"]["CloudWatchMetrics"]  # type: ignore[index]
     assert sorted(definition["Dimensions"][0]) == sorted([JOB_TYPE_DIMENSION, SERVICE_DIMENSION])
