@@ -654,6 +654,8 @@ def cancel_job(jobId: str, principal: WriterDep, service: JobServiceDep) -> Resp
     with aws_calls.category("submit"), logs.bind(job_id=jobId):
         result = service.cancel(jobId, tenant=principal.tenant)
         log_event(LogEvent.JOB_CANCEL, status=result.job.status.value, done=result.done)
+        if result.canceled_now:
+            emit({Metric.JOBS_CANCELED: (1, "Count")}, dimensions={JOB_TYPE_DIMENSION: result.job.job_type})
     if result.done:
         return job_response(result.job, 200)
     return job_response(result.job, 202, {"Retry-After": str(POLL_AFTER_S[JobStatus.PROCESSING])})

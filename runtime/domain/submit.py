@@ -88,6 +88,8 @@ class CancelResult:
     job: Job
     # False: the job is PROCESSING and only has cancelRequested set; its worker ends it (or finishes first).
     done: bool
+    # True: this cancel moved the job to CANCELED (False when it was CANCELED already, or only requested).
+    canceled_now: bool = False
 
 
 def job_id_for_key(tenant: str, key: str, generation: int) -> str:
@@ -333,7 +335,7 @@ class JobService:
             else:
                 canceled = self._store.cancel(job_id, now=self._clock.now())
                 if canceled is not None:
-                    return CancelResult(canceled, done=True)
+                    return CancelResult(canceled, done=True, canceled_now=True)
         raise RuntimeError(f"job {job_id} kept changing during cancel")
 
 

@@ -22,6 +22,7 @@ class Metric(StrEnum):
     JOBS_SUCCEEDED = "JobsSucceeded"  # worker
     JOBS_FAILED = "JobsFailed"  # worker: an attempt failed and will be retried
     JOBS_FAILED_FINAL = "JobsFailedFinal"  # worker (last attempt, permanent error) and the DLQ handler
+    JOBS_CANCELED = "JobsCanceled"  # API (a PENDING or FAILED job canceled at once) and worker (cancel noticed)
     JOB_DURATION = "JobDuration"  # worker: the handler's run time, milliseconds
     QUEUE_LAG = "QueueLag"  # worker: from the message's send to its receive, milliseconds
     TASK_PROTECTION_FAILURES = "TaskProtectionFailures"  # worker: the ECS agent refused or did not answer

@@ -56,6 +56,7 @@ _OUTCOME_METRIC = {
     Outcome.SUCCEEDED: Metric.JOBS_SUCCEEDED,
     Outcome.FAILED: Metric.JOBS_FAILED,
     Outcome.FAILED_FINAL: Metric.JOBS_FAILED_FINAL,
+    Outcome.CANCELED: Metric.JOBS_CANCELED,
 }
 
 

@@ -31,7 +31,13 @@ ABOVE = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 # on the table or one of its indexes, counts in ThrottledRequests of its operation.
 TABLE_OPERATIONS = ("GET_ITEM", "PUT_ITEM", "UPDATE_ITEM", "QUERY", "BATCH_GET_ITEM")
 # The runtime's EMF metrics, by name from the module the runtime emits them with: a rename cannot blank a graph.
-JOB_METRICS = (Metric.JOBS_CREATED, Metric.JOBS_SUCCEEDED, Metric.JOBS_FAILED, Metric.JOBS_FAILED_FINAL)
+JOB_METRICS = (
+    Metric.JOBS_CREATED,
+    Metric.JOBS_SUCCEEDED,
+    Metric.JOBS_FAILED,
+    Metric.JOBS_FAILED_FINAL,
+    Metric.JOBS_CANCELED,
+)
 JOB_LATENCIES = (Metric.JOB_DURATION, Metric.QUEUE_LAG)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -159,3 +160,29 @@ def test_a_scheduled_job_waits_for_its_run_at_then_runs(system: LocalSystem, cli
     assert done["status"] == "SUCCEEDED" and done["attempts"] == 1, done
     # RFC 3339 in UTC with fixed-width milliseconds: text order is time order.
     assert done["transitions"]["PROCESSING"] >= done["runAt"] == job["runAt"]
+
+
+def test_a_cancel_is_counted_in_the_jobs_canceled_metric(system: LocalSystem, client: httpx.Client) -> None:
+    def canceled_records() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in list(system.lines) if line.startswith("{") and "JobsCanceled" in line]
+
+    before = len(canceled_records())
+    submitted = client.post(
+        "/api/v1/jobs",
+        json={
+            "type": "transform_data",
+            "delaySeconds": 600,  # held back: the cancel finds it PENDING
+            "params": {"records": [{"n": 1}], "operations": [{"op": "limit", "count": 1}]},
+        },
+    )
+    assert submitted.status_code == 201, submitted.text
+    job_id = submitted.json()["jobId"]
+    assert client.post(f"/api/v1/jobs/{job_id}/cancel").json()["status"] == "CANCELED"
+    assert client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 200  # already CANCELED: not counted again
+    deadline = time.monotonic() + 10
+    while len(canceled_records()) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the log pipe lags the answers a little: a second (wrong) record would show by now
+    records = canceled_records()[before:]
+    assert len(records) == 1, system.tail()
+    assert records[0]["JobsCanceled"] == 1 and records[0]["JobType"] == "transform_data"
