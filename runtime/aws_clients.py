@@ -30,12 +30,17 @@ MAX_ATTEMPTS = 3  # standard mode: the first try plus two retries with jittered 
 MAX_POOL_CONNECTIONS = 64  # above the API's thread pool (40) and the worker's concurrency default (16)
 
 _lock = threading.Lock()
-_clients: dict[tuple[str, str, str | None], Any] = {}
+_clients: dict[tuple[str, str, str | None, str], Any] = {}
 
 
-def client_config(*, read_timeout_s: float = READ_TIMEOUT_S, max_attempts: int = MAX_ATTEMPTS) -> Config:
+def client_config(
+    *,
+    read_timeout_s: float = READ_TIMEOUT_S,
+    max_attempts: int = MAX_ATTEMPTS,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+) -> Config:
     return Config(
-        connect_timeout=CONNECT_TIMEOUT_S,
+        connect_timeout=connect_timeout_s,
         read_timeout=read_timeout_s,
         retries={"mode": "standard", "max_attempts": max_attempts},
         max_pool_connections=MAX_POOL_CONNECTIONS,
@@ -76,15 +81,36 @@ def client(service: Literal["sqs"], settings: Settings) -> SQSClient: ...
 def client(service: Literal["s3"], settings: Settings) -> S3Client: ...
 def client(service: Literal["dynamodb", "sqs", "s3"], settings: Settings) -> Any:
     """The process-wide client of `service` for the settings' region and endpoint."""
-    key = (service, settings.region, settings.endpoint_url)
+    # SQS long polls hold a connection for up to 20 s: the read timeout must outlast them.
+    config = client_config(read_timeout_s=READ_TIMEOUT_S + 20) if service == "sqs" else None
+    return _cached(service, settings, "default", config)
+
+
+@overload
+def api_client(service: Literal["dynamodb"], settings: Settings) -> DynamoDBClient: ...
+@overload
+def api_client(service: Literal["sqs"], settings: Settings) -> SQSClient: ...
+def api_client(service: Literal["dynamodb", "sqs"], settings: Settings) -> Any:
+    """The process-wide client of `service` for the API's requests: its attempts, timeouts included, fit in the
+    request deadline (Settings.api_aws_*), so that a stalled store frees the request's thread soon after its 503."""
+    config = client_config(
+        connect_timeout_s=settings.api_aws_connect_timeout_s,
+        read_timeout_s=settings.api_aws_read_timeout_s,
+        max_attempts=settings.api_aws_max_attempts,
+    )
+    limits = (settings.api_aws_connect_timeout_s, settings.api_aws_read_timeout_s, settings.api_aws_max_attempts)
+    profile = "api:" + ":".join(str(limit) for limit in limits)
+    return _cached(service, settings, profile, config)
+
+
+def _cached(service: Service, settings: Settings, profile: str, config: Config | None) -> Any:
+    key = (service, settings.region, settings.endpoint_url, profile)
     found = _clients.get(key)
     if found is not None:
         return found
     with _lock:
         found = _clients.get(key)
         if found is None:
-            # SQS long polls hold a connection for up to 20 s: the read timeout must outlast them.
-            config = client_config(read_timeout_s=READ_TIMEOUT_S + 20) if service == "sqs" else None
             found = build_client(service, region=settings.region, endpoint_url=settings.endpoint_url, config=config)
             _clients[key] = found
         return found

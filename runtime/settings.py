@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     http_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
     http_body_timeout_s: float = Field(default=30.0, gt=0, le=600)
     http_keep_alive_s: int = Field(default=65, ge=1, le=3600)
+    # Every /api/ request answers within request_deadline_s once its body is in (batch submits within
+    # batch_request_deadline_s): past it, `503` with Retry-After. At most max_in_flight_requests are handled at once
+    # per process; the excess is answered `503` with Retry-After at once instead of waiting for a thread. The API's
+    # AWS calls give up an attempt after api_aws_connect_timeout_s / api_aws_read_timeout_s and make at most
+    # api_aws_max_attempts, all of which must fit in request_deadline_s. /readyz answers within readiness_timeout_s.
+    request_deadline_s: float = Field(default=5.0, gt=0, le=60)
+    batch_request_deadline_s: float = Field(default=20.0, gt=0, le=120)
+    max_in_flight_requests: int = Field(default=64, ge=1, le=4096)
+    api_aws_connect_timeout_s: float = Field(default=1.0, gt=0, le=30)
+    api_aws_read_timeout_s: float = Field(default=1.5, gt=0, le=60)
+    api_aws_max_attempts: int = Field(default=2, ge=1, le=10)
+    readiness_timeout_s: float = Field(default=1.5, gt=0, lt=2)
 
     worker_concurrency: int = Field(default=16, ge=1, le=256)
     visibility_timeout_s: int = Field(default=60, ge=2, le=43_200)
@@ -223,6 +235,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"republish_after_s + republish_interval_s ({self.republish_bound_s}) must be below "
                 f"schedule_delay_window_s ({self.schedule_delay_window_s})"
+            )
+        aws_call_s = self.api_aws_max_attempts * (self.api_aws_connect_timeout_s + self.api_aws_read_timeout_s)
+        if aws_call_s > self.request_deadline_s:
+            raise ValueError(
+                f"api_aws_max_attempts x (api_aws_connect_timeout_s + api_aws_read_timeout_s) = {aws_call_s:g} s "
+                f"does not fit in request_deadline_s {self.request_deadline_s:g} s"
             )
         oidc = {
             "JOBS_OIDC_ISSUER": self.oidc_issuer,

@@ -14,6 +14,7 @@ from runtime.adapters.sqs_batch_sender import BatchingSqsJobQueue
 from runtime.adapters.sqs_depth import SqsQueueDepths
 from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.api import openapi, routes_health, routes_jobs, routes_stats
+from runtime.api.admission import AdmissionMiddleware
 from runtime.api.console import mount_console
 from runtime.api.deps import Container
 from runtime.api.errors import install_error_handlers
@@ -44,6 +45,13 @@ expired: `401 unauthorized` with `WWW-Authenticate: Bearer`, before any job is l
 checked. API keys are checked
 against memory for up to {api_key_cache_ttl_s:g} s: **a revoked key stops working within {api_key_cache_ttl_s:g} s**.
 
+Every `/api/` request answers within **{request_deadline_s:g} s** once its body is in (a batch submit within
+{batch_request_deadline_s:g} s): when the job store or the queue is too slow, the answer is `503 deadline_exceeded`
+with `Retry-After`, and the request may still take effect (a submit's job is published, by the request or by the
+republisher; repeating a submit with the same `Idempotency-Key` answers with that job). Each API process handles
+at most {max_in_flight_requests} requests at once; past that it answers `503 overloaded` with `Retry-After` at once.
+`/healthz` and `/readyz` are never refused, and `/readyz` answers within 2 s.
+
 Every answer carries `X-Trace-Id`. Every error body is `{{"error": "<code>", "detail": "<one sentence naming the
 field>"}}` (extra fields allowed), never a stack trace. Times are RFC 3339 in UTC."""
 
@@ -51,7 +59,7 @@ field>"}}` (extra fields allowed), never a stack trace. Times are RFC 3339 in UT
 def build_authenticator(settings: Settings, api_keys: ApiKeyReader | None = None) -> Authenticator:
     """API keys from the access table (cached, see Settings.api_key_cache_ttl_s) and, when configured, OIDC."""
     if api_keys is None:
-        api_keys = DynamoDbAccessStore(aws_clients.client("dynamodb", settings), settings.access_table_name)
+        api_keys = DynamoDbAccessStore(aws_clients.api_client("dynamodb", settings), settings.access_table_name)
     verifier = ApiKeyVerifier(
         api_keys, ttl_s=settings.api_key_cache_ttl_s, negative_ttl_s=settings.api_key_negative_cache_ttl_s
     )
@@ -81,7 +89,7 @@ def build_container(
     built here is one SQS queue per priority, each sending through a BatchingSqsJobQueue unless
     settings.send_linger_s is 0; a single SqsJobQueue passed in is wrapped the same way."""
     if store is None:
-        store = DynamoDbJobStore(aws_clients.client("dynamodb", settings), settings.table_name)
+        store = DynamoDbJobStore(aws_clients.api_client("dynamodb", settings), settings.table_name)
     # The console's counts read the jobs table whatever store a test passed in (a fake has no indexes).
     counter = (
         store
@@ -90,7 +98,7 @@ def build_container(
     )
     if queue is None:
         queue = sqs_priority_queue(
-            aws_clients.client("sqs", settings),
+            aws_clients.api_client("sqs", settings),
             settings.priority_queue_urls,
             trace_header=tracing.current_trace_header if settings.tracing_enabled else None,
             send_linger_s=settings.send_linger_s,
@@ -117,11 +125,11 @@ def build_container(
         queue=queue,
         service=service,
         lister=lister,
-        readiness=ReadinessProbe(store, queue),
+        readiness=ReadinessProbe(store, queue, timeout_s=settings.readiness_timeout_s),
         authenticator=build_authenticator(settings, api_keys),
         batch_writes=batch_writes,
         stats=StatsReader(
-            SqsQueueDepths(aws_clients.client("sqs", settings), settings.priority_queue_urls), counter, clock
+            SqsQueueDepths(aws_clients.api_client("sqs", settings), settings.priority_queue_urls), counter, clock
         ),
     )
 
@@ -135,7 +143,12 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app = FastAPI(
         title="Job tickets API",
         version="1.0.0",
-        description=API_DESCRIPTION.format(api_key_cache_ttl_s=settings.api_key_cache_ttl_s),
+        description=API_DESCRIPTION.format(
+            api_key_cache_ttl_s=settings.api_key_cache_ttl_s,
+            request_deadline_s=settings.request_deadline_s,
+            batch_request_deadline_s=settings.batch_request_deadline_s,
+            max_in_flight_requests=settings.max_in_flight_requests,
+        ),
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
@@ -177,6 +190,14 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     # middleware can adopt the span's trace id; that middleware is outside all but the security headers, so that
     # every answer (errors included) carries X-Trace-Id.
     tracing.instrument_app(app)
+    # Inside the body middleware: a request's deadline starts once its body is in (slow bodies are the 408's).
+    app.add_middleware(
+        AdmissionMiddleware,
+        max_in_flight=settings.max_in_flight_requests,
+        deadline_s=settings.request_deadline_s,
+        deadline_s_by_path={routes_jobs.BATCH_PATH: settings.batch_request_deadline_s},
+        exempt=routes_health.HEALTH_PATHS,
+    )
     app.add_middleware(
         RequestBodyMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -21,6 +21,9 @@ class ReadinessProbeLike(Protocol):
     def check(self) -> str | None:
         """None when ready, else the reason."""
 
+    async def check_async(self) -> str | None:
+        """check() awaited without holding a thread."""
+
 
 @dataclass(frozen=True)
 class Container:

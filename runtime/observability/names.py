@@ -47,6 +47,8 @@ class LogEvent(StrEnum):
     HTTP_HEADER_TIMEOUT = "http_header_timeout"
     HTTP_BODY_TIMEOUT = "http_body_timeout"
     HTTP_CLIENT_DISCONNECTED = "http_client_disconnected"
+    HTTP_REQUEST_SHED = "http_request_shed"  # refused at once: max_in_flight_requests were being handled
+    HTTP_DEADLINE_EXCEEDED = "http_deadline_exceeded"  # answered 503 at the deadline; its handling goes on
     READINESS_FAILED = "readiness_failed"
     STATS_UNAVAILABLE = "stats_unavailable"  # GET /api/v1/stats could not read the queue depth
     AUTH_REFUSED = "auth_refused"

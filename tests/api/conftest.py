@@ -79,6 +79,18 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+# moto on a loaded 2-core machine may answer slowly: tests that are not about deadlines or shedding give the API
+# the SDK's general patience (aws_clients' defaults), a deadline above it and room for 100 concurrent requests;
+# tests/api/test_store_stalls.py sets tight ones.
+PATIENT_LIMITS: dict[str, Any] = {
+    "request_deadline_s": 30.0,
+    "api_aws_connect_timeout_s": 2.0,
+    "api_aws_read_timeout_s": 5.0,
+    "api_aws_max_attempts": 3,
+    "max_in_flight_requests": 256,
+}
+
+
 def api_settings(resources: AwsResources, **overrides: Any) -> Settings:
     return load_settings(
         table_name=resources.table_name,
@@ -88,7 +100,7 @@ def api_settings(resources: AwsResources, **overrides: Any) -> Settings:
         documents_bucket=DOCUMENTS_BUCKET,
         AWS_ENDPOINT_URL=resources.endpoint,
         AWS_REGION="us-east-1",
-        **overrides,
+        **{**PATIENT_LIMITS, **overrides},
     )
 
 

@@ -3,6 +3,10 @@ one and nothing internal."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+
 from runtime.api.routes_health import ReadinessProbe
 from runtime.domain.ports import JobStoreUnavailable, QueueUnavailable
 
@@ -28,7 +32,7 @@ class FakeMonotonic:
 
 def test_answers_are_cached_for_the_period() -> None:
     store, queue, clock = Pingable(), Pingable(), FakeMonotonic()
-    probe = ReadinessProbe(store, queue, cache_s=1.0, monotonic=clock)  # type: ignore[arg-type]
+    probe = ReadinessProbe(store, queue, timeout_s=1.0, cache_s=1.0, monotonic=clock)  # type: ignore[arg-type]
     assert probe.check() is None
     clock.now += 0.5
     assert probe.check() is None
@@ -43,6 +47,36 @@ def test_queue_failure_is_named() -> None:
     probe = ReadinessProbe(
         Pingable(),
         Pingable(QueueUnavailable("sqs get_queue_attributes failed")),  # type: ignore[arg-type]
+        timeout_s=1.0,
         monotonic=FakeMonotonic(),
     )
     assert probe.check() == "queue is not answering"
+
+
+class Frozen:
+    """A dependency that does not answer until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.pings = 0
+
+    def ping(self) -> None:
+        self.pings += 1
+        self.release.wait(timeout=30)
+
+
+def test_a_frozen_dependency_is_not_ready_within_the_timeout_and_pinged_once() -> None:
+    store, clock = Frozen(), FakeMonotonic()
+    probe = ReadinessProbe(store, Pingable(), timeout_s=0.2, cache_s=1.0, monotonic=clock)  # type: ignore[arg-type]
+    try:
+        started = time.monotonic()
+        assert probe.check() == "job store is not answering"
+        clock.now += 1.1
+        assert asyncio.run(probe.check_async()) == "job store is not answering"
+        assert time.monotonic() - started < 1.0
+        assert store.pings == 1  # the stuck ping is waited for again, not doubled
+        store.release.set()
+        clock.now += 1.1
+        assert probe.check() is None
+    finally:
+        store.release.set()
