@@ -4,8 +4,9 @@
 
 Starts a moto server and the API (`python -m runtime.api`, from `--repo`, so that another checkout's API can be
 measured with the same load), then keeps `--clients` concurrent submits going for `--seconds` while the emulator is
-frozen (SIGSTOP) from `--freeze-after` for `--freeze` seconds. Prints one JSON object: answers by status, and the
-p50/p99/max latency of all requests and of those sent while the store was frozen.
+frozen (SIGSTOP) from `--freeze-after` for `--freeze` seconds; a client told `503` waits its Retry-After. Prints
+one JSON object: answers by status, and the p50/p99/max latency of all requests and of those sent while the store
+was frozen.
 """
 
 from __future__ import annotations
@@ -65,11 +66,15 @@ async def load(
                     "params": {"source": f"{DOCS_PREFIX}in-{number}-{sent}.txt", "destination": f"{DOCS_PREFIX}o.json"},
                 }
                 at = time.monotonic()
+                retry_after = 0.0
                 try:
-                    status = (await http.post("/api/v1/jobs", json=body)).status_code
+                    answer = await http.post("/api/v1/jobs", json=body)
+                    status = answer.status_code
+                    retry_after = float(answer.headers.get("Retry-After", 0)) if status == 503 else 0.0
                 except httpx.HTTPError:
                     status = 0
                 samples.append((at - started, time.monotonic() - at, status))
+                await asyncio.sleep(retry_after)  # a well-behaved client waits as it was told before asking again
 
         await asyncio.gather(*(client(number) for number in range(clients)))
     statuses: dict[str, int] = {}

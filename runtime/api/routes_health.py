@@ -49,7 +49,7 @@ class ReadinessProbe:
         self._checked_at: float | None = None
         self._reason: str | None = None
         self._probe: Future[str | None] | None = None
-        self._pinging = ""  # the dependency the running probe waits for
+        self._pinging = "job store"  # the dependency the running probe waits for (the store is pinged first)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readiness")
 
     def check(self) -> str | None:
