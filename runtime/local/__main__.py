@@ -26,6 +26,7 @@ from runtime.local.emulator import start_emulator
 from runtime.local.provision import LOCAL_ENV, provision
 from runtime.local.supervisor import (
     ChildFailed,
+    RestartPolicy,
     Supervisor,
     child_environment,
     child_specs,
@@ -49,7 +50,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m runtime.local", description=__doc__.splitlines()[0])
     parser.add_argument("--api-port", type=int, default=8080, help="the API's port on 127.0.0.1 (default 8080)")
     parser.add_argument("--aws-port", type=int, default=4566, help="the emulator's port on 127.0.0.1 (default 4566)")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--children-aws-endpoint",
+        metavar="URL",
+        help="the AWS endpoint the API, worker and DLQ poller use instead of the emulator's, e.g. a fault-injecting "
+        "proxy in front of it; provisioning still talks to the emulator directly",
+    )
+    parser.add_argument(
+        "--crash-limit",
+        type=int,
+        default=RestartPolicy.max_crashes,
+        metavar="N",
+        help=f"a child that exits N times within {RestartPolicy.window_s:g} s is crash-looping and stops everything "
+        f"(default {RestartPolicy.max_crashes}); raise it when something outside kills children on purpose",
+    )
+    args = parser.parse_args(argv)
+    if args.crash_limit < 1:
+        parser.error(f"--crash-limit must be at least 1, got {args.crash_limit}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,8 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         resources = provision(endpoint_url=emulator.endpoint_url, env_name=ENV_NAME, region=REGION)
         api_key = create_local_api_key(emulator.endpoint_url, resources.access_table_name)
-        env = child_environment(os.environ, endpoint_url=emulator.endpoint_url, ssm_path=resources.ssm_path)
-        supervisor = Supervisor(child_specs(api_port=args.api_port), env, cwd=repo_root())
+        children_endpoint = (args.children_aws_endpoint or emulator.endpoint_url).rstrip("/")
+        env = child_environment(os.environ, endpoint_url=children_endpoint, ssm_path=resources.ssm_path)
+        supervisor = Supervisor(
+            child_specs(api_port=args.api_port),
+            env,
+            cwd=repo_root(),
+            restart=RestartPolicy(max_crashes=args.crash_limit),
+        )
         install_stop_handlers(supervisor)
         supervisor.start()
         api_url = f"http://127.0.0.1:{args.api_port}"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.local.__main__ import parse_args
 from runtime.local.emulator import check_port_free
 from runtime.local.supervisor import (
     ChildFailed,
@@ -151,3 +152,16 @@ def test_the_three_children_and_the_api_port() -> None:
         "worker": ["py", "-m", "runtime.worker"],
         "dlq-poller": ["py", "-m", "runtime.local.dlq_poller"],
     }
+
+
+def test_local_options_route_children_and_tolerate_deliberate_kills() -> None:
+    defaults = parse_args([])
+    assert defaults.children_aws_endpoint is None and defaults.crash_limit == RestartPolicy().max_crashes
+    chosen = parse_args(["--children-aws-endpoint", "http://127.0.0.1:9/", "--crash-limit", "1000"])
+    assert chosen.children_aws_endpoint == "http://127.0.0.1:9/" and chosen.crash_limit == 1000
+
+
+def test_a_crash_limit_below_one_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--crash-limit", "0"])
+    assert "--crash-limit must be at least 1, got 0" in capsys.readouterr().err
