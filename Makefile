@@ -54,17 +54,17 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Operating-system packages the tests need: podman, buildah, runc and mmdebstrap build and run the container
 # images without a Docker engine (tests/delivery/test_images.py). apt-get runs only when one is missing.
 # shellcheck: actionlint runs it on the workflows' scripts (tests/delivery/test_workflows.py).
-# chromium and chromium-driver: the web console's browser tests (tests/e2e/test_console_browser.py) drive Debian's
-# Chromium with Playwright, which never downloads a browser of its own here.
+# chromium: the web console's browser tests (tests/e2e/test_console_browser.py) drive Debian's Chromium with
+# Playwright, which never downloads a browser of its own (JOBS_TEST_CHROMIUM names another Chromium-based browser).
 # tmux: the CLI's live progress is read off a real terminal (tests/clients/test_cli_terminal.py).
 system-deps:
 	.ci/images.sh deps
 	command -v shellcheck >/dev/null 2>&1 || $(SUDO) apt-get install -y -q shellcheck \
 		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q shellcheck; }
-	{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 \
-		|| $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver \
+	test -x "$${JOBS_TEST_CHROMIUM:-/usr/bin/chromium}" \
+		|| $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
 		|| { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -q --no-install-recommends chromium chromium-driver; }
+			apt-get install -y -q --no-install-recommends chromium; }
 	command -v tmux >/dev/null 2>&1 || $(SUDO) apt-get install -y -q tmux \
 		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q tmux; }
 

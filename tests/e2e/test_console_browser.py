@@ -27,7 +27,9 @@ from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from tests.e2e.local_system import LocalSystem, wait_for_status
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's Chromium by default; JOBS_TEST_CHROMIUM names another Chromium-based browser (GitHub's Ubuntu runners ship
+# Google Chrome, and Ubuntu's own chromium package is only a snap shim).
+CHROMIUM = Path(os.environ.get("JOBS_TEST_CHROMIUM", "/usr/bin/chromium"))
 # What this machine's Chromium needs headless as root, and no background calls to hosts it cannot reach.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -65,8 +67,8 @@ def system() -> Iterator[LocalSystem]:
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.is_file():
         pytest.fail(
-            f"Debian's Chromium is not installed at {CHROMIUM}: run `make system-deps` "
-            "(apt-get install chromium chromium-driver); the console's browser tests need it"
+            f"no Chromium at {CHROMIUM}: run `make system-deps` (apt-get install chromium) or set "
+            "JOBS_TEST_CHROMIUM to a Chromium-based browser; the console's browser tests need it"
         )
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
