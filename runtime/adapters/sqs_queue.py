@@ -94,8 +94,11 @@ class SqsJobQueue:
             self._client.send_message(QueueUrl=self._url, MessageBody=outgoing.body, **kwargs)
 
     def outgoing(self, message: JobMessage) -> OutgoingMessage:
-        """The message as sent (call it in the sender's context: it reads the current trace header)."""
-        header = self._trace_header() if self._trace_header is not None else None
+        """The message as sent (call it in the sender's context: it reads the current trace header, unless the
+        message carries its own)."""
+        header = message.trace_header
+        if header is None and self._trace_header is not None:
+            header = self._trace_header()
         return OutgoingMessage(body=encode(message), trace_header=header or None, delay_s=message.delay_s)
 
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> dict[int, str]:

@@ -78,6 +78,11 @@ class JobStore(Protocol):
     def extend_lease(self, job_id: str, *, attempt: int, lease_until: datetime) -> LeaseState:
         """Heartbeat: only while PROCESSING under this attempt. The same write reads the job's cancel flag back."""
 
+    def release(self, job_id: str, *, attempt: int, now: datetime) -> bool:
+        """A worker hands its attempt back unfinished (shutdown, drain, scale-in): only while PROCESSING under
+        this attempt, the lease ends at once and `attempts` goes back to what it was before the claim (a release is
+        no attempt). False if the condition failed."""
+
     def set_progress(self, job_id: str, *, attempt: int, progress: Progress, now: datetime) -> bool:
         """Stores the handler's progress, only while PROCESSING under this attempt (False otherwise)."""
 
@@ -150,6 +155,9 @@ class JobMessage:
     priority: Priority = Priority.NORMAL
     # How long the queue hides a sent message (a scheduled job's remaining wait); not part of the body.
     delay_s: int = 0
+    # The X-Ray header to send it with, when it must keep one it arrived with (a worker's release publishes a
+    # fresh copy); None: the sender's current trace, if any. Not part of the body either.
+    trace_header: str | None = None
 
     @classmethod
     def for_job(cls, job: Job, *, delay_s: int = 0) -> JobMessage:

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from runtime.domain.backoff import MAX_VISIBILITY_TIMEOUT_S, Backoff
+from runtime.domain.hold import Hold
 from runtime.domain.job import Job, JobError, JobStatus, Progress
 from runtime.domain.ports import (
     Clock,
@@ -77,6 +78,7 @@ class Outcome(StrEnum):
     MISSING = "missing"  # no such job
     POISON = "poison"  # the body is not a job message
     LOST_CLAIM = "lost_claim"  # ran the handler but someone else took the job over meanwhile
+    RELEASED = "released"  # the worker gave the message back unfinished (a release): nothing was recorded
     STORE_UNAVAILABLE = "store_unavailable"
 
 
@@ -137,12 +139,19 @@ class MessageProcessor:
         *,
         on_claimed: OnClaimed | None = None,
         cancel_flag: CancelSignal | None = None,
+        hold: Hold | None = None,
     ) -> Decision:
-        """`cancel_flag` is the event the worker's heartbeat sets when it finds the job's cancel requested."""
+        """`cancel_flag` is the event the worker's heartbeat sets when it finds the job's cancel requested; `hold`
+        the worker's hold on the message: once the worker released it, nothing more is written (Outcome.RELEASED)."""
         if received.message is None:
             return Decision(Action.DELETE, Outcome.POISON)
         try:
-            return self._process(received, on_claimed, cancel_flag if cancel_flag is not None else CancelSignal())
+            return self._process(
+                received,
+                on_claimed,
+                cancel_flag if cancel_flag is not None else CancelSignal(),
+                hold if hold is not None else Hold(),
+            )
         except JobStoreUnavailable as exc:
             # Leave the job as it is; the message comes back after a backoff and the claim (or the lease
             # check) sorts out where the job stands then.
@@ -150,24 +159,30 @@ class MessageProcessor:
             delay = self._backoff.visibility_delay_s(max(1, received.receive_count))
             return Decision(Action.RETRY, Outcome.STORE_UNAVAILABLE, delay_s=delay, error=error)
 
-    def _process(self, received: ReceivedMessage, on_claimed: OnClaimed | None, cancel_flag: CancelSignal) -> Decision:
+    def _process(
+        self, received: ReceivedMessage, on_claimed: OnClaimed | None, cancel_flag: CancelSignal, hold: Hold
+    ) -> Decision:
         assert received.message is not None
         job_id = received.message.job_id
         now = self._clock.now()
-        claim = self._store.claim(
-            job_id, now=now, lease_until=now + timedelta(seconds=self._config.visibility_timeout_s)
-        )
-        if not claim.claimed or claim.job is None:
-            return self.decide_unclaimed(claim.job, now=now)
-        job = claim.job
-        attempt = job.attempts
-        if job.cancel_requested:
-            return self._canceled(job, attempt, None)
+        with hold.writing() as mine:
+            if not mine:
+                return Decision(Action.KEEP, Outcome.RELEASED)
+            claim = self._store.claim(
+                job_id, now=now, lease_until=now + timedelta(seconds=self._config.visibility_timeout_s)
+            )
+            if not claim.claimed or claim.job is None:
+                return self.decide_unclaimed(claim.job, now=now)
+            job = claim.job
+            attempt = job.attempts
+            hold.claimed(attempt)
+            if job.cancel_requested:
+                return self._canceled(job, attempt, None)
         if on_claimed is not None:
             on_claimed(job)
 
         started = time.perf_counter()
-        report = self._progress.open(job_id, attempt)
+        report = self._progress.open(job_id, attempt, hold)
         try:
             error, result, detail = self._run_handler(job, attempt, cancel_flag, report)
         finally:
@@ -175,6 +190,28 @@ class MessageProcessor:
             progress = self._progress.close(report)
         noticed_cancel = cancel_flag.close()  # from here on the handler has finished first
         handler_ms = (time.perf_counter() - started) * 1000.0
+        with hold.writing() as mine:
+            if not mine:
+                # Released while the handler ran: the job was handed back (a release is no attempt) and may be
+                # someone else's already under the same attempt number, so this outcome is not recorded.
+                return Decision(
+                    Action.KEEP, Outcome.RELEASED, job=job, attempt=attempt, handler_ms=handler_ms, error_detail=detail
+                )
+            return self._record(job, attempt, handler_ms, noticed_cancel, error, result, detail, progress)
+
+    def _record(
+        self,
+        job: Job,
+        attempt: int,
+        handler_ms: float,
+        noticed_cancel: bool,
+        error: JobError | None,
+        result: dict[str, Any] | None,
+        detail: str | None,
+        progress: Progress | None,
+    ) -> Decision:
+        """The attempt's outcome write and the message's fate (call under the hold)."""
+        job_id = job.job_id
         if noticed_cancel:
             return self._canceled(job, attempt, handler_ms, progress)
 

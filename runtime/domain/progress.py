@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Generic, Protocol, TypeVar
 
+from runtime.domain.hold import Hold
 from runtime.domain.job import Progress
 from runtime.domain.ports import Clock, UtcClock
 
@@ -67,7 +68,9 @@ class ProgressSink(Protocol):
     """Where the processor gets each attempt's ProgressReport (the worker's writer stores it while the handler
     runs), and what it takes back when the handler ends: the last value, stored with the outcome."""
 
-    def open(self, job_id: str, attempt: int) -> ProgressReport: ...
+    def open(self, job_id: str, attempt: int, hold: Hold | None = None) -> ProgressReport:
+        """`hold`: the worker's hold on the job's message; no write goes out once it was released."""
+        ...
 
     def close(self, report: ProgressReport) -> Progress | None: ...
 
@@ -78,7 +81,7 @@ class OutcomeOnlyProgress:
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock = clock
 
-    def open(self, job_id: str, attempt: int) -> ProgressReport:
+    def open(self, job_id: str, attempt: int, hold: Hold | None = None) -> ProgressReport:
         return ProgressReport(self._clock)
 
     def close(self, report: ProgressReport) -> Progress | None:

@@ -65,6 +65,7 @@ class LogEvent(StrEnum):
     JOB_MESSAGE = "job_message"
     RECEIVE_FAILED = "receive_failed"
     RELEASE_FAILED = "release_failed"
+    JOB_RELEASED = "job_released"  # a release handed a claimed job's attempt back (or found it decided already)
     DELETE_FAILED = "delete_failed"
     VISIBILITY_CHANGE_FAILED = "visibility_change_failed"
     HEARTBEAT_VISIBILITY_FAILED = "heartbeat_visibility_failed"

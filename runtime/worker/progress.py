@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from runtime.domain.hold import Hold
 from runtime.domain.job import Progress
 from runtime.domain.ports import Clock, JobStore
 from runtime.domain.progress import ProgressReport, ProgressThrottle
@@ -21,6 +22,7 @@ from runtime.observability.names import LogEvent
 class _Attempt:
     job_id: str
     attempt: int
+    hold: Hold
 
 
 class ProgressWriter:
@@ -43,10 +45,10 @@ class ProgressWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
 
-    def open(self, job_id: str, attempt: int) -> ProgressReport:
+    def open(self, job_id: str, attempt: int, hold: Hold | None = None) -> ProgressReport:
         report = ProgressReport(self._clock, on_report=self._reported)
         with self._changed:
-            self._attempts[report] = _Attempt(job_id, attempt)
+            self._attempts[report] = _Attempt(job_id, attempt, hold if hold is not None else Hold())
         return report
 
     def close(self, report: ProgressReport) -> Progress | None:
@@ -96,9 +98,11 @@ class ProgressWriter:
             ]
         for report, owner, progress in due:
             try:
-                stored = self._store.set_progress(
-                    owner.job_id, attempt=owner.attempt, progress=progress, now=self._clock.now()
-                )
+                with owner.hold.writing() as mine:
+                    # A released job may already be another worker's under the same attempt number: write nothing.
+                    stored = mine and self._store.set_progress(
+                        owner.job_id, attempt=owner.attempt, progress=progress, now=self._clock.now()
+                    )
             except Exception as exc:  # noqa: BLE001 - progress is informative: the job goes on, the outcome has it
                 logs.log_event(
                     LogEvent.PROGRESS_WRITE_FAILED,

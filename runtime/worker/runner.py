@@ -5,15 +5,17 @@ in-process by tests."""
 
 from __future__ import annotations
 
+import dataclasses
 import queue as queue_module
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from runtime.domain.backoff import Backoff, Jitter
+from runtime.domain.hold import Hold
 from runtime.domain.job import Job
 from runtime.domain.ports import (
     QUEUE_BATCH_LIMIT,
@@ -62,7 +64,8 @@ _OUTCOME_METRIC = {
 
 class Worker:
     """start() runs the threads; stop(deadline_s) stops receiving, waits for running jobs up to the
-    deadline, releases the messages of unfinished ones (visibility 0), and returns True if none was left."""
+    deadline, releases unfinished ones (`_release`: neither an attempt nor a receive is spent), and returns True if
+    none was left."""
 
     def __init__(
         self,
@@ -132,6 +135,8 @@ class Worker:
         self._slots = threading.Condition()
         self._in_flight = 0
         self._released: set[str] = set()
+        # Every message held (waiting or running), with the hold its job thread writes under (runtime/domain/hold.py).
+        self._held: dict[str, tuple[ReceivedMessage, Hold]] = {}
         self._stopping = threading.Event()
         self._receiver: threading.Thread | None = None
         self._pool: list[threading.Thread] = []
@@ -148,8 +153,8 @@ class Worker:
         self._started = True
         if self._protection is not None:
             self._protection.start()
-        # Daemon threads: a job still running when stop() gives up must not hold the process open;
-        # its message was released and its lease runs out, so another worker takes it over.
+        # Daemon threads: a job still running when stop() gives up must not hold the process open; it was
+        # released (handed back, a fresh message published), so another worker takes it over at once.
         for index in range(self._concurrency):
             thread = threading.Thread(target=self._pool_loop, name=f"job-{index}", daemon=True)
             thread.start()
@@ -202,10 +207,11 @@ class Worker:
                 waiting.append(message)
         if not waiting:
             return 0
-        handles = [message.receipt_handle for message in waiting]
-        for handle in handles:
-            self._heartbeat.untrack(handle)
-        self._release(handles)
+        for message in waiting:
+            self._heartbeat.untrack(message.receipt_handle)
+        with self._slots:
+            holds = [self._held.pop(message.receipt_handle, (message, Hold()))[1] for message in waiting]
+        self._release(list(zip(waiting, holds, strict=True)))
         with self._slots:
             self._change_held(-len(waiting))
         return len(waiting)
@@ -216,19 +222,55 @@ class Worker:
             return 0
         with self._slots:
             self._released.update(handles)
+            unfinished = [self._held[handle] for handle in handles if handle in self._held]
         for handle in handles:
             self._heartbeat.untrack(handle)
-        self._release(handles)
+        self._release(unfinished)
         return len(handles)
 
-    def _release(self, handles: list[str]) -> None:
-        # Visibility 0: another worker receives the message at once; its claim waits for our lease to end.
+    def _release(self, messages: Sequence[tuple[ReceivedMessage, Hold]]) -> None:
+        """Gives messages back unfinished (shutdown, drain, scale-in) without costing their jobs an attempt or a
+        receive towards the DLQ: a claimed job's attempt is handed back (one conditional write: lease over,
+        attempts as before the claim), a fresh copy of each message goes to the same queue with the same trace
+        header, then the old one is deleted. Publish before delete: dying in between leaves a duplicate, which
+        the conditional claim makes a no-op; dying before the publish leaves the old message, back after its
+        visibility timeout. A message that could not be published, or is no job message, goes back the old way
+        (visibility 0)."""
+        if not messages:
+            return
         with aws_calls.category("worker"):
-            for start in range(0, len(handles), QUEUE_BATCH_LIMIT):
+            for message, hold in messages:
+                with hold.releasing() as attempt:
+                    if attempt is not None and message.message is not None:
+                        self._hand_back(message.message.job_id, attempt)
+            jobs = [(message, message.message) for message, _ in messages if message.message is not None]
+            unsent = self._queue.send_many(
+                [dataclasses.replace(job, trace_header=message.trace_header) for message, job in jobs]
+            )
+            republished = [message.receipt_handle for index, (message, _) in enumerate(jobs) if index not in unsent]
+            returned = [message.receipt_handle for index, (message, _) in enumerate(jobs) if index in unsent]
+            returned += [message.receipt_handle for message, _ in messages if message.message is None]
+            for start in range(0, len(republished), QUEUE_BATCH_LIMIT):
                 try:
-                    self._queue.change_visibility_batch(handles[start : start + QUEUE_BATCH_LIMIT], 0)
+                    self._queue.delete_batch(republished[start : start + QUEUE_BATCH_LIMIT])
+                except Exception as exc:  # noqa: BLE001 - the old copy comes back later: a duplicate, a no-op
+                    logs.log_event(LogEvent.RELEASE_FAILED, level="warning", error=f"{type(exc).__name__}: {exc}")
+            if unsent:
+                logs.log_event(LogEvent.RELEASE_FAILED, level="warning", error=f"{len(unsent)} copies not published")
+            for start in range(0, len(returned), QUEUE_BATCH_LIMIT):
+                try:
+                    self._queue.change_visibility_batch(returned[start : start + QUEUE_BATCH_LIMIT], 0)
                 except Exception as exc:  # noqa: BLE001 - unreleased messages come back after the visibility timeout
                     logs.log_event(LogEvent.RELEASE_FAILED, level="warning", error=f"{type(exc).__name__}: {exc}")
+
+    def _hand_back(self, job_id: str, attempt: int) -> None:
+        try:
+            released = self._store.release(job_id, attempt=attempt, now=self._clock.now())
+        except Exception as exc:  # noqa: BLE001 - the lease then runs out and the next claim takes over (one attempt)
+            logs.log_event(LogEvent.RELEASE_FAILED, level="warning", jobId=job_id, error=f"{type(exc).__name__}: {exc}")
+            return
+        # Refused: the attempt's outcome was recorded first, or someone else decided the job; nothing to hand back.
+        logs.log_event(LogEvent.JOB_RELEASED, jobId=job_id, attempt=attempt, handedBack=released)
 
     def _receive_loop(self) -> None:
         failures = 0
@@ -259,10 +301,11 @@ class Worker:
                 continue
             failures = 0
             if self._stopping.is_set():
-                self._release([message.receipt_handle for message in received])
+                self._release([(message, Hold()) for message in received])
                 return
             for message in received:
                 with self._slots:
+                    self._held[message.receipt_handle] = (message, Hold())
                     self._change_held(+1)
                 self._heartbeat.track(message.receipt_handle, message.message.job_id if message.message else None)
                 self._tasks.put(message)
@@ -283,6 +326,7 @@ class Worker:
             finally:
                 self._heartbeat.untrack(message.receipt_handle)
                 with self._slots:
+                    self._held.pop(message.receipt_handle, None)
                     self._change_held(-1)
 
     def _change_held(self, delta: int) -> None:
@@ -317,11 +361,13 @@ class Worker:
                 "worker.job", message.trace_header, trace_id=job_message.trace_id if job_message else None
             ),
         ):
+            with self._slots:
+                hold = self._held[handle][1] if handle in self._held else Hold()
             decision = self._processor.process(
-                message, on_claimed=on_claimed, cancel_flag=self._heartbeat.cancel_flag(handle)
+                message, on_claimed=on_claimed, cancel_flag=self._heartbeat.cancel_flag(handle), hold=hold
             )
             with self._slots:
-                released = handle in self._released
+                released = handle in self._released or decision.outcome is Outcome.RELEASED
             if not released:
                 # Out of the heartbeat first: a beat between the two would reset the visibility this decision sets
                 # (a retry's backoff, a kept message's delay) to the full timeout.

@@ -77,6 +77,13 @@ WRITES = [
         owner=True,
     ),
     Write(
+        "release",
+        None,
+        owned(JobStatus.PROCESSING),
+        lambda store, job_id: store.release(job_id, attempt=ATTEMPT, now=T0),
+        owner=True,
+    ),
+    Write(
         "set_progress",
         None,
         owned(JobStatus.PROCESSING),
@@ -327,3 +334,20 @@ def test_a_new_claim_starts_without_the_last_attempts_progress(store: DynamoDbJo
     store.create(job)
     claimed = store.claim(job.job_id, now=T0, lease_until=LIVE_LEASE)
     assert claimed.claimed and claimed.job is not None and claimed.job.progress is None
+
+
+def test_a_release_hands_the_attempt_back_and_ends_the_lease_so_the_next_claim_takes_the_job_at_once(
+    store: DynamoDbJobStore,
+) -> None:
+    job = seeded(unique("released"), JobStatus.PROCESSING, lease=LIVE_LEASE)
+    store.create(job)
+    assert store.release(job.job_id, attempt=ATTEMPT, now=T0)
+    released = store.get(job.job_id)
+    assert released is not None and released.status is JobStatus.PROCESSING
+    assert released.attempts == ATTEMPT - 1 and released.lease_expires_at is not None
+    assert released.lease_expires_at.timestamp() == 0
+    # A second release by the same (now stale) attempt number: the job is no longer PROCESSING under it.
+    assert not store.release(job.job_id, attempt=ATTEMPT, now=T0)
+    # Long before the old lease would have ended, the next claim takes it, as the same attempt number.
+    claimed = store.claim(job.job_id, now=T0, lease_until=T0 + timedelta(minutes=1))
+    assert claimed.claimed and claimed.job is not None and claimed.job.attempts == ATTEMPT

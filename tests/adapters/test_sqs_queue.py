@@ -38,6 +38,21 @@ def test_trace_header_travels_as_system_attribute(moto_server: str, queue_url: s
     assert message.trace_header == header
 
 
+def test_a_message_carrying_its_own_trace_header_is_sent_with_it(moto_server: str, queue_url: str) -> None:
+    # A worker's release republishes a message with the header it arrived with, not the releasing thread's.
+    kept = "Root=1-67c2f6c0-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"
+    current = "Root=1-67c2f6c0-ffffffffffffffffffffffff;Parent=0000000000000001;Sampled=1"
+    queue = SqsJobQueue(counted_client("sqs", moto_server), queue_url, trace_header=lambda: current)
+    message = JobMessage(job_id="job-3", trace_id="t", trace_header=kept)
+    queue.send(message)
+    (received,) = queue.receive(max_messages=1, wait_s=1, visibility_timeout_s=30)
+    assert received.trace_header == kept
+    # SendMessageBatch entries carry it the same way (moto drops batch entries' system attributes, so this is
+    # checked on the entry as built rather than on the received message).
+    assert queue.outgoing(message).trace_header == kept
+    assert queue.outgoing(JobMessage(job_id="job-4", trace_id="t")).trace_header == current
+
+
 def test_poison_body_is_received_without_a_message(moto_server: str, queue_url: str, queue: SqsJobQueue) -> None:
     raw_client("sqs", moto_server).send_message(QueueUrl=queue_url, MessageBody="not json")
     (message,) = queue.receive(max_messages=1, wait_s=1, visibility_timeout_s=30)

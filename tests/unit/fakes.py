@@ -158,6 +158,17 @@ class InMemoryJobStore:
             self.jobs[job_id] = job.replace(cancel_requested=True, updated_at=now)
             return self.jobs[job_id]
 
+    def release(self, job_id: str, *, attempt: int, now: datetime) -> bool:
+        self._enter("release")
+        with self.lock:
+            job = self._owned(job_id, attempt)
+            if job is None:
+                return False
+            self.jobs[job_id] = job.replace(
+                attempts=job.attempts - 1, lease_expires_at=datetime.fromtimestamp(0, UTC), updated_at=now
+            )
+            return True
+
     def set_progress(self, job_id: str, *, attempt: int, progress: Progress, now: datetime) -> bool:
         self._enter("set_progress")
         with self.lock:

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from runtime.domain.job import JobStatus
 from runtime.domain.ports import ReceivedMessage
 from runtime.job_types.registry import JobContext, JobType
 from runtime.settings import load_settings
@@ -84,8 +85,12 @@ def test_a_full_batch_is_asked_for_and_the_prefetch_is_bounded_and_given_back_at
     queue.stop_polling.set()
     worker.stop(deadline_s=0.01)
     gate.set()
-    given_back = {handle for handles, timeout in queue.batch_visibility if timeout == 0 for handle in handles}
-    assert len(given_back) == 10  # eight never started, two past the deadline
+    # Eight never started, two past the deadline: each republished as a fresh message, then deleted.
+    assert sorted(message.job_id for message in queue.sent) == sorted(f"job-{index}" for index in range(10))
+    assert sorted(queue.deleted) == sorted(f"rh-{index}" for index in range(10))
+    assert queue.batch_visibility == [] or all(timeout != 0 for _, timeout in queue.batch_visibility)
+    # The two claimed jobs were handed back: no attempt counted.
+    assert [store.jobs[f"job-{index}"].attempts for index in range(10)] == [0] * 10
     finished = threading.Event()
     for _ in range(1000):  # the two late jobs finish once the gate opens; bounded wait, not a speed target
         if worker.in_flight == 0:
@@ -93,3 +98,6 @@ def test_a_full_batch_is_asked_for_and_the_prefetch_is_bounded_and_given_back_at
             break
         threading.Event().wait(0.01)
     assert finished.is_set(), f"in_flight stayed at {worker.in_flight}"
+    # Their late ends recorded nothing: the jobs wait, handed back, for whoever takes the fresh messages.
+    assert {store.jobs[f"job-{index}"].status for index in range(2)} == {JobStatus.PROCESSING}
+    assert [store.jobs[f"job-{index}"].attempts for index in range(2)] == [0, 0]

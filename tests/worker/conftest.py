@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,12 +143,20 @@ class WorkerEnv:
 
 
 @pytest.fixture
-def worker_env(moto_server: str, tmp_path: Path) -> Iterator[WorkerEnv]:
+def worker_env(moto_server: str, tmp_path: Path) -> WorkerEnv:
+    # Receives for a leased job also count: the redrive limit sits well above max_attempts.
+    return make_worker_env(moto_server, tmp_path, max_receive_count=10)
+
+
+def make_worker_env(moto_server: str, tmp_path: Path, *, max_receive_count: int) -> WorkerEnv:
+    """Fresh resources on the moto server (the queue redriving to its DLQ after `max_receive_count` receives) and
+    quick worker settings for them."""
     dynamodb = build_client("dynamodb", region="us-east-1", endpoint_url=moto_server)
     sqs = build_client("sqs", region="us-east-1", endpoint_url=moto_server)
     s3 = build_client("s3", region="us-east-1", endpoint_url=moto_server)
-    # Receives for a leased job also count: the redrive limit sits well above max_attempts.
-    resources = create_resources(moto_server, "wk", visibility_timeout_s=VISIBILITY_S, max_receive_count=10)
+    resources = create_resources(
+        moto_server, "wk", visibility_timeout_s=VISIBILITY_S, max_receive_count=max_receive_count
+    )
     table, queue_url, dlq_url, bucket = (
         resources.table_name,
         resources.queue_url,
@@ -169,7 +177,7 @@ def worker_env(moto_server: str, tmp_path: Path) -> Iterator[WorkerEnv]:
         republish_after_s=1,
         republish_interval_s=1,
     )
-    yield WorkerEnv(
+    return WorkerEnv(
         endpoint=moto_server,
         settings=settings,
         store=DynamoDbJobStore(dynamodb, table),

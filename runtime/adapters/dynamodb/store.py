@@ -224,6 +224,26 @@ class DynamoDbJobStore:
         requested = attributes.get(Attr.CANCEL_REQUESTED, {}).get("BOOL", False)
         return LeaseState.CANCEL_REQUESTED if requested else LeaseState.HELD
 
+    def release(self, job_id: str, *, attempt: int, now: datetime) -> bool:
+        # Not a status change: the job stays PROCESSING, with a lease already over (0, so that any worker's clock
+        # finds it expired and the next claim takes the job at once) and `attempts` back to before this claim.
+        # `attempts` is the owner condition of the worker's writes: the releasing worker's own Hold keeps its late
+        # writes out once the job is claimed again under the same number (runtime/domain/hold.py).
+        values: dict[str, AttributeValue] = {":one": {"N": "1"}, ":over": {"N": "0"}, ":now": {"S": iso(now)}}
+        return (
+            self._conditional_update(
+                job_id,
+                update=(
+                    f"SET {Attr.ATTEMPTS} = {Attr.ATTEMPTS} - :one, {Attr.LEASE_EXPIRES_AT} = :over, "
+                    f"{Attr.UPDATED_AT} = :now"
+                ),
+                condition=owner_condition(JobStatus.PROCESSING, values, attempt),
+                names={"#s": Attr.STATUS},
+                values=values,
+            )
+            is not None
+        )
+
     def set_progress(self, job_id: str, *, attempt: int, progress: Progress, now: datetime) -> bool:
         # Not a status change: the worker's own write about its attempt, like the lease renewal.
         values: dict[str, AttributeValue] = {":progress": progress_attr(progress), ":now": {"S": iso(now)}}
