@@ -116,6 +116,20 @@ def _cached(service: Service, settings: Settings, profile: str, config: Config |
         return found
 
 
+def presigning_s3_client(settings: Settings) -> S3Client:
+    """The process-wide S3 client that signs download links (it sends no request). Signature V4: botocore would
+    sign with V2 by default, which role session credentials cannot use."""
+    key = ("s3-presign", settings.region, settings.endpoint_url)
+    with _lock:
+        found = _clients.get(key)
+        if found is None:
+            config = client_config().merge(Config(signature_version="s3v4"))
+            found = build_client("s3", region=settings.region, endpoint_url=settings.endpoint_url, config=config)
+            _clients[key] = found
+        presigning: S3Client = found
+        return presigning
+
+
 def ssm_client(*, region: str, endpoint_url: str | None) -> SSMClient:
     """The client the settings' SSM source reads with. It runs before Settings exist (it helps build them),
     once per process, so it takes the region and endpoint itself and is not kept."""

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     api_aws_max_attempts: int = Field(default=2, ge=1, le=10)
     readiness_timeout_s: float = Field(default=1.5, gt=0, lt=2)
 
+    # How long the download link of a result stored apart (`resultUrl` of GET /api/v1/jobs/{jobId}) works.
+    result_url_ttl_s: int = Field(default=300, ge=30, le=3600)
+
     worker_concurrency: int = Field(default=16, ge=1, le=256)
     visibility_timeout_s: int = Field(default=60, ge=2, le=43_200)
     receive_wait_s: int = Field(default=20, ge=0, le=20)

@@ -17,6 +17,7 @@ from constructs import IConstruct
 
 from runtime.adapters.dynamodb.schema import INDEXES
 from runtime.job_types.confinement import TENANTS_PREFIX
+from stacks.components.documents import results_objects_pattern
 
 if TYPE_CHECKING:
     from stacks.service_stack import ServiceStack
@@ -46,6 +47,16 @@ XRAY_RESOURCE = "Resource::*"
 SSM_RESOURCE = _regex(r"Resource::arn:aws:ssm:[a-z0-9-]+:<AWS::AccountId>:parameter\/job-tickets\/[a-z]+\/\*")
 INDEX_RESOURCE = _regex(r"Resource::<JobStoreTable[0-9A-F]{8}\.Arn>\/index\/\*")
 OBJECTS_RESOURCE = _regex(r"Resource::<DocumentsBucket[0-9A-F]{8}\.Arn>\/" + TENANTS_PREFIX.replace("/", r"\/") + r"\*")
+RESULTS_RESOURCE = _regex(
+    r"Resource::<DocumentsBucket[0-9A-F]{8}\.Arn>\/" + results_objects_pattern().replace("/", r"\/").replace("*", r"\*")
+)
+RESULTS_READ = (
+    "the API signs download links of results stored apart; they are under tenants/<tenant>/results/ for every "
+    "tenant, so the grant names that pattern (GetObject only); the API links a caller only to its own tenant's"
+)
+API_ROLE_SUPPRESSIONS = (
+    NagPackSuppression(id="AwsSolutions-IAM5", reason=RESULTS_READ, applies_to=[RESULTS_RESOURCE]),
+)
 TASKS_RESOURCE = _regex(r"Resource::arn:aws:ecs:[a-z0-9-]+:<AWS::AccountId>:task\/<NetworkCluster[0-9A-F]{8}>\/\*")
 
 # NIST 800-53 rev 5 findings accepted for every resource of one kind.
@@ -249,6 +260,7 @@ def _suppress_service(service: ServiceStack) -> None:
         _suppress(
             _role_policy(api.task_definition.task_role),
             *RUNTIME_ROLE_SUPPRESSIONS,
+            *API_ROLE_SUPPRESSIONS,
         )
         _suppress(
             _role_policy(api.task_definition.obtain_execution_role()),
@@ -307,6 +319,7 @@ def _suppress_service(service: ServiceStack) -> None:
         _suppress(
             _role_policy(api_role),
             *RUNTIME_ROLE_SUPPRESSIONS,
+            *API_ROLE_SUPPRESSIONS,
         )
         if function.jwt_authorizer is None:
             _suppress(

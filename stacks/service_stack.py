@@ -168,6 +168,7 @@ class ServiceStack(Stack):
         stateful.access_store.grant_authenticate(api_role)
         queues.grant_publish(api_role)
         parameters.grant_read_by_path(api_role)
+        documents.grant_read_results(api_role)
 
         self.status_events: StatusEventsPipe | None = None
         if stateful.status_event_bus is not None:

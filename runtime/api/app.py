@@ -10,6 +10,7 @@ from runtime import aws_clients
 from runtime.adapters.dynamodb.access_store import DynamoDbAccessStore
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.adapters.priority_queue import PriorityJobQueue, sqs_priority_queue
+from runtime.adapters.s3_objects import S3ResultLinks
 from runtime.adapters.sqs_batch_sender import BatchingSqsJobQueue
 from runtime.adapters.sqs_depth import SqsQueueDepths
 from runtime.adapters.sqs_queue import SqsJobQueue
@@ -130,6 +131,9 @@ def build_container(
         batch_writes=batch_writes,
         stats=StatsReader(
             SqsQueueDepths(aws_clients.api_client("sqs", settings), settings.priority_queue_urls), counter, clock
+        ),
+        result_links=S3ResultLinks(
+            lambda: aws_clients.presigning_s3_client(settings), expires_s=settings.result_url_ttl_s
         ),
     )
 

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from runtime.api.middleware import trace_id_of
 from runtime.auth.authenticator import Authenticator
 from runtime.domain.listing import JobLister
-from runtime.domain.ports import JobQueue, JobStore
+from runtime.domain.ports import JobQueue, JobStore, ResultLinks
 from runtime.domain.stats import StatsReader
 from runtime.domain.submit import JobService
 from runtime.settings import Settings
@@ -38,6 +38,7 @@ class Container:
     authenticator: Authenticator
     batch_writes: Executor  # the conditional writes of batch submits (bounded, shared by all requests)
     stats: StatsReader  # GET /api/v1/stats, cached per process
+    result_links: ResultLinks  # download links of results stored apart (GET of one job)
 
 
 def get_container(request: Request) -> Container:
@@ -65,6 +66,10 @@ def get_stats_reader(request: Request) -> StatsReader:
     return get_container(request).stats
 
 
+def get_result_links(request: Request) -> ResultLinks:
+    return get_container(request).result_links
+
+
 def get_readiness(request: Request) -> ReadinessProbeLike:
     return get_container(request).readiness
 
@@ -78,5 +83,6 @@ JobServiceDep = Annotated[JobService, Depends(get_job_service)]
 JobListerDep = Annotated[JobLister, Depends(get_job_lister)]
 BatchWritesDep = Annotated[Executor, Depends(get_batch_writes)]
 StatsDep = Annotated[StatsReader, Depends(get_stats_reader)]
+ResultLinksDep = Annotated[ResultLinks, Depends(get_result_links)]
 ReadinessDep = Annotated[ReadinessProbeLike, Depends(get_readiness)]
 TraceIdDep = Annotated[str, Depends(get_trace_id)]

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from runtime.api.auth import ReaderDep, WriterDep
-from runtime.api.deps import BatchWritesDep, JobListerDep, JobServiceDep, SettingsDep, TraceIdDep
+from runtime.api.deps import BatchWritesDep, JobListerDep, JobServiceDep, ResultLinksDep, SettingsDep, TraceIdDep
 from runtime.api.errors import ApiError, field_errors, submit_error, validation_error
 from runtime.api.schemas import (
     MAX_BATCH_JOBS,
@@ -201,8 +201,12 @@ def _schedule(request: SubmitJobRequest) -> ScheduleRequest | None:
     return None
 
 
-def job_response(job: Job, status_code: int, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(job_document(job), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+def job_response(
+    job: Job, status_code: int, headers: dict[str, str] | None = None, *, result_url: str | None = None
+) -> Response:
+    body = json.dumps(job_document(job, result_url=result_url), separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
     return Response(body, status_code=status_code, headers=headers, media_type="application/json")
 
 
@@ -574,17 +578,23 @@ async def submit_jobs_batch(
         200: {
             "description": "The job, read strongly consistent (a GET right after the POST finds it). While it is "
             "not terminal, Retry-After suggests when to poll again (PENDING 1 s, PROCESSING 2 s, "
-            "FAILED 5 s).",
+            "FAILED 5 s). A result stored apart (`resultRef`) comes with `resultUrl`, a presigned link "
+            "that downloads it for a few minutes.",
             "headers": {"Retry-After": _RETRY_AFTER_DOC, "X-Trace-Id": _TRACE_HEADER_DOC},
         },
         404: _NOT_FOUND_DOC,
         503: _STORE_UNAVAILABLE_DOC,
     },
 )
-def get_job(jobId: str, principal: ReaderDep, service: JobServiceDep) -> Response:
+def get_job(
+    jobId: str, principal: ReaderDep, service: JobServiceDep, links: ResultLinksDep, settings: SettingsDep
+) -> Response:
     job = _get(service, jobId, principal.tenant)
     headers = None if job.is_terminal else {"Retry-After": str(POLL_AFTER_S.get(job.status, 1))}
-    return job_response(job, 200, headers)
+    ref = job.result_ref
+    # Only a link to the caller's own objects, whatever a record says (the worker writes them there).
+    own = ref is not None and Confinement(settings.documents_bucket).uri_problem(ref.uri, principal.tenant) is None
+    return job_response(job, 200, headers, result_url=links.url_for(ref) if ref is not None and own else None)
 
 
 def _check_job_id(job_id: str) -> None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_v
 
 from runtime.domain.job import Job, JobStatus
 from runtime.domain.progress import MAX_PROGRESS_MESSAGE_CHARS, PROGRESS_INTERVAL_S
+from runtime.domain.results import MAX_INLINE_RESULT_BYTES
 from runtime.domain.schedule import MAX_SCHEDULE_AHEAD_S, parse_run_at
 from runtime.domain.times import iso
 
@@ -87,6 +88,14 @@ class ProgressOut(BaseModel):
     updatedAt: datetime = Field(description="when the handler reported it")
 
 
+class ResultRefOut(BaseModel):
+    """A result stored apart: too large for the job record, it is an object of the caller's own in S3."""
+
+    uri: str = Field(description="s3://<documents bucket>/tenants/<tenant>/results/<jobId>.json")
+    size: int = Field(description="bytes of the object (the result as canonical JSON, UTF-8)")
+    sha256: str = Field(description="hex sha256 of those bytes")
+
+
 class JobOut(BaseModel):
     """The job resource. Times are RFC 3339 in UTC with milliseconds."""
 
@@ -98,7 +107,18 @@ class JobOut(BaseModel):
     params: dict[str, Any]
     metadata: dict[str, Any]
     attempts: int
-    result: dict[str, Any] | None = Field(description="null until SUCCEEDED")
+    result: dict[str, Any] | None = Field(
+        description=f"null until SUCCEEDED; also null when the result is over {MAX_INLINE_RESULT_BYTES} bytes of "
+        "canonical JSON: it is then stored apart (`resultRef`)"
+    )
+    resultRef: ResultRefOut | None = Field(
+        description="set instead of `result` when the result is stored apart; null otherwise"
+    )
+    resultUrl: str | None = Field(
+        description="with `resultRef`, in the answer of GET /api/v1/jobs/{jobId} only: a presigned HTTPS URL that "
+        "downloads the result (no Authorization header) for a few minutes (the deployment's result_url_ttl_s); "
+        "GET the job again for a fresh one. null otherwise"
+    )
     error: JobErrorOut | None = Field(description="null unless the last attempt failed")
     createdAt: datetime
     updatedAt: datetime
@@ -170,9 +190,11 @@ class ReadyOut(BaseModel):
     reason: str | None = None
 
 
-def job_document(job: Job) -> dict[str, Any]:
-    """The job resource as JSON-ready data (rendered by hand: no model re-validation on the hot path)."""
+def job_document(job: Job, *, result_url: str | None = None) -> dict[str, Any]:
+    """The job resource as JSON-ready data (rendered by hand: no model re-validation on the hot path).
+    `result_url` is the download link of a result stored apart (GET of one job only)."""
     error = job.error
+    ref = job.result_ref
     return {
         "jobId": job.job_id,
         "tenant": job.tenant,
@@ -183,6 +205,8 @@ def job_document(job: Job) -> dict[str, Any]:
         "metadata": job.metadata,
         "attempts": job.attempts,
         "result": job.result,
+        "resultRef": None if ref is None else {"uri": ref.uri, "size": ref.size, "sha256": ref.sha256},
+        "resultUrl": result_url,
         "error": None
         if error is None
         else {"code": error.code, "message": error.message, "permanent": error.permanent},

@@ -86,6 +86,16 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class ResultRef:
+    """Where a result too large for the job record lives: an S3 object under the tenant's prefix
+    (runtime/domain/results.py), with the size and sha256 of its bytes (canonical JSON)."""
+
+    uri: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Job:
     job_id: str
     status: JobStatus
@@ -102,6 +112,8 @@ class Job:
     tenant: str = ""
     attempts: int = 0
     result: dict[str, Any] | None = None
+    # Set instead of `result` when the result was too large for the record (runtime/domain/results.py).
+    result_ref: ResultRef | None = None
     error: JobError | None = None
     idempotency_key: str | None = None  # "<scope>#<key>", the idempotency GSI's key
     # When each status was last entered, e.g. {"PENDING": t0, "PROCESSING": t1}.

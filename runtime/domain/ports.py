@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from runtime.domain.job import Job, JobError, JobStatus, Priority, Progress
+from runtime.domain.job import Job, JobError, JobStatus, Priority, Progress, ResultRef
 
 
 class JobStoreUnavailable(Exception):
@@ -17,6 +17,11 @@ class JobStoreUnavailable(Exception):
 
 class QueueUnavailable(Exception):
     """The queue did not answer."""
+
+
+class JobRecordRefused(Exception):
+    """The job store refused a write as invalid for the record itself (over the item size limit, a value it cannot
+    hold), not because of its condition: the same write can never succeed. The text is for the logs only."""
 
 
 @dataclass(frozen=True)
@@ -87,11 +92,19 @@ class JobStore(Protocol):
         """Stores the handler's progress, only while PROCESSING under this attempt (False otherwise)."""
 
     def succeed(
-        self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime, progress: Progress | None = None
+        self,
+        job_id: str,
+        *,
+        attempt: int,
+        result: dict[str, Any] | None,
+        now: datetime,
+        result_ref: ResultRef | None = None,
+        progress: Progress | None = None,
     ) -> bool:
-        """PROCESSING (this attempt) -> SUCCEEDED. False if the condition failed (someone took over).
-        `progress` (the handler's last report), when given, is stored in the same write; so for fail and
-        finish_canceled."""
+        """PROCESSING (this attempt) -> SUCCEEDED with `result` inline, or with `result_ref` (result None) when it
+        was stored apart. False if the condition failed (someone took over); JobRecordRefused when the record
+        cannot hold it (the job is left as it was). `progress` (the handler's last report), when given, is stored
+        in the same write; so for fail and finish_canceled."""
 
     def fail(
         self,
@@ -218,13 +231,35 @@ class ObjectStore(Protocol):
         """The object as chunks of at most `chunk_bytes`, for a reader that reports how far it got. Raises
         ObjectNotFound at the call, before any chunk."""
 
-    def put_bytes(self, uri: str, data: bytes, *, content_type: str) -> None: ...
+    def put_bytes(self, uri: str, data: bytes, *, content_type: str) -> None:
+        """Raises ObjectNotFound for a missing bucket, ObjectStoreUnavailable when the store does not answer, and
+        ObjectWriteRefused when it refuses the write for good."""
+
+
+class ResultLinks(Protocol):
+    """Short-lived download links for results stored apart (ResultRef)."""
+
+    def url_for(self, ref: ResultRef) -> str:
+        """A URL that downloads the referenced object for a limited time, with no further credentials."""
 
 
 class ObjectNotFound(Exception):
     def __init__(self, uri: str) -> None:
         super().__init__(f"no such object: {uri}")
         self.uri = uri
+
+
+class ObjectStoreUnavailable(Exception):
+    """The object store did not answer (network, throttling past retries, 5xx): worth trying again later."""
+
+
+class ObjectWriteRefused(Exception):
+    """The object store refused a write for good (access denied, a bad request): trying again cannot help."""
+
+    def __init__(self, uri: str, code: str) -> None:
+        super().__init__(f"write of {uri} refused: {code}")
+        self.uri = uri
+        self.code = code
 
 
 class Clock(Protocol):

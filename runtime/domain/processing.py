@@ -27,14 +27,27 @@ from runtime.domain.hold import Hold
 from runtime.domain.job import Job, JobError, JobStatus, Progress
 from runtime.domain.ports import (
     Clock,
+    JobRecordRefused,
     JobStore,
     JobStoreUnavailable,
     ObjectNotFound,
     ObjectStore,
+    ObjectStoreUnavailable,
     ReceivedMessage,
     UtcClock,
 )
 from runtime.domain.progress import OutcomeOnlyProgress, ProgressReport, ProgressSink
+from runtime.domain.results import (
+    RESULT_CONTENT_TYPE,
+    RESULT_NOT_JSON_CODE,
+    RESULT_NOT_STORED_CODE,
+    RESULT_STORE_UNAVAILABLE_CODE,
+    RESULT_TOO_LARGE_CODE,
+    ResultNotJson,
+    ResultTooLarge,
+    encode_result,
+    result_uri,
+)
 from runtime.domain.schedule import SQS_MAX_DELAY_S
 from runtime.job_types.confinement import OUTSIDE_TENANT_CODE, Confinement
 from runtime.job_types.registry import (
@@ -217,9 +230,12 @@ class MessageProcessor:
 
         if error is None:
             assert result is not None
-            if self._store.succeed(job_id, attempt=attempt, result=result, now=self._clock.now(), progress=progress):
+            kept = self._keep_result(job, attempt, result, progress)
+            if kept is True:
                 return Decision(Action.DELETE, Outcome.SUCCEEDED, job=job, attempt=attempt, handler_ms=handler_ms)
-            return self._lost_claim(job_id, attempt, handler_ms, None)
+            if kept is False:
+                return self._lost_claim(job_id, attempt, handler_ms, None)
+            error, detail = kept  # the result could not be kept: the attempt fails like a handler's would
 
         final = error.permanent or job.attempts_since_retry >= self._config.max_attempts
         if not self._store.fail(
@@ -237,6 +253,49 @@ class MessageProcessor:
             handler_ms=handler_ms,
             error_detail=detail,
         )
+
+    def _keep_result(
+        self, job: Job, attempt: int, result: dict[str, Any], progress: Progress | None
+    ) -> bool | tuple[JobError, str | None]:
+        """Records SUCCEEDED with the result inline, or stored apart in S3 under the tenant's prefix when it is over
+        the inline bound or the record refuses it (runtime/domain/results.py). True when recorded, False when
+        someone else took the job over, else (error, detail for the logs) when the result cannot be kept."""
+        try:
+            encoded = encode_result(result)
+        except ResultTooLarge as exc:
+            return JobError(RESULT_TOO_LARGE_CODE, str(exc), permanent=True), None
+        except ResultNotJson as exc:
+            message = "handler returned a result that json cannot carry"
+            return JobError(RESULT_NOT_JSON_CODE, message, permanent=True), _short(str(exc))
+        try:
+            if encoded.inline:
+                try:
+                    return self._store.succeed(
+                        job.job_id, attempt=attempt, result=result, now=self._clock.now(), progress=progress
+                    )
+                except JobRecordRefused:
+                    pass  # e.g. params that leave too little room in the record: the result goes to S3 instead
+            uri = result_uri(self._confinement.bucket, job.tenant, job.job_id)
+            try:
+                objects = self._confinement.objects_for(self._objects, job.tenant)
+                objects.put_bytes(uri, encoded.data, content_type=RESULT_CONTENT_TYPE)
+            except ObjectStoreUnavailable as exc:
+                message = "the result could not be stored: the object store did not answer"
+                return JobError(RESULT_STORE_UNAVAILABLE_CODE, message), _short(str(exc))
+            except Exception as exc:  # noqa: BLE001 - refused, missing bucket, or unknown: retrying cannot help
+                message = f"the result ({len(encoded.data)} bytes) could not be stored in the documents bucket"
+                return JobError(RESULT_NOT_STORED_CODE, message, permanent=True), _short(f"{type(exc).__name__}: {exc}")
+            return self._store.succeed(
+                job.job_id,
+                attempt=attempt,
+                result=None,
+                result_ref=encoded.reference(uri),
+                now=self._clock.now(),
+                progress=progress,
+            )
+        except JobRecordRefused as exc:
+            message = "the job record cannot hold the result or its reference"
+            return JobError(RESULT_NOT_STORED_CODE, message, permanent=True), _short(str(exc))
 
     def _canceled(self, job: Job, attempt: int, handler_ms: float | None, progress: Progress | None = None) -> Decision:
         if self._store.finish_canceled(job.job_id, attempt=attempt, now=self._clock.now(), progress=progress):
@@ -290,7 +349,7 @@ class MessageProcessor:
             )
         if not isinstance(result, dict):
             message = f"handler returned {type(result).__name__}, not an object"
-            return JobError("bad_handler_result", message, permanent=True), None, None
+            return JobError(RESULT_NOT_JSON_CODE, message, permanent=True), None, None
         return None, result, None
 
     def _lost_claim(self, job_id: str, attempt: int, handler_ms: float, error: JobError | None) -> Decision:

@@ -19,14 +19,28 @@ MAX_ROWS = 5_000
 MAX_FIELDS_PER_ROW = 50
 # The share of the job's progress aggregating the rows stands for; rendering and writing the report are the rest.
 BUILD_SHARE = 0.9
+# The rendered report may be at most this many bytes (what one job may make a worker hold and write).
+MAX_REPORT_BYTES = 2 * 1024 * 1024
+# The widest a rendered number gets: a float that is not integral (digits, point, sign, exponent).
+NUMBER_WIDTH = 24
+REPORT_LIMIT_TEXT = (
+    f"The report may be at most {MAX_REPORT_BYTES} bytes. At submit its size is estimated from the distinct groups "
+    "(one entry each, with its name) and the widest number the metric's sums can reach; an estimate over the limit "
+    "is refused with 422 naming `rows`."
+)
 Scalar = str | int | float | bool | None
 
 
 class GenerateReportParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"description": REPORT_LIMIT_TEXT})
 
     title: str = Field(min_length=1, max_length=200)
-    rows: list[dict[str, Scalar]] = Field(min_length=1, max_length=MAX_ROWS)
+    rows: list[dict[str, Scalar]] = Field(
+        min_length=1,
+        max_length=MAX_ROWS,
+        description=f"1-{MAX_ROWS} rows of at most {MAX_FIELDS_PER_ROW} fields, each with `group_by` and a numeric "
+        f"`metric`. {REPORT_LIMIT_TEXT}",
+    )
     group_by: str = Field(min_length=1, max_length=100)
     metric: str = Field(min_length=1, max_length=100)
     format: Literal["json", "csv"] = "json"
@@ -42,6 +56,11 @@ class GenerateReportParams(BaseModel):
             value = row.get(self.metric)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"rows[{index}].{self.metric} must be a finite number, got {value!r}")
+        groups, size = estimated_report_bytes(self)
+        if size > MAX_REPORT_BYTES:
+            raise ValueError(
+                f"rows: {groups} groups would make a report of about {size} bytes, the limit is {MAX_REPORT_BYTES}"
+            )
         return self
 
 
@@ -89,6 +108,19 @@ def build_report(params: GenerateReportParams, before_row: Callable[[int], None]
     }
 
 
+def estimated_report_bytes(params: GenerateReportParams) -> tuple[int, int]:
+    """(distinct groups, most bytes the report can take): the JSON rendering, which is larger than the CSV one."""
+    names = {_group_key(row[params.group_by]) for row in params.rows}
+    largest = max(abs(float(row[params.metric] or 0)) for row in params.rows) * len(params.rows)
+    # A sum of integral values renders as an integer: as wide as its digits (1e300 has 301).
+    width = max(NUMBER_WIDTH, len(str(int(largest))) + 2)
+    empty = {"title": params.title, "group_by": params.group_by, "metric": params.metric, "groups": []}
+    size = len(render({**empty, "total": _ZERO_AGGREGATE}, "json")[0]) + len(_ZERO_AGGREGATE) * width
+    per_group = _GROUP_BYTES + len(_ZERO_AGGREGATE) * width
+    size += sum(per_group + len(json.dumps(name, ensure_ascii=False).encode("utf-8")) for name in names)
+    return len(names), size
+
+
 def render(report: dict[str, Any], fmt: str) -> tuple[bytes, str]:
     if fmt == "json":
         return json.dumps(report, sort_keys=True, ensure_ascii=False, indent=2).encode("utf-8"), "application/json"
@@ -100,6 +132,19 @@ def render(report: dict[str, Any], fmt: str) -> tuple[bytes, str]:
         writer.writerow([group["group"], *(group[column] for column in columns)])
     writer.writerow(["TOTAL", *(report["total"][column] for column in columns)])
     return out.getvalue().encode("utf-8"), "text/csv"
+
+
+_ZERO_AGGREGATE: dict[str, Any] = {"count": 0, "sum": 0, "min": 0, "max": 0, "mean": 0}
+
+
+def _group_bytes() -> int:
+    """What one group with an empty name adds to the JSON report, beside its numbers' own widths."""
+    base: dict[str, Any] = {"title": "t", "group_by": "g", "metric": "m", "groups": [], "total": _ZERO_AGGREGATE}
+    one = {**base, "groups": [{"group": "", **_ZERO_AGGREGATE}]}
+    return len(render(one, "json")[0]) - len(render(base, "json")[0])
+
+
+_GROUP_BYTES = _group_bytes()
 
 
 @job_type("generate_report", params=GenerateReportParams)

@@ -4,18 +4,30 @@ lowercase, strip, cast, default, sort, dedupe, limit) to the records given in pa
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from runtime.job_types.registry import JobContext, PermanentJobError, job_type
 from runtime.job_types.s3uri import S3Uri
 
 MAX_RECORDS = 5_000
 MAX_OPERATIONS = 50
+# The transformed records may be at most this many bytes of JSON (one line per record, as written to a
+# destination): what one job may make a worker hold. Checked at submit with an estimate of the growth each
+# operation can cause (OUTPUT_LIMIT_TEXT), and again on the real records before they are returned or written.
+MAX_OUTPUT_BYTES = 1024 * 1024
+OUTPUT_TOO_LARGE_CODE = "output_too_large"
 # With a destination the records are in S3; the job record only keeps a preview (item size is billed).
 PREVIEW_RECORDS = 5
+OUTPUT_LIMIT_TEXT = (
+    f"The transformed records may be at most {MAX_OUTPUT_BYTES} bytes of JSON. At submit the size is estimated from "
+    "the records as given plus, for every record still there (after any `limit`), what each operation can add: "
+    "`default` its field and value, `rename` the longer names, `cast` to str the quotes; an estimate over the limit "
+    "is refused with 422 naming the operation. Growth the estimate does not count (e.g. `uppercase` of some "
+    f"non-ASCII letters) is checked on the real records: past the limit the job fails with `{OUTPUT_TOO_LARGE_CODE}`."
+)
 
 FieldName = Annotated[str, Field(min_length=1, max_length=100)]
 FieldList = Annotated[list[FieldName], Field(min_length=1, max_length=100)]
@@ -85,12 +97,61 @@ Operation = Annotated[
 ]
 
 
-class TransformDataParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _json_bytes(value: Any) -> int:
+    """Bytes of `value` as a JSON line holds it (the format of `bounded_lines`)."""
+    return len(json.dumps(value, sort_keys=True, ensure_ascii=False).encode("utf-8"))
 
-    records: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_RECORDS)
-    operations: list[Operation] = Field(min_length=1, max_length=MAX_OPERATIONS)
-    destination: S3Uri | None = None  # written as JSON lines when given
+
+def growth_per_record(operation: _Op) -> int:
+    """The most bytes of JSON `operation` can add to one record (0 for those that only keep, drop or reorder)."""
+    if isinstance(operation, Default):
+        return _json_bytes(operation.field) + _json_bytes(operation.value) + 4  # ", " and ": "
+    if isinstance(operation, Rename):
+        return sum(max(0, _json_bytes(new) - _json_bytes(old)) for old, new in operation.fields.items())
+    if isinstance(operation, Cast) and operation.to == "str":
+        return 2  # a number or literal becomes a string: its quotes
+    return 0
+
+
+def estimated_output_bytes(records: list[dict[str, Any]], operations: list[Operation]) -> Iterator[int]:
+    """After each operation, the estimated size of the records as JSON (see OUTPUT_LIMIT_TEXT)."""
+    size = sum(_json_bytes(record) + 1 for record in records)
+    count = len(records)
+    for operation in operations:
+        if isinstance(operation, Limit):
+            count = min(count, operation.count)
+        size += count * growth_per_record(operation)
+        yield size
+
+
+class TransformDataParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"description": OUTPUT_LIMIT_TEXT})
+
+    records: list[dict[str, Any]] = Field(
+        min_length=1, max_length=MAX_RECORDS, description=f"1-{MAX_RECORDS} JSON objects."
+    )
+    operations: list[Operation] = Field(
+        min_length=1,
+        max_length=MAX_OPERATIONS,
+        description=f"1-{MAX_OPERATIONS} operations, applied in order. Their output is bounded: {OUTPUT_LIMIT_TEXT}",
+    )
+    destination: S3Uri | None = Field(
+        default=None, description="Where to write the records as JSON lines; without it they are in the result."
+    )
+
+    @field_validator("operations")
+    @classmethod
+    def _bounded_output(cls, operations: list[Operation], info: ValidationInfo) -> list[Operation]:
+        records = info.data.get("records")
+        if records is None:  # refused already
+            return operations
+        for step, size in enumerate(estimated_output_bytes(records, operations)):
+            if size > MAX_OUTPUT_BYTES:
+                raise ValueError(
+                    f"operations[{step}] ({operations[step].op}) would make the records about {size} bytes of json, "
+                    f"the limit is {MAX_OUTPUT_BYTES}"
+                )
+        return operations
 
 
 Record = dict[str, Any]
@@ -227,16 +288,31 @@ def transform(
     return records, steps
 
 
+def bounded_lines(records: list[Record]) -> list[str]:
+    """The records as JSON lines; PermanentJobError once they pass MAX_OUTPUT_BYTES (before the rest is encoded)."""
+    lines: list[str] = []
+    size = 0
+    for record in records:
+        line = json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
+        size += len(line.encode("utf-8"))
+        if size > MAX_OUTPUT_BYTES:
+            message = f"the transformed records are over {MAX_OUTPUT_BYTES} bytes of json"
+            raise PermanentJobError(OUTPUT_TOO_LARGE_CODE, message)
+        lines.append(line)
+    return lines
+
+
 @job_type("transform_data", params=TransformDataParams)
 def transform_data(params: TransformDataParams, ctx: JobContext) -> dict[str, Any]:
     """Applies `operations` in order to `records`; returns the records (or writes them as JSON lines)."""
     records, steps = transform(params, ctx.raise_if_cancelled)
     result: dict[str, Any] = {"input_count": len(params.records), "output_count": len(records), "steps": steps}
+    lines = bounded_lines(records)
     if params.destination is None:
         result["records"] = records
         return result
     ctx.raise_if_cancelled()
-    body = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+    body = "".join(lines).encode("utf-8")
     ctx.objects.put_bytes(params.destination, body, content_type="application/x-ndjson")
     result.update(destination=params.destination, bytes=len(body), preview=records[:PREVIEW_RECORDS])
     return result

@@ -7,6 +7,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from runtime.domain.results import RESULTS_FOLDER
 from runtime.job_types.confinement import TENANTS_PREFIX
 from stacks.components.buckets import access_logs_bucket, private_bucket
 
@@ -55,3 +56,17 @@ class Documents(Construct):
             actions=["s3:GetObject", "s3:PutObject"],
             resource_arns=[self.bucket.arn_for_objects(f"{TENANTS_PREFIX}*")],
         )
+
+    def grant_read_results(self, grantee: iam.IGrantable) -> iam.Grant:
+        """The API signs download links of results stored apart (tenants/<tenant>/results/<jobId>.json): a link
+        works only as far as its signer may read, so it may read those objects and nothing else."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:GetObject"],
+            resource_arns=[self.bucket.arn_for_objects(results_objects_pattern())],
+        )
+
+
+def results_objects_pattern() -> str:
+    """The key pattern of every tenant's stored-apart results (runtime/domain/results.py)."""
+    return f"{TENANTS_PREFIX}*/{RESULTS_FOLDER}/*"

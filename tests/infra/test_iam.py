@@ -42,6 +42,8 @@ API_GRANTS = {
     NORMAL_QUEUE: API_QUEUE,
     LOW_QUEUE: API_QUEUE,
     ":parameter/job-tickets/": SSM,
+    # Signing download links of results stored apart (tenants/<tenant>/results/): reading those objects only.
+    "DocumentsBucket": {"s3:GetObject"},
 }
 
 # role logical-ID prefix -> {action: resource the action must be scoped to ("*" only for X-Ray)}
@@ -169,3 +171,17 @@ def test_the_worker_reads_and_writes_documents_only_under_the_tenants_prefix() -
     )
     resources = _granted(worker)["s3:GetObject"] | _granted(worker)["s3:PutObject"]
     assert resources and all("/tenants/*" in resource for resource in resources), resources
+
+
+@pytest.mark.parametrize("env_name", ["dev", "prod"])  # Lambda API and Fargate API
+def test_the_api_reads_only_the_stored_apart_results(env_name: str) -> None:
+    env: EnvTemplates = synthesized(env_name)
+    assert env.service is not None
+    api = next(
+        statements
+        for role, statements in _statements_by_role(env.service).items()
+        if role.startswith(("ApiTaskTaskRole", "ApiFunctionServiceRole"))
+    )
+    granted = _granted(api)
+    assert not {action for action in granted if action.startswith("s3:")} - {"s3:GetObject"}
+    assert granted["s3:GetObject"] and all("/tenants/*/results/*" in r for r in granted["s3:GetObject"])

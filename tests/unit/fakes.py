@@ -3,12 +3,14 @@ DynamoDB/SQS adapters (one copy: a rule the adapters change is changed here once
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from runtime.domain.fingerprint import canonical_json
 from runtime.domain.job import (
     RETRYABLE_TERMINAL_STATUSES,
     Job,
@@ -16,6 +18,7 @@ from runtime.domain.job import (
     JobStatus,
     Priority,
     Progress,
+    ResultRef,
     check_transition,
 )
 from runtime.domain.ports import (
@@ -24,6 +27,7 @@ from runtime.domain.ports import (
     CreateOutcome,
     JobMessage,
     JobPage,
+    JobRecordRefused,
     JobStoreUnavailable,
     LeaseState,
     ListFilter,
@@ -75,6 +79,8 @@ class InMemoryJobStore:
         self.lock = threading.Lock()
         self.calls: list[str] = []
         self.unavailable = False
+        # When set, `succeed` refuses a record whose params and result (or reference) pass this many bytes.
+        self.record_limit: int | None = None
 
     def _enter(self, name: str) -> None:
         self.calls.append(name)
@@ -188,18 +194,30 @@ class InMemoryJobStore:
             return True
 
     def succeed(
-        self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime, progress: Progress | None = None
+        self,
+        job_id: str,
+        *,
+        attempt: int,
+        result: dict[str, Any] | None,
+        now: datetime,
+        result_ref: ResultRef | None = None,
+        progress: Progress | None = None,
     ) -> bool:
         self._enter("succeed")
         with self.lock:
             job = self._owned(job_id, attempt)
             if job is None:
                 return False
+            # The record's limit, in the canonical JSON of what it would keep (DynamoDB: 400 KB per item).
+            kept = result if result_ref is None else dataclasses.asdict(result_ref)
+            if self.record_limit is not None and len(canonical_json([job.params, kept]).encode()) > self.record_limit:
+                raise JobRecordRefused(f"record over {self.record_limit} bytes")
             self._move(
                 job,
                 JobStatus.SUCCEEDED,
                 now,
                 result=result,
+                result_ref=result_ref,
                 error=None,
                 lease_expires_at=None,
                 progress=progress or job.progress,
@@ -366,6 +384,7 @@ class InMemoryObjects:
     def __init__(self, objects: dict[str, bytes] | None = None) -> None:
         self.objects: dict[str, bytes] = dict(objects or {})
         self.content_types: dict[str, str] = {}
+        self.put_failure: Exception | None = None  # raised by every put while set
 
     def get_bytes(self, uri: str) -> bytes:
         if uri not in self.objects:
@@ -378,6 +397,8 @@ class InMemoryObjects:
         return ObjectChunks(size=len(data), chunks=iter(chunks))
 
     def put_bytes(self, uri: str, data: bytes, *, content_type: str) -> None:
+        if self.put_failure is not None:
+            raise self.put_failure
         self.objects[uri] = data
         self.content_types[uri] = content_type
 

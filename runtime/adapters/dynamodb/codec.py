@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from runtime.adapters.dynamodb.schema import PENDING_SHARDS, Attr, ErrorAttr, ProgressAttr
-from runtime.domain.job import Job, JobError, JobStatus, Priority, Progress
+from runtime.domain.job import Job, JobError, JobStatus, Priority, Progress, ResultRef
 from runtime.domain.times import iso, parse_iso
 
 # An attribute value ({"S": ...}, {"M": {...}}, ...) and an item (name -> attribute value) as written, and an
@@ -130,6 +130,8 @@ def job_to_item(job: Job) -> Item:
         item[Attr.METADATA] = to_attr(job.metadata)
     if job.result is not None:
         item[Attr.RESULT] = to_attr(job.result)
+    if job.result_ref is not None:
+        item[Attr.RESULT_REF] = result_ref_attr(job.result_ref)
     if job.error is not None:
         item[Attr.ERROR] = error_attr(job.error)
     if job.idempotency_key is not None:
@@ -190,6 +192,17 @@ def error_attr(error: JobError) -> AttributeValue:
     }
 
 
+def result_ref_attr(ref: ResultRef) -> AttributeValue:
+    return to_attr({"uri": ref.uri, "size": ref.size, "sha256": ref.sha256})
+
+
+def _result_ref(attr: Mapping[str, Any] | None) -> ResultRef | None:
+    if attr is None:
+        return None
+    raw = from_attr(attr)
+    return ResultRef(uri=str(raw["uri"]), size=int(raw["size"]), sha256=str(raw["sha256"]))
+
+
 def item_to_job(item: ItemIn) -> Job:
     def text(name: str) -> str | None:
         attr = item.get(name)
@@ -225,6 +238,7 @@ def item_to_job(item: ItemIn) -> Job:
         tenant=text(Attr.TENANT) or "",
         attempts=number(Attr.ATTEMPTS) or 0,
         result=from_attr(item[Attr.RESULT]) if Attr.RESULT in item else None,
+        result_ref=_result_ref(item.get(Attr.RESULT_REF)),
         error=error,
         idempotency_key=text(Attr.IDEMPOTENCY_KEY),
         transitions={k: parse_iso(v["S"]) for k, v in transitions["M"].items()} if transitions else {},

@@ -63,6 +63,7 @@ class Attr:
     TENANT: Final = "tenant"
     ATTEMPTS: Final = "attempts"
     RESULT: Final = "result"
+    RESULT_REF: Final = "resultRef"  # instead of `result` when it is stored apart: {uri, size, sha256}
     ERROR: Final = "error"
     IDEMPOTENCY_KEY: Final = "idempotencyKey"
     # A map of status -> when it was last entered.

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from runtime.adapters.aws_errors import DYNAMODB_UNAVAILABLE_CODES, condition_failed, outages_as
+from runtime.adapters.aws_errors import DYNAMODB_UNAVAILABLE_CODES, condition_failed, error_code, outages_as
 from runtime.adapters.dynamodb.codec import (
     AttributeValue,
     ItemIn,
@@ -32,6 +32,7 @@ from runtime.adapters.dynamodb.codec import (
     key,
     pending_shard,
     progress_attr,
+    result_ref_attr,
     tenant_status,
     tenant_type,
     to_attr,
@@ -47,11 +48,12 @@ from runtime.adapters.dynamodb.schema import (
     TENANT_TYPE_INDEX,
     Attr,
 )
-from runtime.domain.job import Job, JobError, JobStatus, Progress, check_transition, prior_statuses
+from runtime.domain.job import Job, JobError, JobStatus, Progress, ResultRef, check_transition, prior_statuses
 from runtime.domain.ports import (
     ClaimOutcome,
     CreateOutcome,
     JobPage,
+    JobRecordRefused,
     JobStoreUnavailable,
     LeaseState,
     ListFilter,
@@ -68,6 +70,8 @@ _NAMES = {"#s": Attr.STATUS, "#e": Attr.ERROR, "#r": Attr.RESULT, "#p": Attr.PRO
 # What a job leaving both the queue and any worker drops: its lease and its pending marker.
 _LEASE_AND_PENDING = f"{Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"
 _BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+# What DynamoDB answers to a write it cannot apply to the item (over 400 KB, a number out of range).
+_VALIDATION_ERROR = "ValidationException"
 # Queries one listed page may take when a filter drops items (or a Query stops at 1 MB): a bound on its cost.
 _LIST_QUERIES = 3
 
@@ -259,20 +263,40 @@ class DynamoDbJobStore:
         )
 
     def succeed(
-        self, job_id: str, *, attempt: int, result: dict[str, Any], now: datetime, progress: Progress | None = None
+        self,
+        job_id: str,
+        *,
+        attempt: int,
+        result: dict[str, Any] | None,
+        now: datetime,
+        result_ref: ResultRef | None = None,
+        progress: Progress | None = None,
     ) -> bool:
-        return self._finish(
-            job_id,
-            attempt=attempt,
-            status=JobStatus.SUCCEEDED,
-            now=now,
-            set_extra="#r = :result",
-            extra_values={":result": to_attr(result)},
-            extra_names=("#r",),
-            remove_extra=", #e",
-            remove_names=("#e",),
-            progress=progress,
-        )
+        if result_ref is not None:
+            kept, value = f"{Attr.RESULT_REF} = :result", result_ref_attr(result_ref)
+        else:
+            assert result is not None
+            kept, value = "#r = :result", to_attr(result)
+        try:
+            # The result first: DynamoDB applies an update whole or not at all, but moto (the local emulator)
+            # applies its clauses in order and stops at the one that breaks the item size limit.
+            return self._finish(
+                job_id,
+                attempt=attempt,
+                status=JobStatus.SUCCEEDED,
+                now=now,
+                set_first=kept,
+                extra_values={":result": value},
+                extra_names=("#r",) if result_ref is None else (),
+                remove_extra=", #e",
+                remove_names=("#e",),
+                progress=progress,
+            )
+        except ClientError as exc:
+            # The item would be over 400 KB, or holds a value DynamoDB cannot (a number out of its range).
+            if error_code(exc) == _VALIDATION_ERROR:
+                raise JobRecordRefused(f"dynamodb update_item refused the result: {exc}") from exc
+            raise
 
     def fail(
         self,
@@ -303,9 +327,10 @@ class DynamoDbJobStore:
         attempt: int,
         status: JobStatus,
         now: datetime,
-        set_extra: str,
         extra_values: dict[str, AttributeValue],
         extra_names: tuple[str, ...],
+        set_extra: str = "",
+        set_first: str = "",
         remove_extra: str = "",
         remove_names: tuple[str, ...] = (),
         progress: Progress | None = None,
@@ -313,7 +338,7 @@ class DynamoDbJobStore:
         """A worker's outcome write; `progress`, the handler's last report, is stored in the same write."""
         values: dict[str, AttributeValue] = dict(extra_values)
         if progress is not None:
-            set_extra += ", #p = :progress"
+            set_extra = ", ".join(part for part in (set_extra, "#p = :progress") if part)
             values[":progress"] = progress_attr(progress)
             extra_names += ("#p",)
         return (
@@ -321,7 +346,8 @@ class DynamoDbJobStore:
                 job_id,
                 status,
                 now=now,
-                set_also=f", {set_extra}",
+                set_first=set_first,
+                set_also=f", {set_extra}" if set_extra else "",
                 remove=f"{Attr.LEASE_EXPIRES_AT}{remove_extra}",
                 condition=owner_condition(status, values, attempt),
                 names={name: _NAMES[name] for name in extra_names + remove_names},
@@ -607,6 +633,7 @@ class DynamoDbJobStore:
         target: JobStatus,
         *,
         now: datetime,
+        set_first: str = "",
         set_also: str = "",
         remove: str,
         condition: str,
@@ -614,13 +641,15 @@ class DynamoDbJobStore:
         values: dict[str, AttributeValue],
         return_new: bool = False,
     ) -> ItemIn | None:
-        """A status change to `target` under `condition`: the common SET clauses (`status_change`), then
-        `set_also` (", "-led) and the REMOVE of `remove`; `names`/`values` hold the caller's placeholders."""
+        """A status change to `target` under `condition`: `set_first` (if any), the common SET clauses
+        (`status_change`), then `set_also` (", "-led) and the REMOVE of `remove`; `names`/`values` hold the caller's
+        placeholders."""
         names = dict(names or {})
         change = status_change(target, now, names, values)
+        first = f"{set_first}, " if set_first else ""
         return self._conditional_update(
             job_id,
-            update=f"SET {change}{set_also} REMOVE {remove}",
+            update=f"SET {first}{change}{set_also} REMOVE {remove}",
             condition=condition,
             names=names,
             values=values,
