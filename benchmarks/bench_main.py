@@ -25,6 +25,7 @@ from benchmarks import bench_load
 from benchmarks.bench_batch import scenario_batch
 from benchmarks.bench_emulator import Ceiling, aws_client, measure_ceiling
 from benchmarks.bench_io_job import IO_WAIT_TYPE
+from benchmarks.bench_memory import scenario_memory
 from benchmarks.bench_pricing import (
     CostLine,
     JobItemStates,
@@ -190,6 +191,12 @@ class Env:
         )
         env.s3.put_object(Bucket=resources.documents_bucket, Key=f"{BENCH_PREFIX}/source.txt", Body=SOURCE_TEXT)
         return env
+
+
+def memory_prepare(stack: LocalStack) -> tuple[Any, str, str]:
+    """The memory scenario's S3 client, documents bucket and the benchmark tenant's key prefix."""
+    env = Env.of(stack)
+    return env.s3, env.resources.documents_bucket, tenant_prefix(BENCH_TENANT)
 
 
 def io_requests(count: int, wait_ms: int = 200, priority: str = "normal") -> list[Any]:
@@ -1249,7 +1256,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenarios",
         default="ceiling,burst,steady,post,concurrency,batch,priority",
-        help="comma-separated sections to run; e.g. --scenarios priority runs only the priority figure",
+        help="comma-separated sections to run; e.g. --scenarios priority runs only the priority figure; "
+        "`memory` (worker RSS under worst-case jobs) runs only when named",
     )
     parser.add_argument("--priority-backlog", type=int, default=PRIORITY_BACKLOG, help="low jobs ahead of the high one")
     parser.add_argument("--repeats", type=int, default=3)
@@ -1317,6 +1325,9 @@ def main(argv: list[str] | None = None) -> int:
     if "priority" in scenarios:
         out(f"[priority] one high job behind {args.priority_backlog} low jobs of {PRIORITY_WAIT_MS} ms")
         scenario_priority(results, out, args.repeats, args.priority_backlog)
+    if "memory" in scenarios:
+        out("[memory] worker RSS under 16 concurrent worst-case jobs (largest params each type accepts)")
+        scenario_memory(out, args.repeats, stack_env=stack_env(), prepare=memory_prepare)
     report(results, out, prices)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     elapsed = (datetime.now(UTC) - started).total_seconds()

@@ -17,16 +17,20 @@ MAX_OPERATIONS = 50
 # The transformed records may be at most this many bytes of JSON (one line per record, as written to a
 # destination): what one job may make a worker hold. Checked at submit with an estimate of the growth each
 # operation can cause (OUTPUT_LIMIT_TEXT), and again on the real records before they are returned or written.
-MAX_OUTPUT_BYTES = 1024 * 1024
+MAX_OUTPUT_BYTES = 512 * 1024
+# ... and hold at most this many values (records x their fields): in memory a value costs far more than its JSON
+# text (a dict entry, and each operation copies the records), so many small values weigh as much as a few big ones.
+MAX_OUTPUT_VALUES = 25_000
 OUTPUT_TOO_LARGE_CODE = "output_too_large"
 # With a destination the records are in S3; the job record only keeps a preview (item size is billed).
 PREVIEW_RECORDS = 5
 OUTPUT_LIMIT_TEXT = (
-    f"The transformed records may be at most {MAX_OUTPUT_BYTES} bytes of JSON. At submit the size is estimated from "
-    "the records as given plus, for every record still there (after any `limit`), what each operation can add: "
-    "`default` its field and value, `rename` the longer names, `cast` to str the quotes; an estimate over the limit "
-    "is refused with 422 naming the operation. Growth the estimate does not count (e.g. `uppercase` of some "
-    f"non-ASCII letters) is checked on the real records: past the limit the job fails with `{OUTPUT_TOO_LARGE_CODE}`."
+    f"The transformed records may be at most {MAX_OUTPUT_BYTES} bytes of JSON and {MAX_OUTPUT_VALUES} values "
+    "(records x fields). At submit both are estimated from the records as given plus, for every record still there "
+    "(after any `limit`), what each operation can add: `default` a field and its value, `rename` the longer names, "
+    "`cast` to str the quotes; an estimate over a limit is refused with 422 naming the operation. Growth the "
+    "estimate does not count (e.g. `uppercase` of some non-ASCII letters) is checked on the real records: past the "
+    f"limit the job fails with `{OUTPUT_TOO_LARGE_CODE}`."
 )
 
 FieldName = Annotated[str, Field(min_length=1, max_length=100)]
@@ -113,15 +117,17 @@ def growth_per_record(operation: _Op) -> int:
     return 0
 
 
-def estimated_output_bytes(records: list[dict[str, Any]], operations: list[Operation]) -> Iterator[int]:
-    """After each operation, the estimated size of the records as JSON (see OUTPUT_LIMIT_TEXT)."""
+def estimated_output(records: list[dict[str, Any]], operations: list[Operation]) -> Iterator[tuple[int, int]]:
+    """After each operation, the estimated (bytes of JSON, values) of the records (see OUTPUT_LIMIT_TEXT)."""
     size = sum(_json_bytes(record) + 1 for record in records)
+    values = sum(len(record) for record in records)
     count = len(records)
     for operation in operations:
         if isinstance(operation, Limit):
             count = min(count, operation.count)
         size += count * growth_per_record(operation)
-        yield size
+        values += count if isinstance(operation, Default) else 0
+        yield size, values
 
 
 class TransformDataParams(BaseModel):
@@ -145,12 +151,12 @@ class TransformDataParams(BaseModel):
         records = info.data.get("records")
         if records is None:  # refused already
             return operations
-        for step, size in enumerate(estimated_output_bytes(records, operations)):
+        for step, (size, values) in enumerate(estimated_output(records, operations)):
+            where = f"operations[{step}] ({operations[step].op}) would make the records"
             if size > MAX_OUTPUT_BYTES:
-                raise ValueError(
-                    f"operations[{step}] ({operations[step].op}) would make the records about {size} bytes of json, "
-                    f"the limit is {MAX_OUTPUT_BYTES}"
-                )
+                raise ValueError(f"{where} about {size} bytes of json, the limit is {MAX_OUTPUT_BYTES}")
+            if values > MAX_OUTPUT_VALUES:
+                raise ValueError(f"{where} hold about {values} values, the limit is {MAX_OUTPUT_VALUES}")
         return operations
 
 
@@ -288,8 +294,9 @@ def transform(
     return records, steps
 
 
-def bounded_lines(records: list[Record]) -> list[str]:
-    """The records as JSON lines; PermanentJobError once they pass MAX_OUTPUT_BYTES (before the rest is encoded)."""
+def bounded_lines(records: list[Record], *, keep: bool = True) -> list[str]:
+    """The records as JSON lines (only measured unless `keep`); PermanentJobError once they pass MAX_OUTPUT_BYTES
+    (before the rest is encoded)."""
     lines: list[str] = []
     size = 0
     for record in records:
@@ -298,7 +305,8 @@ def bounded_lines(records: list[Record]) -> list[str]:
         if size > MAX_OUTPUT_BYTES:
             message = f"the transformed records are over {MAX_OUTPUT_BYTES} bytes of json"
             raise PermanentJobError(OUTPUT_TOO_LARGE_CODE, message)
-        lines.append(line)
+        if keep:
+            lines.append(line)
     return lines
 
 
@@ -307,7 +315,7 @@ def transform_data(params: TransformDataParams, ctx: JobContext) -> dict[str, An
     """Applies `operations` in order to `records`; returns the records (or writes them as JSON lines)."""
     records, steps = transform(params, ctx.raise_if_cancelled)
     result: dict[str, Any] = {"input_count": len(params.records), "output_count": len(records), "steps": steps}
-    lines = bounded_lines(records)
+    lines = bounded_lines(records, keep=params.destination is not None)
     if params.destination is None:
         result["records"] = records
         return result

@@ -19,9 +19,10 @@ from runtime.job_types.generate_report import (
 from runtime.job_types.registry import PermanentJobError
 from runtime.job_types.transform_data import (
     MAX_OUTPUT_BYTES,
+    MAX_OUTPUT_VALUES,
     TransformDataParams,
     bounded_lines,
-    estimated_output_bytes,
+    estimated_output,
     transform,
 )
 
@@ -61,8 +62,21 @@ def test_a_limit_before_the_growth_counts_only_the_records_left() -> None:
     assert location == ("operations",)
 
 
+def test_many_small_values_count_too() -> None:
+    # 5,000 records given ten small fields each: little JSON, but 50,000 dict entries in the worker.
+    params = {
+        "records": [{} for _ in range(5_000)],
+        "operations": [{"op": "default", "field": f"f{index}", "value": index} for index in range(10)],
+    }
+    location, message = _refusal(TransformDataParams, params)
+    assert location == ("operations",)
+    assert message.endswith(
+        f"operations[5] (default) would make the records hold about 30000 values, the limit is {MAX_OUTPUT_VALUES}"
+    )
+
+
 def test_renames_to_longer_names_count() -> None:
-    records = [{"a": 1, "b": 2} for _ in range(5_000)]
+    records = [{"a": 1, "b": 2} for _ in range(3_000)]
     long_names = {"a": "a" * 100, "b": "b" * 100}
     location, message = _refusal(
         TransformDataParams, {"records": records, "operations": [{"op": "rename", "fields": long_names}]}
@@ -84,13 +98,14 @@ def test_the_estimate_is_never_below_the_real_output_for_the_counted_operations(
     )
     records, _ = transform(params)
     real = len("".join(bounded_lines(records)).encode())
-    assert real <= list(estimated_output_bytes(params.records, params.operations))[-1]
+    size, values = list(estimated_output(params.records, params.operations))[-1]
+    assert real <= size and values >= sum(len(record) for record in records)
 
 
 def test_growth_the_estimate_does_not_count_is_stopped_on_the_real_records() -> None:
     # "ΐ" (2 bytes) uppercases to three characters (6 bytes): not counted at submit, caught on the real output.
     text = "ΐ" * 100
-    records = [{"t": text} for _ in range(2_000)]
+    records = [{"t": text} for _ in range(1_000)]
     params = TransformDataParams.model_validate(
         {"records": records, "operations": [{"op": "uppercase", "fields": ["t"]}]}
     )
