@@ -30,6 +30,15 @@ MAX_BODY_BYTES = Settings.model_fields["max_body_bytes"].default  # the all-in-o
 CONCURRENT_JOBS = Settings.model_fields["worker_concurrency"].default  # 16: one job per worker slot
 SAMPLE_S = 0.05
 MEMORY_TIMEOUT_S = 600.0
+# moto's item operations slow down with the values an item holds: a worst-case job's item (thousands of values)
+# takes seconds per read or update there, and 16 at once far longer than the runtime's defaults (5 s for the worker,
+# a 5 s request deadline for the API): the scenario's all-in-one waits longer.
+EMULATOR_PATIENCE = {
+    "JOBS_AWS_READ_TIMEOUT_S": "120",
+    "JOBS_REQUEST_DEADLINE_S": "60",
+    "JOBS_API_AWS_READ_TIMEOUT_S": "25",
+    "JOBS_API_AWS_MAX_ATTEMPTS": "2",
+}
 MEMORY_SOURCE_BYTES = 1024 * 1024
 # Of the 16 jobs: the two expanding types get most slots, process_document the rest.
 MIX = (("transform_data", 7), ("generate_report", 7), ("process_document", 2))
@@ -135,7 +144,7 @@ def _most_at_once(items: list[dict[str, Any]]) -> int:
 
 def measure_memory(stack_env: dict[str, str], prepare: Callable[[LocalStack], tuple[Any, str, str]]) -> MemoryRun:
     """One run on a fresh all-in-one; `prepare` gives (s3 client, documents bucket, the tenant's key prefix)."""
-    with LocalStack(env=stack_env) as stack:
+    with LocalStack(env={**stack_env, **EMULATOR_PATIENCE}) as stack:
         s3, bucket, tenant_prefix = prepare(stack)
         prefix = f"{tenant_prefix}memory-{uuid.uuid4().hex[:6]}"
         s3.put_object(Bucket=bucket, Key=f"{prefix}/source.txt", Body=_document_text(MEMORY_SOURCE_BYTES))

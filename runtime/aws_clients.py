@@ -11,6 +11,7 @@ import boto3
 from botocore.config import Config
 
 from runtime.observability import aws_calls
+from runtime.settings import DEFAULT_AWS_READ_TIMEOUT_S
 
 if TYPE_CHECKING:
     # boto3-stubs is a dev dependency: the types exist for mypy only, the runtime images do without.
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 Service = Literal["dynamodb", "sqs", "s3", "ssm"]
 
 CONNECT_TIMEOUT_S = 2.0
-READ_TIMEOUT_S = 5.0
+# The read timeout of clients built before settings exist (SSM) and Settings.aws_read_timeout_s's default.
+READ_TIMEOUT_S = DEFAULT_AWS_READ_TIMEOUT_S
 MAX_ATTEMPTS = 3  # standard mode: the first try plus two retries with jittered backoff
 MAX_POOL_CONNECTIONS = 64  # above the API's thread pool (40) and the worker's concurrency default (16)
 
@@ -82,8 +84,8 @@ def client(service: Literal["s3"], settings: Settings) -> S3Client: ...
 def client(service: Literal["dynamodb", "sqs", "s3"], settings: Settings) -> Any:
     """The process-wide client of `service` for the settings' region and endpoint."""
     # SQS long polls hold a connection for up to 20 s: the read timeout must outlast them.
-    config = client_config(read_timeout_s=READ_TIMEOUT_S + 20) if service == "sqs" else None
-    return _cached(service, settings, "default", config)
+    read_timeout_s = settings.aws_read_timeout_s + (20 if service == "sqs" else 0)
+    return _cached(service, settings, f"default:{read_timeout_s}", client_config(read_timeout_s=read_timeout_s))
 
 
 @overload
@@ -119,15 +121,8 @@ def _cached(service: Service, settings: Settings, profile: str, config: Config |
 def presigning_s3_client(settings: Settings) -> S3Client:
     """The process-wide S3 client that signs download links (it sends no request). Signature V4: botocore would
     sign with V2 by default, which role session credentials cannot use."""
-    key = ("s3-presign", settings.region, settings.endpoint_url)
-    with _lock:
-        found = _clients.get(key)
-        if found is None:
-            config = client_config().merge(Config(signature_version="s3v4"))
-            found = build_client("s3", region=settings.region, endpoint_url=settings.endpoint_url, config=config)
-            _clients[key] = found
-        presigning: S3Client = found
-        return presigning
+    presigning: S3Client = _cached("s3", settings, "presign", client_config().merge(Config(signature_version="s3v4")))
+    return presigning
 
 
 def ssm_client(*, region: str, endpoint_url: str | None) -> SSMClient:

@@ -23,6 +23,7 @@ from runtime.observability.names import METRICS_NAMESPACE
 CANCEL_CHECK_MAX_S = 6.0
 
 DEFAULT_REGION = "us-east-1"
+DEFAULT_AWS_READ_TIMEOUT_S = 5.0
 LOCAL_ENVIRONMENT = "local"
 # Signs list cursors in the local environment only (Settings.cursor_key); everywhere else a secret must be set.
 LOCAL_CURSOR_SECRET = b"local-cursor-secret-not-for-aws"
@@ -50,6 +51,10 @@ class Settings(BaseSettings):
     # is visible in one place. No endpoint means the real AWS endpoints.
     region: str = Field(default=DEFAULT_REGION, validation_alias="AWS_REGION")
     endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
+
+    # How long the AWS clients wait for an answer (runtime/aws_clients.py); an emulator slow with large items (the
+    # memory benchmark) may need longer.
+    aws_read_timeout_s: float = Field(default=DEFAULT_AWS_READ_TIMEOUT_S, gt=0, le=300)
 
     retention_days: int = Field(default=30, ge=1, le=3650)
     idempotency_ttl_s: int = Field(default=86_400, ge=60)
