@@ -155,7 +155,6 @@ def test_the_params_schemas_and_their_limits_are_in_the_openapi(system: System) 
     with httpx.Client(base_url=system.base_url, timeout=30) as http:
         spec = http.get("/openapi.json").json()
     schemas = spec["components"]["schemas"]
-    assert schemas["TransformDataParams"]["x-job-type"] == "transform_data"
     operations = schemas["TransformDataParams"]["properties"]["operations"]["description"]
     assert f"at most {MAX_OUTPUT_BYTES} bytes of JSON and {MAX_OUTPUT_VALUES} values" in operations
     assert f"at most {MAX_REPORT_BYTES} bytes" in schemas["GenerateReportParams"]["properties"]["rows"]["description"]
