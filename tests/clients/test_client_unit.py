@@ -155,6 +155,20 @@ def test_a_broken_connection_is_retried_only_for_idempotent_calls() -> None:
     assert len(script.requests) == 1
 
 
+def test_a_503_deadline_exceeded_is_resent_only_when_that_is_harmless() -> None:
+    late = error(503, "deadline_exceeded", headers={"Retry-After": "1"})
+    script = Script([late, answer(200, job_json())])
+    with make_client(script, FakeTime()) as client:
+        assert client.submit("t", {"x": 1}).job_id == "job-1"  # keyed: a replay if the first went through
+    script = Script([late])
+    with make_client(script, FakeTime()) as client, pytest.raises(ServiceUnavailable) as caught:
+        client.retry("job-1")  # may have been carried out: not re-sent
+    assert caught.value.code == "deadline_exceeded" and len(script.requests) == 1
+    script = Script([error(503, "overloaded", headers={"Retry-After": "1"}), answer(200, job_json())])
+    with make_client(script, FakeTime()) as client:
+        assert client.retry("job-1").job_id == "job-1"  # refused before any work: safe to re-send
+
+
 def test_a_client_error_is_not_retried() -> None:
     script = Script([error(404, "job_not_found", "jobId: no job with id 'nope'", {"X-Trace-Id": "trace-9"})])
     time = FakeTime()

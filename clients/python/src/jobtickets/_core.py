@@ -196,8 +196,15 @@ def transport_retryable(exc: httpx.TransportError, call: Call) -> bool:
     return call.idempotent
 
 
-def error_retryable(error: JobTicketsError) -> bool:
-    """Answers that mean "not handled, come back later": 503, 429, and a keyed submit still in flight."""
+# A 503 whose request may have been handled all the same (the service stopped waiting for it, not the work).
+MAYBE_HANDLED_CODES = frozenset({"deadline_exceeded"})
+
+
+def error_retryable(error: JobTicketsError, call: Call) -> bool:
+    """Answers that mean "come back later": 503, 429, and a keyed submit still in flight. A 503 for a request the
+    service may have carried out anyway is re-sent only when sending it twice is harmless."""
+    if error.code in MAYBE_HANDLED_CODES and not call.idempotent:
+        return False
     return isinstance(error, ServiceUnavailable | RateLimited | IdempotencyKeyInFlight)
 
 

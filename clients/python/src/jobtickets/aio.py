@@ -80,7 +80,7 @@ class AsyncJobTicketsClient:
             if response.is_success:
                 return response
             error = _core.error_of(response)
-            delay = attempts.next_delay(error.retry_after) if _core.error_retryable(error) else None
+            delay = attempts.next_delay(error.retry_after) if _core.error_retryable(error, call) else None
             if delay is None:
                 raise error
             await self._sleep(delay)

@@ -82,7 +82,7 @@ class JobTicketsClient:
             if response.is_success:
                 return response
             error = _core.error_of(response)
-            delay = attempts.next_delay(error.retry_after) if _core.error_retryable(error) else None
+            delay = attempts.next_delay(error.retry_after) if _core.error_retryable(error, call) else None
             if delay is None:
                 raise error
             self._sleep(delay)

@@ -138,6 +138,8 @@ _BY_CODE: dict[str, type[JobTicketsError]] = {
     "invalid_idempotency_key": ValidationFailed,
     "payload_too_large": PayloadTooLarge,
     "job_store_unavailable": ServiceUnavailable,
+    "overloaded": ServiceUnavailable,
+    "deadline_exceeded": ServiceUnavailable,
 }
 
 _BY_STATUS: dict[int, type[JobTicketsError]] = {
