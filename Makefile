@@ -24,7 +24,7 @@ run: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The performance benchmark of issue 5 (about 15 minutes on 2 cores); BENCH_ARGS e.g. --repeats 1.
+# The performance benchmark of issues 5 and 13 (about 20 minutes on 2 cores); BENCH_ARGS e.g. --repeats 1.
 bench: python-deps
 	$(PY) -m benchmarks $(BENCH_ARGS)
 

@@ -149,3 +149,27 @@ def measure_ceiling(endpoint_url: str, backlog: int = 0) -> list[Ceiling]:
         for url in [queue_url, *fresh_queues]:
             sqs.delete_queue(QueueUrl=url)
     return results
+
+
+FLOOR_ITERATIONS = 200
+
+
+def measure_cpu_floor(endpoint_url: str, iterations: int = FLOOR_ITERATIONS) -> float:
+    """CPU ms per iteration of a bare loop of one boto3 PutItem and one SendMessage on one thread of this process:
+    the least client CPU a submit can cost in Python with boto3 (issue 13's floor for our CPU per request)."""
+    dynamodb, sqs, suffix, table, queue_url = scratch(endpoint_url, "bench-floor")
+    try:
+        for index in range(10):  # the clients' first requests (endpoint resolution, pools) are not the floor
+            dynamodb.put_item(TableName=table, Item={TABLE_KEY.name: {"S": f"warm-{index}"}})
+            sqs.send_message(QueueUrl=queue_url, MessageBody='{"jobId":"warm"}')
+        cpu_before = time.thread_time()
+        for index in range(iterations):
+            dynamodb.put_item(
+                TableName=table,
+                Item={TABLE_KEY.name: {"S": f"{suffix}-{index}"}, Attr.STATUS: {"S": "PENDING"}},
+            )
+            sqs.send_message(QueueUrl=queue_url, MessageBody=f'{{"jobId":"{suffix}-{index}"}}')
+        return 1000 * (time.thread_time() - cpu_before) / iterations
+    finally:
+        dynamodb.delete_table(TableName=table)
+        sqs.delete_queue(QueueUrl=queue_url)

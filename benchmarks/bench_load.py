@@ -12,8 +12,11 @@ from typing import Any
 
 import httpx
 
+from runtime.api.routes_jobs import BATCH_PATH
+
 REQUEST_TIMEOUT_S = 10.0
 JOBS_PATH = "/api/v1/jobs"
+BATCH_REQUEST_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,55 @@ def closed_loop(
         result.wall_s = time.perf_counter() - started
     result.cpu_s = _process_cpu_s() - cpu_before
     result.submitted = sorted(collected, key=lambda item: item.index)
+    return result
+
+
+def batch_burst(
+    api_url: str,
+    bodies: list[dict[str, Any]],
+    *,
+    clients: int,
+    per_request: int,
+    headers: Mapping[str, str] | None = None,
+) -> LoadResult:
+    """POSTs the bodies `per_request` at a time to the batch endpoint from `clients` keep-alive clients; one
+    Submitted per job (its batch's send time and latency, its own status and id)."""
+    result = LoadResult()
+    chunks = [(start, bodies[start : start + per_request]) for start in range(0, len(bodies), per_request)]
+
+    def post(client: httpx.Client, start: int, chunk: list[dict[str, Any]]) -> list[Submitted]:
+        sent_wall = time.time()
+        began = time.perf_counter()
+        try:
+            response = client.post(BATCH_PATH, json={"jobs": chunk})
+        except httpx.HTTPError as exc:
+            latency = time.perf_counter() - began
+            return [Submitted(start + n, sent_wall, latency, 0, None, repr(exc)) for n in range(len(chunk))]
+        latency = time.perf_counter() - began
+        if response.status_code != 200:
+            error = response.text[:200]
+            return [
+                Submitted(start + n, sent_wall, latency, response.status_code, None, error) for n in range(len(chunk))
+            ]
+        return [
+            Submitted(
+                start + n,
+                sent_wall,
+                latency,
+                answer["status"],
+                (answer.get("job") or {}).get("jobId"),
+                answer.get("error"),
+            )
+            for n, answer in enumerate(response.json()["results"])
+        ]
+
+    cpu_before, started = _process_cpu_s(), time.perf_counter()
+    with make_client(api_url, clients, headers) as client, ThreadPoolExecutor(clients, "batch") as pool:
+        client.timeout = httpx.Timeout(BATCH_REQUEST_TIMEOUT_S)
+        answers = list(pool.map(lambda pair: post(client, pair[0], pair[1]), chunks))
+    result.wall_s = time.perf_counter() - started
+    result.cpu_s = _process_cpu_s() - cpu_before
+    result.submitted = [item for answer in answers for item in answer]
     return result
 
 

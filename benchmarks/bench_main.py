@@ -23,7 +23,8 @@ import httpx
 
 from benchmarks import bench_load
 from benchmarks.bench_batch import scenario_batch
-from benchmarks.bench_emulator import Ceiling, aws_client, measure_ceiling
+from benchmarks.bench_celery import CeleryRun, measure_celery
+from benchmarks.bench_emulator import Ceiling, aws_client, measure_ceiling, measure_cpu_floor
 from benchmarks.bench_io_job import IO_WAIT_TYPE
 from benchmarks.bench_memory import scenario_memory
 from benchmarks.bench_pricing import (
@@ -40,8 +41,9 @@ from benchmarks.bench_stack import Calls, LocalStack, Resources, machine_busy_s,
 from benchmarks.bench_stats import median_of, percentile, summarize_latencies
 from runtime.adapters.dynamodb.access_store import DynamoDbAccessStore
 from runtime.adapters.dynamodb.codec import key
-from runtime.adapters.dynamodb.schema import TABLE_KEY, Attr
+from runtime.adapters.dynamodb.schema import INDEXES, TABLE_KEY, Attr
 from runtime.admin.access import AccessAdmin
+from runtime.api.schemas import MAX_BATCH_JOBS
 from runtime.domain.ports import UtcClock
 from runtime.domain.times import parse_iso
 from runtime.job_types.confinement import tenant_prefix
@@ -56,14 +58,22 @@ AUTH_CACHE_TTL_S = Settings.model_fields["api_key_cache_ttl_s"].default  # the a
 EARLY_WINDOW_S = 5.0
 EMULATOR_SATURATED_CORES = 0.8  # the call files are rewritten every second
 
-# Targets of issue 5 (reference: 26.5 POST/s, p99 927 ms).
-TARGET_REQUESTS_PER_JOB = 4.5
-TARGET_DOLLARS_PER_MILLION = 5.0
+# Targets of issue 5 (reference: 26.5 POST/s, p99 927 ms), requests and dollars tightened by issue 13.
+TARGET_REQUESTS_PER_JOB = 2.5  # at burst
+TARGET_REQUESTS_PER_JOB_STEADY = 4.0  # at a steady ~10 jobs/s (idle polling shared by fewer jobs)
+TARGET_DOLLARS_PER_MILLION = 3.0
 TARGET_E2E_FRACTION = 0.70
 TARGET_POST_RPS = 4 * 26.5
 TARGET_POST_P99_MS = 927 / 4
 TARGET_RSS_BYTES = 200 * 1024 * 1024
 TARGET_LINEARITY = 0.80  # throughput at concurrency c at least 80% of c x the single-slot rate, until saturation
+# Issue 13: our end-to-end jobs/s at least Celery's (same emulator, same run), and our processes' CPU per request
+# within 1.5x of a bare boto3 PutItem + SendMessage loop's.
+TARGET_CELERY_RATIO = 1.0
+TARGET_CPU_FLOOR_RATIO = 1.5
+CELERY_TASKS = 500
+CELERY_BATCH_CLIENTS = 4  # keep-alive clients of the batch endpoint, MAX_BATCH_JOBS jobs per request
+MOTO_ROLE = "local (moto + supervisor)"  # the emulator: not our CPU
 
 Out = Callable[[str], None]
 
@@ -315,6 +325,9 @@ class Results:
     poll_calls_per_get: float | None = None
     auth_calls_per_request: tuple[float, float] | None = None  # (key cached, key not yet cached)
     priorities: list[PriorityRun] = field(default_factory=list)
+    celery: list[CeleryRun] = field(default_factory=list)
+    ours_noop: list[BurstRun] = field(default_factory=list)  # our side of the Celery comparison
+    cpu_floor_ms: list[float] = field(default_factory=list)  # bare boto3 PutItem + SendMessage, CPU ms per pair
 
 
 # --- scenarios ------------------------------------------------------------------------------------------------------
@@ -692,9 +705,14 @@ def scenario_post(results: Results, out: Out, repeats: int, duration_s: float, c
         with LocalStack(env=stack_env()) as stack:
             env = Env.of(stack)
             with paused(stack.pid_of("worker")):
+                results.cpu_floor_ms.append(measure_cpu_floor(stack.aws_url))
                 time.sleep(DUMP_SETTLE_S)  # the call files are rewritten every second: start from a settled count
                 before = api_calls(stack)
+                api_cpu_before = stack.cpu_by_role().get("api", 0.0)
                 measured = measure_post(stack, env, duration_s, clients)
+                measured["api_cpu_ms_per_post"] = (
+                    1000 * (stack.cpu_by_role().get("api", 0.0) - api_cpu_before) / max(measured["ok"], 1)
+                )
                 time.sleep(DUMP_SETTLE_S)
                 made = subtract(api_calls(stack), before)
             per_post = {
@@ -712,6 +730,57 @@ def scenario_post(results: Results, out: Out, repeats: int, duration_s: float, c
                 + ", ".join(f"{op} {count:.3f}" for op, count in sorted(per_post.items()))
                 + f" per POST, RSS {_rss_text(measured['rss'])} (worker paused)"
             )
+
+
+# Our nearest to Celery's no-op task that the API accepts (it loads no benchmark plugin): a one-record transform
+# in memory, no S3, a result of one record.
+NOOP_TYPE = "transform_data"
+
+
+def noop_body() -> dict[str, Any]:
+    return {"type": NOOP_TYPE, "params": {"records": [{"n": 1}], "operations": [{"op": "limit", "count": 1}]}}
+
+
+def scenario_celery(results: Results, out: Out, repeats: int, tasks: int) -> None:
+    """Celery's no-op tasks and ours, each on a fresh all-in-one (ours idle while Celery runs on its moto)."""
+    for repeat in range(repeats):
+        with LocalStack(env=stack_env()) as stack:
+            celery_run = measure_celery(stack, tasks)
+        results.celery.append(celery_run)
+        out(
+            f"  celery run {repeat + 1}: {celery_run.completed}/{celery_run.tasks} done, "
+            f"{celery_run.tasks_per_s:.1f} tasks/s, {celery_run.requests_per_task:.2f} AWS requests per task, "
+            f"{celery_run.cpu_ms_per_task:.1f} CPU ms per task (worker + producer)"
+        )
+        with LocalStack(env=stack_env()) as stack:
+            env = Env.of(stack)
+            results.cpu_floor_ms.append(measure_cpu_floor(stack.aws_url))
+            bodies = [noop_body() for _ in range(tasks)]
+            measured = run_jobs(
+                stack,
+                env,
+                lambda stack=stack, bodies=bodies: bench_load.batch_burst(
+                    stack.api_url,
+                    bodies,
+                    clients=CELERY_BATCH_CLIENTS,
+                    per_request=MAX_BATCH_JOBS,
+                    headers=stack.auth_headers,
+                ),
+                out=out,
+            )
+        results.ours_noop.append(measured)
+        out(
+            f"  ours run {repeat + 1}: {measured.completed}/{measured.jobs} terminal {measured.statuses}, "
+            f"{measured.jobs_per_s:.1f} jobs/s, "
+            f"{system_requests(per_job(measured.calls, max(measured.completed, 1))):.2f} AWS requests per job, "
+            f"{our_cpu_ms_per_job(measured):.1f} CPU ms per job (api + worker + dlq poller)"
+        )
+
+
+def our_cpu_ms_per_job(run: BurstRun) -> float:
+    """CPU of our processes (not the emulator's) per completed job."""
+    ours = sum(cpu for role, cpu in run.cpu_by_role.items() if role != MOTO_ROLE)
+    return 1000 * ours / max(run.completed, 1)
 
 
 def scenario_concurrency(results: Results, out: Out, repeats: int, levels: list[int], backlog_cap: int) -> None:
@@ -877,9 +946,11 @@ def report(results: Results, out: Out, prices: PriceTable) -> None:
             )
         steady_calls = median_calls(results.steadies) if results.steadies else None
         if steady_calls:
+            steady_system = system_requests(steady_calls)
             out(
                 f"  at the steady rate ({results.steady_rate:.1f} jobs/s): "
-                f"{system_requests(steady_calls):.3f} system requests per job "
+                f"{steady_system:.3f} system requests per job   target <= {TARGET_REQUESTS_PER_JOB_STEADY}  "
+                f"{verdict(steady_system <= TARGET_REQUESTS_PER_JOB_STEADY)}; by category "
                 + ", ".join(f"{cat} {sum(ops.values()):.3f}" for cat, ops in sorted(steady_calls.items()))
             )
         roles = {role for run in runs for role in run.calls_by_role}
@@ -912,6 +983,102 @@ def report(results: Results, out: Out, prices: PriceTable) -> None:
         report_concurrency(results, ceiling, calls, out)
     if results.priorities:
         report_priority(results.priorities, out)
+    if results.celery:
+        report_celery(results, out)
+    report_cpu(results, out)
+
+
+def report_celery(results: Results, out: Out) -> None:
+    out("")
+    out(
+        f"CELERY BASELINE (celery {celery_version()} from PyPI: SQS broker + DynamoDB result backend on a fresh "
+        f"all-in-one's moto, -P threads -c 16, no-op task, producer calling .delay(); ours: the same number of "
+        f"one-record {NOOP_TYPE} jobs through POST /api/v1/jobs/batch, {MAX_BATCH_JOBS} per request, "
+        f"{CELERY_BATCH_CLIENTS} keep-alive clients; each on a fresh all-in-one; e2e = jobs / (last completion - "
+        f"first send); median of {len(results.celery)} runs)"
+    )
+    celery_rate = median_of([run.tasks_per_s for run in results.celery])
+    ours_rate = median_of([run.jobs_per_s for run in results.ours_noop]) if results.ours_noop else 0.0
+    out(
+        f"  celery : {celery_rate:6.1f} tasks/s (runs {[round(run.tasks_per_s, 1) for run in results.celery]}), "
+        f"{median_of([run.requests_per_task for run in results.celery]):.2f} AWS requests per task, "
+        f"{median_of([run.cpu_ms_per_task for run in results.celery]):.1f} CPU ms per task"
+    )
+    first = results.celery[0]
+    out(
+        "      per task (first run): "
+        + ", ".join(
+            f"{op} {count / max(first.completed, 1):.3f}"
+            for ops in first.calls.values()
+            for op, count in sorted(ops.items())
+        )
+    )
+    if results.ours_noop:
+        ours_requests = median_of(
+            [system_requests(per_job(run.calls, max(run.completed, 1))) for run in results.ours_noop]
+        )
+        out(
+            f"  ours   : {ours_rate:6.1f} jobs/s (runs {[round(run.jobs_per_s, 1) for run in results.ours_noop]}), "
+            f"{ours_requests:.2f}"
+            f" AWS requests per job, {median_of([our_cpu_ms_per_job(run) for run in results.ours_noop]):.1f} CPU ms "
+            f"per job; statuses {results.ours_noop[0].statuses}"
+        )
+        ratio = ours_rate / celery_rate if celery_rate else 0.0
+        out(
+            f"  ours / celery e2e = {ratio:.2f}x   target >= {TARGET_CELERY_RATIO:.1f}x  "
+            f"{verdict(ratio >= TARGET_CELERY_RATIO)}"
+        )
+
+
+def celery_version() -> str:
+    import celery
+
+    return str(celery.__version__)
+
+
+def report_cpu(results: Results, out: Out) -> None:
+    """Our processes' CPU per POST (API, worker paused) and per completed job, against the bare boto3 floor."""
+    if not results.cpu_floor_ms:
+        return
+    floor = median_of(results.cpu_floor_ms)
+    out("")
+    out(
+        f"CPU PER REQUEST (/proc; floor: a bare loop of one boto3 PutItem + one SendMessage on one thread, "
+        f"measured in this run: {floor:.2f} CPU ms per pair, runs {[round(v, 2) for v in results.cpu_floor_ms]})"
+    )
+    rows: list[tuple[str, float]] = []
+    if results.posts_paused:
+        rows.append(
+            (
+                "per POST /api/v1/jobs (api process, worker paused)",
+                median_of([p.get("api_cpu_ms_per_post", 0.0) for p in results.posts_paused]),
+            )
+        )
+    if results.bursts:
+        rows.append(
+            (
+                "per completed job, burst (api + worker + dlq poller)",
+                median_of([our_cpu_ms_per_job(run) for run in results.bursts]),
+            )
+        )
+    if results.ours_noop:
+        rows.append(
+            (
+                "per completed no-op job, batch submit (api + worker + dlq)",
+                median_of([our_cpu_ms_per_job(run) for run in results.ours_noop]),
+            )
+        )
+    if results.celery:
+        out(
+            f"  celery (worker + producer) per no-op task: {median_of([r.cpu_ms_per_task for r in results.celery]):.2f}"
+            f" CPU ms = {median_of([r.cpu_ms_per_task for r in results.celery]) / floor:.2f}x the floor (shown apart)"
+        )
+    for name, value in rows:
+        ratio = value / floor if floor else 0.0
+        out(
+            f"  {name:58s} {value:7.2f} CPU ms = {ratio:5.2f}x the floor   target <= {TARGET_CPU_FLOOR_RATIO}x  "
+            f"{verdict(ratio <= TARGET_CPU_FLOOR_RATIO)}"
+        )
 
 
 def report_priority(runs: list[PriorityRun], out: Out) -> None:
@@ -956,6 +1123,13 @@ def report_costs(lines: list[CostLine], results: Results, runs: list[BurstRun], 
             f"  {name:11s}: item {size:4d} B after (before {item_size(before) if before else 0:4d} B) -> "
             f"table {cost.table_units} WRU + GSI {cost.index_units or {}} = {cost.total} WRU"
         )
+    described = {g.name for g in results.gsis}
+    declared = {index.name for index in INDEXES}
+    out(
+        f"  GSIs priced: {len(described)} of the {len(declared)} in schema.INDEXES"
+        + (f"; missing from the table: {sorted(declared - described)}" if declared - described else "")
+        + f"   {verdict(declared <= described)}"
+    )
     out(f"  GET (strongly consistent) of the final item: {item_size(states.final)} B -> 1 RRU per 4 KB started")
     largest = sorted(states.final.items(), key=lambda pair: -item_size({pair[0]: pair[1]}))
     out("  final item by attribute (B): " + ", ".join(f"{name} {item_size({name: value})}" for name, value in largest))
@@ -1255,7 +1429,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "--scenarios",
-        default="ceiling,burst,steady,post,concurrency,batch,priority",
+        default="ceiling,burst,steady,post,concurrency,batch,priority,celery",
         help="comma-separated sections to run; e.g. --scenarios priority runs only the priority figure; "
         "`memory` (worker RSS under worst-case jobs) runs only when named",
     )
@@ -1269,6 +1443,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", default="1,4,16,64")
     parser.add_argument("--backlog-cap", type=int, default=400)
     parser.add_argument("--batch-jobs", type=int, default=2000, help="jobs per mode of the batch scenario")
+    parser.add_argument("--celery-tasks", type=int, default=CELERY_TASKS, help="tasks (and our jobs) per run")
     parser.add_argument("--markdown", type=Path, help="also write the output, command and date to this file")
     args = parser.parse_args(argv)
     if not (
@@ -1277,8 +1452,9 @@ def main(argv: list[str] | None = None) -> int:
         and args.post_s <= 120
         and args.steady_s <= 120
         and 1 <= args.batch_jobs <= 10_000
+        and 1 <= args.celery_tasks <= 5000
     ):
-        parser.error("bounds: repeats 1-10, jobs 1-5000, batch jobs 1-10000, durations <= 120 s")
+        parser.error("bounds: repeats 1-10, jobs 1-5000, batch jobs 1-10000, celery tasks 1-5000, durations <= 120 s")
     scenarios = {name.strip() for name in args.scenarios.split(",") if name.strip()}
 
     captured: list[str] = []
@@ -1328,6 +1504,9 @@ def main(argv: list[str] | None = None) -> int:
     if "memory" in scenarios:
         out("[memory] worker RSS under 16 concurrent worst-case jobs (largest params each type accepts)")
         scenario_memory(out, args.repeats, stack_env=stack_env(), prepare=memory_prepare)
+    if "celery" in scenarios:
+        out(f"[celery] {args.celery_tasks} no-op tasks: Celery (SQS + DynamoDB backend, -P threads -c 16) vs ours")
+        scenario_celery(results, out, args.repeats, args.celery_tasks)
     report(results, out, prices)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     elapsed = (datetime.now(UTC) - started).total_seconds()
