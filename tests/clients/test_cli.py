@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -14,22 +13,13 @@ from typing import Any
 import pytest
 
 from jobtickets import cli
+from tests.clients.cli_runner import run_cli, service_env
 from tests.clients.jobs import missing_document_params, report_params, transform_params
 from tests.clients.worker_pause import paused_worker
 from tests.conftest import free_port
 from tests.e2e.local_system import LocalSystem
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "jobtickets"
-
-
-def run_cli(args: list[str], environ: dict[str, str] | None = None, stdin: str = "") -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(args, out=out, err=err, stdin=io.StringIO(stdin), environ=environ or {})
-    return code, out.getvalue(), err.getvalue()
-
-
-def service_env(system: LocalSystem) -> dict[str, str]:
-    return {cli.URL_ENV: system.api_url, cli.API_KEY_ENV: system.api_key}
 
 
 # -- without a service ---------------------------------------------------------------------------------------------
