@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from runtime.adapters.sqs_queue import decode
-from runtime.domain.job import JobError
-from runtime.domain.ports import Clock, JobStore, UtcClock
+from runtime.domain.job import JobError, JobStatus
+from runtime.domain.ports import Clock, JobStore, OnCallbackDue, UtcClock
 from runtime.observability import aws_calls, logs, metrics, tracing
 from runtime.observability.names import JOB_TYPE_DIMENSION, LogEvent, Metric
 
@@ -26,9 +26,12 @@ class JobLeased(Exception):
 class DeadLetterHandler:
     """The per-record logic, with the store injected (tests pass fakes, `handler` the DynamoDB store)."""
 
-    def __init__(self, store: JobStore, clock: Clock | None = None) -> None:
+    def __init__(
+        self, store: JobStore, clock: Clock | None = None, *, on_callback_due: OnCallbackDue | None = None
+    ) -> None:
         self._store = store
         self._clock: Clock = clock or UtcClock()
+        self._on_callback_due = on_callback_due
 
     def handle_record(self, record: SQSRecord) -> str:
         """Returns what happened: "failed_final", "already_terminal" or "poison". Store errors raise (after
@@ -66,7 +69,13 @@ class DeadLetterHandler:
                 f"message moved to the dead-letter queue after {receive_count} receives without a final outcome",
                 permanent=True,
             )
-            job = self._store.fail_final(message.job_id, error=error, now=self._clock.now())
+            # Whether the job has a callback decides what the verdict writes (its callback URL never changes).
+            before = self._store.get(message.job_id)
+            has_callback = before is not None and before.callback is not None
+            now = self._clock.now()
+            job = self._store.fail_final(message.job_id, error=error, now=now, callback_due=has_callback)
+            if job is not None and job.callback is not None and self._on_callback_due is not None:
+                self._on_callback_due(job, JobStatus.FAILED_FINAL, now)
             if job is None:
                 current = self._store.get(message.job_id)
                 if current is not None and not current.is_terminal:
@@ -108,7 +117,20 @@ def _default_dead_letters() -> DeadLetterHandler:
 
     settings = get_settings()
     observability.configure(settings)
-    return DeadLetterHandler(DynamoDbJobStore(aws_clients.client("dynamodb", settings), settings.table_name))
+    store = DynamoDbJobStore(aws_clients.client("dynamodb", settings), settings.table_name)
+    if not settings.callback_queue_url:
+        return DeadLetterHandler(store)
+    from runtime.adapters.sqs_callback_queue import SqsCallbackQueue
+    from runtime.callbacks.outbox import CallbackOutbox
+
+    outbox = CallbackOutbox(
+        store=store,
+        queue=SqsCallbackQueue(aws_clients.client("sqs", settings), settings.callback_queue_url),
+        clock=UtcClock(),
+    )
+    return DeadLetterHandler(
+        store, on_callback_due=lambda job, status, now: outbox.enqueue(job, status=status, entered_at=now)
+    )
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -116,6 +116,16 @@ class Settings(BaseSettings):
     # later ones are released by the republisher once inside it (runtime/domain/schedule.py). Tests shorten it.
     schedule_delay_window_s: int = Field(default=SQS_MAX_DELAY_S, ge=1, le=SQS_MAX_DELAY_S)
 
+    # Callbacks (runtime/callbacks): the queue of deliveries to make (unset: submits with a callbackUrl are refused),
+    # the retry schedule of failed deliveries (runtime.domain.callbacks.RetrySchedule), the whole time one POST may
+    # take, and whether http URLs on loopback pass the SSRF check (the local environment only).
+    callback_queue_url: str | None = Field(default=None, min_length=1)
+    callback_retry_base_s: int = Field(default=15, ge=1, le=30)
+    callback_retry_max_s: int = Field(default=3600, ge=1, le=86_400)
+    callback_retry_window_s: int = Field(default=86_400, ge=1)
+    callback_timeout_s: float = Field(default=5.0, gt=0, le=5.0)
+    callback_allow_loopback: bool = False
+
     # ECS sets ECS_AGENT_URI in every task: the container agent's endpoint, where the worker sets its task's
     # scale-in protection. Unset (local, k8s, tests) means the worker makes no protection calls at all.
     ecs_agent_uri: str | None = Field(default=None, validation_alias="ECS_AGENT_URI")
@@ -258,6 +268,13 @@ class Settings(BaseSettings):
         if any(oidc.values()) and not all(oidc.values()):
             missing = ", ".join(name for name, value in oidc.items() if not value)
             raise ValueError(f"oidc needs issuer, audience and jwks url together; missing {missing}")
+        if self.callback_retry_max_s < self.callback_retry_base_s:
+            raise ValueError(
+                f"callback_retry_max_s {self.callback_retry_max_s} is below callback_retry_base_s "
+                f"{self.callback_retry_base_s}"
+            )
+        if self.callback_allow_loopback and self.environment != LOCAL_ENVIRONMENT:
+            raise ValueError(f"callback_allow_loopback is for the local environment only, not {self.environment!r}")
         if self.oidc_jwks_url and not _acceptable_jwks_url(self.oidc_jwks_url):
             raise ValueError(f"oidc_jwks_url must be https (http only on loopback), got {self.oidc_jwks_url!r}")
         return self

@@ -161,6 +161,26 @@ class WafConfig:
             raise ValueError(f"waf rate_limit_per_ip_5min out of range: {self.rate_limit_per_ip_5min}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class CallbackConfig:
+    """The callback queue and the Lambda that delivers from it (runtime/callback_handler.py)."""
+
+    # One delivery takes at most the runtime's callback timeout (5 s) plus a few store and queue calls.
+    function_timeout_s: int = 30
+    # Deliveries at once in the account: a hanging endpoint ties up at most this many, never the worker.
+    reserved_concurrency: int = 10
+    # Receives of one delivery message (store or queue errors) before it goes to the callback dead-letter queue.
+    max_receive_count: int = 5
+    # http callbacks to loopback pass the SSRF check: the local all-in-one only (tests listen on 127.0.0.1).
+    allow_loopback_http: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.reserved_concurrency <= 1000:
+            raise ValueError(f"callback reserved_concurrency out of range: {self.reserved_concurrency}")
+        if not 10 <= self.function_timeout_s <= 900:
+            raise ValueError(f"callback function_timeout_s out of range: {self.function_timeout_s}")
+
+
 # Environments that face real clients: they must name a person to alarm and serve HTTPS on their own domain.
 PUBLIC_ENVIRONMENTS = ("staging", "prod")
 
@@ -202,11 +222,14 @@ class EnvironmentConfig:
     worker: WorkerConfig
     api: ApiConfig
     alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
+    callbacks: CallbackConfig = field(default_factory=CallbackConfig)
 
     def __post_init__(self) -> None:
         if not 2 <= self.dlq_handler_concurrency <= 1000:
             # The range of an SQS event source's maximum concurrency.
             raise ValueError(f"dlq_handler_concurrency must be 2-1000, got {self.dlq_handler_concurrency}")
+        if self.callbacks.allow_loopback_http and self.name != "local":
+            raise ValueError(f"environment {self.name!r} may not allow loopback callbacks (local only)")
         if self.name in PUBLIC_ENVIRONMENTS and not self.alarm_subscribers:
             raise ValueError(
                 f"environment {self.name!r} has no alarm subscriber: set alarm_subscribers=AlarmSubscribers("
@@ -242,6 +265,7 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         status_events=False,
         worker=WorkerConfig(visibility_timeout_s=30, concurrency=8),
         api=ApiConfig(mode="lambda"),
+        callbacks=CallbackConfig(allow_loopback_http=True),
     ),
     "dev": EnvironmentConfig(
         name="dev",

@@ -78,6 +78,16 @@ LAMBDA_DLQ = (
     "synchronously by API Gateway and the DLQ handler by an SQS event source mapping, whose failed records stay "
     "on the dead-letter queue (ReportBatchItemFailures)"
 )
+CALLBACK_LAMBDA_DLQ = (
+    "a Lambda dead-letter queue only applies to asynchronous invocations; the callback function is invoked by an SQS "
+    "event source mapping, and a record it keeps failing moves to the callback queue's own dead-letter queue "
+    "(redrive policy, ReportBatchItemFailures); an endpoint's failures are retried by new delayed messages"
+)
+CALLBACK_LAMBDA_OUTSIDE_VPC = (
+    "outside any VPC on purpose: the function POSTs to customers' public callback URLs, and outside the VPC it "
+    "cannot reach the application's private network at all, a second line of defence beside the address check "
+    "(runtime/callbacks/addresses.py) against callbacks aimed at internal hosts"
+)
 LAMBDA_OUTSIDE_VPC = (
     "the functions call only AWS APIs (DynamoDB, SQS, SSM, X-Ray) over TLS with IAM authentication and reach no "
     "private resource; inside the VPC their AWS calls would leave through the NAT gateway instead"
@@ -219,6 +229,14 @@ def _suppress_service(service: ServiceStack) -> None:
         _role_policy(dlq_role),
         *RUNTIME_ROLE_SUPPRESSIONS,
     )
+    delivery = service.callback_delivery.function
+    _suppress(
+        delivery,
+        _nist("LambdaDLQ", CALLBACK_LAMBDA_DLQ),
+        _nist("LambdaInsideVPC", CALLBACK_LAMBDA_OUTSIDE_VPC),
+    )
+    assert delivery.role is not None
+    _suppress(_role_policy(delivery.role), *RUNTIME_ROLE_SUPPRESSIONS)
 
     worker = service.worker.task_definition
     _suppress(

@@ -15,6 +15,7 @@ from constructs import Construct
 
 from stacks.components.api_function import API_HANDLER, ApiFunction
 from stacks.components.api_service import ApiService
+from stacks.components.callback_delivery import CALLBACK_HANDLER, CallbackDelivery
 from stacks.components.dlq_handler import DLQ_HANDLER, DlqHandler
 from stacks.components.monitoring import FargateApi, Monitoring
 from stacks.components.network import Network
@@ -70,7 +71,7 @@ class ServiceStack(Stack):
         super().__init__(
             scope,
             construct_id,
-            description=f"job tickets {config.name}: api, worker, dlq handler, monitoring",
+            description=f"job tickets {config.name}: api, worker, dlq handler, callback delivery, monitoring",
             **kwargs,
         )
         self.add_stack_dependency(stateful)
@@ -103,6 +104,25 @@ class ServiceStack(Stack):
         )
         job_store.grant_finalize(self.dlq_handler.function)
         parameters.grant_read_by_path(self.dlq_handler.function)
+        callbacks = stateful.callback_queues
+        callbacks.grant_enqueue(self.dlq_handler.function)
+
+        self.callback_delivery = CallbackDelivery(
+            self,
+            "CallbackDelivery",
+            code=lambda_.DockerImageCode.from_image_asset(**lambda_image, cmd=[CALLBACK_HANDLER]),
+            callback_queue=callbacks.queue,
+            timeout=Duration.seconds(config.callbacks.function_timeout_s),
+            reserved_concurrency=config.callbacks.reserved_concurrency,
+            environment=environment,
+            log_retention=retention,
+            tracing_enabled=config.tracing_enabled,
+        )
+        delivery = self.callback_delivery.function
+        job_store.grant_deliver_callbacks(delivery)
+        stateful.access_store.grant_read_webhook_secrets(delivery)
+        callbacks.grant_enqueue(delivery)  # retries and hops are new delayed messages
+        parameters.grant_read_by_path(delivery)
 
         self.worker = WorkerService(
             self,
@@ -121,6 +141,7 @@ class ServiceStack(Stack):
         queues.grant_process(worker_role)
         documents.grant_read_write_objects(worker_role)
         parameters.grant_read_by_path(worker_role)
+        callbacks.grant_enqueue(worker_role)
 
         api: FargateApi | ApiFunction
         api_role: iam.IGrantable
@@ -169,6 +190,7 @@ class ServiceStack(Stack):
         queues.grant_publish(api_role)
         parameters.grant_read_by_path(api_role)
         documents.grant_read_results(api_role)
+        callbacks.grant_enqueue(api_role)  # a cancel of a PENDING job ends it in the API
 
         self.status_events: StatusEventsPipe | None = None
         if stateful.status_event_bus is not None:

@@ -1,5 +1,5 @@
-"""The stateful stack: jobs table, access table, queues, documents bucket, the runtime's SSM parameters and the
-status events' bus."""
+"""The stateful stack: jobs table, access table, queues (jobs, callbacks), documents bucket, the runtime's SSM
+parameters and the status events' bus."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from constructs import Construct
 
 from runtime.domain.job import Priority
 from stacks.components.access_store import AccessStore
+from stacks.components.callback_queues import CallbackQueues
 from stacks.components.documents import Documents
 from stacks.components.job_store import JobStore
 from stacks.components.parameters import Parameters
@@ -66,6 +67,15 @@ class StatefulStack(Stack):
             dead_letter_visibility_timeout=Duration.seconds(6 * config.dlq_handler_timeout_s),
             removal_policy=removal_policy,
         )
+        self.callback_queues = CallbackQueues(
+            self,
+            "Callbacks",
+            # AWS's guidance for SQS event sources: at least six times the function timeout.
+            visibility_timeout=Duration.seconds(6 * config.callbacks.function_timeout_s),
+            max_receive_count=config.callbacks.max_receive_count,
+            dead_letter_retention=Duration.days(config.dlq_retention_days),
+            removal_policy=removal_policy,
+        )
         self.documents = Documents(
             self,
             "Documents",
@@ -82,7 +92,10 @@ class StatefulStack(Stack):
             ("low-priority-queue-url", "LowPriorityQueueUrl", self.queues.priority_queues[Priority.LOW].queue_url),
             ("dead-letter-queue-url", "DeadLetterQueueUrl", self.queues.dead_letter_queue.queue_url),
             ("documents-bucket", "DocumentsBucketName", self.documents.bucket.bucket_name),
+            ("callback-queue-url", "CallbackQueueUrl", self.callback_queues.queue.queue_url),
         ]
+        # Only where allowed (local): every other environment refuses loopback callbacks by the settings' default.
+        loopback = {"callback-allow-loopback": "true"} if config.callbacks.allow_loopback_http else {}
         # Names are the runtime Settings field names with dashes (runtime/settings.py).
         self.parameters = Parameters(
             self,
@@ -97,6 +110,7 @@ class StatefulStack(Stack):
                 "retention-days": str(config.retention_days),
                 "republish-after-s": str(config.republish_after_s),
                 "republish-interval-s": str(config.republish_interval_s),
+                **loopback,
             },
         )
 

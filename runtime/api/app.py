@@ -12,6 +12,7 @@ from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.adapters.priority_queue import PriorityJobQueue, sqs_priority_queue
 from runtime.adapters.s3_objects import S3ResultLinks
 from runtime.adapters.sqs_batch_sender import BatchingSqsJobQueue
+from runtime.adapters.sqs_callback_queue import SqsCallbackQueue
 from runtime.adapters.sqs_depth import SqsQueueDepths
 from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.api import openapi, routes_health, routes_jobs, routes_stats
@@ -25,8 +26,10 @@ from runtime.api.schemas import MAX_BATCH_JOBS
 from runtime.auth.api_keys import ApiKeyReader, ApiKeyVerifier
 from runtime.auth.authenticator import Authenticator
 from runtime.auth.oidc import OidcConfig, OidcVerifier
+from runtime.callbacks.addresses import CallbackUrlPolicy, Resolver, system_resolver
+from runtime.callbacks.outbox import CallbackOutbox
 from runtime.domain.listing import CursorSigner, JobLister
-from runtime.domain.ports import Clock, JobQueue, JobStore, UtcClock
+from runtime.domain.ports import CallbackQueue, Clock, JobQueue, JobStore, UtcClock
 from runtime.domain.schedule import DelayWindow
 from runtime.domain.stats import StatsReader
 from runtime.domain.submit import JobService
@@ -85,6 +88,8 @@ def build_container(
     queue: JobQueue | None = None,
     clock: Clock | None = None,
     api_keys: ApiKeyReader | None = None,
+    callback_queue: CallbackQueue | None = None,
+    resolver: Resolver | None = None,
 ) -> Container:
     """Wires the real adapters (one boto3 client per service per process); tests may pass their own. The queue
     built here is one SQS queue per priority, each sending through a BatchingSqsJobQueue unless
@@ -108,6 +113,14 @@ def build_container(
         # Concurrent submits share SendMessageBatch requests (a tenth of the SQS requests when busy).
         queue = BatchingSqsJobQueue(queue, linger_s=settings.send_linger_s)
     clock = clock or UtcClock()
+    if callback_queue is None and settings.callback_queue_url:
+        callback_queue = SqsCallbackQueue(aws_clients.client("sqs", settings), settings.callback_queue_url)
+    outbox = CallbackOutbox(store=store, queue=callback_queue, clock=clock) if callback_queue is not None else None
+    policy = None
+    if callback_queue is not None:
+        policy = CallbackUrlPolicy(
+            allow_loopback_http=settings.callback_allow_loopback, resolver=resolver or system_resolver
+        )
     service = JobService(
         store,
         queue,
@@ -117,6 +130,12 @@ def build_container(
         submit_in_flight_s=settings.submit_in_flight_s,
         retry_republish_after_s=settings.retry_republish_after_s,
         delay_window=DelayWindow(settings.schedule_delay_window_s),
+        # A cancel of a PENDING or FAILED job ends it here: the API hands its callback to the queue.
+        on_callback_due=(
+            (lambda job, status, now: outbox.enqueue(job, status=status, entered_at=now))
+            if outbox is not None
+            else None
+        ),
     )
     lister = JobLister(store, CursorSigner(settings.cursor_key()))
     batch_writes = ThreadPoolExecutor(max_workers=settings.batch_write_concurrency, thread_name_prefix="batch-write")
@@ -135,6 +154,7 @@ def build_container(
         result_links=S3ResultLinks(
             lambda: aws_clients.presigning_s3_client(settings), expires_s=settings.result_url_ttl_s
         ),
+        callback_policy=policy,
     )
 
 
@@ -176,6 +196,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
                 republish_bound_s=settings.republish_bound_s,
                 submit_in_flight_s=settings.submit_in_flight_s,
                 schedule_delay_window_s=settings.schedule_delay_window_s,
+                callback_timeout_s=settings.callback_timeout_s,
+                callback_retry_base_s=settings.callback_retry_base_s,
+                callback_retry_max_s=settings.callback_retry_max_s,
+                callback_retry_window_s=settings.callback_retry_window_s,
             )
         if getattr(route, "name", None) == "retry_job":
             route.description = routes_jobs.RETRY_DESCRIPTION.format(  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from runtime.api.middleware import trace_id_of
 from runtime.auth.authenticator import Authenticator
+from runtime.callbacks.addresses import CallbackUrlPolicy
 from runtime.domain.listing import JobLister
 from runtime.domain.ports import JobQueue, JobStore, ResultLinks
 from runtime.domain.stats import StatsReader
@@ -39,6 +40,8 @@ class Container:
     batch_writes: Executor  # the conditional writes of batch submits (bounded, shared by all requests)
     stats: StatsReader  # GET /api/v1/stats, cached per process
     result_links: ResultLinks  # download links of results stored apart (GET of one job)
+    # Checks callback URLs at submit; None when the environment has no callback queue (callbackUrl refused).
+    callback_policy: CallbackUrlPolicy | None = None
 
 
 def get_container(request: Request) -> Container:
@@ -70,6 +73,10 @@ def get_result_links(request: Request) -> ResultLinks:
     return get_container(request).result_links
 
 
+def get_callback_policy(request: Request) -> CallbackUrlPolicy | None:
+    return get_container(request).callback_policy
+
+
 def get_readiness(request: Request) -> ReadinessProbeLike:
     return get_container(request).readiness
 
@@ -86,3 +93,4 @@ StatsDep = Annotated[StatsReader, Depends(get_stats_reader)]
 ResultLinksDep = Annotated[ResultLinks, Depends(get_result_links)]
 ReadinessDep = Annotated[ReadinessProbeLike, Depends(get_readiness)]
 TraceIdDep = Annotated[str, Depends(get_trace_id)]
+CallbackPolicyDep = Annotated[CallbackUrlPolicy | None, Depends(get_callback_policy)]

@@ -12,7 +12,15 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from runtime.api.auth import ReaderDep, WriterDep
-from runtime.api.deps import BatchWritesDep, JobListerDep, JobServiceDep, ResultLinksDep, SettingsDep, TraceIdDep
+from runtime.api.deps import (
+    BatchWritesDep,
+    CallbackPolicyDep,
+    JobListerDep,
+    JobServiceDep,
+    ResultLinksDep,
+    SettingsDep,
+    TraceIdDep,
+)
 from runtime.api.errors import ApiError, field_errors, submit_error, validation_error
 from runtime.api.schemas import (
     MAX_BATCH_JOBS,
@@ -28,6 +36,7 @@ from runtime.api.schemas import (
     job_document,
     storable_problem,
 )
+from runtime.callbacks.addresses import CallbackUrlPolicy, UnsafeCallbackUrl, syntax_problem
 from runtime.domain.job import Job, JobStatus, Priority
 from runtime.domain.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ListFilter
 from runtime.domain.ports import JobStoreUnavailable
@@ -39,6 +48,7 @@ from runtime.observability import aws_calls, emit, log_event, logs
 from runtime.observability.names import JOB_TYPE_DIMENSION, LogEvent, Metric
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+CALLBACK_URL_FIELD = "callbackUrl"
 # Seconds a poller should wait before asking again, by status (non-terminal jobs only).
 POLL_AFTER_S = {JobStatus.PENDING: 1, JobStatus.PROCESSING: 2, JobStatus.FAILED: 5}
 MAX_JOB_ID_LENGTH = 128
@@ -142,9 +152,16 @@ def check_idempotency_key(key: str | None, field: str = "Idempotency-Key") -> st
 
 
 def validate_submit(
-    document: Any, trace_id: str, idempotency_key: str | None, *, tenant: str, confinement: Confinement
+    document: Any,
+    trace_id: str,
+    idempotency_key: str | None,
+    *,
+    tenant: str,
+    confinement: Confinement,
+    callbacks_enabled: bool = False,
 ) -> SubmitRequest:
-    """The checked request of `tenant`, or an ApiError (422) naming the first bad field."""
+    """The checked request of `tenant`, or an ApiError (422) naming the first bad field. A callbackUrl is checked
+    here as text only; check_callback_address resolves its host (a blocking lookup: call it off the event loop)."""
     if not isinstance(document, dict):
         raise ApiError(422, "validation_error", f"body: must be a json object, got {type(document).__name__}")
     # Before the models: a lone surrogate would pass them and fail at the first encode (a 500).
@@ -178,6 +195,11 @@ def validate_submit(
     outside = confinement.params_problem(params, tenant)
     if outside is not None:
         raise validation_error([{"field": outside[0], "message": outside[1]}])
+    callback_url = request.callbackUrl
+    if callback_url is not None:
+        problem = syntax_problem(callback_url) if callbacks_enabled else "callbacks are not configured here"
+        if problem is not None:
+            raise validation_error([{"field": CALLBACK_URL_FIELD, "message": problem}])
     return SubmitRequest(
         job_type=request.type,
         priority=Priority(request.priority),
@@ -187,6 +209,7 @@ def validate_submit(
         tenant=tenant,
         idempotency_key=idempotency_key,
         schedule=_schedule(request),
+        callback_url=callback_url,
     )
 
 
@@ -199,6 +222,16 @@ def _schedule(request: SubmitJobRequest) -> ScheduleRequest | None:
     if request.delaySeconds is not None:
         return ScheduleRequest(delay_s=request.delaySeconds)
     return None
+
+
+def check_callback_address(request: SubmitRequest, policy: CallbackUrlPolicy) -> SubmitRequest:
+    """The request when its callbackUrl (if any) resolves to public addresses only; ApiError (422) otherwise."""
+    if request.callback_url is not None:
+        try:
+            policy.check(request.callback_url)
+        except UnsafeCallbackUrl as exc:
+            raise validation_error([{"field": CALLBACK_URL_FIELD, "message": str(exc)}]) from None
+    return request
 
 
 def job_response(
@@ -267,7 +300,21 @@ costing no attempt), so only the workers' clock error (milliseconds with NTP / A
 It normally starts within about 2 s after `runAt` when a worker has a free slot (SQS delays count whole seconds,
 rounded up). Due within {schedule_delay_window_s} s it is sent with an SQS message delay; later, the republisher
 releases it once it is within that window. If its message is lost it is published again within
-**{republish_bound_s} s** after `runAt`. `POST .../cancel` cancels it while it waits; it never runs then."""
+**{republish_bound_s} s** after `runAt`. `POST .../cancel` cancels it while it waits; it never runs then.
+
+**Callbacks.** With `callbackUrl`, the service POSTs `{{"event": "job.succeeded" | "job.failed" | "job.canceled",
+"job": <the job as GET shows it>}}` once the job ends (SUCCEEDED, FAILED_FINAL, CANCELED), with headers
+`Job-Tickets-Event-Id` (the same on every redelivery of that event) and `Job-Tickets-Signature:
+t=<unix seconds>,v1=<hex HMAC-SHA256(tenant webhook secret, "<t>.<raw body>")>` (the secret comes from
+`python -m runtime.admin webhooks rotate-secret`; verify the signature and reject a `t` far from now). An answer
+that is not 2xx within {callback_timeout_s:g} s (redirects are not followed) is retried after
+{callback_retry_base_s} s, doubling up to every {callback_retry_max_s} s, until {callback_retry_window_s} s after
+the first attempt; delivery is at least once (deduplicate on the event id). The job's `callback` shows `state`
+(`pending`, `delivered`, `failed`), `attempts` and `lastStatusCode`. The URL must be http(s) and its host must
+resolve to public addresses only (no loopback, private, link-local, CGNAT, multicast or reserved addresses, nor
+their IPv6 forms): otherwise `422` naming `callbackUrl`. It is checked again at every delivery, which connects to
+the address it checked. A job's callback is handed to the delivery queue within {republish_bound_s} s of its end
+even if the process that ended it dies at that moment."""
 
 
 @router.post(
@@ -318,6 +365,7 @@ async def submit_job(
     service: JobServiceDep,
     settings: SettingsDep,
     trace_id: TraceIdDep,
+    callback_policy: CallbackPolicyDep,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", description="Optional, 1-255 printable ASCII characters.")
     ] = None,
@@ -326,8 +374,15 @@ async def submit_job(
     body = await request.body()  # size, type and time already checked by RequestBodyMiddleware
     try:
         submit_request = validate_submit(
-            parse_json(body), trace_id, key, tenant=principal.tenant, confinement=Confinement(settings.documents_bucket)
+            parse_json(body),
+            trace_id,
+            key,
+            tenant=principal.tenant,
+            confinement=Confinement(settings.documents_bucket),
+            callbacks_enabled=callback_policy is not None,
         )
+        if submit_request.callback_url is not None and callback_policy is not None:
+            submit_request = await run_in_threadpool(check_callback_address, submit_request, callback_policy)
     except ApiError as exc:
         log_event(LogEvent.JOB_REJECTED, status=exc.status, error=exc.code, detail=exc.detail[:200])
         raise
@@ -438,7 +493,13 @@ def _encoded_size(item: Any) -> int:
 
 
 def validate_batch_item(
-    item: Any, trace_id: str, *, tenant: str, confinement: Confinement, max_body_bytes: int
+    item: Any,
+    trace_id: str,
+    *,
+    tenant: str,
+    confinement: Confinement,
+    max_body_bytes: int,
+    callback_policy: CallbackUrlPolicy | None = None,
 ) -> SubmitRequest:
     """One job of a batch checked as a single submit would be (ApiError otherwise): its size against the
     single-submit limit, its `idempotencyKey` as the header, the rest by validate_submit."""
@@ -449,7 +510,11 @@ def validate_batch_item(
     if key is not None and not isinstance(key, str):
         raise validation_error([{"field": "idempotencyKey", "message": f"must be a string, got {type(key).__name__}"}])
     key = check_idempotency_key(key, field="idempotencyKey")
-    return validate_submit(item, trace_id, key, tenant=tenant, confinement=confinement)
+    request = validate_submit(
+        item, trace_id, key, tenant=tenant, confinement=confinement, callbacks_enabled=callback_policy is not None
+    )
+    # Batch items are validated in the thread pool (see submit_jobs_batch): the lookup may block here.
+    return check_callback_address(request, callback_policy) if callback_policy is not None else request
 
 
 def _error_result(error: ApiError) -> dict[str, Any]:
@@ -522,6 +587,7 @@ async def submit_jobs_batch(
     settings: SettingsDep,
     trace_id: TraceIdDep,
     batch_writes: BatchWritesDep,
+    callback_policy: CallbackPolicyDep,
 ) -> Response:
     body = await request.body()  # size (the batch limit), type and time already checked by RequestBodyMiddleware
     items = _batch_items(parse_json(body))
@@ -529,21 +595,29 @@ async def submit_jobs_batch(
     results: list[dict[str, Any] | None] = [None] * len(items)
     requests: list[SubmitRequest] = []
     positions: list[int] = []
-    for index, item in enumerate(items):
-        try:
-            requests.append(
-                validate_batch_item(
-                    item,
-                    trace_id,
-                    tenant=principal.tenant,
-                    confinement=confinement,
-                    max_body_bytes=settings.max_body_bytes,
+
+    def validate_all() -> None:
+        for index, item in enumerate(items):
+            try:
+                requests.append(
+                    validate_batch_item(
+                        item,
+                        trace_id,
+                        tenant=principal.tenant,
+                        confinement=confinement,
+                        max_body_bytes=settings.max_body_bytes,
+                        callback_policy=callback_policy,
+                    )
                 )
-            )
-            positions.append(index)
-        except ApiError as exc:
-            log_event(LogEvent.JOB_REJECTED, status=exc.status, error=exc.code, detail=exc.detail[:200], item=index)
-            results[index] = _error_result(exc)
+                positions.append(index)
+            except ApiError as exc:
+                log_event(LogEvent.JOB_REJECTED, status=exc.status, error=exc.code, detail=exc.detail[:200], item=index)
+                results[index] = _error_result(exc)
+
+    if callback_policy is not None and any(isinstance(item, dict) and item.get("callbackUrl") for item in items):
+        await run_in_threadpool(validate_all)  # callback hosts are looked up: off the event loop
+    else:
+        validate_all()
     outcomes = await run_in_threadpool(_submit_many, service, requests, batch_writes) if requests else []
     unavailable = [outcome for outcome in outcomes if isinstance(outcome, JobStoreUnavailable)]
     if unavailable and len(unavailable) == len(outcomes):

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
+from runtime.domain.callbacks import MAX_CALLBACK_URL_CHARS, CallbackState
 from runtime.domain.job import Job, JobStatus
 from runtime.domain.progress import MAX_PROGRESS_MESSAGE_CHARS, PROGRESS_INTERVAL_S
 from runtime.domain.results import MAX_INLINE_RESULT_BYTES
@@ -53,6 +54,13 @@ class SubmitJobRequest(BaseModel):
             parse_run_at(value)  # the message names the value
         return value
 
+    callbackUrl: StrictStr | None = Field(
+        default=None,
+        max_length=MAX_CALLBACK_URL_CHARS,
+        description="Optional http(s) URL that receives one signed POST when the job ends (SUCCEEDED, FAILED_FINAL, "
+        "CANCELED); its host must resolve to public addresses only. Part of the idempotency fingerprint.",
+    )
+
 
 # The most jobs one POST /api/v1/jobs/batch takes (the contract's limit).
 MAX_BATCH_JOBS = 100
@@ -96,6 +104,18 @@ class ResultRefOut(BaseModel):
     sha256: str = Field(description="hex sha256 of those bytes")
 
 
+class CallbackOut(BaseModel):
+    """Where the job's terminal event goes and how its delivery went."""
+
+    url: str
+    state: CallbackState = Field(
+        description="pending (the job is not terminal yet, or its event is still being delivered), delivered "
+        "(a 2xx answer), failed (no 2xx answer for the whole retry window)"
+    )
+    attempts: int = Field(description="POSTs of the current terminal event so far")
+    lastStatusCode: int | None = Field(description="the last attempt's HTTP status; null: none yet, or no answer")
+
+
 class JobOut(BaseModel):
     """The job resource. Times are RFC 3339 in UTC with milliseconds."""
 
@@ -136,6 +156,7 @@ class JobOut(BaseModel):
     runAt: datetime | None = Field(
         description="a scheduled job does not start before this moment (RFC 3339, UTC); null when not scheduled"
     )
+    callback: CallbackOut | None = Field(default=None, description="null: submitted without a callbackUrl")
 
 
 class JobPageOut(BaseModel):
@@ -223,6 +244,14 @@ def job_document(job: Job, *, result_url: str | None = None) -> dict[str, Any]:
             "updatedAt": iso(job.progress.updated_at),
         },
         "runAt": iso(job.run_at) if job.run_at is not None else None,
+        "callback": None
+        if job.callback is None
+        else {
+            "url": job.callback.url,
+            "state": job.callback.state.value,
+            "attempts": job.callback.attempts,
+            "lastStatusCode": job.callback.last_status_code,
+        },
     }
 
 

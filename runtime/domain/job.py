@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from runtime.domain.callbacks import Callback
+
 
 class JobStatus(StrEnum):
     PENDING = "PENDING"
@@ -140,6 +142,8 @@ class Job:
     progress: Progress | None = None
     # A scheduled job does not start before this moment (its claim is refused until then); None: at once.
     run_at: datetime | None = None
+    # Where the job's terminal event is POSTed, and how that went (None: submitted without a callbackUrl).
+    callback: Callback | None = None
 
     @property
     def attempts_since_retry(self) -> int:

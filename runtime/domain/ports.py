@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from runtime.domain.callbacks import CallbackState
 from runtime.domain.job import Job, JobError, JobStatus, Priority, Progress, ResultRef
 
 
@@ -59,6 +60,14 @@ class JobPage:
     next_key: Mapping[str, str] | None
 
 
+@dataclass(frozen=True)
+class DueCallback:
+    """An entry of the callback outbox: a terminal job whose delivery message may not have gone out."""
+
+    job_id: str
+    due_ms: int  # epoch ms, exactly as stored (the sweep's conditional move compares it)
+
+
 class LeaseState(StrEnum):
     """What a lease renewal found: the job is still this worker's (and whether a cancel was requested), or not."""
 
@@ -91,6 +100,9 @@ class JobStore(Protocol):
     def set_progress(self, job_id: str, *, attempt: int, progress: Progress, now: datetime) -> bool:
         """Stores the handler's progress, only while PROCESSING under this attempt (False otherwise)."""
 
+    # `callback_due` on a write that makes the job terminal: the job has a callback, and the same write puts it in
+    # the callback outbox (runtime/callbacks/outbox.py), so a process dying before the enqueue loses no callback.
+
     def succeed(
         self,
         job_id: str,
@@ -100,6 +112,7 @@ class JobStore(Protocol):
         now: datetime,
         result_ref: ResultRef | None = None,
         progress: Progress | None = None,
+        callback_due: bool = False,
     ) -> bool:
         """PROCESSING (this attempt) -> SUCCEEDED with `result` inline, or with `result_ref` (result None) when it
         was stored apart. False if the condition failed (someone took over); JobRecordRefused when the record
@@ -115,10 +128,11 @@ class JobStore(Protocol):
         final: bool,
         now: datetime,
         progress: Progress | None = None,
+        callback_due: bool = False,
     ) -> bool:
-        """PROCESSING (this attempt) -> FAILED, or FAILED_FINAL when `final`."""
+        """PROCESSING (this attempt) -> FAILED, or FAILED_FINAL when `final` (only then does `callback_due` count)."""
 
-    def fail_final(self, job_id: str, *, error: JobError, now: datetime) -> Job | None:
+    def fail_final(self, job_id: str, *, error: JobError, now: datetime, callback_due: bool = False) -> Job | None:
         """Dead-letter verdict: PENDING, FAILED, or PROCESSING whose lease has expired -> FAILED_FINAL.
         Returns the job after the change, or None when nothing changed: the job is terminal, does not
         exist, or is PROCESSING under a live lease (its worker is alive and decides the outcome)."""
@@ -128,13 +142,21 @@ class JobStore(Protocol):
         `now`; retry_base = attempts so that the job gets its full attempt budget again, cancel flag cleared).
         None if neither."""
 
-    def cancel(self, job_id: str, *, now: datetime) -> Job | None:
+    def cancel(self, job_id: str, *, now: datetime, callback_due: bool = False) -> Job | None:
         """PENDING | FAILED -> CANCELED at once (pending marker removed). The job after it, None if neither."""
 
     def request_cancel(self, job_id: str, *, now: datetime) -> Job | None:
         """Sets cancelRequested on a PROCESSING job (no status change). The job after it, None if not PROCESSING."""
 
-    def finish_canceled(self, job_id: str, *, attempt: int, now: datetime, progress: Progress | None = None) -> bool:
+    def finish_canceled(
+        self,
+        job_id: str,
+        *,
+        attempt: int,
+        now: datetime,
+        progress: Progress | None = None,
+        callback_due: bool = False,
+    ) -> bool:
         """PROCESSING (this attempt, cancel requested) -> CANCELED. False if the condition failed."""
 
     def mark_republished(self, job_id: str, *, expected_pending_since: datetime, pending_since: datetime) -> bool:
@@ -156,8 +178,46 @@ class JobStore(Protocol):
     def find_by_idempotency_key(self, idempotency_key: str) -> Sequence[str]:
         """Job ids recorded under "<scope>#<key>" (the idempotency GSI; eventually consistent)."""
 
+    def mark_callback_enqueued(self, job_id: str, *, due_at: datetime) -> bool:
+        """The job leaves the callback outbox (only if its entry is still due at `due_at`)."""
+
+    def due_callbacks(self, *, older_than: datetime, limit: int) -> Sequence[DueCallback]:
+        """Outbox entries due before `older_than` (an index read: eventually consistent)."""
+
+    def move_callback_due(self, job_id: str, *, expected_ms: int, now: datetime) -> Job | None:
+        """Outbox entry due at `expected_ms` -> due at `now` (one sweeper wins); the job, None if it moved or left."""
+
+    def record_callback_attempt(
+        self, job_id: str, *, status: JobStatus, entered_at: datetime, state: CallbackState, status_code: int | None
+    ) -> Job | None:
+        """One delivery attempt of the event of `status` entered at `entered_at`; None if the job moved on or its
+        callback is no longer pending."""
+
     def ping(self) -> None:
         """Raises JobStoreUnavailable when the store does not answer."""
+
+
+@dataclass(frozen=True)
+class CallbackMessage:
+    """A delivery to make (the callback queue's message). `not_before` (epoch s) is set on a retry whose delay is
+    longer than one SQS delay allows: the message hops until then. `first_attempt_at` (epoch s) starts the retry
+    window; None before the first attempt."""
+
+    job_id: str
+    event_id: str
+    trace_id: str = ""
+    not_before: int | None = None
+    first_attempt_at: int | None = None
+
+
+# Called right after a terminal write that put a job with a callback in the callback outbox: the job (any version
+# of it), the status it entered and when (runtime/callbacks/outbox.py CallbackOutbox.enqueue does the work).
+OnCallbackDue = Callable[[Job, JobStatus, datetime], object]
+
+
+class CallbackQueue(Protocol):
+    def send(self, message: CallbackMessage, *, delay_s: int = 0) -> None:
+        """delay_s 0-900 (SQS's per-message delay). Raises QueueUnavailable."""
 
 
 @dataclass(frozen=True)

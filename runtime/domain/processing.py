@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from runtime.domain.backoff import MAX_VISIBILITY_TIMEOUT_S, Backoff
 from runtime.domain.hold import Hold
-from runtime.domain.job import Job, JobError, JobStatus, Progress
+from runtime.domain.job import Job, JobError, JobStatus, Progress, ResultRef
 from runtime.domain.ports import (
     Clock,
     JobRecordRefused,
@@ -33,6 +33,7 @@ from runtime.domain.ports import (
     ObjectNotFound,
     ObjectStore,
     ObjectStoreUnavailable,
+    OnCallbackDue,
     ReceivedMessage,
     UtcClock,
 )
@@ -134,9 +135,11 @@ class MessageProcessor:
         clock: Clock | None = None,
         job_types: Callable[[str], JobType[Any] | None] = get_job_type,
         progress: ProgressSink | None = None,
+        on_callback_due: OnCallbackDue | None = None,
     ) -> None:
         """`progress` stores what handlers report while they run (the worker's writer); without one, the last
-        report is stored with the outcome only."""
+        report is stored with the outcome only. `on_callback_due` hands ended jobs with a callback on."""
+        self._on_callback_due = on_callback_due
         self._store = store
         self._objects = objects
         self._confinement = confinement
@@ -228,6 +231,7 @@ class MessageProcessor:
         if noticed_cancel:
             return self._canceled(job, attempt, handler_ms, progress)
 
+        callback_due = job.callback is not None
         if error is None:
             assert result is not None
             kept = self._keep_result(job, attempt, result, progress)
@@ -238,10 +242,13 @@ class MessageProcessor:
             error, detail = kept  # the result could not be kept: the attempt fails like a handler's would
 
         final = error.permanent or job.attempts_since_retry >= self._config.max_attempts
+        now = self._clock.now()
         if not self._store.fail(
-            job_id, attempt=attempt, error=error, final=final, now=self._clock.now(), progress=progress
+            job_id, attempt=attempt, error=error, final=final, now=now, progress=progress, callback_due=callback_due
         ):
             return dataclasses.replace(self._lost_claim(job_id, attempt, handler_ms, error), error_detail=detail)
+        if final:
+            self._callback_due(job, JobStatus.FAILED_FINAL, now)
         # A final failure drops the message; any other is redelivered after the backoff.
         return Decision(
             Action.DELETE if final else Action.RETRY,
@@ -253,6 +260,31 @@ class MessageProcessor:
             handler_ms=handler_ms,
             error_detail=detail,
         )
+
+    def _succeed(
+        self,
+        job: Job,
+        attempt: int,
+        *,
+        result: dict[str, Any] | None,
+        progress: Progress | None,
+        result_ref: ResultRef | None = None,
+    ) -> bool:
+        """The SUCCEEDED write (the job enters the callback outbox in it when it has a callback), then the
+        callback's hand-over."""
+        now = self._clock.now()
+        done = self._store.succeed(
+            job.job_id,
+            attempt=attempt,
+            result=result,
+            result_ref=result_ref,
+            now=now,
+            progress=progress,
+            callback_due=job.callback is not None,
+        )
+        if done:
+            self._callback_due(job, JobStatus.SUCCEEDED, now)
+        return done
 
     def _keep_result(
         self, job: Job, attempt: int, result: dict[str, Any], progress: Progress | None
@@ -270,9 +302,7 @@ class MessageProcessor:
         try:
             if encoded.inline:
                 try:
-                    return self._store.succeed(
-                        job.job_id, attempt=attempt, result=result, now=self._clock.now(), progress=progress
-                    )
+                    return self._succeed(job, attempt, result=result, progress=progress)
                 except JobRecordRefused:
                     pass  # e.g. params that leave too little room in the record: the result goes to S3 instead
             uri = result_uri(self._confinement.bucket, job.tenant, job.job_id)
@@ -285,20 +315,22 @@ class MessageProcessor:
             except Exception as exc:  # noqa: BLE001 - refused, missing bucket, or unknown: retrying cannot help
                 message = f"the result ({len(encoded.data)} bytes) could not be stored in the documents bucket"
                 return JobError(RESULT_NOT_STORED_CODE, message, permanent=True), _short(f"{type(exc).__name__}: {exc}")
-            return self._store.succeed(
-                job.job_id,
-                attempt=attempt,
-                result=None,
-                result_ref=encoded.reference(uri),
-                now=self._clock.now(),
-                progress=progress,
-            )
+            return self._succeed(job, attempt, result=None, result_ref=encoded.reference(uri), progress=progress)
         except JobRecordRefused as exc:
             message = "the job record cannot hold the result or its reference"
             return JobError(RESULT_NOT_STORED_CODE, message, permanent=True), _short(str(exc))
 
+    def _callback_due(self, job: Job, status: JobStatus, now: datetime) -> None:
+        if job.callback is not None and self._on_callback_due is not None:
+            self._on_callback_due(job, status, now)
+
     def _canceled(self, job: Job, attempt: int, handler_ms: float | None, progress: Progress | None = None) -> Decision:
-        if self._store.finish_canceled(job.job_id, attempt=attempt, now=self._clock.now(), progress=progress):
+        now = self._clock.now()
+        callback_due = job.callback is not None
+        if self._store.finish_canceled(
+            job.job_id, attempt=attempt, now=now, progress=progress, callback_due=callback_due
+        ):
+            self._callback_due(job, JobStatus.CANCELED, now)
             return Decision(Action.DELETE, Outcome.CANCELED, job=job, attempt=attempt, handler_ms=handler_ms)
         return self._lost_claim(job.job_id, attempt, handler_ms or 0.0, None)
 

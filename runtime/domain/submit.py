@@ -12,9 +12,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from runtime.domain.callbacks import Callback
 from runtime.domain.fingerprint import fingerprint
 from runtime.domain.job import RETRYABLE_TERMINAL_STATUSES, Job, JobStatus, Priority
-from runtime.domain.ports import Clock, CreateOutcome, JobMessage, JobQueue, JobStore, QueueUnavailable
+from runtime.domain.ports import (
+    Clock,
+    CreateOutcome,
+    JobMessage,
+    JobQueue,
+    JobStore,
+    OnCallbackDue,
+    QueueUnavailable,
+)
 from runtime.domain.schedule import DelayWindow, ScheduleRequest, publish_delay_s
 
 # Fixed forever: job ids derived from idempotency keys must stay the same across releases.
@@ -66,6 +75,7 @@ class SubmitRequest:
     tenant: str  # the authenticated caller's tenant: owns the job and scopes its idempotency key
     idempotency_key: str | None = None
     schedule: ScheduleRequest | None = None  # runAt or delaySeconds; None: the job may start at once
+    callback_url: str | None = None  # checked already (runtime/callbacks/addresses.py)
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,9 @@ class JobService:
         submit_in_flight_s: float,
         retry_republish_after_s: float,
         delay_window: DelayWindow | None = None,
+        on_callback_due: OnCallbackDue | None = None,
     ) -> None:
+        self._on_callback_due = on_callback_due
         self._store = store
         self._queue = queue
         self._clock = clock
@@ -266,6 +278,7 @@ class JobService:
             expires_at=int(now.timestamp()) + self._retention_s,
             request_token=token,
             run_at=run_at,
+            callback=Callback(url=request.callback_url) if request.callback_url is not None else None,
         )
 
     def _publish(self, job: Job) -> bool:
@@ -333,8 +346,11 @@ class JobService:
                 if requested is not None:
                     return CancelResult(requested, done=False)
             else:
-                canceled = self._store.cancel(job_id, now=self._clock.now())
+                now = self._clock.now()
+                canceled = self._store.cancel(job_id, now=now, callback_due=job.callback is not None)
                 if canceled is not None:
+                    if canceled.callback is not None and self._on_callback_due is not None:
+                        self._on_callback_due(canceled, JobStatus.CANCELED, now)
                     return CancelResult(canceled, done=True, canceled_now=True)
         raise RuntimeError(f"job {job_id} kept changing during cancel")
 
@@ -356,6 +372,7 @@ def _fingerprint(request: SubmitRequest) -> str:
         params=request.params,
         metadata=request.metadata,
         schedule=request.schedule.fingerprint_fields() if request.schedule is not None else None,
+        callback_url=request.callback_url,
     )
 
 

@@ -1,9 +1,9 @@
 """`python -m runtime.local [--api-port 8080] [--aws-port 4566]`: the whole system on one machine.
 
 moto in this process (or AWS_ENDPOINT_URL's emulator) -> the stateful stack deployed from its CDK
-definition -> the API, the worker and the DLQ poller as child processes. A child that exits is restarted
-with backoff (the emulator and its data live on in this process); Ctrl-C or SIGTERM stops everything, and so
-does a child that keeps crashing (named on stderr, exit code 1).
+definition -> the API, the worker, the DLQ poller and the callback poller as child processes. A child that exits
+is restarted with backoff (the emulator and its data live on in this process); Ctrl-C or SIGTERM stops everything,
+and so does a child that keeps crashing (named on stderr, exit code 1).
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def create_local_api_key(endpoint_url: str, access_table_name: str) -> str:
     """A fresh key of tenant `local` with every scope, so the walk-through needs no admin step."""
     store = DynamoDbAccessStore(build_client("dynamodb", region=REGION, endpoint_url=endpoint_url), access_table_name)
     return AccessAdmin(store, UtcClock()).create_key(LOCAL_TENANT, ALL_SCOPES).token
+
+
+def create_local_webhook_secret(endpoint_url: str, access_table_name: str) -> str:
+    """A fresh callback signing secret of tenant `local`, so callbacks are signed with no admin step."""
+    store = DynamoDbAccessStore(build_client("dynamodb", region=REGION, endpoint_url=endpoint_url), access_table_name)
+    return AccessAdmin(store, UtcClock()).rotate_webhook_secret(LOCAL_TENANT).secret
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -90,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         resources = provision(endpoint_url=emulator.endpoint_url, env_name=ENV_NAME, region=REGION)
         api_key = create_local_api_key(emulator.endpoint_url, resources.access_table_name)
+        webhook_secret = create_local_webhook_secret(emulator.endpoint_url, resources.access_table_name)
         children_endpoint = (args.children_aws_endpoint or emulator.endpoint_url).rstrip("/")
         env = child_environment(os.environ, endpoint_url=children_endpoint, ssm_path=resources.ssm_path)
         supervisor = Supervisor(
@@ -108,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             f"job-tickets local ready: api={api_url} aws={emulator.endpoint_url} table={resources.table_name} "
             f"queue={resources.queue_url} dead-letter-queue={resources.dead_letter_queue_url} "
             f"bucket={resources.documents_bucket} ssm={resources.ssm_path} api-key={api_key} "
-            f"console={api_url}{CONSOLE_PATH}/",
+            f"console={api_url}{CONSOLE_PATH}/ "
+            f"callback-queue={resources.callback_queue_url} webhook-secret={webhook_secret}",
             flush=True,
         )
         supervisor.run_until_stopped()

@@ -46,6 +46,7 @@ class LocalResources:
     dead_letter_queue_url: str
     documents_bucket: str
     ssm_path: str
+    callback_queue_url: str
 
 
 def source_hash(repo_root: Path = REPO_ROOT) -> str:
@@ -109,6 +110,7 @@ def deploy(
         "DeadLetterQueueUrl",
         "DocumentsBucketName",
         "SsmPath",
+        "CallbackQueueUrl",
     } - set(outputs)
     if missing:
         raise RuntimeError(f"stack {stack_name} lacks outputs: {sorted(missing)}")
@@ -120,6 +122,7 @@ def deploy(
         dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
         documents_bucket=outputs["DocumentsBucketName"],
         ssm_path=outputs["SsmPath"],
+        callback_queue_url=outputs["CallbackQueueUrl"],
     )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-CATEGORIES = frozenset({"submit", "poll", "auth", "worker", "background", "dlq", "health", "other"})
+CATEGORIES = frozenset({"submit", "poll", "auth", "worker", "background", "dlq", "callbacks", "health", "other"})
 DUMP_INTERVAL_S = 1.0
 
 _category: contextvars.ContextVar[str] = contextvars.ContextVar("aws_call_category", default="other")

@@ -26,6 +26,9 @@ class Metric(StrEnum):
     JOB_DURATION = "JobDuration"  # worker: the handler's run time, milliseconds
     QUEUE_LAG = "QueueLag"  # worker: from the message's send to its receive, milliseconds
     TASK_PROTECTION_FAILURES = "TaskProtectionFailures"  # worker: the ECS agent refused or did not answer
+    CALLBACKS_DELIVERED = "CallbacksDelivered"  # callback delivery: a 2xx answer
+    CALLBACK_ATTEMPTS_FAILED = "CallbackAttemptsFailed"  # callback delivery: no 2xx answer, retried later
+    CALLBACKS_FAILED = "CallbacksFailed"  # callback delivery: given up after the retry window
 
 
 class LogEvent(StrEnum):
@@ -86,6 +89,16 @@ class LogEvent(StrEnum):
     DLQ_JOB_UNCHANGED = "dlq_job_unchanged"
     DLQ_JOB_FAILED_FINAL = "dlq_job_failed_final"
 
+    # Callbacks (terminal writers, the republisher sweep, the delivery handler)
+    CALLBACK_ENQUEUE_FAILED = "callback_enqueue_failed"
+    CALLBACK_REENQUEUED = "callback_reenqueued"  # the sweep sent a delivery its terminal writer did not
+    CALLBACK_ATTEMPT = "callback_attempt"  # one POST: its answer and the callback's state after it
+    CALLBACK_REFUSED = "callback_refused"  # the URL failed the address check at delivery
+    CALLBACK_SKIPPED = "callback_skipped"  # a delivery message for an event that is over (superseded, done)
+    CALLBACK_HOP = "callback_hop"  # a delayed retry waiting beyond SQS's 15 min delay: sent on again
+    CALLBACK_RECORD_FAILED = "callback_record_failed"
+    CALLBACK_POISON_MESSAGE = "callback_poison_message"
+
     # Local all-in-one
     LOCAL_STOPPING = "local_stopping"
     LOCAL_STOPPED = "local_stopped"
@@ -97,3 +110,4 @@ class LogEvent(StrEnum):
     DLQ_POLLER_STARTING = "dlq_poller_starting"
     DLQ_POLL_FAILED = "dlq_poll_failed"
     DLQ_INVOKE_FAILED = "dlq_invoke_failed"
+    CALLBACK_POLLER_STARTING = "callback_poller_starting"

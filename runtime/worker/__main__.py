@@ -14,6 +14,7 @@ from runtime import aws_clients, entrypoint
 from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.adapters.priority_queue import sqs_priority_queue
 from runtime.adapters.s3_objects import S3ObjectStore
+from runtime.adapters.sqs_callback_queue import SqsCallbackQueue
 from runtime.observability import logs, tracing
 from runtime.observability.names import LogEvent
 from runtime.worker.liveness import Liveness, liveness_file
@@ -44,6 +45,9 @@ def main() -> int:
         objects=S3ObjectStore(clients.s3),
         settings=settings,
         liveness=Liveness(liveness_file(), on_error=_liveness_failed),
+        callback_queue=SqsCallbackQueue(clients.sqs, settings.callback_queue_url)
+        if settings.callback_queue_url
+        else None,
     )
 
     stop_requested = threading.Event()

@@ -4,7 +4,10 @@ republish_after_s (its message never left, or was lost). One sweep runs every re
 
 Scheduled jobs (runtime/domain/schedule.py) wait in the same index: one held back at submit is released here once
 its runAt is within the delay window, its message delayed by the time left; one whose message is out counts as
-waiting from its runAt, so a lost message is published again within the same bound after runAt."""
+waiting from its runAt, so a lost message is published again within the same bound after runAt.
+
+No callback lost: the same sweep sends the callback deliveries of terminal jobs left in the callback outbox for
+longer than republish_after_s (their terminal writer died before enqueueing them; runtime/callbacks/outbox.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
+from runtime.callbacks.outbox import CallbackOutbox
 from runtime.domain.ports import Clock, JobMessage, JobQueue, JobStore
 from runtime.domain.schedule import DelayWindow
 from runtime.observability import aws_calls, logs
@@ -32,7 +36,9 @@ class Republisher:
         interval_s: float,
         delay_window: DelayWindow | None = None,
         rand: Callable[[], float] = random.random,
+        callbacks: CallbackOutbox | None = None,
     ) -> None:
+        self._callbacks = callbacks
         self._store = store
         self._queue = queue
         self._clock = clock
@@ -62,6 +68,7 @@ class Republisher:
             with aws_calls.category("background"):
                 try:
                     self.sweep()
+                    self.sweep_callbacks()
                 except Exception as exc:  # noqa: BLE001 - the next sweep tries again
                     logs.log_event(
                         LogEvent.REPUBLISH_SWEEP_FAILED, level="warning", error=f"{type(exc).__name__}: {exc}"
@@ -97,3 +104,9 @@ class Republisher:
             published += 1
             logs.log_event(LogEvent.JOB_REPUBLISHED, jobId=job.job_id, traceId=job.trace_id, delayS=delay_s or None)
         return published
+
+    def sweep_callbacks(self) -> int:
+        """One pass over the callback outbox; returns how many deliveries were sent."""
+        if self._callbacks is None:
+            return 0
+        return self._callbacks.sweep(older_than=self._clock.now() - self._after, limit=SWEEP_LIMIT)

@@ -14,11 +14,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from runtime.callbacks.outbox import CallbackOutbox
 from runtime.domain.backoff import Backoff, Jitter
 from runtime.domain.hold import Hold
 from runtime.domain.job import Job
 from runtime.domain.ports import (
     QUEUE_BATCH_LIMIT,
+    CallbackQueue,
     Clock,
     JobMessage,
     JobQueue,
@@ -79,6 +81,7 @@ class Worker:
         job_types: Callable[[str], JobType[Any] | None] = get_job_type,
         republish: bool = True,
         liveness: Liveness | None = None,
+        callback_queue: CallbackQueue | None = None,
     ) -> None:
         self._store = store
         # Touched as the receive loop turns (the container's health check reads it); None: no file at all.
@@ -88,6 +91,10 @@ class Worker:
         self._clock: Clock = clock or UtcClock()
         self._concurrency = settings.worker_concurrency
         self._progress = ProgressWriter(store=store, clock=self._clock, interval_s=settings.progress_interval_s)
+        # Terminal jobs with a callback are handed to the callback queue (their delivery runs elsewhere).
+        outbox = (
+            CallbackOutbox(store=store, queue=callback_queue, clock=self._clock) if callback_queue is not None else None
+        )
         self._processor = MessageProcessor(
             store=store,
             objects=objects,
@@ -101,6 +108,11 @@ class Worker:
             clock=self._clock,
             job_types=job_types,
             progress=self._progress,
+            on_callback_due=(
+                (lambda job, status, now: outbox.enqueue(job, status=status, entered_at=now))
+                if outbox is not None
+                else None
+            ),
         )
         # Only on ECS, where the agent's endpoint exists; elsewhere no thread and no request at all.
         self._protection = (
@@ -127,6 +139,7 @@ class Worker:
                 interval_s=settings.republish_interval_s,
                 delay_window=DelayWindow(settings.schedule_delay_window_s),
                 rand=rand,
+                callbacks=outbox,
             )
             if republish
             else None

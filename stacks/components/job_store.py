@@ -86,6 +86,13 @@ class JobStore(Construct):
             "dynamodb:DescribeTable",
         )
 
+    def grant_deliver_callbacks(self, grantee: iam.IGrantable) -> iam.Grant:
+        """The callback Lambda: a consistent get of the job, a conditional update of its callback state. GetItem and
+        UpdateItem on the table ARN only (Table.grant would add the index ARNs, which neither call uses)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resource_arns=[self.table.table_arn]
+        )
+
     def grant_finalize(self, grantee: iam.IGrantable) -> iam.Grant:
         """The DLQ handler: a conditional fail_final update, and a consistent get."""
         return self.table.grant(grantee, "dynamodb:GetItem", "dynamodb:UpdateItem")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from stacks.config import get_config
 from tests.infra.conftest import EnvTemplates, synthesized
 
 XRAY_DAEMON = {
@@ -33,6 +34,9 @@ WORKER_QUEUE = {
 }
 # One queue per priority; normal's keeps the JobsQueue ID from before priorities.
 HIGH_QUEUE, NORMAL_QUEUE, LOW_QUEUE = "QueuesHighPriorityQueue", "QueuesJobsQueue", "QueuesLowPriorityQueue"
+# Whoever ends a job (worker, API cancel, DLQ Lambda) only sends to the callback queue.
+CALLBACK_QUEUE = "CallbacksQueue"
+ENQUEUE_CALLBACK = {"sqs:SendMessage"}
 
 # The API runs the same code as a Fargate task or a Lambda function: the same grants either way.
 API_GRANTS = {
@@ -44,6 +48,7 @@ API_GRANTS = {
     ":parameter/job-tickets/": SSM,
     # Signing download links of results stored apart (tenants/<tenant>/results/): reading those objects only.
     "DocumentsBucket": {"s3:GetObject"},
+    CALLBACK_QUEUE: ENQUEUE_CALLBACK,
 }
 
 # role logical-ID prefix -> {action: resource the action must be scoped to ("*" only for X-Ray)}
@@ -64,6 +69,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "DocumentsBucket": {"s3:GetObject", "s3:PutObject"},
         ":parameter/job-tickets/": SSM,
         ":task/": {"ecs:UpdateTaskProtection"},
+        CALLBACK_QUEUE: ENQUEUE_CALLBACK,
     },
     "ApiTaskTaskRole": {
         "*": XRAY_DAEMON,
@@ -85,6 +91,24 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
             "sqs:GetQueueUrl",
         },
         "JobStoreTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        ":parameter/job-tickets/": SSM,
+        CALLBACK_QUEUE: ENQUEUE_CALLBACK,
+    },
+    # Delivers callbacks: reads the job and records the attempt, reads the tenant's signing secret, consumes the
+    # callback queue and sends retries to it. No other queue, no index, no bucket.
+    "CallbackDeliveryFunctionServiceRole": {
+        "*": XRAY_LAMBDA,
+        "CallbackDeliveryLogs": OWN_LOGS,
+        CALLBACK_QUEUE: {
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+            "sqs:SendMessage",
+        },
+        "JobStoreTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "AccessStoreTable": {"dynamodb:GetItem"},
         ":parameter/job-tickets/": SSM,
     },
 }
@@ -145,7 +169,7 @@ def test_roles_are_least_privilege(env_name: str) -> None:
                 assert any(marker in resource for marker in markers), (role_id, action, resource)
             if ":parameter/job-tickets/" in markers:
                 assert all(f"/job-tickets/{env_name}" in r for r in resources)
-    assert checked == 3  # worker, DLQ handler, and the API of this mode
+    assert checked == 4  # worker, DLQ handler, callback delivery, and the API of this mode
 
 
 def test_no_role_has_a_managed_policy(deployed_env: EnvTemplates) -> None:
@@ -185,3 +209,32 @@ def test_the_api_reads_only_the_stored_apart_results(env_name: str) -> None:
     granted = _granted(api)
     assert not {action for action in granted if action.startswith("s3:")} - {"s3:GetObject"}
     assert granted["s3:GetObject"] and all("/tenants/*/results/*" in r for r in granted["s3:GetObject"])
+
+
+def test_the_callback_lambda_reads_and_updates_the_jobs_table_itself_not_its_indexes() -> None:
+    env: EnvTemplates = synthesized("dev")
+    assert env.service is not None
+    delivery = next(
+        statements
+        for role, statements in _statements_by_role(env.service).items()
+        if role.startswith("CallbackDeliveryFunctionServiceRole")
+    )
+    granted = _granted(delivery)
+    for action in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+        assert not any("/index/" in resource for resource in granted[action]), granted[action]
+
+
+def test_the_callback_lambda_has_reserved_concurrency_and_one_message_per_invocation() -> None:
+    env: EnvTemplates = synthesized("dev")
+    assert env.service is not None
+    functions = env.resources(env.service, "AWS::Lambda::Function")
+    delivery = next(resource for logical_id, resource in functions.items() if logical_id.startswith("CallbackDelivery"))
+    assert delivery["Properties"]["ReservedConcurrentExecutions"] == get_config("dev").callbacks.reserved_concurrency
+    assert delivery["Properties"]["ImageConfig"]["Command"] == ["runtime.callback_handler.handler"]
+    mappings = [
+        resource
+        for logical_id, resource in env.resources(env.service, "AWS::Lambda::EventSourceMapping").items()
+        if logical_id.startswith("CallbackDelivery")
+    ]
+    assert len(mappings) == 1 and mappings[0]["Properties"]["BatchSize"] == 1
+    assert mappings[0]["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

@@ -212,7 +212,9 @@ def test_dlq_lambda(deployed_env: EnvTemplates) -> None:
     assert function["Environment"]["Variables"]["JOBS_SSM_PATH"] == f"/job-tickets/{deployed_env.env_name}"
     # No collector beside a Lambda: Lambda's active tracing records the function; the SDK's spans are not exported.
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in function["Environment"]["Variables"]
-    mapping = _one(deployed_env, "AWS::Lambda::EventSourceMapping")
+    mapping = _one(
+        deployed_env, "AWS::Lambda::EventSourceMapping", lambda p: "QueuesDeadLetterQueue" in str(p["EventSourceArn"])
+    )
     assert mapping["BatchSize"] == 1
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert "QueuesDeadLetterQueue" in str(mapping["EventSourceArn"])

@@ -43,6 +43,7 @@ def test_stack_is_created_with_outputs(deployed: dict[str, Any]) -> None:
         "DeadLetterQueueUrl",
         "DocumentsBucketName",
         "SsmPath",
+        "CallbackQueueUrl",
     }
     assert deployed["outputs"]["SsmPath"] == "/job-tickets/local"
 
@@ -94,6 +95,8 @@ def test_parameters_are_readable_by_path_as_the_runtime_reads_them(
         "retention-days": "1",
         "republish-after-s": "60",
         "republish-interval-s": "15",
+        "callback-queue-url": outputs["CallbackQueueUrl"],
+        "callback-allow-loopback": "true",
     }
 
 

@@ -36,7 +36,12 @@ PINNED_LOGICAL_IDS = {
     "Parametersretentiondays948E1003": "AWS::SSM::Parameter",
     "Parametersrepublishafters53FAEA13": "AWS::SSM::Parameter",
     "ParametersrepublishintervalsE9D26BC8": "AWS::SSM::Parameter",
+    "CallbacksQueueE66F73FB": "AWS::SQS::Queue",
+    "CallbacksDeadLetterQueueEB77269F": "AWS::SQS::Queue",
+    "Parameterscallbackqueueurl3D933324": "AWS::SSM::Parameter",
 }
+# Only the local environment lets callbacks go to loopback (runtime Settings refuse it anywhere else too).
+LOCAL_ONLY_LOGICAL_IDS = {"Parameterscallbackallowloopback7F9ABF90": "AWS::SSM::Parameter"}
 STATEFUL_TYPES = {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::S3::Bucket"}
 ACCESS_TABLE = "AccessStoreTableE32877BF"
 TABLE, JOBS_QUEUE, DLQ, BUCKET = (
@@ -67,7 +72,8 @@ def test_logical_ids_of_stateful_resources_are_pinned(any_env: EnvTemplates) -> 
         for logical_id, resource in any_env.stateful["Resources"].items()
         if resource["Type"] in STATEFUL_TYPES | {"AWS::SSM::Parameter"}
     }
-    assert actual == PINNED_LOGICAL_IDS
+    expected = PINNED_LOGICAL_IDS | (LOCAL_ONLY_LOGICAL_IDS if any_env.env_name == "local" else {})
+    assert actual == expected
 
 
 def test_table(any_env: EnvTemplates) -> None:
@@ -206,3 +212,12 @@ def test_emulator_deployable_no_assets_or_custom_resources(any_env: EnvTemplates
     assert not any(t.startswith("Custom::") or t.startswith("AWS::Lambda::") for t in types), types
     assert "CheckBootstrapVersion" not in any_env.stateful.get("Rules", {})
     assert "BootstrapVersion" not in any_env.stateful.get("Parameters", {})
+
+
+def test_the_callback_queue_redrives_to_its_own_dead_letter_queue_and_outlasts_the_function(
+    any_env: EnvTemplates,
+) -> None:
+    queue = _resource(any_env, "CallbacksQueueE66F73FB")["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["CallbacksDeadLetterQueueEB77269F", "Arn"]}
+    assert queue["VisibilityTimeout"] >= 6 * get_config(any_env.env_name).callbacks.function_timeout_s
+    assert queue["SqsManagedSseEnabled"] is True

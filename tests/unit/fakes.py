@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from runtime.domain.callbacks import CallbackState
 from runtime.domain.fingerprint import canonical_json
 from runtime.domain.job import (
     RETRYABLE_TERMINAL_STATUSES,
@@ -23,8 +24,10 @@ from runtime.domain.job import (
 )
 from runtime.domain.ports import (
     QUEUE_BATCH_LIMIT,
+    CallbackMessage,
     ClaimOutcome,
     CreateOutcome,
+    DueCallback,
     JobMessage,
     JobPage,
     JobRecordRefused,
@@ -81,14 +84,18 @@ class InMemoryJobStore:
         self.unavailable = False
         # When set, `succeed` refuses a record whose params and result (or reference) pass this many bytes.
         self.record_limit: int | None = None
+        self.outbox: dict[str, int] = {}  # the callback outbox: job id -> due (epoch ms)
 
     def _enter(self, name: str) -> None:
         self.calls.append(name)
         if self.unavailable:
             raise JobStoreUnavailable(f"store down during {name}")
 
-    def _move(self, job: Job, status: JobStatus, now: datetime, **changes: Any) -> Job:
+    def _move(self, job: Job, status: JobStatus, now: datetime, callback_due: bool = False, **changes: Any) -> Job:
         check_transition(job.status, status)
+        if callback_due and job.callback is not None:
+            self.outbox[job.job_id] = int(now.timestamp() * 1000)
+            changes["callback"] = job.callback.__class__(url=job.callback.url)
         moved = job.replace(
             status=status, updated_at=now, transitions={**job.transitions, status.value: now}, **changes
         )
@@ -147,13 +154,13 @@ class InMemoryJobStore:
             self.jobs[job_id] = job.replace(lease_expires_at=lease_until)
             return LeaseState.CANCEL_REQUESTED if job.cancel_requested else LeaseState.HELD
 
-    def cancel(self, job_id: str, *, now: datetime) -> Job | None:
+    def cancel(self, job_id: str, *, now: datetime, callback_due: bool = False) -> Job | None:
         self._enter("cancel")
         with self.lock:
             job = self.jobs.get(job_id)
             if job is None or job.status not in (JobStatus.PENDING, JobStatus.FAILED):
                 return None
-            return self._move(job, JobStatus.CANCELED, now, lease_expires_at=None, pending_since=None)
+            return self._move(job, JobStatus.CANCELED, now, callback_due, lease_expires_at=None, pending_since=None)
 
     def request_cancel(self, job_id: str, *, now: datetime) -> Job | None:
         self._enter("request_cancel")
@@ -184,13 +191,23 @@ class InMemoryJobStore:
             self.jobs[job_id] = job.replace(progress=progress, updated_at=now)
             return True
 
-    def finish_canceled(self, job_id: str, *, attempt: int, now: datetime, progress: Progress | None = None) -> bool:
+    def finish_canceled(
+        self,
+        job_id: str,
+        *,
+        attempt: int,
+        now: datetime,
+        progress: Progress | None = None,
+        callback_due: bool = False,
+    ) -> bool:
         self._enter("finish_canceled")
         with self.lock:
             job = self._owned(job_id, attempt)
             if job is None or not job.cancel_requested:
                 return False
-            self._move(job, JobStatus.CANCELED, now, lease_expires_at=None, progress=progress or job.progress)
+            self._move(
+                job, JobStatus.CANCELED, now, callback_due, lease_expires_at=None, progress=progress or job.progress
+            )
             return True
 
     def succeed(
@@ -202,6 +219,7 @@ class InMemoryJobStore:
         now: datetime,
         result_ref: ResultRef | None = None,
         progress: Progress | None = None,
+        callback_due: bool = False,
     ) -> bool:
         self._enter("succeed")
         with self.lock:
@@ -216,6 +234,7 @@ class InMemoryJobStore:
                 job,
                 JobStatus.SUCCEEDED,
                 now,
+                callback_due,
                 result=result,
                 result_ref=result_ref,
                 error=None,
@@ -233,6 +252,7 @@ class InMemoryJobStore:
         final: bool,
         now: datetime,
         progress: Progress | None = None,
+        callback_due: bool = False,
     ) -> bool:
         self._enter("fail")
         with self.lock:
@@ -240,10 +260,18 @@ class InMemoryJobStore:
             if job is None:
                 return False
             status = JobStatus.FAILED_FINAL if final else JobStatus.FAILED
-            self._move(job, status, now, error=error, lease_expires_at=None, progress=progress or job.progress)
+            self._move(
+                job,
+                status,
+                now,
+                callback_due and final,
+                error=error,
+                lease_expires_at=None,
+                progress=progress or job.progress,
+            )
             return True
 
-    def fail_final(self, job_id: str, *, error: JobError, now: datetime) -> Job | None:
+    def fail_final(self, job_id: str, *, error: JobError, now: datetime, callback_due: bool = False) -> Job | None:
         self._enter("fail_final")
         with self.lock:
             job = self.jobs.get(job_id)
@@ -251,7 +279,9 @@ class InMemoryJobStore:
                 return None
             if job.status is JobStatus.PROCESSING and job.lease_expires_at is not None and job.lease_expires_at >= now:
                 return None
-            return self._move(job, JobStatus.FAILED_FINAL, now, error=error, lease_expires_at=None, pending_since=None)
+            return self._move(
+                job, JobStatus.FAILED_FINAL, now, callback_due, error=error, lease_expires_at=None, pending_since=None
+            )
 
     def requeue(self, job_id: str, *, now: datetime, pending_since: datetime | None = None) -> Job | None:
         self._enter("requeue")
@@ -327,6 +357,48 @@ class InMemoryJobStore:
         """Puts a job in `status` directly (test set-up, no transition check)."""
         with self.lock:
             self.jobs[job_id] = self.jobs[job_id].replace(status=status)
+
+    def mark_callback_enqueued(self, job_id: str, *, due_at: datetime) -> bool:
+        self._enter("mark_callback_enqueued")
+        with self.lock:
+            if self.outbox.get(job_id) != int(due_at.timestamp() * 1000):
+                return False
+            del self.outbox[job_id]
+            return True
+
+    def due_callbacks(self, *, older_than: datetime, limit: int) -> Sequence[DueCallback]:
+        self._enter("due_callbacks")
+        threshold = int(older_than.timestamp() * 1000)
+        with self.lock:
+            return [DueCallback(job_id, due) for job_id, due in self.outbox.items() if due < threshold][:limit]
+
+    def move_callback_due(self, job_id: str, *, expected_ms: int, now: datetime) -> Job | None:
+        self._enter("move_callback_due")
+        with self.lock:
+            if self.outbox.get(job_id) != expected_ms:
+                return None
+            self.outbox[job_id] = int(now.timestamp() * 1000)
+            return self.jobs.get(job_id)
+
+    def record_callback_attempt(
+        self, job_id: str, *, status: JobStatus, entered_at: datetime, state: CallbackState, status_code: int | None
+    ) -> Job | None:
+        self._enter("record_callback_attempt")
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if (
+                job is None
+                or job.callback is None
+                or job.status is not status
+                or job.transitions.get(status.value) != entered_at
+                or job.callback.state is not CallbackState.PENDING
+            ):
+                return None
+            callback = job.callback.__class__(
+                url=job.callback.url, state=state, attempts=job.callback.attempts + 1, last_status_code=status_code
+            )
+            self.jobs[job_id] = job = job.replace(callback=callback)
+            return job
 
     def ping(self) -> None:
         self._enter("ping")
@@ -416,3 +488,16 @@ def received(
         trace_header=None,
         raw_body=body if body is not None else f'{{"jobId":"{job_id}","traceId":"trace-{job_id}"}}',
     )
+
+
+@dataclass
+class FakeCallbackQueue:
+    """Records what was sent and with which delay."""
+
+    sent: list[tuple[CallbackMessage, int]] = field(default_factory=list)
+    fail_send: bool = False
+
+    def send(self, message: CallbackMessage, *, delay_s: int = 0) -> None:
+        if self.fail_send:
+            raise QueueUnavailable("callback queue down")
+        self.sent.append((message, delay_s))

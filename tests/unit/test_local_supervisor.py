@@ -145,12 +145,13 @@ def test_children_point_at_the_emulator_whatever_the_parent_has() -> None:
     assert env["JOBS_REPUBLISH_AFTER_S"] == "2"  # the parent's own settings reach the children
 
 
-def test_the_three_children_and_the_api_port() -> None:
+def test_the_four_children_and_the_api_port() -> None:
     specs = {spec.name: list(spec.argv) for spec in child_specs(api_port=8123, python="py")}
     assert specs == {
         "api": ["py", "-m", "runtime.api", "--host", "127.0.0.1", "--port", "8123"],
         "worker": ["py", "-m", "runtime.worker"],
         "dlq-poller": ["py", "-m", "runtime.local.dlq_poller"],
+        "callback-poller": ["py", "-m", "runtime.local.callback_poller"],
     }
 
 

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from runtime.adapters.dynamodb.schema import PENDING_SHARDS, Attr, ErrorAttr, ProgressAttr
+from runtime.adapters.dynamodb.schema import PENDING_SHARDS, Attr, CallbackAttr, ErrorAttr, ProgressAttr
+from runtime.domain.callbacks import Callback, CallbackState
 from runtime.domain.job import Job, JobError, JobStatus, Priority, Progress, ResultRef
 from runtime.domain.times import iso, parse_iso
 
@@ -157,6 +158,8 @@ def job_to_item(job: Job) -> Item:
         item[Attr.PROGRESS] = progress_attr(job.progress)
     if job.run_at is not None:
         item[Attr.RUN_AT] = {"N": str(epoch_ms(job.run_at))}
+    if job.callback is not None:
+        item[Attr.CALLBACK] = callback_attr(job.callback)
     return item
 
 
@@ -179,6 +182,30 @@ def _progress(attr: Mapping[str, Any] | None) -> Progress | None:
         fraction=float(raw[ProgressAttr.FRACTION]),
         message=str(message) if message is not None else None,
         updated_at=parse_iso(str(raw[ProgressAttr.UPDATED_AT])),
+    )
+
+
+def callback_attr(callback: Callback) -> AttributeValue:
+    fields: Item = {
+        CallbackAttr.URL: {"S": callback.url},
+        CallbackAttr.STATE: {"S": callback.state.value},
+        CallbackAttr.ATTEMPTS: {"N": str(callback.attempts)},
+    }
+    if callback.last_status_code is not None:
+        fields[CallbackAttr.LAST_STATUS_CODE] = {"N": str(callback.last_status_code)}
+    return {"M": fields}
+
+
+def _callback(attr: Mapping[str, Any] | None) -> Callback | None:
+    if attr is None:
+        return None
+    raw = from_attr(attr)
+    code = raw.get(CallbackAttr.LAST_STATUS_CODE)
+    return Callback(
+        url=str(raw[CallbackAttr.URL]),
+        state=CallbackState(raw.get(CallbackAttr.STATE, CallbackState.PENDING.value)),
+        attempts=int(raw.get(CallbackAttr.ATTEMPTS, 0)),
+        last_status_code=int(code) if code is not None else None,
     )
 
 
@@ -251,4 +278,5 @@ def item_to_job(item: ItemIn) -> Job:
         request_token=text(Attr.REQUEST_TOKEN),
         progress=_progress(item.get(Attr.PROGRESS)),
         run_at=from_epoch_ms(run_at) if run_at is not None else None,
+        callback=_callback(item.get(Attr.CALLBACK)),
     )

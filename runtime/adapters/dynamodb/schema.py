@@ -87,6 +87,20 @@ class Attr:
     STATUS_CHANGED_AT: Final = "statusChangedAt"  # RFC 3339, when it changed
     PROGRESS: Final = "progress"  # the handler's last reported progress (ProgressAttr keys); absent until then
     RUN_AT: Final = "runAt"  # epoch ms, only for scheduled jobs: the claim is refused before it
+    CALLBACK: Final = "callback"  # {url, state, attempts, lastStatusCode}: only jobs submitted with a callbackUrl
+    # The callback outbox (sparse index): set by the terminal write of a job with a callback, removed once its
+    # delivery message is on the callback queue. Left behind only by a process that died in between.
+    CALLBACK_SHARD: Final = "callbackShard"
+    CALLBACK_DUE_AT: Final = "callbackDueAt"  # epoch ms
+
+
+class CallbackAttr:
+    """The keys of the `callback` map."""
+
+    URL: Final = "url"
+    STATE: Final = "state"
+    ATTEMPTS: Final = "attempts"
+    LAST_STATUS_CODE: Final = "lastStatusCode"
 
 
 class ErrorAttr:
@@ -161,6 +175,15 @@ PENDING_INDEX: Final = IndexDefinition(
     projection=Projection.INCLUDE,
     non_key_attributes=(Attr.TRACE_ID,),
 )
+# Callbacks whose delivery message may not have gone out (see Attr.CALLBACK_SHARD). KEYS_ONLY: the sweep reads the
+# few items it finds with a consistent BatchGetItem anyway. A job with a callback costs 1 WRU here when it ends
+# (the put) and 1 when its message is out (the delete); jobs without one never enter it.
+CALLBACK_OUTBOX_INDEX: Final = IndexDefinition(
+    name="callback-outbox",
+    partition_key=KeyAttribute(Attr.CALLBACK_SHARD, KeyType.STRING),
+    sort_key=KeyAttribute(Attr.CALLBACK_DUE_AT, KeyType.NUMBER),
+    projection=Projection.KEYS_ONLY,
+)
 # Listing, newest first (see the module docstring): a tenant's jobs, by status, by type.
 _CREATED_SORT: Final = KeyAttribute(Attr.CREATED_KEY, KeyType.STRING)
 TENANT_INDEX: Final = IndexDefinition(
@@ -188,6 +211,7 @@ INDEXES: Final[tuple[IndexDefinition, ...]] = (
     TENANT_INDEX,
     TENANT_STATUS_INDEX,
     TENANT_TYPE_INDEX,
+    CALLBACK_OUTBOX_INDEX,
 )
 
 # The sweep reads every shard each round (one Query each): four keep that cheap and still allow about

@@ -38,6 +38,7 @@ from runtime.adapters.dynamodb.codec import (
     to_attr,
 )
 from runtime.adapters.dynamodb.schema import (
+    CALLBACK_OUTBOX_INDEX,
     IDEMPOTENCY_INDEX,
     PENDING_INDEX,
     PENDING_SHARDS,
@@ -47,11 +48,14 @@ from runtime.adapters.dynamodb.schema import (
     TENANT_STATUS_INDEX,
     TENANT_TYPE_INDEX,
     Attr,
+    CallbackAttr,
 )
+from runtime.domain.callbacks import CallbackState
 from runtime.domain.job import Job, JobError, JobStatus, Progress, ResultRef, check_transition, prior_statuses
 from runtime.domain.ports import (
     ClaimOutcome,
     CreateOutcome,
+    DueCallback,
     JobPage,
     JobRecordRefused,
     JobStoreUnavailable,
@@ -127,6 +131,26 @@ def without_status_marker(update: str) -> str:
     if " REMOVE " in f" {update} ":
         return update.replace("REMOVE ", f"REMOVE {marker}, ", 1)
     return f"{update} REMOVE {marker}"
+
+
+def callback_due_update(job_id: str, now: datetime, names: dict[str, str], values: dict[str, AttributeValue]) -> str:
+    """The SET clause a terminal write of a job with a callback carries (adds its placeholders): the job enters the
+    callback outbox (sparse index) due at `now`, and its callback starts over as pending with no attempts. The
+    caller also removes `CALLBACK_LAST_CODE` (a REMOVE clause of its own)."""
+    names.update({"#cb": Attr.CALLBACK, "#cb_state": CallbackAttr.STATE, "#cb_attempts": CallbackAttr.ATTEMPTS})
+    names["#cb_code"] = CallbackAttr.LAST_STATUS_CODE
+    values[":cb_shard"] = {"S": pending_shard(job_id)}
+    values[":cb_due"] = {"N": str(epoch_ms(now))}
+    values[":cb_pending"] = {"S": CallbackState.PENDING.value}
+    values[":cb_zero"] = {"N": "0"}
+    return (
+        f"{Attr.CALLBACK_SHARD} = :cb_shard, {Attr.CALLBACK_DUE_AT} = :cb_due, "
+        "#cb.#cb_state = :cb_pending, #cb.#cb_attempts = :cb_zero"
+    )
+
+
+# What callback_due_update's write removes: the last attempt's answer code of an earlier event.
+CALLBACK_LAST_CODE = "#cb.#cb_code"
 
 
 def owner_condition(target: JobStatus, values: dict[str, AttributeValue], attempt: int) -> str:
@@ -271,6 +295,7 @@ class DynamoDbJobStore:
         now: datetime,
         result_ref: ResultRef | None = None,
         progress: Progress | None = None,
+        callback_due: bool = False,
     ) -> bool:
         if result_ref is not None:
             kept, value = f"{Attr.RESULT_REF} = :result", result_ref_attr(result_ref)
@@ -291,6 +316,7 @@ class DynamoDbJobStore:
                 remove_extra=", #e",
                 remove_names=("#e",),
                 progress=progress,
+                callback_due=callback_due,
             )
         except ClientError as exc:
             # The item would be over 400 KB, or holds a value DynamoDB cannot (a number out of its range).
@@ -307,6 +333,7 @@ class DynamoDbJobStore:
         final: bool,
         now: datetime,
         progress: Progress | None = None,
+        callback_due: bool = False,
     ) -> bool:
         status = JobStatus.FAILED_FINAL if final else JobStatus.FAILED
         return self._finish(
@@ -318,6 +345,7 @@ class DynamoDbJobStore:
             extra_values={":error": error_attr(error)},
             extra_names=("#e",),
             progress=progress,
+            callback_due=callback_due and final,
         )
 
     def _finish(
@@ -334,6 +362,7 @@ class DynamoDbJobStore:
         remove_extra: str = "",
         remove_names: tuple[str, ...] = (),
         progress: Progress | None = None,
+        callback_due: bool = False,
     ) -> bool:
         """A worker's outcome write; `progress`, the handler's last report, is stored in the same write."""
         values: dict[str, AttributeValue] = dict(extra_values)
@@ -352,11 +381,12 @@ class DynamoDbJobStore:
                 condition=owner_condition(status, values, attempt),
                 names={name: _NAMES[name] for name in extra_names + remove_names},
                 values=values,
+                callback_due=callback_due,
             )
             is not None
         )
 
-    def fail_final(self, job_id: str, *, error: JobError, now: datetime) -> Job | None:
+    def fail_final(self, job_id: str, *, error: JobError, now: datetime, callback_due: bool = False) -> Job | None:
         values: dict[str, AttributeValue] = {":error": error_attr(error), ":now_ms": {"N": str(epoch_ms(now))}}
         attributes = self._change_status(
             job_id,
@@ -368,10 +398,11 @@ class DynamoDbJobStore:
             names={"#e": Attr.ERROR},
             values=values,
             return_new=True,
+            callback_due=callback_due,
         )
         return _job_or_none(attributes)
 
-    def cancel(self, job_id: str, *, now: datetime) -> Job | None:
+    def cancel(self, job_id: str, *, now: datetime, callback_due: bool = False) -> Job | None:
         values: dict[str, AttributeValue] = {}
         attributes = self._change_status(
             job_id,
@@ -381,6 +412,7 @@ class DynamoDbJobStore:
             condition=entry_condition(JobStatus.CANCELED, values, take_expired=False),
             values=values,
             return_new=True,
+            callback_due=callback_due,
         )
         return _job_or_none(attributes)
 
@@ -396,7 +428,15 @@ class DynamoDbJobStore:
         )
         return _job_or_none(attributes)
 
-    def finish_canceled(self, job_id: str, *, attempt: int, now: datetime, progress: Progress | None = None) -> bool:
+    def finish_canceled(
+        self,
+        job_id: str,
+        *,
+        attempt: int,
+        now: datetime,
+        progress: Progress | None = None,
+        callback_due: bool = False,
+    ) -> bool:
         values: dict[str, AttributeValue] = {":yes": {"BOOL": True}}
         condition = owner_condition(JobStatus.CANCELED, values, attempt) + f" AND {Attr.CANCEL_REQUESTED} = :yes"
         if progress is not None:
@@ -411,6 +451,7 @@ class DynamoDbJobStore:
                 condition=condition,
                 names={"#p": Attr.PROGRESS} if progress is not None else None,
                 values=values,
+                callback_due=callback_due,
             )
             is not None
         )
@@ -603,6 +644,97 @@ class DynamoDbJobStore:
         }
         return self._query_job_ids(query)
 
+    # -- callbacks ------------------------------------------------------------------------------------------
+
+    def mark_callback_enqueued(self, job_id: str, *, due_at: datetime) -> bool:
+        """The job leaves the callback outbox: its delivery message is out. Conditional on the due time the caller
+        enqueued for (a sweep that moved it meanwhile enqueued it again and removes it itself)."""
+        return (
+            self._conditional_update(
+                job_id,
+                update=f"REMOVE {Attr.CALLBACK_SHARD}, {Attr.CALLBACK_DUE_AT}",
+                condition=f"{Attr.CALLBACK_DUE_AT} = :due",
+                names=None,
+                values={":due": {"N": str(epoch_ms(due_at))}},
+            )
+            is not None
+        )
+
+    def due_callbacks(self, *, older_than: datetime, limit: int) -> Sequence[DueCallback]:
+        """Outbox entries due before `older_than`, from the sparse index (keys only, eventually consistent)."""
+        found: list[DueCallback] = []
+        for shard in range(PENDING_SHARDS):
+            if len(found) >= limit:
+                break
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": CALLBACK_OUTBOX_INDEX.name,
+                "KeyConditionExpression": f"{Attr.CALLBACK_SHARD} = :shard AND {Attr.CALLBACK_DUE_AT} < :threshold",
+                "ExpressionAttributeValues": {
+                    ":shard": {"S": str(shard)},
+                    ":threshold": {"N": str(epoch_ms(older_than))},
+                },
+                "Limit": limit - len(found),
+            }
+            with _translated("query"):
+                response = self._client.query(**kwargs)
+            found.extend(
+                DueCallback(job_id=item[TABLE_KEY.name]["S"], due_ms=int(item[Attr.CALLBACK_DUE_AT]["N"]))
+                for item in response.get("Items", [])
+            )
+        return found
+
+    def move_callback_due(self, job_id: str, *, expected_ms: int, now: datetime) -> Job | None:
+        """Moves an outbox entry's due time from `expected_ms` to `now` (one sweeper of the fleet wins); the job after
+        it, or None when the entry moved or left meanwhile."""
+        attributes = self._conditional_update(
+            job_id,
+            update=f"SET {Attr.CALLBACK_DUE_AT} = :now_ms",
+            condition=f"{Attr.CALLBACK_DUE_AT} = :expected",
+            names=None,
+            values={":now_ms": {"N": str(epoch_ms(now))}, ":expected": {"N": str(expected_ms)}},
+            return_new=True,
+        )
+        return _job_or_none(attributes)
+
+    def record_callback_attempt(
+        self, job_id: str, *, status: JobStatus, entered_at: datetime, state: CallbackState, status_code: int | None
+    ) -> Job | None:
+        """One delivery attempt of the event of the job's terminal `status` entered at `entered_at`: attempts + 1,
+        its answer's status code (None: no answer), the new state. None when the job moved on (a manual retry) or
+        the callback is no longer pending (a duplicate delivery decided it first)."""
+        names = {
+            "#s": Attr.STATUS,
+            "#cb": Attr.CALLBACK,
+            "#cb_state": CallbackAttr.STATE,
+            "#cb_attempts": CallbackAttr.ATTEMPTS,
+            "#cb_code": CallbackAttr.LAST_STATUS_CODE,
+            "#tr": Attr.TRANSITIONS,
+            "#entered": status.value,
+        }
+        values: dict[str, AttributeValue] = {
+            ":status": {"S": status.value},
+            ":entered": {"S": iso(entered_at)},
+            ":pending": {"S": CallbackState.PENDING.value},
+            ":state": {"S": state.value},
+            ":one": {"N": "1"},
+        }
+        update = "SET #cb.#cb_state = :state, #cb.#cb_attempts = #cb.#cb_attempts + :one"
+        if status_code is None:
+            update += " REMOVE #cb.#cb_code"
+        else:
+            update += ", #cb.#cb_code = :code"
+            values[":code"] = {"N": str(status_code)}
+        attributes = self._conditional_update(
+            job_id,
+            update=update,
+            condition="#s = :status AND #tr.#entered = :entered AND #cb.#cb_state = :pending",
+            names=names,
+            values=values,
+            return_new=True,
+        )
+        return _job_or_none(attributes)
+
     def ping(self) -> None:
         with _translated("describe_table"):
             self._client.describe_table(TableName=self._table)
@@ -640,13 +772,18 @@ class DynamoDbJobStore:
         names: dict[str, str] | None = None,
         values: dict[str, AttributeValue],
         return_new: bool = False,
+        callback_due: bool = False,
     ) -> ItemIn | None:
         """A status change to `target` under `condition`: `set_first` (if any), the common SET clauses
         (`status_change`), then `set_also` (", "-led) and the REMOVE of `remove`; `names`/`values` hold the caller's
-        placeholders."""
+        placeholders. `callback_due` (terminal targets, jobs with a callback): the job enters the callback outbox in
+        this write."""
         names = dict(names or {})
         change = status_change(target, now, names, values)
         first = f"{set_first}, " if set_first else ""
+        if callback_due:
+            set_also += ", " + callback_due_update(job_id, now, names, values)
+            remove += ", " + CALLBACK_LAST_CODE
         return self._conditional_update(
             job_id,
             update=f"SET {first}{change}{set_also} REMOVE {remove}",
