@@ -187,6 +187,7 @@ def test_one_signed_delivery_per_terminal_job_succeeded_failed_and_canceled(rig:
         retention_s=86_400,
         idempotency_ttl_s=86_400,
         submit_in_flight_s=5,
+        retry_republish_after_s=env.settings.retry_republish_after_s,
         on_callback_due=lambda job, status, now: rig.outbox.enqueue(job, status=status, entered_at=now),
     )
     assert rig.job(succeeded.job_id).callback == Callback(url=listener.url("/succeeded"))  # pending, no attempt yet
