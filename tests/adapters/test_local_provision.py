@@ -37,6 +37,7 @@ def tiny_stateful_template(suffix: str) -> dict[str, Any]:
             },
             "DeadLetterQueue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"dlq-{suffix}"}},
             "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"jobs-{suffix}"}},
+            "CallbackQueue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"callbacks-{suffix}"}},
             "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": f"documents-{suffix}"}},
         },
         "Outputs": {
@@ -46,6 +47,7 @@ def tiny_stateful_template(suffix: str) -> dict[str, Any]:
             "DeadLetterQueueUrl": {"Value": {"Ref": "DeadLetterQueue"}},
             "DocumentsBucketName": {"Value": {"Ref": "Bucket"}},
             "SsmPath": {"Value": f"/tests/{suffix}"},
+            "CallbackQueueUrl": {"Value": {"Ref": "CallbackQueue"}},
         },
     }
 
@@ -59,6 +61,7 @@ def test_deploy_creates_the_stack_and_applies_time_to_live(moto_server: str) -> 
     assert resources.dead_letter_queue_url.endswith(f"/dlq-{suffix}")
     assert resources.documents_bucket == f"documents-{suffix}"
     assert resources.ssm_path == f"/tests/{suffix}"
+    assert resources.callback_queue_url.endswith(f"/callbacks-{suffix}")
     dynamodb = boto3.client("dynamodb", endpoint_url=moto_server)
     ttl = dynamodb.describe_time_to_live(TableName=resources.table_name)["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": TTL_ATTRIBUTE}
