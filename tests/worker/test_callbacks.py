@@ -248,7 +248,7 @@ def test_a_listener_that_never_succeeds_ends_failed_after_the_window(rig: Callba
     with rig.worker(), rig.delivering(schedule=RetrySchedule(base_s=1, max_s=1, window_s=2)):
         failed = rig.wait_callback(job.job_id, CallbackState.FAILED)
     assert failed.callback is not None and failed.callback.last_status_code == 500
-    assert failed.callback.attempts == len(listener.on("/down")) >= 3
+    assert failed.callback.attempts == len(listener.on("/down")) >= 2  # a retry, then the window is over
 
 
 def test_a_hanging_listener_does_not_slow_other_jobs(rig: CallbackRig) -> None:
