@@ -215,6 +215,7 @@ class ServiceStack(Stack):
             status_events_dead_letter_queue=(
                 self.status_events.dead_letter_queue if self.status_events is not None else None
             ),
+            callback_dead_letter_queue=callbacks.dead_letter_queue,
         )
         CfnOutput(self, "ApiUrl", value=api_url)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.alarm_topic.topic_arn)

@@ -69,6 +69,7 @@ class Monitoring(Construct):
         api: FargateApi | ApiFunction,
         subscribers: AlarmSubscribers,
         status_events_dead_letter_queue: sqs.IQueue | None = None,
+        callback_dead_letter_queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.alarm_topic = sns.Topic(self, "AlarmTopic", display_name=f"{dashboard_name} alarms", enforce_ssl=True)
@@ -138,6 +139,15 @@ class Monitoring(Construct):
                     period=Duration.minutes(1), statistic="Maximum", label="status events dead-lettered"
                 ),
                 "status events could not be put on the bus: subscribers missed status changes",
+                1,
+            )
+        if callback_dead_letter_queue is not None:
+            add_alarm(
+                "CallbacksDeadLettered",
+                callback_dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(1), statistic="Maximum", label="callback deliveries dead-lettered"
+                ),
+                "callback delivery messages kept failing (store or queue errors): those jobs' callbacks stay pending",
                 1,
             )
         add_alarm("Api5xx", api_5xx, "the api answers 5xx", thresholds.api_5xx_per_5min)

@@ -40,6 +40,9 @@ def test_alarms_go_to_the_sns_topic_with_environment_thresholds(deployed_env: En
     by_name = {re.sub(r"[0-9A-F]{8}$", "", k).removeprefix("Monitoring"): v for k, v in alarms.items()}
     assert by_name["DeadLetterQueueNotEmpty"]["Threshold"] == thresholds.dlq_messages
     assert _metric_names(by_name["DeadLetterQueueNotEmpty"]) == {"ApproximateNumberOfMessagesVisible"}
+    # A callback delivery message that keeps failing lands in the callback DLQ: its job's callback stays pending.
+    assert by_name["CallbacksDeadLettered"]["Threshold"] == 1
+    assert "CallbacksDeadLetterQueue" in str(by_name["CallbacksDeadLettered"])
     assert by_name["OldestMessageTooOld"]["Threshold"] == thresholds.oldest_message_age_s
     assert _metric_names(by_name["OldestMessageTooOld"]) == {"ApproximateAgeOfOldestMessage"}
     # ...of every priority's queue: the oldest message of any of them.
