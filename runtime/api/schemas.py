@@ -150,7 +150,8 @@ class JobOut(BaseModel):
     )
     progress: ProgressOut | None = Field(
         description="the handler's last reported progress; null until it reports. Written at most once per job "
-        f"every {PROGRESS_INTERVAL_S:g} s while it runs (the worker's progress_interval_s, never less); the last "
+        f"every {PROGRESS_INTERVAL_S:g} s while it runs (the worker's progress_interval_s, never less), the first "
+        "time that long after the first report, so a job that ends sooner shows it only with its outcome; the last "
         "value is kept when the job ends"
     )
     runAt: datetime | None = Field(

@@ -94,25 +94,28 @@ K = TypeVar("K", bound=Hashable)
 @dataclass
 class _Entry:
     latest: Progress
+    reported_at: float  # monotonic seconds of the first report
     written: Progress | None = None
     written_at: float | None = None  # monotonic seconds of the last write taken
 
 
 class ProgressThrottle(Generic[K]):
     """Which jobs' progress is due a write: a job's latest value once it differs from what was last written and
-    its last write is at least `interval_s` old. Times are monotonic seconds passed in (a fake clock in tests).
+    its last write (or, for the first, its first report) is at least `interval_s` old. So a job that ends within an
+    interval of its first report never costs a progress write: its last value goes with the outcome's write.
+    Times are monotonic seconds passed in (a fake clock in tests).
     Not thread-safe on its own: the writer calls it under its lock."""
 
     def __init__(self, interval_s: float) -> None:
         self._interval_s = interval_s
         self._entries: dict[K, _Entry] = {}
 
-    def reported(self, key: K, progress: Progress) -> bool:
+    def reported(self, key: K, progress: Progress, now: float) -> bool:
         """Notes the key's latest value; True when it had none waiting before (the writer's next wake-up may have
         to come sooner), False when it only replaces a value already waiting for its write."""
         entry = self._entries.get(key)
         if entry is None:
-            self._entries[key] = _Entry(progress)
+            self._entries[key] = _Entry(progress, reported_at=now)
             return True
         waiting = entry.latest != entry.written
         entry.latest = progress
@@ -131,7 +134,7 @@ class ProgressThrottle(Generic[K]):
     def wait_s(self, now: float) -> float | None:
         """Seconds until the next write is due (0: now); None when no job has an unwritten value."""
         waits = [
-            0.0 if entry.written_at is None else max(0.0, entry.written_at + self._interval_s - now)
+            max(0.0, self._since(entry) + self._interval_s - now)
             for entry in self._entries.values()
             if entry.latest != entry.written
         ]
@@ -148,4 +151,8 @@ class ProgressThrottle(Generic[K]):
         self._entries.pop(key, None)
 
     def _ready(self, entry: _Entry, now: float) -> bool:
-        return entry.written_at is None or now - entry.written_at >= self._interval_s
+        return now - self._since(entry) >= self._interval_s
+
+    @staticmethod
+    def _since(entry: _Entry) -> float:
+        return entry.reported_at if entry.written_at is None else entry.written_at

@@ -61,7 +61,7 @@ class ProgressWriter:
     def _reported(self, report: ProgressReport, progress: Progress) -> None:
         # On the handler's thread: only bookkeeping under a lock, and a wake-up when the writer may sleep too long.
         with self._changed:
-            if report in self._attempts and self._throttle.reported(report, progress):
+            if report in self._attempts and self._throttle.reported(report, progress, self._monotonic()):
                 self._changed.notify()
 
     def start(self) -> None:

@@ -49,33 +49,46 @@ def test_a_message_is_a_short_string_or_none() -> None:
         checked_progress(0.5, 42, T0)
 
 
-def test_the_first_report_is_due_at_once_then_at_most_one_write_per_interval_with_the_latest_value() -> None:
+def test_the_first_write_waits_an_interval_after_the_first_report_then_at_most_one_per_interval() -> None:
     throttle: ProgressThrottle[str] = ProgressThrottle(PROGRESS_INTERVAL_S)
     assert throttle.wait_s(0.0) is None  # nothing reported: the writer sleeps until told
-    assert throttle.reported("a", at(1)) is True
-    assert throttle.wait_s(0.0) == 0.0
-    assert throttle.due(0.0) == [("a", at(1))]
-    assert throttle.wait_s(0.1) is None  # written, nothing new
-    # Many reports within the interval: one write, of the last one, when the interval is over.
-    assert throttle.reported("a", at(2)) is True  # the writer must learn when it is next due
-    for step in range(3, 50):
-        assert throttle.reported("a", at(step)) is False
+    assert throttle.reported("a", at(1), 0.0) is True
+    assert throttle.wait_s(0.0) == pytest.approx(2.0)  # a job that ends before then costs no progress write
     assert throttle.due(1.9) == []
-    assert throttle.wait_s(1.5) == pytest.approx(0.5)
-    assert throttle.due(2.0) == [("a", at(49))]
+    assert throttle.due(2.0) == [("a", at(1))]
+    assert throttle.wait_s(2.1) is None  # written, nothing new
+    # Many reports within the interval: one write, of the last one, when the interval is over.
+    assert throttle.reported("a", at(2), 2.5) is True  # the writer must learn when it is next due
+    for step in range(3, 50):
+        assert throttle.reported("a", at(step), 2.6) is False
+    assert throttle.due(3.9) == []
+    assert throttle.wait_s(3.5) == pytest.approx(0.5)
+    assert throttle.due(4.0) == [("a", at(49))]
     assert throttle.due(100.0) == []  # unchanged since: no write
 
 
 def test_jobs_are_throttled_each_on_its_own_and_a_forgotten_job_is_never_written() -> None:
     throttle: ProgressThrottle[str] = ProgressThrottle(2.0)
-    throttle.reported("a", at(1))
-    assert throttle.due(0.0) == [("a", at(1))]
-    throttle.reported("b", at(2))
-    throttle.reported("a", at(3))
-    assert throttle.due(1.0) == [("b", at(2))]
-    assert throttle.wait_s(1.0) == pytest.approx(1.0)
+    throttle.reported("a", at(1), 0.0)
+    assert throttle.due(2.0) == [("a", at(1))]
+    throttle.reported("b", at(2), 1.0)
+    throttle.reported("a", at(3), 1.0)
+    assert throttle.due(3.0) == [("b", at(2))]  # a was written at 2.0: due again at 4.0
+    assert throttle.wait_s(3.0) == pytest.approx(1.0)
     throttle.forget("a")
-    assert throttle.wait_s(1.0) is None and throttle.due(10.0) == []
+    assert throttle.wait_s(3.0) is None and throttle.due(10.0) == []
+
+
+def test_a_job_that_ends_within_an_interval_of_its_first_report_costs_no_progress_write() -> None:
+    writer, store, monotonic, _ = writer_with_job()
+    report = writer.open("job-1", 1)
+    for step in range(1, 11):
+        report.report(step / 10, f"step {step}")
+    monotonic.now = 1.9
+    assert writer.write_due() == 0
+    assert writer.close(report) == Progress(1.0, "step 10", T0)  # the last value goes with the outcome
+    monotonic.now = 10.0
+    assert writer.write_due() == 0 and "set_progress" not in store.calls
 
 
 class Monotonic:
@@ -97,15 +110,17 @@ def test_the_writer_stores_the_latest_report_at_most_once_per_interval() -> None
     writer, store, monotonic, clock = writer_with_job()
     report = writer.open("job-1", 1)
     report.report(0.1, "started")
+    assert writer.write_due() == 0  # not before an interval has passed since the first report
+    monotonic.now = 2.0
     assert writer.write_due() == 1
     job = store.jobs["job-1"]
     assert job.progress == Progress(0.1, "started", T0) and job.status is JobStatus.PROCESSING
     for step in range(2, 9):
         clock.advance(0.1)
         report.report(step / 10, f"step {step}")
-    monotonic.now = 1.0
+    monotonic.now = 3.0
     assert writer.write_due() == 0
-    monotonic.now = 2.0
+    monotonic.now = 4.0
     assert writer.write_due() == 1
     assert store.jobs["job-1"].progress == Progress(0.8, "step 8", T0 + timedelta(seconds=0.7))
     assert store.calls.count("set_progress") == 2
@@ -121,10 +136,11 @@ def test_a_write_for_a_job_no_longer_this_attempts_is_refused_and_not_tried_agai
     writer, store, monotonic, _ = writer_with_job(attempts=2)  # another worker's attempt holds it
     report = writer.open("job-1", 1)
     report.report(0.5)
+    monotonic.now = 2.0
     assert writer.write_due() == 1
     assert store.jobs["job-1"].progress is None
     report.report(0.6)
-    monotonic.now = 5.0
+    monotonic.now = 7.0
     assert writer.write_due() == 0
     assert '"progress_write_refused"' in capsys.readouterr().out
 
@@ -134,12 +150,13 @@ def test_a_failed_write_is_logged_and_the_handler_never_sees_it(capsys: pytest.C
     report = writer.open("job-1", 1)
     store.unavailable = True
     report.report(0.5, "half")
+    monotonic.now = 2.0
     assert writer.write_due() == 1  # tried, failed, logged
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "progress_write_failed" in line]
     assert len(lines) == 1 and lines[0]["level"] == "warning" and lines[0]["jobId"] == "job-1"
     assert "JobStoreUnavailable" in lines[0]["error"]
     store.unavailable = False
-    monotonic.now = 2.0
+    monotonic.now = 4.0  # tried again an interval after the failed try
     assert writer.write_due() == 1
     assert store.jobs["job-1"].progress is not None and store.jobs["job-1"].progress.message == "half"
 
