@@ -153,6 +153,7 @@ class LocalAllInOne:
         self.pids: dict[str, int] = {}
         self.starts: Counter[str] = Counter()
         self.handler_runs: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()  # the worker's job_message outcomes, and the DLQ's verdicts
         self.tail_lines: list[str] = []
         self.worker_concurrency = 0
         self._ready_event = threading.Event()
@@ -212,8 +213,12 @@ class LocalAllInOne:
                 self.starts[record["child"]] += 1
             elif event == "worker_started":
                 self.worker_concurrency = int(record.get("concurrency") or 0)
-            elif event == "job_message" and record.get("handlerMs") is not None and record.get("jobId"):
-                self.handler_runs[record["jobId"]] += 1
+            elif event == "job_message":
+                self.outcomes[str(record.get("outcome"))] += 1
+                if record.get("handlerMs") is not None and record.get("jobId"):
+                    self.handler_runs[record["jobId"]] += 1
+            elif event == "dlq_job_failed_final":
+                self.outcomes["dead_lettered"] += 1
 
     def wait_ready(self) -> None:
         if not self._ready_event.wait(READY_TIMEOUT_S) or not self.ready:
@@ -496,6 +501,7 @@ class ChaosReport:
     extra_executions: int = 0
     extra_executions_bound: int = 0
     handler_runs_logged: int = 0
+    worker_outcomes: Counter[str] = field(default_factory=Counter)
     worker_concurrency: int = 0
     answers: Answers = field(default_factory=Answers)
     disruptions: Disruptions = field(default_factory=Disruptions)
@@ -539,6 +545,8 @@ class ChaosReport:
             f"chaos: answers {answers}; 5xx_not_503={self.answers.server_errors} "
             f"refusals_without_retry_after={self.answers.refusals_without_retry_after} "
             f"connection_errors={self.answers.connection_errors} gave_up={self.answers.gave_up}",
+            "chaos: worker outcomes "
+            + " ".join(f"{name}={count}" for name, count in sorted(self.worker_outcomes.items())),
             f"chaos: injected {faults}",
             f"chaos: disruptions worker_kills={d.worker_kills} api_kills={d.api_kills} "
             f"emulator_freezes={d.freezes}x{self.plan.freeze_s:g}s",
@@ -636,6 +644,7 @@ def _run_load(
     d = report.disruptions
     report.extra_executions_bound = (d.worker_kills + d.freezes) * system.worker_concurrency
     report.handler_runs_logged = sum(system.handler_runs.values())
+    report.worker_outcomes = Counter(system.outcomes)
 
 
 def main(argv: list[str] | None = None) -> int:
