@@ -7,14 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.local_system import LocalSystem
+from tests.e2e.local_system import LocalSystem, running_system
 
 
 @pytest.fixture(scope="package")
 def system() -> Iterator[LocalSystem]:
-    local = LocalSystem()
-    try:
-        local.wait_ready()
+    with running_system() as local:
         yield local
-    finally:
-        local.stop()

@@ -9,7 +9,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,17 @@ class LocalSystem:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+@contextmanager
+def running_system(extra_env: Mapping[str, str] | None = None) -> Iterator[LocalSystem]:
+    """A started all-in-one, ready for requests, stopped on the way out (also when the test fails)."""
+    local = LocalSystem(extra_env=extra_env)
+    try:
+        local.wait_ready()
+        yield local
+    finally:
+        local.stop()
 
 
 def wait_for_status(

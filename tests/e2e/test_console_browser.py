@@ -25,7 +25,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
-from tests.e2e.local_system import LocalSystem, wait_for_status
+from tests.e2e.local_system import LocalSystem, running_system, wait_for_status
 
 # Debian's Chromium by default; JOBS_TEST_CHROMIUM names another Chromium-based browser (GitHub's Ubuntu runners ship
 # Google Chrome, and Ubuntu's own chromium package is only a snap shim).
@@ -55,12 +55,8 @@ def transform_job(**extra: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def system() -> Iterator[LocalSystem]:
-    local = LocalSystem()
-    local.wait_ready()
-    try:
+    with running_system() as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,14 @@ import uuid
 import pytest
 
 from tests.callback_listener import listening
-from tests.e2e.local_system import LocalSystem, wait_for_status
+from tests.e2e.local_system import running_system, wait_for_status
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_finished_job_is_posted_signed_to_its_callback_url() -> None:
-    local = LocalSystem()
-    try:
-        local.wait_ready()
+    with running_system() as local:
         secret = local.ready["webhook-secret"]
         name = uuid.uuid4().hex
         local.s3().put_object(Bucket=local.bucket, Key=f"tenants/local/in/{name}.txt", Body=b"hello callbacks\n")
@@ -53,5 +51,3 @@ def test_a_finished_job_is_posted_signed_to_its_callback_url() -> None:
             callback = client.get(f"/api/v1/jobs/{job_id}").json()["callback"]
             expected = {"url": listener.url("/done"), "state": "delivered", "attempts": 1, "lastStatusCode": 200}
             assert callback == expected
-    finally:
-        local.stop()

@@ -12,19 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.local_system import LocalSystem, wait_for_status
+from tests.e2e.local_system import LocalSystem, running_system, wait_for_status
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def system() -> Iterator[LocalSystem]:
-    local = LocalSystem()
-    try:
-        local.wait_ready()
+    with running_system() as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")

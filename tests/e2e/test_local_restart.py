@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.e2e.local_system import LocalSystem, wait_for_status
+from tests.e2e.local_system import running_system, wait_for_status
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +24,7 @@ def transform_job(value: str) -> dict[str, object]:
 
 
 def test_a_killed_worker_is_restarted_and_nothing_is_lost() -> None:
-    local = LocalSystem()
-    try:
-        local.wait_ready()
+    with running_system() as local:
         with local.client() as client:
             before = client.post("/api/v1/jobs", json=transform_job("before"))
             assert before.status_code == 201, before.text
@@ -54,5 +52,3 @@ def test_a_killed_worker_is_restarted_and_nothing_is_lost() -> None:
             assert earlier.status_code == 200 and earlier.json()["status"] == "SUCCEEDED"
         assert local.process.poll() is None
         assert local.interrupt() == 0
-    finally:
-        local.stop()

@@ -7,7 +7,7 @@ import os
 import httpx
 import pytest
 
-from tests.e2e.local_system import LocalSystem
+from tests.e2e.local_system import running_system
 
 pytestmark = pytest.mark.slow
 
@@ -21,9 +21,7 @@ def alive(pid: int) -> bool:
 
 
 def test_sigint_stops_everything_with_exit_code_0() -> None:
-    local = LocalSystem()
-    try:
-        local.wait_ready()
+    with running_system() as local:
         assert httpx.get(f"{local.api_url}/readyz", timeout=10).json() == {"status": "ready"}
         children = {event["child"]: event["pid"] for event in local.events("child_started")}
         assert set(children) == {"api", "worker", "dlq-poller", "callback-poller"}
@@ -34,5 +32,3 @@ def test_sigint_stops_everything_with_exit_code_0() -> None:
         assert set(stopped) == set(children)
         assert not any(event.get("killed") for event in stopped.values()), local.tail()
         assert not [name for name, pid in children.items() if alive(pid)]
-    finally:
-        local.stop()

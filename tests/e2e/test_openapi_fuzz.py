@@ -18,7 +18,7 @@ from schemathesis import CheckFunction
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from tests.e2e.local_system import LocalSystem
+from tests.e2e.local_system import LocalSystem, running_system
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 STATEFUL_STEPS = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "15"))
@@ -33,12 +33,8 @@ FUZZ_SETTINGS = settings(
 
 @pytest.fixture(scope="module")
 def system() -> Iterator[LocalSystem]:
-    local = LocalSystem()
-    try:
-        local.wait_ready()
+    with running_system() as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")

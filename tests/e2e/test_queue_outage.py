@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from runtime.observability.names import LogEvent
-from tests.e2e.local_system import LocalSystem, wait_for_status
+from tests.e2e.local_system import LocalSystem, running_system, wait_for_status
 from tests.e2e.sqs_outage_proxy import SqsOutageProxy
 
 pytestmark = pytest.mark.slow
@@ -36,18 +36,14 @@ def proxy(emulator: str) -> Iterator[SqsOutageProxy]:
 def system(proxy: SqsOutageProxy) -> Iterator[LocalSystem]:
     # runtime.local uses the emulator behind the proxy (AWS_ENDPOINT_URL) instead of starting its own,
     # so every AWS call of the API, the worker and the DLQ poller passes the switch.
-    local = LocalSystem(
+    with running_system(
         extra_env={
             "AWS_ENDPOINT_URL": proxy.url,
             "JOBS_REPUBLISH_AFTER_S": str(REPUBLISH_AFTER_S),
             "JOBS_REPUBLISH_INTERVAL_S": str(REPUBLISH_INTERVAL_S),
         }
-    )
-    try:
-        local.wait_ready()
+    ) as local:
         yield local
-    finally:
-        local.stop()
 
 
 def test_job_accepted_while_the_queue_is_down_completes_after_it_recovers(
