@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.domain.job import Priority
+from runtime.domain.schedule import DelayWindow
 from runtime.domain.submit import JobService, SubmitRequest
 from tests.unit.fakes import FakeClock, FakeQueue
 
@@ -14,7 +15,9 @@ RETENTION_S = 30 * 86_400
 RETRY_REPUBLISH_AFTER_S = 10.0
 
 
-def service_of(store: Any, queue: FakeQueue, clock: FakeClock) -> JobService:
+def service_of(
+    store: Any, queue: FakeQueue, clock: FakeClock, *, delay_window: DelayWindow | None = None
+) -> JobService:
     return JobService(
         store,
         queue,
@@ -23,6 +26,7 @@ def service_of(store: Any, queue: FakeQueue, clock: FakeClock) -> JobService:
         idempotency_ttl_s=TTL_S,
         submit_in_flight_s=IN_FLIGHT_S,
         retry_republish_after_s=RETRY_REPUBLISH_AFTER_S,
+        delay_window=delay_window,
     )
 
 

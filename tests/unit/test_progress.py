@@ -10,11 +10,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
-from runtime.domain.backoff import Backoff, Jitter
 from runtime.domain.job import JobStatus, Progress
-from runtime.domain.processing import MessageProcessor, Outcome, ProcessingConfig
+from runtime.domain.processing import Outcome
 from runtime.domain.progress import (
     MAX_PROGRESS_MESSAGE_CHARS,
     PROGRESS_INTERVAL_S,
@@ -22,11 +20,11 @@ from runtime.domain.progress import (
     ProgressThrottle,
     checked_progress,
 )
-from runtime.job_types.confinement import Confinement
-from runtime.job_types.registry import JobContext, JobType, TransientJobError
+from runtime.job_types.registry import JobContext, TransientJobError
 from runtime.settings import load_settings
 from runtime.worker.progress import ProgressWriter
 from tests.unit.fakes import T0, FakeClock, InMemoryJobStore, InMemoryObjects, make_job, received
+from tests.unit.worker_support import Params, echo_processor
 
 
 def at(seconds: float) -> Progress:
@@ -178,23 +176,6 @@ def test_the_writer_thread_writes_a_report_without_the_handler_waiting() -> None
         writer.stop()
 
 
-class Params(BaseModel):
-    value: int = 1
-
-
-def reporting_processor(store: InMemoryJobStore, handler: Any) -> MessageProcessor:
-    job_type = JobType("echo", Params, handler, "echo")
-    return MessageProcessor(
-        store=store,
-        objects=InMemoryObjects(),
-        confinement=Confinement("docs"),
-        config=ProcessingConfig(visibility_timeout_s=30, max_attempts=3),
-        backoff=Backoff(2.0, 300.0, Jitter.EQUAL, rand=lambda: 0.5),
-        clock=FakeClock(),
-        job_types=lambda name: job_type if name == "echo" else None,
-    )
-
-
 def test_the_last_report_is_stored_with_the_outcome_and_a_new_attempt_starts_without_one() -> None:
     store = InMemoryJobStore()
     store.create(make_job())
@@ -209,7 +190,7 @@ def test_the_last_report_is_stored_with_the_outcome_and_a_new_attempt_starts_wit
         ctx.report_progress(1.0, "done")
         return {}
 
-    processor = reporting_processor(store, handler)
+    processor = echo_processor(store, handler)
     assert processor.process(received()).outcome is Outcome.FAILED
     failed = store.jobs["job-1"]
     assert failed.status is JobStatus.FAILED and failed.progress is not None and failed.progress.message == "a third"
@@ -226,7 +207,7 @@ def test_a_bad_fraction_fails_the_attempt_as_a_handler_error() -> None:
         ctx.report_progress(1.5)
         return {}
 
-    decision = reporting_processor(store, handler).process(received())
+    decision = echo_processor(store, handler).process(received())
     assert decision.outcome is Outcome.FAILED and decision.error_detail is not None
     assert "progress fraction must be from 0.0 to 1.0, got 1.5" in decision.error_detail
 

@@ -24,7 +24,7 @@ from runtime.job_types.confinement import Confinement
 from runtime.settings import SettingsError, load_settings
 from runtime.worker.republisher import Republisher
 from tests.unit.fakes import T0, FakeClock, FakeQueue, InMemoryJobStore, InMemoryObjects, make_job, received
-from tests.unit.job_service_support import IN_FLIGHT_S, RETENTION_S, RETRY_REPUBLISH_AFTER_S, TTL_S, request
+from tests.unit.job_service_support import IN_FLIGHT_S, RETRY_REPUBLISH_AFTER_S, request, service_of
 
 WINDOW = DelayWindow(900)
 
@@ -101,16 +101,7 @@ def test_the_fingerprint_of_an_unscheduled_submit_is_unchanged_and_schedules_cou
 
 
 def service(store: InMemoryJobStore, queue: FakeQueue, clock: FakeClock) -> JobService:
-    return JobService(
-        store,
-        queue,
-        clock,
-        retention_s=RETENTION_S,
-        idempotency_ttl_s=TTL_S,
-        submit_in_flight_s=IN_FLIGHT_S,
-        retry_republish_after_s=RETRY_REPUBLISH_AFTER_S,
-        delay_window=WINDOW,
-    )
+    return service_of(store, queue, clock, delay_window=WINDOW)
 
 
 def test_submit_sends_a_delayed_message_or_holds_the_job_back() -> None:

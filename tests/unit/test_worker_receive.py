@@ -7,20 +7,13 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel
-
 from runtime.domain.job import JobStatus
 from runtime.domain.ports import ReceivedMessage
-from runtime.job_types.registry import JobContext, JobType
-from runtime.settings import load_settings
-from runtime.worker.runner import Worker
-from tests.unit.fakes import FakeClock, FakeQueue, InMemoryJobStore, InMemoryObjects, make_job, received
+from runtime.job_types.registry import JobContext
+from tests.unit.fakes import FakeQueue, InMemoryJobStore, make_job, received
+from tests.unit.worker_support import Params, started_gate_worker
 
 CONCURRENCY = 2
-
-
-class GateParams(BaseModel):
-    value: int = 1
 
 
 class PollingQueue(FakeQueue):
@@ -46,7 +39,7 @@ def test_a_full_batch_is_asked_for_and_the_prefetch_is_bounded_and_given_back_at
     gate = threading.Event()
     started = threading.Semaphore(0)
 
-    def handler(params: GateParams, context: JobContext) -> dict[str, Any]:
+    def handler(params: Params, context: JobContext) -> dict[str, Any]:
         started.release()
         gate.wait(10)
         return {}
@@ -55,27 +48,7 @@ def test_a_full_batch_is_asked_for_and_the_prefetch_is_bounded_and_given_back_at
     for index in range(25):
         store.create(make_job(f"job-{index}", job_type="gate"))
         queue.inbox.append(received(f"job-{index}", handle=f"rh-{index}"))
-    settings = load_settings(
-        table_name="t",
-        access_table_name="a",
-        queue_url="q",
-        dead_letter_queue_url="d",
-        documents_bucket="b",
-        worker_concurrency=CONCURRENCY,
-        visibility_timeout_s=30,
-        receive_wait_s=1,
-    )
-    gate_type = JobType("gate", GateParams, handler, "gate")
-    worker = Worker(
-        store=store,
-        queue=queue,
-        objects=InMemoryObjects(),
-        settings=settings,
-        clock=FakeClock(),
-        job_types=lambda name: gate_type if name == "gate" else None,
-        republish=False,
-    )
-    worker.start()
+    worker = started_gate_worker(store, queue, handler, concurrency=CONCURRENCY, receive_wait_s=1)
     for _ in range(CONCURRENCY):
         assert started.acquire(timeout=10)
     # Both slots are busy and eight messages wait: no second receive until a slot frees.

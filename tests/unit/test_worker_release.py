@@ -9,24 +9,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
-from runtime.domain.backoff import Backoff, Jitter
 from runtime.domain.hold import Hold
 from runtime.domain.job import JobStatus
 from runtime.domain.ports import JobMessage
-from runtime.domain.processing import Action, MessageProcessor, Outcome, ProcessingConfig
-from runtime.job_types.confinement import Confinement
-from runtime.job_types.registry import JobContext, JobType
-from runtime.settings import load_settings
+from runtime.domain.processing import Action, Outcome
+from runtime.job_types.registry import JobContext
 from runtime.worker.runner import Worker
-from tests.unit.fakes import FakeClock, FakeQueue, InMemoryJobStore, InMemoryObjects, make_job, received
+from tests.unit.fakes import FakeClock, FakeQueue, InMemoryJobStore, make_job, received
+from tests.unit.worker_support import Params, echo_processor, started_gate_worker
 
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793"
-
-
-class Params(BaseModel):
-    value: int = 1
 
 
 class RecordingQueue(FakeQueue):
@@ -70,27 +63,7 @@ def held_worker(store: InMemoryJobStore, queue: FakeQueue, gate: threading.Event
 
     store.create(make_job("job-1", job_type="gate"))
     queue.inbox.append(dataclasses.replace(received("job-1", handle="rh-1"), trace_header=TRACE_HEADER))
-    settings = load_settings(
-        table_name="t",
-        access_table_name="a",
-        queue_url="q",
-        dead_letter_queue_url="d",
-        documents_bucket="b",
-        worker_concurrency=1,
-        visibility_timeout_s=30,
-        receive_wait_s=0,
-    )
-    gate_type = JobType("gate", Params, handler, "gate")
-    worker = Worker(
-        store=store,
-        queue=queue,
-        objects=InMemoryObjects(),
-        settings=settings,
-        clock=FakeClock(),
-        job_types=lambda name: gate_type if name == "gate" else None,
-        republish=False,
-    )
-    worker.start()
+    worker = started_gate_worker(store, queue, handler, concurrency=1, receive_wait_s=0)
     assert started.wait(10)
     return worker, started
 
@@ -140,19 +113,6 @@ def test_a_store_outage_during_the_release_still_republishes(capsys: pytest.Capt
     assert '"release_failed"' in capsys.readouterr().out
 
 
-def processor(store: InMemoryJobStore, handler: Any) -> MessageProcessor:
-    job_type = JobType("echo", Params, handler, "echo")
-    return MessageProcessor(
-        store=store,
-        objects=InMemoryObjects(),
-        confinement=Confinement("docs"),
-        config=ProcessingConfig(visibility_timeout_s=30, max_attempts=3),
-        backoff=Backoff(2.0, 300.0, Jitter.EQUAL, rand=lambda: 0.5),
-        clock=FakeClock(),
-        job_types=lambda name: job_type if name == "echo" else None,
-    )
-
-
 def test_an_attempt_released_while_its_handler_ran_records_nothing_even_if_claimed_again_under_its_number() -> None:
     store = InMemoryJobStore()
     store.create(make_job())
@@ -166,7 +126,7 @@ def test_an_attempt_released_while_its_handler_ran_records_nothing_even_if_claim
         ctx.report_progress(0.5)
         return {"stale": True}
 
-    decision = processor(store, handler).process(received(), hold=hold)
+    decision = echo_processor(store, handler).process(received(), hold=hold)
     assert decision.outcome is Outcome.RELEASED and decision.action is Action.KEEP
     job = store.jobs["job-1"]
     assert job.status is JobStatus.PROCESSING and job.attempts == 1 and job.result is None and job.progress is None
@@ -178,6 +138,6 @@ def test_a_message_released_before_its_claim_is_not_claimed() -> None:
     hold = Hold()
     with hold.releasing() as attempt:
         assert attempt is None
-    decision = processor(store, lambda params, ctx: {}).process(received(), hold=hold)
+    decision = echo_processor(store, lambda params, ctx: {}).process(received(), hold=hold)
     assert decision.outcome is Outcome.RELEASED and store.jobs["job-1"].status is JobStatus.PENDING
     assert "claim" not in store.calls
