@@ -20,6 +20,7 @@ from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.adapters.s3_objects import S3ObjectStore
 from runtime.adapters.sqs_queue import SqsJobQueue
 from runtime.aws_clients import build_client
+from runtime.domain.callbacks import Callback
 from runtime.domain.job import Job, JobStatus, Priority
 from runtime.domain.ports import JobMessage
 from runtime.settings import Settings, load_settings
@@ -58,6 +59,7 @@ class WorkerEnv:
         send: bool = True,
         pending_since: datetime | None = None,
         tenant: str = TENANT,
+        callback: Callback | None = None,
     ) -> Job:
         now = datetime.now(UTC)
         job_id = str(uuid.uuid4())
@@ -75,6 +77,7 @@ class WorkerEnv:
             tenant=tenant,
             transitions={"PENDING": now},
             pending_since=pending_since or now,
+            callback=callback,
         )
         assert self.store.create(job).created
         if send:

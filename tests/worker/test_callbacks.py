@@ -25,8 +25,8 @@ from runtime.callbacks.addresses import CallbackUrlPolicy, Resolver, system_reso
 from runtime.callbacks.delivery import CallbackDeliverer
 from runtime.callbacks.outbox import CallbackOutbox
 from runtime.domain.callbacks import Callback, CallbackState, RetrySchedule
-from runtime.domain.job import Job, JobStatus, Priority
-from runtime.domain.ports import JobMessage, UtcClock
+from runtime.domain.job import Job, JobStatus
+from runtime.domain.ports import UtcClock
 from runtime.domain.submit import JobService
 from runtime.local.dlq_poller import DeadLetterPoller
 from runtime.worker.runner import Worker
@@ -51,27 +51,7 @@ class CallbackRig:
 
     def create(self, job_type: str, params: dict[str, Any], url: str, *, send: bool = True) -> Job:
         """A PENDING job of TENANT with a callback to `url`, as the API stores it."""
-        now = datetime.now(UTC)
-        job = Job(
-            job_id=str(uuid.uuid4()),
-            status=JobStatus.PENDING,
-            job_type=job_type,
-            priority=Priority.NORMAL,
-            params=params,
-            metadata={},
-            created_at=now,
-            updated_at=now,
-            trace_id=uuid.uuid4().hex,
-            fingerprint="0" * 64,
-            tenant=TENANT,
-            transitions={"PENDING": now},
-            pending_since=now,
-            callback=Callback(url=url),
-        )
-        assert self.env.store.create(job).created
-        if send:
-            self.env.queue.send(JobMessage(job_id=job.job_id, trace_id=job.trace_id))
-        return job
+        return self.env.submit(job_type, params, send=send, callback=Callback(url=url))
 
     def quick_job(self, url: str) -> Job:
         return self.create("test_slow", {"run_log": str(self.env.tmp / f"{uuid.uuid4().hex}.log")}, url)
