@@ -6,13 +6,13 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from runtime.adapters.sqs_callback_queue import decode
 from runtime.callbacks.delivery import CallbackDeliverer
-from runtime.observability import aws_calls, logs, tracing
+from runtime.observability import logs, tracing
 from runtime.observability.names import LogEvent
+from runtime.sqs_batch import process_records
 
 if TYPE_CHECKING:
     from runtime.settings import Settings
@@ -53,12 +53,7 @@ class CallbackRecords:
 
 def handle_event(event: dict[str, Any], context: Any, *, records: CallbackRecords) -> dict[str, Any]:
     """Runs every record; returns {"batchItemFailures": [...]} naming the records to be retried."""
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    with aws_calls.category("callbacks"):
-        response = process_partial_response(
-            event=event, record_handler=records.handle_record, processor=processor, context=context
-        )
-    return dict(response)
+    return process_records(event, context, records.handle_record, category="callbacks")
 
 
 def build_deliverer(settings: Settings) -> CallbackDeliverer:

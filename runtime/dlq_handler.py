@@ -6,14 +6,14 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from runtime.adapters.sqs_queue import decode
 from runtime.domain.job import JobError, JobStatus
 from runtime.domain.ports import Clock, JobStore, OnCallbackDue, UtcClock
-from runtime.observability import aws_calls, logs, metrics, tracing
+from runtime.observability import logs, metrics, tracing
 from runtime.observability.names import JOB_TYPE_DIMENSION, LogEvent, Metric
+from runtime.sqs_batch import process_records
 
 DEAD_LETTERED = "dead_lettered"
 
@@ -98,14 +98,7 @@ class DeadLetterHandler:
 
 def handle_event(event: dict[str, Any], context: Any, *, dead_letters: DeadLetterHandler) -> dict[str, Any]:
     """Runs every record; returns {"batchItemFailures": [...]} naming the records to be retried."""
-    # raise_on_entire_batch_failure=False: with batch size 1 every failure is an "entire batch" failure;
-    # reporting it as a batch item failure keeps one behaviour for any batch size.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    with aws_calls.category("dlq"):
-        response = process_partial_response(
-            event=event, record_handler=dead_letters.handle_record, processor=processor, context=context
-        )
-    return dict(response)
+    return process_records(event, context, dead_letters.handle_record, category="dlq")
 
 
 @functools.cache

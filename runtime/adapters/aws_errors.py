@@ -20,6 +20,10 @@ DYNAMODB_UNAVAILABLE_CODES = frozenset(
         "LimitExceededException",
     }
 )
+# SQS codes that mean "the queue is not answering" (missing or throttling) rather than "we sent a bad request".
+SQS_UNAVAILABLE_CODES = frozenset(
+    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "ThrottlingException", "RequestThrottled"}
+)
 
 
 def error_code(exc: ClientError) -> str:

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from runtime.adapters.aws_errors import outages_as
+from runtime.adapters.aws_errors import SQS_UNAVAILABLE_CODES, outages_as
+from runtime.adapters.sqs_queue import json_object
 from runtime.domain.ports import CallbackMessage, QueueUnavailable
+from runtime.domain.schedule import SQS_MAX_DELAY_S
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 # SQS's longest per-message delay; longer waits are chained hops (CallbackMessage.not_before).
-MAX_DELAY_S = 900
-_UNAVAILABLE_CODES = frozenset(
-    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "ThrottlingException", "RequestThrottled"}
-)
+MAX_DELAY_S = SQS_MAX_DELAY_S
 
 
 def encode(message: CallbackMessage) -> str:
@@ -29,11 +28,8 @@ def encode(message: CallbackMessage) -> str:
 
 def decode(body: str) -> CallbackMessage | None:
     """The message in `body`, or None for anything else (a poison message)."""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(document, dict):
+    document = json_object(body)
+    if document is None:
         return None
     job_id, event, trace_id = document.get("jobId"), document.get("eventId"), document.get("traceId", "")
     not_before, first = document.get("notBefore"), document.get("firstAttemptAt")
@@ -58,5 +54,5 @@ class SqsCallbackQueue:
     def send(self, message: CallbackMessage, *, delay_s: int = 0) -> None:
         if not 0 <= delay_s <= MAX_DELAY_S:
             raise ValueError(f"sqs delay must be 0-{MAX_DELAY_S} s, got {delay_s}")
-        with outages_as(QueueUnavailable, "sqs send_message", _UNAVAILABLE_CODES):
+        with outages_as(QueueUnavailable, "sqs send_message", SQS_UNAVAILABLE_CODES):
             self._client.send_message(QueueUrl=self._url, MessageBody=encode(message), DelaySeconds=delay_s)

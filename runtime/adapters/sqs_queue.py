@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
-from runtime.adapters.aws_errors import error_code, outages_as
+from runtime.adapters.aws_errors import SQS_UNAVAILABLE_CODES, error_code, outages_as
 from runtime.domain.ports import QUEUE_BATCH_LIMIT, JobMessage, QueueUnavailable, ReceivedMessage
 
 if TYPE_CHECKING:
@@ -27,10 +27,6 @@ if TYPE_CHECKING:
         SendMessageBatchRequestEntryTypeDef,
     )
 
-# Codes that mean "the queue is not answering" (missing or throttling) rather than "we sent a bad request".
-_UNAVAILABLE_CODES = frozenset(
-    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "ThrottlingException", "RequestThrottled"}
-)
 # A receipt handle that no longer names an in-flight message: the message is gone or redelivered already,
 # so there is nothing left to change or delete.
 _STALE_HANDLE_CODES = frozenset(
@@ -49,13 +45,19 @@ def encode(message: JobMessage) -> str:
     return json.dumps({"jobId": message.job_id, "traceId": message.trace_id}, separators=(",", ":"))
 
 
-def decode(body: str) -> JobMessage | None:
-    """The job message in `body`, or None for anything else (a poison message)."""
+def json_object(body: str) -> dict[str, Any] | None:
+    """The JSON object in a message body, or None when it is not one (a poison message)."""
     try:
         document = json.loads(body)
     except ValueError:
         return None
-    if not isinstance(document, dict):
+    return document if isinstance(document, dict) else None
+
+
+def decode(body: str) -> JobMessage | None:
+    """The job message in `body`, or None for anything else (a poison message)."""
+    document = json_object(body)
+    if document is None:
         return None
     job_id, trace_id = document.get("jobId"), document.get("traceId", "")
     if not isinstance(job_id, str) or not job_id or not isinstance(trace_id, str):
@@ -192,7 +194,7 @@ def _trace_attribute(header: str) -> Mapping[Literal["AWSTraceHeader"], MessageS
 
 def _translated(operation: str) -> contextlib.AbstractContextManager[None]:
     """An outage (5xx, throttling, missing queue, no connection) becomes QueueUnavailable; the rest passes."""
-    return outages_as(QueueUnavailable, f"sqs {operation}", _UNAVAILABLE_CODES)
+    return outages_as(QueueUnavailable, f"sqs {operation}", SQS_UNAVAILABLE_CODES)
 
 
 def _raise_on_unexpected_failures(action: str, failures: Sequence[BatchResultErrorEntryTypeDef]) -> None:
