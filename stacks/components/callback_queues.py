@@ -7,6 +7,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stacks.components.queues import secure_queue
+
 
 class CallbackQueues(Construct):
     """SSE and SSL-only like the jobs queues. A message that its handler fails `max_receive_count` times (store or
@@ -23,19 +25,15 @@ class CallbackQueues(Construct):
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
+        self.dead_letter_queue = secure_queue(
             self,
             "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
             retention_period=dead_letter_retention,
             removal_policy=removal_policy,
         )
-        self.queue = sqs.Queue(
+        self.queue = secure_queue(
             self,
             "Queue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
             visibility_timeout=visibility_timeout,
             # A retry waits at most an hour (in hops of 15 min): a day leaves room for outages of the consumer.
             retention_period=Duration.days(4),

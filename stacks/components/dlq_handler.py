@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.components.image_function import image_function
+from stacks.components.image_function import queue_function
 
 DLQ_HANDLER = "runtime.dlq_handler.handler"
 
@@ -33,18 +32,14 @@ class DlqHandler(Construct):
         concurrency: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.function, self.log_group = image_function(
+        self.function, self.log_group = queue_function(
             self,
             code=code,
-            memory_mib=512,
+            queue=dead_letter_queue,
             timeout=timeout,
             environment=environment,
             log_retention=log_retention,
             tracing_enabled=tracing_enabled,
             reserved_concurrency=concurrency,
-        )
-        self.function.add_event_source(
-            event_sources.SqsEventSource(
-                dead_letter_queue, batch_size=1, report_batch_item_failures=True, max_concurrency=concurrency
-            )
+            max_concurrency=concurrency,
         )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 
@@ -41,5 +43,37 @@ def image_function(
         log_group=log_group,
         architecture=lambda_.Architecture.X86_64,
         reserved_concurrent_executions=reserved_concurrency,
+    )
+    return function, log_group
+
+
+def queue_function(
+    scope: Construct,
+    *,
+    code: lambda_.DockerImageCode,
+    queue: sqs.IQueue,
+    timeout: Duration,
+    environment: dict[str, str],
+    log_retention: logs.RetentionDays,
+    tracing_enabled: bool,
+    reserved_concurrency: int,
+    max_concurrency: int | None = None,
+) -> tuple[lambda_.DockerImageFunction, logs.LogGroup]:
+    """An image function fed by `queue` one record per invocation, reporting partial batch failures (so a failed
+    record comes back alone); `max_concurrency` caps the event source's concurrent invocations."""
+    function, log_group = image_function(
+        scope,
+        code=code,
+        memory_mib=512,
+        timeout=timeout,
+        environment=environment,
+        log_retention=log_retention,
+        tracing_enabled=tracing_enabled,
+        reserved_concurrency=reserved_concurrency,
+    )
+    function.add_event_source(
+        event_sources.SqsEventSource(
+            queue, batch_size=1, report_batch_item_failures=True, max_concurrency=max_concurrency
+        )
     )
     return function, log_group

@@ -10,6 +10,31 @@ from constructs import Construct
 from runtime.domain.job import Priority
 from runtime.domain.priorities import ORDER
 
+
+def secure_queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    retention_period: Duration,
+    removal_policy: RemovalPolicy,
+    visibility_timeout: Duration | None = None,
+    receive_message_wait_time: Duration | None = None,
+    dead_letter_queue: sqs.DeadLetterQueue | None = None,
+) -> sqs.Queue:
+    """A queue as every queue of the system is made: encrypted with SQS-managed keys and SSL-only."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        visibility_timeout=visibility_timeout,
+        receive_message_wait_time=receive_message_wait_time,
+        retention_period=retention_period,
+        dead_letter_queue=dead_letter_queue,
+        removal_policy=removal_policy,
+    )
+
+
 # The normal queue keeps the logical ID of the one queue that came before priorities (a stateful resource).
 _LOGICAL_IDS = {Priority.HIGH: "HighPriorityQueue", Priority.NORMAL: "JobsQueue", Priority.LOW: "LowPriorityQueue"}
 
@@ -30,22 +55,18 @@ class Queues(Construct):
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
+        self.dead_letter_queue = secure_queue(
             self,
             "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
             retention_period=dead_letter_retention,
             # The DLQ Lambda's event source needs this to be at least the function timeout.
             visibility_timeout=dead_letter_visibility_timeout,
             removal_policy=removal_policy,
         )
         self.priority_queues: dict[Priority, sqs.Queue] = {
-            priority: sqs.Queue(
+            priority: secure_queue(
                 self,
                 _LOGICAL_IDS[priority],
-                encryption=sqs.QueueEncryption.SQS_MANAGED,
-                enforce_ssl=True,
                 visibility_timeout=visibility_timeout,
                 receive_message_wait_time=Duration.seconds(20),
                 # Longer than the DLQ redrive path can take; PENDING jobs are republished anyway.
