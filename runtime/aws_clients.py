@@ -44,7 +44,9 @@ def client_config(
     return Config(
         connect_timeout=connect_timeout_s,
         read_timeout=read_timeout_s,
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        # total_max_attempts counts the first try; botocore's `max_attempts` key would count retries only (one
+        # try more than meant, which the API's deadline check would not see).
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         max_pool_connections=MAX_POOL_CONNECTIONS,
         tcp_keepalive=True,
     )
