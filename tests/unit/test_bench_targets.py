@@ -3,6 +3,10 @@ results: the figure printed, the ratio computed against the right denominator, P
 
 from __future__ import annotations
 
+import importlib
+
+from botocore.client import BaseClient
+
 from benchmarks.bench_celery import CeleryRun
 from benchmarks.bench_main import (
     MOTO_ROLE,
@@ -76,3 +80,9 @@ def test_cpu_ratios_are_against_the_floor_measured_in_the_run() -> None:
 
 def test_no_floor_no_cpu_section() -> None:
     assert lines_of(Results(posts_paused=[{"api_cpu_ms_per_post": 5.0}]), report_cpu) == []
+
+
+def test_importing_the_celery_app_leaves_botocore_counting_once() -> None:
+    # The Celery app patches botocore process-wide to count Celery's calls; only its own processes may get that.
+    importlib.import_module("benchmarks.bench_celery_app")  # imported already by bench_celery above, too
+    assert BaseClient._make_api_call.__qualname__ == "BaseClient._make_api_call"  # botocore's own, unpatched
