@@ -21,20 +21,15 @@ It prints the figures and exits 1 when a property does not hold. tests/e2e/test_
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +40,7 @@ import httpx
 from benchmarks.chaos_proxy import FaultProxy, FaultRates
 from runtime.domain.job import JobStatus
 from runtime.local import LOCAL_TENANT
+from tests.conftest import free_port, moto_subprocess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {JobStatus.SUCCEEDED.value, JobStatus.FAILED_FINAL.value, JobStatus.CANCELED.value}
@@ -56,11 +52,6 @@ LIST_PAGE = 100
 # Shorter than the defaults so a job whose message never left is re-enqueued within the run.
 REPUBLISH_AFTER_S = 10
 REPUBLISH_INTERVAL_S = 2
-# A moto server whose DynamoDB item operations are atomic, as DynamoDB's are (tests/moto_atomic.py).
-_ATOMIC_MOTO = (
-    "import sys; from tests.moto_atomic import make_dynamodb_item_operations_atomic; "
-    "make_dynamodb_item_operations_atomic(); from moto.server import main; main(sys.argv[1:])"
-)
 
 
 @dataclass(frozen=True)
@@ -102,44 +93,6 @@ SHORT = ChaosPlan(
 
 
 # ---- the system under test -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def emulator_process() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """moto's server in a process of its own (so it can be frozen), on a free port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-c", _ATOMIC_MOTO, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=REPO_ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=2).close()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.1)  # the server process is still starting
-        yield url, process
-    finally:
-        os.kill(process.pid, signal.SIGCONT)  # a frozen server cannot handle the SIGTERM
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()  # busy with the last connections: its state is not needed any more
-            process.wait()
 
 
 class LocalAllInOne:
@@ -559,7 +512,9 @@ def run(plan: ChaosPlan) -> ChaosReport:
     report = ChaosReport(plan=plan)
     began = time.monotonic()
     rates = {"dynamodb": plan.rates, "sqs": plan.rates}
-    with emulator_process() as (emulator_url, emulator):
+    # moto in a process of its own (so it can be frozen), its DynamoDB item operations atomic as DynamoDB's are.
+    with moto_subprocess(atomic=True) as moto:
+        emulator_url, emulator = moto.url, moto.process
         proxy = FaultProxy(emulator_url, rates, seed=plan.seed).start()
         system = LocalAllInOne(emulator_url, proxy.url)
         try:
