@@ -7,7 +7,8 @@ emulator with the error AWS itself would send, in that protocol's format, so the
 thing: a server error (500 InternalError / InternalServerError, 503 ServiceUnavailable), a throttle
 (DynamoDB's ThrottlingException / ProvisionedThroughputExceededException, SQS's RequestThrottled), or it forwards
 after a latency spike. An injected error never reaches the emulator, so the refused call had no effect, as a
-refused call to AWS has none. Other services (S3, SSM) always pass.
+refused call to AWS has none. Other services (S3, SSM) always pass. An error rate of 1 for one service is that
+service's outage, switched on and off with `enabled` (tests/e2e/test_queue_outage.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade", "content-length"}
 FAULTED_SERVICES = ("dynamodb", "sqs")
@@ -80,6 +81,15 @@ def service_of(headers: Message | Mapping[str, str]) -> str | None:
     return found.group(1) if found else None
 
 
+def operation_of(headers: Message | Mapping[str, str], body: bytes) -> str:
+    """The API operation a request calls: X-Amz-Target's suffix (JSON protocols), else the query's Action."""
+    target = headers.get("X-Amz-Target") or ""
+    if "." in target:
+        return target.split(".", 1)[1]
+    actions = parse_qs(body.decode("utf-8", "replace")).get("Action")
+    return actions[0] if actions else ""
+
+
 def error_response(service: str, error: InjectedError, *, json_protocol: bool) -> tuple[dict[str, str], bytes]:
     """Headers and body of `error` as `service` sends it in its protocol (JSON 1.0, or SQS's query/XML)."""
     message = f"injected by the chaos proxy ({error.fault})"
@@ -126,6 +136,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self.enabled = threading.Event()
         self.counts: Counter[str] = Counter()  # "<service> <fault>" -> requests, and "<service> requests"
+        self.refused: Counter[str] = Counter()  # "<service> <operation>" -> requests answered with an injected error
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -140,6 +151,8 @@ class FaultProxy:
                 service = service_of(self.headers)
                 error, delay_s = proxy._draw(service)
                 if service is not None and error is not None:
+                    with proxy._lock:
+                        proxy.refused[f"{service} {operation_of(self.headers, body)}"] += 1
                     json_protocol = "json" in (self.headers.get("Content-Type") or "")
                     headers, payload = error_response(service, error, json_protocol=json_protocol)
                     self._answer(error.status, headers, payload)

@@ -16,7 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from benchmarks.chaos_proxy import FaultProxy, FaultRates, service_of
+from benchmarks.chaos_proxy import FaultProxy, FaultRates, operation_of, service_of
 
 SERVER_ERRORS = {"InternalServerError", "InternalError", "ServiceUnavailable"}
 
@@ -51,6 +51,7 @@ def test_server_errors_are_aws_errors_the_sdk_retries(make_proxy: Callable[[Faul
     with pytest.raises(ClientError) as sqs_error:
         aws("sqs", proxy.url).list_queues()
     assert sqs_error.value.response["Error"]["Code"] in SERVER_ERRORS
+    assert proxy.refused == {"dynamodb ListTables": 3, "sqs ListQueues": 1}
 
 
 def test_throttles_carry_the_services_throttling_codes(make_proxy: Callable[[FaultRates], FaultProxy]) -> None:
@@ -80,6 +81,7 @@ def test_sqs_query_protocol_gets_an_xml_error(make_proxy: Callable[[FaultRates],
     body = error.value.read().decode()
     assert error.value.code == 400 and error.value.headers["Content-Type"] == "text/xml"
     assert "<Code>RequestThrottled</Code>" in body and "<Type>Sender</Type>" in body
+    assert proxy.refused == {"sqs ListQueues": 1}  # the operation read from the query's Action
 
 
 def test_latency_spikes_and_other_services_pass_through(make_proxy: Callable[[FaultRates], FaultProxy]) -> None:
@@ -99,6 +101,12 @@ def test_service_is_read_from_target_or_credential_scope() -> None:
     assert service_of({"X-Amz-Target": "AmazonSQS.SendMessage"}) == "sqs"
     assert service_of({"Authorization": "AWS4-HMAC-SHA256 Credential=k/20260101/us-east-1/s3/aws4_request"}) == "s3"
     assert service_of({}) is None
+
+
+def test_operation_is_read_from_target_or_query_action() -> None:
+    assert operation_of({"X-Amz-Target": "AmazonSQS.SendMessageBatch"}, b"{}") == "SendMessageBatch"
+    assert operation_of({}, b"Action=ReceiveMessage&Version=2012-11-05") == "ReceiveMessage"
+    assert operation_of({}, b"") == ""
 
 
 def test_rates_out_of_range_are_refused() -> None:

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from benchmarks.chaos_proxy import FaultProxy, FaultRates
 from runtime.observability.names import LogEvent
 from tests.e2e.local_system import LocalSystem, running_system, wait_for_status
-from tests.e2e.sqs_outage_proxy import SqsOutageProxy
 
 pytestmark = pytest.mark.slow
 
@@ -26,14 +26,15 @@ def emulator(isolated_moto_server: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def proxy(emulator: str) -> Iterator[SqsOutageProxy]:
-    outage = SqsOutageProxy(emulator).start()
+def proxy(emulator: str) -> Iterator[FaultProxy]:
+    # Every SQS call refused with a server error while `enabled` is set: the outage; DynamoDB, S3, SSM pass.
+    outage = FaultProxy(emulator, {"sqs": FaultRates(error=1.0)}).start()
     yield outage
     outage.stop()
 
 
 @pytest.fixture(scope="module")
-def system(proxy: SqsOutageProxy) -> Iterator[LocalSystem]:
+def system(proxy: FaultProxy) -> Iterator[LocalSystem]:
     # runtime.local uses the emulator behind the proxy (AWS_ENDPOINT_URL) instead of starting its own,
     # so every AWS call of the API, the worker and the DLQ poller passes the switch.
     with running_system(
@@ -47,7 +48,7 @@ def system(proxy: SqsOutageProxy) -> Iterator[LocalSystem]:
 
 
 def test_job_accepted_while_the_queue_is_down_completes_after_it_recovers(
-    system: LocalSystem, proxy: SqsOutageProxy
+    system: LocalSystem, proxy: FaultProxy
 ) -> None:
     assert system.aws_url == proxy.url
     name = uuid.uuid4().hex
@@ -62,17 +63,17 @@ def test_job_accepted_while_the_queue_is_down_completes_after_it_recovers(
     }
 
     with httpx.Client(base_url=system.api_url, timeout=60, headers=system.auth_headers) as client:
-        proxy.sqs_down.set()
+        proxy.enabled.set()
         try:
             created = client.post("/api/v1/jobs", json=body)
             assert created.status_code == 201, created.text
             job_id = created.json()["jobId"]
-            assert "SendMessageBatch" in proxy.refused  # the API's sends are batched
+            assert proxy.refused["sqs SendMessageBatch"] > 0  # the API's sends are batched
             # The API said it could not publish: the message never left.
             assert system.wait_for_event(LogEvent.JOB_CREATED, jobId=job_id)["published"] is False
             assert client.get(f"/api/v1/jobs/{job_id}").json()["status"] == "PENDING"
         finally:
-            proxy.sqs_down.clear()
+            proxy.enabled.clear()
 
         # The documented bound is republish_after_s + republish_interval_s; allow for the worker's receive
         # loop to come back from its own failed polls and for a busy machine.
