@@ -129,6 +129,19 @@ def test_all_empty_long_polls_every_queue_at_once_then_stays_on_long_polls() -> 
     assert late == ["late"]
 
 
+def test_under_a_light_load_each_message_costs_one_long_poll_and_no_short_poll() -> None:
+    clock = Clock()
+    queues = _queues({})
+    composite = PriorityJobQueue(queues, monotonic=clock)
+    assert _receive(composite) == []  # idle: three short polls, then the long polls
+    for index in range(5):
+        queues[NORMAL].inbox.append(received(f"job-{index}", handle=f"h{index}"))
+        assert [message.message.job_id for message in _receive(composite) if message.message] == [f"job-{index}"]
+    # The long poll that brought one message (of ten asked for) drained normal: the next round waits on a long
+    # poll there at once, without a short poll that would find nothing first.
+    assert queues[NORMAL].waits == [0] + [20] * 6
+
+
 class HeldPollQueue(CountingQueue):
     """A long poll that waits until released, as SQS's does until a message arrives."""
 
