@@ -22,12 +22,12 @@ from runtime.api.deps import (
     TraceIdDep,
 )
 from runtime.api.errors import ApiError, field_errors, submit_error, validation_error
+from runtime.api.route_docs import AUTH_RESPONSES, RETRY_AFTER_DOC, TRACE_HEADER_DOC, error_doc, trace_id_header
 from runtime.api.schemas import (
     MAX_BATCH_JOBS,
     MAX_INT_DIGITS,
     BatchSubmitItem,
     BatchSubmitOut,
-    ErrorOut,
     JobOut,
     JobPageOut,
     LongInteger,
@@ -54,49 +54,17 @@ POLL_AFTER_S = {JobStatus.PENDING: 1, JobStatus.PROCESSING: 2, JobStatus.FAILED:
 MAX_JOB_ID_LENGTH = 128
 BATCH_PATH = "/api/v1/jobs/batch"
 
-_TRACE_HEADER_DOC = {
-    "description": "The request's trace id (the caller's X-Trace-Id when valid, else generated).",
-    "schema": {"type": "string"},
-}
-_RETRY_AFTER_DOC = {"description": "Seconds to wait before asking again.", "schema": {"type": "integer"}}
-
-
-def _error_doc(description: str, **headers: dict[str, Any]) -> dict[str, Any]:
-    return {"model": ErrorOut, "description": description, "headers": {"X-Trace-Id": _TRACE_HEADER_DOC, **headers}}
-
-
-_NOT_FOUND_DOC = _error_doc("`job_not_found`: no such job, or another tenant's (the same answer).")
-_STORE_UNAVAILABLE_DOC = _error_doc("`job_store_unavailable`", **{"Retry-After": _RETRY_AFTER_DOC})
+_NOT_FOUND_DOC = error_doc("`job_not_found`: no such job, or another tenant's (the same answer).")
+_STORE_UNAVAILABLE_DOC = error_doc("`job_store_unavailable`", **{"Retry-After": RETRY_AFTER_DOC})
 
 
 def _job_action_errors(conflict: str) -> dict[int | str, dict[str, Any]]:
     """The errors of an action on one job: unknown, refused in its status (`conflict` says when), store down."""
-    return {404: _NOT_FOUND_DOC, 409: _error_doc(conflict), 503: _STORE_UNAVAILABLE_DOC}
+    return {404: _NOT_FOUND_DOC, 409: error_doc(conflict), 503: _STORE_UNAVAILABLE_DOC}
 
-
-def trace_id_header(
-    x_trace_id: Annotated[
-        str | None,
-        Header(
-            alias="X-Trace-Id",
-            description="Optional correlation id (1-128 of A-Z a-z 0-9 . _ : -); answered in X-Trace-Id. Invalid "
-            "values are replaced by a generated X-Ray compatible id (1-<8 hex>-<24 hex>).",
-        ),
-    ] = None,
-) -> None:
-    """Documents X-Trace-Id on every route; TraceIdMiddleware does the work."""
-
-
-_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _error_doc(
-        "`unauthorized`: missing, malformed, unknown, revoked or expired token (checked before any job is looked up).",
-        **{"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
-    ),
-    403: _error_doc("`forbidden`: the token lacks the scope this route needs."),
-}
 
 router = APIRouter(
-    prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(trace_id_header)], responses=_AUTH_RESPONSES
+    prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(trace_id_header)], responses=AUTH_RESPONSES
 )
 
 
@@ -333,7 +301,7 @@ even if the process that ended it dies at that moment."""
             "description": "Created; the body is the new job (PENDING).",
             "headers": {
                 "Location": {"description": "/api/v1/jobs/{jobId}", "schema": {"type": "string"}},
-                "X-Trace-Id": _TRACE_HEADER_DOC,
+                "X-Trace-Id": TRACE_HEADER_DOC,
             },
         },
         200: {
@@ -341,22 +309,22 @@ even if the process that ended it dies at that moment."""
             "description": "Replay of an earlier request with the same key and body.",
             "headers": {
                 "Idempotent-Replayed": {"description": "always `true`", "schema": {"type": "string"}},
-                "X-Trace-Id": _TRACE_HEADER_DOC,
+                "X-Trace-Id": TRACE_HEADER_DOC,
             },
         },
-        409: _error_doc(
+        409: error_doc(
             "`idempotency_key_in_flight`: the first request with this key is still being handled.",
-            **{"Retry-After": _RETRY_AFTER_DOC},
+            **{"Retry-After": RETRY_AFTER_DOC},
         ),
-        408: _error_doc("`request_timeout`: the body did not arrive in time; the connection is closed."),
-        413: _error_doc("`payload_too_large`: the body is over the size limit."),
-        415: _error_doc("`unsupported_media_type`: the body's Content-Type is not `application/json` (or `+json`)."),
-        422: _error_doc(
+        408: error_doc("`request_timeout`: the body did not arrive in time; the connection is closed."),
+        413: error_doc("`payload_too_large`: the body is over the size limit."),
+        415: error_doc("`unsupported_media_type`: the body's Content-Type is not `application/json` (or `+json`)."),
+        422: error_doc(
             "`validation_error` (also `runAt` / `delaySeconds`: both given, too far ahead, not RFC 3339), "
             "`invalid_json`, `unknown_job_type` (lists `knownTypes`), "
             "`invalid_idempotency_key`, `idempotency_key_reused`; `detail` names the field."
         ),
-        503: _error_doc("`job_store_unavailable`: nothing was created.", **{"Retry-After": _RETRY_AFTER_DOC}),
+        503: error_doc("`job_store_unavailable`: nothing was created.", **{"Retry-After": RETRY_AFTER_DOC}),
     },
 )
 async def submit_job(
@@ -414,8 +382,8 @@ for other filters; `422 validation_error` a bad `status` or `limit`, `422 unknow
     response_model=JobPageOut,
     description=LIST_DESCRIPTION,
     responses={
-        200: {"description": "A page of jobs.", "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
-        422: _error_doc("`invalid_cursor`, `validation_error` (`status`, `limit`), `unknown_job_type` (`type`)."),
+        200: {"description": "A page of jobs.", "headers": {"X-Trace-Id": TRACE_HEADER_DOC}},
+        422: error_doc("`invalid_cursor`, `validation_error` (`status`, `limit`), `unknown_job_type` (`type`)."),
         503: _STORE_UNAVAILABLE_DOC,
     },
 )
@@ -565,18 +533,18 @@ def _submit_many(
     responses={
         200: {
             "description": "One result per job, in order (each job's own status inside).",
-            "headers": {"X-Trace-Id": _TRACE_HEADER_DOC},
+            "headers": {"X-Trace-Id": TRACE_HEADER_DOC},
         },
-        408: _error_doc("`request_timeout`: the body did not arrive in time; the connection is closed."),
-        413: _error_doc("`payload_too_large`: the whole body is over the batch size limit."),
-        415: _error_doc("`unsupported_media_type`: the body's Content-Type is not `application/json` (or `+json`)."),
-        422: _error_doc(
+        408: error_doc("`request_timeout`: the body did not arrive in time; the connection is closed."),
+        413: error_doc("`payload_too_large`: the whole body is over the batch size limit."),
+        415: error_doc("`unsupported_media_type`: the body's Content-Type is not `application/json` (or `+json`)."),
+        422: error_doc(
             "`invalid_json`, or `validation_error` naming `jobs` (missing, not an array, not 1-100 "
             "items); problems of one job are answered in its result instead."
         ),
-        503: _error_doc(
+        503: error_doc(
             "`job_store_unavailable`: the store answered for no job of the batch; nothing was created.",
-            **{"Retry-After": _RETRY_AFTER_DOC},
+            **{"Retry-After": RETRY_AFTER_DOC},
         ),
     },
 )
@@ -654,7 +622,7 @@ async def submit_jobs_batch(
             "not terminal, Retry-After suggests when to poll again (PENDING 1 s, PROCESSING 2 s, "
             "FAILED 5 s). A result stored apart (`resultRef`) comes with `resultUrl`, a presigned link "
             "that downloads it for a few minutes.",
-            "headers": {"Retry-After": _RETRY_AFTER_DOC, "X-Trace-Id": _TRACE_HEADER_DOC},
+            "headers": {"Retry-After": RETRY_AFTER_DOC, "X-Trace-Id": TRACE_HEADER_DOC},
         },
         404: _NOT_FOUND_DOC,
         503: _STORE_UNAVAILABLE_DOC,
@@ -699,7 +667,7 @@ the queue does not answer, the job is still `PENDING` and the republisher publis
     summary="Retry a job by hand",
     response_model=JobOut,
     responses={
-        200: {"description": "The job after the retry.", "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
+        200: {"description": "The job after the retry.", "headers": {"X-Trace-Id": TRACE_HEADER_DOC}},
         **_job_action_errors("`job_not_retryable`: the job is PROCESSING or SUCCEEDED (`status` says which)."),
     },
 )
@@ -724,11 +692,11 @@ worker noticed, the job keeps its real outcome. Already `CANCELED`: `200`, the s
     summary="Cancel a job",
     response_model=JobOut,
     responses={
-        200: {"description": "The job is CANCELED (now, or already).", "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
+        200: {"description": "The job is CANCELED (now, or already).", "headers": {"X-Trace-Id": TRACE_HEADER_DOC}},
         202: {
             "model": JobOut,
             "description": "The job is PROCESSING: `cancelRequested` is true, its worker ends it.",
-            "headers": {"Retry-After": _RETRY_AFTER_DOC, "X-Trace-Id": _TRACE_HEADER_DOC},
+            "headers": {"Retry-After": RETRY_AFTER_DOC, "X-Trace-Id": TRACE_HEADER_DOC},
         },
         **_job_action_errors("`job_not_cancelable`: the job is SUCCEEDED or FAILED_FINAL (`status` says which)."),
     },

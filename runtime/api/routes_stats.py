@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from runtime.api.auth import ReaderDep
 from runtime.api.deps import StatsDep
 from runtime.api.errors import ApiError
-from runtime.api.routes_jobs import _AUTH_RESPONSES, _TRACE_HEADER_DOC, _error_doc, trace_id_header
+from runtime.api.route_docs import AUTH_RESPONSES, TRACE_HEADER_DOC, error_doc, trace_id_header
 from runtime.domain.job import Priority
 from runtime.domain.ports import QueueUnavailable
 from runtime.domain.stats import CACHE_S, CREATED_LOOKBACK, FINISHED_STATUSES, MAX_EXAMINED, WINDOW, Stats
@@ -63,7 +63,7 @@ STATS_DESCRIPTION = f"""What the web console (`/console`) shows beside the job l
 Both parts are cached per API process for {CACHE_S:g} s (`queuesReadAt`, `lastHour.readAt` say when they were
 read), so polling this more often costs nothing more. A queue or store that does not answer: `503`."""
 
-router = APIRouter(tags=["stats"], dependencies=[Depends(trace_id_header)], responses=_AUTH_RESPONSES)
+router = APIRouter(tags=["stats"], dependencies=[Depends(trace_id_header)], responses=AUTH_RESPONSES)
 
 
 def stats_document(stats: Stats) -> dict[str, Any]:
@@ -91,8 +91,8 @@ def stats_document(stats: Stats) -> dict[str, Any]:
     response_model=StatsOut,
     description=STATS_DESCRIPTION,
     responses={
-        200: {"description": "The figures.", "headers": {"X-Trace-Id": _TRACE_HEADER_DOC}},
-        503: _error_doc("`queue_unavailable` or `job_store_unavailable`, with `Retry-After`."),
+        200: {"description": "The figures.", "headers": {"X-Trace-Id": TRACE_HEADER_DOC}},
+        503: error_doc("`queue_unavailable` or `job_store_unavailable`, with `Retry-After`."),
     },
 )
 def get_stats(principal: ReaderDep, stats: StatsDep) -> JSONResponse:
