@@ -25,19 +25,24 @@ class CallbackRecords:
         self._deliverer = deliverer
 
     def handle_record(self, record: SQSRecord) -> str:
-        message = decode(record.body or "")
+        return self.handle_message(record.body or "", record.message_id, record.attributes.aws_trace_header)
+
+    def handle_message(self, body: str, message_id: str, trace_header: str | None) -> str:
+        """Delivers one queued message (its body, SQS id and AWSTraceHeader); returns the outcome's name. Raises
+        when the store or the queue failed, so that the message comes back."""
+        message = decode(body)
         if message is None:
             # It names no job: retrying it would only loop. Count it handled.
             logs.log_event(
                 LogEvent.CALLBACK_POISON_MESSAGE,
                 level="warning",
-                messageId=record.message_id,
-                body=(record.body or "")[:200],
+                messageId=message_id,
+                body=body[:200],
             )
             return "poison"
         with (
             logs.bind(trace_id=message.trace_id or None, job_id=message.job_id),
-            tracing.continue_trace("callback.delivery", record.attributes.aws_trace_header, trace_id=message.trace_id),
+            tracing.continue_trace("callback.delivery", trace_header, trace_id=message.trace_id),
         ):
             try:
                 return self._deliverer.deliver(message).value
@@ -45,7 +50,7 @@ class CallbackRecords:
                 logs.log_event(
                     LogEvent.CALLBACK_RECORD_FAILED,
                     level="error",
-                    messageId=record.message_id,
+                    messageId=message_id,
                     error=f"{type(exc).__name__}: {exc}",
                 )
                 raise

@@ -1,8 +1,8 @@
 """One callback delivery message: check the URL again, POST the signed event, record the attempt on the job, and
 queue the retry (SQS message delays, chained past 15 min) until a 2xx answer or the end of the retry window.
 
-Runs apart from job execution (the callback Lambda on AWS, the local callback poller), so an endpoint that hangs
-holds a delivery for at most its timeout and never a worker's job thread."""
+Runs apart from job execution (the callback Lambda on AWS, runtime/callbacks/consumer.py on Kubernetes and locally),
+so an endpoint that hangs holds a delivery for at most its timeout and never a worker's job thread."""
 
 from __future__ import annotations
 

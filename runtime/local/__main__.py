@@ -1,7 +1,7 @@
 """`python -m runtime.local [--api-port 8080] [--aws-port 4566]`: the whole system on one machine.
 
 moto in this process (or AWS_ENDPOINT_URL's emulator) -> the stateful stack deployed from its CDK
-definition -> the API, the worker, the DLQ poller and the callback poller as child processes. A child that exits
+definition -> the API, the worker, the DLQ poller and the callback consumer as child processes. A child that exits
 is restarted with backoff (the emulator and its data live on in this process); Ctrl-C or SIGTERM stops everything,
 and so does a child that keeps crashing (named on stderr, exit code 1).
 """

@@ -1,4 +1,4 @@
-"""Runs the all-in-one's child processes (API, worker, DLQ poller, callback poller): starts them with the emulator's
+"""Runs the all-in-one's child processes (API, worker, DLQ poller, callback consumer): starts them with the emulator's
 environment, waits for the API's /readyz, restarts a child that exits (with backoff, as a process manager
 would), and stops everything on a stop request or when a child keeps crashing."""
 
@@ -66,7 +66,7 @@ def child_specs(*, api_port: int, python: str = sys.executable) -> list[ChildSpe
         ChildSpec("api", [python, "-m", "runtime.api", "--host", "127.0.0.1", "--port", str(api_port)]),
         ChildSpec("worker", [python, "-m", "runtime.worker"]),
         ChildSpec("dlq-poller", [python, "-m", "runtime.local.dlq_poller"]),
-        ChildSpec("callback-poller", [python, "-m", "runtime.local.callback_poller"]),
+        ChildSpec("callback-consumer", [python, "-m", "runtime.callbacks.consumer"]),
     ]
 
 

@@ -98,6 +98,11 @@ class LogEvent(StrEnum):
     CALLBACK_HOP = "callback_hop"  # a delayed retry waiting beyond SQS's 15 min delay: sent on again
     CALLBACK_RECORD_FAILED = "callback_record_failed"
     CALLBACK_POISON_MESSAGE = "callback_poison_message"
+    # The callback queue's consumer outside Lambda (runtime/callbacks/consumer.py)
+    CALLBACK_CONSUMER_STARTING = "callback_consumer_starting"
+    CALLBACK_CONSUMER_STOPPED = "callback_consumer_stopped"
+    CALLBACK_POLL_FAILED = "callback_poll_failed"  # a receive or delete failed; the loop goes on
+    CALLBACK_LIVENESS_FAILED = "callback_liveness_failed"  # the liveness file cannot be written: the probe fails
 
     # Local all-in-one
     LOCAL_STOPPING = "local_stopping"
@@ -110,4 +115,3 @@ class LogEvent(StrEnum):
     DLQ_POLLER_STARTING = "dlq_poller_starting"
     DLQ_POLL_FAILED = "dlq_poll_failed"
     DLQ_INVOKE_FAILED = "dlq_invoke_failed"
-    CALLBACK_POLLER_STARTING = "callback_poller_starting"

@@ -75,6 +75,7 @@ def test_renders_and_validates_strictly(directory: str) -> None:
     output = checked.stdout + checked.stderr
     assert checked.returncode == 0, output
     assert "passed for resource deployment/job-tickets-worker" in output
+    assert "passed for resource deployment/job-tickets-callbacks" in output
     # Only the KEDA custom resources lack a schema; everything else is checked.
     unknown = set(re.findall(r"Couldn't find schema for kind (\w+)", output))
     assert unknown <= {"ScaledObject", "TriggerAuthentication"}, output
@@ -118,6 +119,8 @@ def test_dev_images_are_the_ones_the_image_build_produces() -> None:
     deployments = _by_kind(documents, "Deployment")
     assert deployments["job-tickets-api"]["spec"]["template"]["spec"]["containers"][0]["image"] == built["api"]
     assert deployments["job-tickets-worker"]["spec"]["template"]["spec"]["containers"][0]["image"] == built["worker"]
+    # Callback delivery runs the worker image (the same runtime/ tree) with its own command.
+    assert deployments["job-tickets-callbacks"]["spec"]["template"]["spec"]["containers"][0]["image"] == built["worker"]
     assert deployments["aws-emulator"]["spec"]["template"]["spec"]["containers"][0]["image"] == built["emulator"]
 
 
@@ -133,6 +136,37 @@ def test_container_commands_match_the_dockerfile_targets() -> None:
         stage = dockerfile.split(f" AS {target}\n", 1)[1].split("\nFROM ", 1)[0]
         (cmd,) = re.findall(r"^CMD (\[.*\])$", stage, flags=re.MULTILINE)
         assert deployments[deployment]["spec"]["template"]["spec"]["containers"][0]["args"] == yaml.safe_load(cmd)
+
+
+def test_callback_delivery_runs_the_callback_queue_consumer(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    from runtime.callbacks import consumer
+
+    _, documents = overlay
+    deployment = _by_kind(documents, "Deployment")["job-tickets-callbacks"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["python", "-m", consumer.__name__]
+    assert callable(consumer.main)
+    assert container["envFrom"][0]["configMapRef"]["name"] == next(
+        d["metadata"]["name"] for d in documents if d["kind"] == "ConfigMap"
+    )
+    # The worker's health check, on the consumer's own liveness file in the container's writable /tmp.
+    assert container["livenessProbe"]["exec"]["command"] == [
+        "python",
+        "-m",
+        "runtime.worker.healthcheck",
+        "--file",
+        consumer.LIVENESS_FILE,
+    ]
+    assert consumer.LIVENESS_FILE.startswith("/tmp/")
+    assert "/tmp" in {mount["mountPath"] for mount in container["volumeMounts"]}
+    # Deliveries under way finish on SIGTERM before SIGKILL.
+    assert pod["terminationGracePeriodSeconds"] > consumer.STOP_DEADLINE_S + 5
+    # Its own identity: the pod that POSTs to customers' URLs gets no job-queue or bucket permissions.
+    assert pod["serviceAccountName"] == "job-tickets-callbacks"
+    assert "job-tickets-callbacks" in _by_kind(documents, "ServiceAccount")
+    budget = _by_kind(documents, "PodDisruptionBudget")["job-tickets-callbacks"]
+    assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
 
 
 def test_api_has_probes_service_and_budget(overlay: tuple[str, list[dict[str, Any]]]) -> None:
@@ -206,7 +240,7 @@ def test_dev_runs_against_the_in_cluster_emulator_provisioned_by_a_job() -> None
     (job,) = _by_kind(documents, "Job").values()
     command = "\n".join(job["spec"]["template"]["spec"]["containers"][0]["command"])
     assert "runtime.local.provision" in command and "/app/templates/stateful-local.json" in command
-    for name in ("job-tickets-api", "job-tickets-worker"):
+    for name in ("job-tickets-api", "job-tickets-worker", "job-tickets-callbacks"):
         pod = _by_kind(documents, "Deployment")[name]["spec"]["template"]["spec"]
         assert [init["name"] for init in pod["initContainers"]] == ["wait-for-provisioning"]
         assert {"secretRef": {"name": _by_kind(documents, "Secret").popitem()[0]}} in pod["containers"][0]["envFrom"]
@@ -219,12 +253,15 @@ def test_aws_uses_irsa_and_real_aws() -> None:
     assert config["JOBS_SSM_PATH"] == "/job-tickets/dev"
     assert "aws-emulator" not in _by_kind(documents, "Deployment")
     assert not _by_kind(documents, "Secret")
-    account = _by_kind(documents, "ServiceAccount")["job-tickets"]
-    assert re.fullmatch(
-        r"arn:aws:iam::\d{12}:role/.+", account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
-    )
-    for deployment in _by_kind(documents, "Deployment").values():
-        assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "job-tickets"
+    accounts = _by_kind(documents, "ServiceAccount")
+    roles = {name: a["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] for name, a in accounts.items()}
+    assert set(roles) == {"job-tickets", "job-tickets-callbacks"}
+    for role in roles.values():
+        assert re.fullmatch(r"arn:aws:iam::\d{12}:role/.+", role)
+    assert roles["job-tickets"] != roles["job-tickets-callbacks"]
+    for name, deployment in _by_kind(documents, "Deployment").items():
+        account = "job-tickets-callbacks" if name == "job-tickets-callbacks" else "job-tickets"
+        assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == account
         image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         assert re.fullmatch(r"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/job-tickets-(api|worker):[\w.-]+", image)
 

@@ -24,7 +24,7 @@ def test_sigint_stops_everything_with_exit_code_0() -> None:
     with running_system() as local:
         assert httpx.get(f"{local.api_url}/readyz", timeout=10).json() == {"status": "ready"}
         children = {event["child"]: event["pid"] for event in local.events("child_started")}
-        assert set(children) == {"api", "worker", "dlq-poller", "callback-poller"}
+        assert set(children) == {"api", "worker", "dlq-poller", "callback-consumer"}
 
         # interrupt() waits a bounded time (STOP_TIMEOUT_S) and raises if the process is still running.
         assert local.interrupt() == 0

@@ -151,7 +151,7 @@ def test_the_four_children_and_the_api_port() -> None:
         "api": ["py", "-m", "runtime.api", "--host", "127.0.0.1", "--port", "8123"],
         "worker": ["py", "-m", "runtime.worker"],
         "dlq-poller": ["py", "-m", "runtime.local.dlq_poller"],
-        "callback-poller": ["py", "-m", "runtime.local.callback_poller"],
+        "callback-consumer": ["py", "-m", "runtime.callbacks.consumer"],
     }
 
 

@@ -1,6 +1,7 @@
 """Callbacks end to end on the moto server: the worker (and a cancel) end jobs, the callback queue carries their
-events, the callback handler (polled as Lambda's event source mapping would) POSTs them to a listener on
-127.0.0.1 that checks each signature; retries, a hanging endpoint, a DNS answer that changes, and the outbox."""
+events, the callback handler POSTs them to a listener on 127.0.0.1 that checks each signature; retries, a hanging
+endpoint, a DNS answer that changes, and the outbox. Each test runs with both consumers of the callback queue: the
+Lambda handler polled as its event source mapping would, and the long-running consumer (Kubernetes, local)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from runtime.aws_clients import build_client
 from runtime.callback_handler import CallbackRecords, handle_event
 from runtime.callbacks import http_post
 from runtime.callbacks.addresses import CallbackUrlPolicy, Resolver, system_resolver
+from runtime.callbacks.consumer import CallbackConsumer
 from runtime.callbacks.delivery import CallbackDeliverer
 from runtime.callbacks.outbox import CallbackOutbox
 from runtime.domain.callbacks import Callback, CallbackState, RetrySchedule
@@ -45,6 +47,7 @@ class CallbackRig:
     outbox: CallbackOutbox
     secret: str
     listener: Listener
+    via: str  # "lambda" or "consumer": what consumes the callback queue
 
     def job(self, job_id: str) -> Job:
         return self.env.job(job_id)
@@ -73,7 +76,8 @@ class CallbackRig:
         allow_loopback_http: bool = True,
         pollers: int = 4,
     ) -> Iterator[None]:
-        """The callback handler fed by `pollers` event-source-mapping stand-ins (the local callback poller's)."""
+        """`pollers` threads consuming the callback queue: event-source-mapping stand-ins calling the Lambda
+        handler, or the long-running consumer's."""
         env = self.env
         deliverer = CallbackDeliverer(
             store=env.store,
@@ -93,18 +97,28 @@ class CallbackRig:
 
         stop = threading.Event()
 
-        def run(poller: DeadLetterPoller) -> None:
+        def poll(poller: DeadLetterPoller) -> None:
             while not stop.is_set():
                 poller.poll_once()
 
-        threads = [
-            threading.Thread(
-                target=run,
-                args=(DeadLetterPoller(env.sqs, self.queue_url, handler, region="us-east-1", wait_time_s=1),),
-                daemon=True,
-            )
-            for _ in range(pollers)
-        ]
+        if self.via == "lambda":
+            threads = [
+                threading.Thread(
+                    target=poll,
+                    args=(DeadLetterPoller(env.sqs, self.queue_url, handler, region="us-east-1", wait_time_s=1),),
+                    daemon=True,
+                )
+                for _ in range(pollers)
+            ]
+        else:
+            threads = [
+                threading.Thread(
+                    target=CallbackConsumer(env.sqs, self.queue_url, records, wait_time_s=1).run,
+                    args=(stop,),
+                    daemon=True,
+                )
+                for _ in range(pollers)
+            ]
         for thread in threads:
             thread.start()
         try:
@@ -127,8 +141,8 @@ class CallbackRig:
             worker.stop(5.0)
 
 
-@pytest.fixture
-def rig(worker_env: WorkerEnv) -> Iterator[CallbackRig]:
+@pytest.fixture(params=["lambda", "consumer"])
+def rig(worker_env: WorkerEnv, request: pytest.FixtureRequest) -> Iterator[CallbackRig]:
     sqs = worker_env.sqs
     queue_url = sqs.create_queue(
         QueueName=f"callbacks-{uuid.uuid4().hex[:10]}", Attributes={"VisibilityTimeout": "30"}
@@ -147,6 +161,7 @@ def rig(worker_env: WorkerEnv) -> Iterator[CallbackRig]:
             outbox=CallbackOutbox(store=worker_env.store, queue=queue, clock=UtcClock()),
             secret=secret,
             listener=listener,
+            via=request.param,
         )
 
 
