@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # No job lost: a PENDING job older than this is published again; the sweep runs this often.
     republish_after_s: int = Field(default=60, ge=1)
     republish_interval_s: int = Field(default=15, ge=1)
+    # ...but while the job queues hold visible messages, only after this long (runtime/worker/republisher.py says
+    # why): a backlog is the likely reason a job waits, and a second message each would only lengthen it.
+    republish_backlog_after_s: int = Field(default=900, ge=1)
     # A manual retry of a PENDING job publishes it again only when its last publish is older than this: a younger
     # message is likely still in the queue, and concurrent retries must not each add one.
     retry_republish_after_s: int = Field(default=10, ge=1)

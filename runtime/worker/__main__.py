@@ -15,6 +15,7 @@ from runtime.adapters.dynamodb.store import DynamoDbJobStore
 from runtime.adapters.priority_queue import sqs_priority_queue
 from runtime.adapters.s3_objects import S3ObjectStore
 from runtime.adapters.sqs_callback_queue import SqsCallbackQueue
+from runtime.adapters.sqs_depth import SqsQueueDepths
 from runtime.observability import logs, tracing
 from runtime.observability.names import LogEvent
 from runtime.worker.liveness import Liveness, liveness_file
@@ -48,6 +49,7 @@ def main() -> int:
         callback_queue=SqsCallbackQueue(clients.sqs, settings.callback_queue_url)
         if settings.callback_queue_url
         else None,
+        queue_depths=SqsQueueDepths(clients.sqs, settings.priority_queue_urls),
     )
 
     stop_requested = threading.Event()

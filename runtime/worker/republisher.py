@@ -6,6 +6,13 @@ Scheduled jobs (runtime/domain/schedule.py) wait in the same index: one held bac
 its runAt is within the delay window, its message delayed by the time left; one whose message is out counts as
 waiting from its runAt, so a lost message is published again within the same bound after runAt.
 
+Not while a backlog waits: a job that waited republish_after_s while the job queues still hold visible messages is
+far more likely behind them than lost, and a second message for it would only lengthen the backlog (on an
+overloaded system every job in it would get one). So while the queues hold visible messages only jobs waiting
+longer than republish_backlog_after_s are published again; once the queues drain the usual bound applies. The
+depth check (one GetQueueAttributes per priority queue) runs only when a sweep found a candidate. Scheduled jobs
+not yet due are never held back by it: their release into the queue is what makes them run on time.
+
 No callback lost: the same sweep sends the callback deliveries of terminal jobs left in the callback outbox for
 longer than republish_after_s (their terminal writer died before enqueueing them; runtime/callbacks/outbox.py)."""
 
@@ -19,6 +26,7 @@ from datetime import timedelta
 from runtime.callbacks.outbox import CallbackOutbox
 from runtime.domain.ports import Clock, JobMessage, JobQueue, JobStore
 from runtime.domain.schedule import DelayWindow
+from runtime.domain.stats import QueueDepthReader
 from runtime.observability import aws_calls, logs
 from runtime.observability.names import LogEvent
 
@@ -37,8 +45,12 @@ class Republisher:
         delay_window: DelayWindow | None = None,
         rand: Callable[[], float] = random.random,
         callbacks: CallbackOutbox | None = None,
+        depths: QueueDepthReader | None = None,
+        backlog_after_s: float | None = None,
     ) -> None:
         self._callbacks = callbacks
+        self._depths = depths
+        self._backlog_after = timedelta(seconds=max(backlog_after_s or 0.0, republish_after_s))
         self._store = store
         self._queue = queue
         self._clock = clock
@@ -78,7 +90,15 @@ class Republisher:
         """One pass; returns how many jobs were published again."""
         now = self._clock.now()
         published = 0
-        for job in self._store.stuck_pending(older_than=now - self._after, limit=SWEEP_LIMIT):
+        stuck = self._store.stuck_pending(older_than=now - self._after, limit=SWEEP_LIMIT)
+        if stuck and self._backlog_waits():
+            stuck = [
+                job
+                for job in stuck
+                if (job.run_at is not None and job.run_at > now)
+                or (job.pending_since is not None and job.pending_since < now - self._backlog_after)
+            ]
+        for job in stuck:
             if self._stop.is_set():
                 break
             if job.pending_since is None:
@@ -104,6 +124,11 @@ class Republisher:
             published += 1
             logs.log_event(LogEvent.JOB_REPUBLISHED, jobId=job.job_id, traceId=job.trace_id, delayS=delay_s or None)
         return published
+
+    def _backlog_waits(self) -> bool:
+        if self._depths is None:
+            return False
+        return any(depth.visible > 0 for depth in self._depths.depths())
 
     def sweep_callbacks(self) -> int:
         """One pass over the callback outbox; returns how many deliveries were sent."""

@@ -37,6 +37,7 @@ from runtime.domain.processing import (
     ProcessingConfig,
 )
 from runtime.domain.schedule import DelayWindow
+from runtime.domain.stats import QueueDepthReader
 from runtime.job_types.confinement import Confinement
 from runtime.job_types.registry import JobType, get_job_type
 from runtime.observability import aws_calls, logs, metrics, tracing
@@ -82,6 +83,7 @@ class Worker:
         republish: bool = True,
         liveness: Liveness | None = None,
         callback_queue: CallbackQueue | None = None,
+        queue_depths: QueueDepthReader | None = None,
     ) -> None:
         self._store = store
         # Touched as the receive loop turns (the container's health check reads it); None: no file at all.
@@ -140,6 +142,8 @@ class Worker:
                 delay_window=DelayWindow(settings.schedule_delay_window_s),
                 rand=rand,
                 callbacks=outbox,
+                depths=queue_depths,
+                backlog_after_s=settings.republish_backlog_after_s,
             )
             if republish
             else None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from runtime.domain.job import JobError, JobStatus
+from runtime.domain.job import JobError, JobStatus, Priority
+from runtime.domain.stats import QueueDepth
 from runtime.worker.deleter import BatchDeleter
 from runtime.worker.heartbeat import Heartbeat
 from runtime.worker.republisher import Republisher
@@ -100,6 +101,44 @@ def test_republisher_sends_only_stale_pending_jobs_once() -> None:
     assert [(m.job_id, m.trace_id) for m in queue.sent] == [("stale", "trace-stale")]
     assert store.jobs["stale"].pending_since == clock.now()  # the marker moved: not sent again next round
     assert republisher.sweep() == 0
+
+
+class FixedDepths:
+    def __init__(self, visible: int) -> None:
+        self.visible = visible
+        self.reads = 0
+
+    def depths(self) -> list[QueueDepth]:
+        self.reads += 1
+        return [QueueDepth(priority=Priority.NORMAL, visible=self.visible, in_flight=0, delayed=0)]
+
+
+def test_republisher_leaves_jobs_behind_a_backlog_until_the_long_bound_or_the_queues_drain() -> None:
+    clock, queue, store = FakeClock(), FakeQueue(), InMemoryJobStore()
+    store.create(make_job("behind", pending_since=clock.now() - timedelta(seconds=120)))
+    store.create(make_job("long-lost", pending_since=clock.now() - timedelta(seconds=901)))
+    store.create(
+        make_job(
+            "due-later", pending_since=clock.now() - timedelta(seconds=120), run_at=clock.now() + timedelta(seconds=300)
+        )
+    )
+    depths = FixedDepths(visible=400)
+    republisher = Republisher(
+        store=store, queue=queue, clock=clock, republish_after_s=60, interval_s=15, depths=depths, backlog_after_s=900
+    )
+    # 400 messages wait: only the job past the long bound goes again, and the scheduled release is never held back.
+    assert republisher.sweep() == 2
+    assert sorted(message.job_id for message in queue.sent) == ["due-later", "long-lost"]
+    depths.visible = 0  # the queues drained: the usual bound applies again
+    assert republisher.sweep() == 1 and queue.sent[-1].job_id == "behind"
+
+
+def test_republisher_reads_the_queue_depths_only_when_a_job_is_stale() -> None:
+    clock, queue, store = FakeClock(), FakeQueue(), InMemoryJobStore()
+    store.create(make_job("fresh", pending_since=clock.now() - timedelta(seconds=5)))
+    depths = FixedDepths(visible=0)
+    republisher = Republisher(store=store, queue=queue, clock=clock, republish_after_s=60, interval_s=15, depths=depths)
+    assert republisher.sweep() == 0 and depths.reads == 0
 
 
 def test_republisher_send_failure_is_retried_on_a_later_sweep() -> None:
