@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from benchmarks import bench_celery_app as celery_app
 from benchmarks.bench_emulator import aws_client
-from benchmarks.bench_stack import REPO, Calls, LocalStack, cpu_seconds, merge, read_call_files, subtract
+from benchmarks.bench_stack import POLL_S, REPO, Calls, LocalStack, cpu_seconds, merge, read_call_files, subtract
 
 CELERY_THREADS = 16
 READY_TIMEOUT_S = 60.0
@@ -139,7 +139,7 @@ def measure_celery(stack: LocalStack, tasks: int) -> CeleryRun:
                 done = _completion_times(dynamodb, celery_app.TABLE_NAME, ids)
                 if len(done) == len(ids):
                     break
-                time.sleep(0.5)
+                time.sleep(POLL_S)
             time.sleep(DUMP_SETTLE_S)
             worker_calls = subtract(merge(list(read_call_files(calls_dir).values())), before)
             worker_cpu = (cpu_seconds(worker.pid) or 0.0) - worker_cpu

@@ -37,7 +37,7 @@ from benchmarks.bench_pricing import (
     write_cost,
 )
 from benchmarks.bench_replay import REPLAY_THREADS, Replay, measure_replay, measure_submit_replay
-from benchmarks.bench_stack import Calls, LocalStack, Resources, machine_busy_s, merge, paused, subtract
+from benchmarks.bench_stack import POLL_S, Calls, LocalStack, Resources, machine_busy_s, merge, paused, subtract
 from benchmarks.bench_stats import median_of, percentile, summarize_latencies
 from runtime.adapters.dynamodb.access_store import DynamoDbAccessStore
 from runtime.adapters.dynamodb.codec import key
@@ -139,16 +139,18 @@ def queue_depth(sqs: Any, queue_url: str) -> int:
 def wait_terminal(
     dynamodb: Any, sqs: Any, resources: Resources, job_ids: list[str], timeout_s: float = DRAIN_TIMEOUT_S
 ) -> dict[str, dict[str, Any]]:
-    """Waits until the queue is empty, then until every job is terminal (bounded); returns the items."""
+    """Waits until the queue is empty, then until every job is terminal (bounded); returns the items. Polls every
+    POLL_S, as the Celery baseline's wait does (benchmarks/bench_celery.py): moto answers GetQueueAttributes by
+    scanning every message, so a faster poll would slow the very run it watches, and ours more than Celery's."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and queue_depth(sqs, resources.queue_url) > 0:
-        time.sleep(0.25)
+        time.sleep(POLL_S)
     items: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:
         items = read_items(dynamodb, resources.table_name, job_ids)
         if len(items) == len(job_ids) and all(terminal_time(item)[1] is not None for item in items.values()):
             break
-        time.sleep(0.5)
+        time.sleep(POLL_S)
     return items
 
 

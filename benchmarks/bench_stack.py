@@ -26,6 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 READY_TIMEOUT_S = 90.0
+# How often a scenario checks whether its jobs (or Celery's tasks) are done: the same for both, since each check is
+# work for the one moto process that also serves the run.
+POLL_S = 0.5
 READY_PREFIX = b"job-tickets local ready:"
 # A running stack given by URL (--api-url) needs a key: `python -m runtime.admin keys create --tenant ...`.
 API_KEY_ENV = "JOBS_BENCH_API_KEY"
