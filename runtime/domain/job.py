@@ -144,6 +144,10 @@ class Job:
     run_at: datetime | None = None
     # Where the job's terminal event is POSTed, and how that went (None: submitted without a callbackUrl).
     callback: Callback | None = None
+    # How often the DLQ handler turned a dead letter of this job back into a fresh message (runtime/domain/redrive.py),
+    # and the SQS message id of the dead letter that did it last (its retry after a failed send publishes again).
+    redrives: int = 0
+    redriven_by: str | None = None
 
     @property
     def attempts_since_retry(self) -> int:

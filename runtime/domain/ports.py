@@ -139,7 +139,8 @@ class JobStore(Protocol):
 
     def requeue(self, job_id: str, *, now: datetime, pending_since: datetime | None = None) -> Job | None:
         """Manual retry of FAILED_FINAL | CANCELED -> PENDING (pending marker set to `pending_since`, default
-        `now`; retry_base = attempts so that the job gets its full attempt budget again, cancel flag cleared).
+        `now`; retry_base = attempts so that the job gets its full attempt budget again, cancel flag and redrives
+        cleared).
         None if neither."""
 
     def cancel(self, job_id: str, *, now: datetime, callback_due: bool = False) -> Job | None:
@@ -162,6 +163,14 @@ class JobStore(Protocol):
     def mark_republished(self, job_id: str, *, expected_pending_since: datetime, pending_since: datetime) -> bool:
         """Moves the pending marker of a still-PENDING job from `expected_pending_since` to `pending_since` (the
         sweep's clock, or a scheduled job's run_at), so that one republisher wins."""
+
+    def mark_redriven(
+        self, job_id: str, *, seen: Job, dead_letter_id: str, limit: int, now: datetime, pending_since: datetime | None
+    ) -> bool:
+        """The DLQ handler's redrive (runtime/domain/redrive.py), written before its message is sent: `redrives` + 1
+        and `redrivenBy` = `dead_letter_id` (its SQS message id), and for a PENDING job the pending marker moved to
+        `pending_since`. Only while the job has the status, attempts and redrives it had in `seen`, no live lease,
+        and redrives below `limit`; False (nothing written) otherwise."""
 
     def stuck_pending(self, *, older_than: datetime, limit: int) -> Sequence[Job]:
         """PENDING jobs whose pending marker is older than `older_than` (the sparse pending index)."""

@@ -207,6 +207,52 @@ def test_requeue_only_from_failed_final(store: DynamoDbJobStore) -> None:
     assert store.requeue(job.job_id, now=later) is None
 
 
+def test_mark_redriven_counts_once_per_read_state_and_never_under_a_live_lease(store: DynamoDbJobStore) -> None:
+    """The DLQ handler's redrive write: conditional on the job as read (so of two dead letters read at once one
+    wins), on no live lease and on the limit; it moves a PENDING job's marker, and a manual retry clears it."""
+    pending = make_job()
+    store.create(pending)
+    marker = T0 + timedelta(minutes=5)
+
+    def redrive(seen: Job, dead_letter_id: str, *, limit: int = 3, pending_since: datetime | None = None) -> bool:
+        return store.mark_redriven(
+            pending.job_id, seen=seen, dead_letter_id=dead_letter_id, limit=limit, now=T0, pending_since=pending_since
+        )
+
+    assert redrive(pending, "dl-1", pending_since=marker)
+    once = store.get(pending.job_id)
+    assert once is not None and (once.redrives, once.redriven_by, once.pending_since) == (1, "dl-1", marker)
+    assert once.status is JobStatus.PENDING and once.attempts == 0
+    # The same read again (a concurrent duplicate dead letter): its write finds the job changed.
+    assert not redrive(pending, "dl-1", pending_since=marker)
+    assert redrive(once, "dl-2")
+    twice = store.get(pending.job_id)
+    assert twice is not None and (twice.redrives, twice.redriven_by, twice.pending_since) == (2, "dl-2", marker)
+    # At the limit nothing is written.
+    assert not redrive(twice, "dl-3", limit=2)
+    assert store.get(pending.job_id) == twice
+
+    processing = make_job()
+    store.create(processing)
+    claimed = claim(store, processing.job_id).job
+    assert claimed is not None and claimed.lease_expires_at is not None
+    live, expired = claimed.lease_expires_at - timedelta(seconds=1), claimed.lease_expires_at + timedelta(seconds=1)
+    assert not store.mark_redriven(
+        processing.job_id, seen=claimed, dead_letter_id="dl", limit=3, now=live, pending_since=None
+    )
+    assert store.mark_redriven(
+        processing.job_id, seen=claimed, dead_letter_id="dl", limit=3, now=expired, pending_since=None
+    )
+    redriven = store.get(processing.job_id)
+    assert redriven is not None and redriven.status is JobStatus.PROCESSING and redriven.redrives == 1
+    assert redriven.attempts == claimed.attempts and redriven.lease_expires_at == claimed.lease_expires_at
+
+    # A manual retry starts the count over, as it does the attempt budget.
+    store.fail_final(processing.job_id, error=JobError("dead_lettered", "x"), now=expired)
+    requeued = store.requeue(processing.job_id, now=expired)
+    assert requeued is not None and (requeued.redrives, requeued.redriven_by) == (0, None)
+
+
 def test_stuck_pending_and_mark_republished(store: DynamoDbJobStore, moto_server: str) -> None:
     # A fresh table: other tests leave PENDING jobs behind.
     name = unique("stuck-jobs")

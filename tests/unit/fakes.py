@@ -297,6 +297,8 @@ class InMemoryJobStore:
                 retry_base=job.attempts,
                 error=None,
                 cancel_requested=False,
+                redrives=0,
+                redriven_by=None,
             )
 
     def mark_republished(self, job_id: str, *, expected_pending_since: datetime, pending_since: datetime) -> bool:
@@ -306,6 +308,22 @@ class InMemoryJobStore:
             if job is None or job.status is not JobStatus.PENDING or job.pending_since != expected_pending_since:
                 return False
             self.jobs[job_id] = job.replace(pending_since=pending_since)
+            return True
+
+    def mark_redriven(
+        self, job_id: str, *, seen: Job, dead_letter_id: str, limit: int, now: datetime, pending_since: datetime | None
+    ) -> bool:
+        self._enter("mark_redriven")
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is None or (job.status, job.attempts, job.redrives) != (seen.status, seen.attempts, seen.redrives):
+                return False
+            if job.redrives >= limit or (job.lease_expires_at is not None and job.lease_expires_at >= now):
+                return False
+            changes: dict[str, Any] = {"redrives": job.redrives + 1, "redriven_by": dead_letter_id}
+            if pending_since is not None:
+                changes["pending_since"] = pending_since
+            self.jobs[job_id] = job.replace(**changes)
             return True
 
     def stuck_pending(self, *, older_than: datetime, limit: int) -> Sequence[Job]:

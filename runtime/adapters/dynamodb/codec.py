@@ -158,6 +158,10 @@ def job_to_item(job: Job) -> Item:
         item[Attr.PROGRESS] = progress_attr(job.progress)
     if job.run_at is not None:
         item[Attr.RUN_AT] = {"N": str(epoch_ms(job.run_at))}
+    if job.redrives:
+        item[Attr.REDRIVES] = {"N": str(job.redrives)}
+    if job.redriven_by is not None:
+        item[Attr.REDRIVEN_BY] = {"S": job.redriven_by}
     if job.callback is not None:
         item[Attr.CALLBACK] = callback_attr(job.callback)
     return item
@@ -279,4 +283,6 @@ def item_to_job(item: ItemIn) -> Job:
         progress=_progress(item.get(Attr.PROGRESS)),
         run_at=from_epoch_ms(run_at) if run_at is not None else None,
         callback=_callback(item.get(Attr.CALLBACK)),
+        redrives=number(Attr.REDRIVES) or 0,
+        redriven_by=text(Attr.REDRIVEN_BY),
     )

@@ -25,7 +25,7 @@ cost in write units per job, for items up to 1 KB (a GSI write costs 1 WRU per K
 index's key is a delete plus a put there, 2 WRU; an update of other attributes is 1 WRU per index holding the item):
 - create: 3 (one put in each);
 - each status change (claim, success, failure, dead-letter verdict, manual retry): 4 (1 + 2 + 1);
-- each other update (lease renewal, republish marker, progress write): 3.
+- each other update (lease renewal, republish marker, progress write, DLQ redrive): 3.
 A plain job (create, claim, succeed) costs 11 WRU in these indexes on top of its table writes; each lease
 renewal of a long job 3 more, and each progress write (at most one per job every `progress_interval_s`) 3 more.
 Items written before these indexes existed lack `createdKey` and are not listed.
@@ -92,6 +92,10 @@ class Attr:
     # delivery message is on the callback queue. Left behind only by a process that died in between.
     CALLBACK_SHARD: Final = "callbackShard"
     CALLBACK_DUE_AT: Final = "callbackDueAt"  # epoch ms
+    # The DLQ handler's redrives of the job (runtime/domain/redrive.py): how many, and the dead letter (SQS message
+    # id) of the last one. Absent until the first; a manual retry removes both.
+    REDRIVES: Final = "redrives"
+    REDRIVEN_BY: Final = "redrivenBy"
 
 
 class CallbackAttr:

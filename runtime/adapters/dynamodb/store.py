@@ -469,7 +469,7 @@ class DynamoDbJobStore:
             set_also=(
                 f", {Attr.PENDING_SHARD} = :shard, {Attr.PENDING_SINCE} = :since, {Attr.RETRY_BASE} = {Attr.ATTEMPTS}"
             ),
-            remove=f"#e, {Attr.LEASE_EXPIRES_AT}, {Attr.CANCEL_REQUESTED}",
+            remove=f"#e, {Attr.LEASE_EXPIRES_AT}, {Attr.CANCEL_REQUESTED}, {Attr.REDRIVES}, {Attr.REDRIVEN_BY}",
             condition=entry_condition(JobStatus.PENDING, values),
             names={"#e": Attr.ERROR},
             values=values,
@@ -490,6 +490,44 @@ class DynamoDbJobStore:
                     ":pending": {"S": JobStatus.PENDING.value},
                     ":expected": {"N": str(epoch_ms(expected_pending_since))},
                 },
+            )
+            is not None
+        )
+
+    def mark_redriven(
+        self, job_id: str, *, seen: Job, dead_letter_id: str, limit: int, now: datetime, pending_since: datetime | None
+    ) -> bool:
+        # Not a status change. The job must still be as the DLQ handler read it (status, attempts, redrives: so of
+        # two dead letters read at once, one wins) and under no live lease, with redrives below `limit`.
+        if seen.redrives >= limit:
+            return False
+        values: dict[str, AttributeValue] = {
+            ":seen_status": {"S": seen.status.value},
+            ":seen_attempts": {"N": str(seen.attempts)},
+            ":next": {"N": str(seen.redrives + 1)},
+            ":by": {"S": dead_letter_id},
+            ":now_ms": {"N": str(epoch_ms(now))},
+        }
+        if seen.redrives:
+            values[":seen_redrives"] = {"N": str(seen.redrives)}
+            values[":limit"] = {"N": str(limit)}
+            same_redrives = f"{Attr.REDRIVES} = :seen_redrives AND {Attr.REDRIVES} < :limit"
+        else:
+            same_redrives = f"attribute_not_exists({Attr.REDRIVES})"
+        update = f"SET {Attr.REDRIVES} = :next, {Attr.REDRIVEN_BY} = :by"
+        if pending_since is not None:
+            values[":since"] = {"N": str(epoch_ms(pending_since))}
+            update += f", {Attr.PENDING_SINCE} = :since"
+        return (
+            self._conditional_update(
+                job_id,
+                update=update,
+                condition=(
+                    f"#s = :seen_status AND {Attr.ATTEMPTS} = :seen_attempts AND {same_redrives} AND "
+                    f"(attribute_not_exists({Attr.LEASE_EXPIRES_AT}) OR {Attr.LEASE_EXPIRES_AT} < :now_ms)"
+                ),
+                names={"#s": Attr.STATUS},
+                values=values,
             )
             is not None
         )
