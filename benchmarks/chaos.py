@@ -172,6 +172,8 @@ class LocalAllInOne:
                     self.handler_runs[record["jobId"]] += 1
             elif event == "dlq_job_failed_final":
                 self.outcomes["dead_lettered"] += 1
+            elif event == "dlq_job_redriven":
+                self.outcomes["redriven"] += 1
 
     def wait_ready(self) -> None:
         if not self._ready_event.wait(READY_TIMEOUT_S) or not self.ready:

@@ -23,6 +23,7 @@ class Metric(StrEnum):
     JOBS_FAILED = "JobsFailed"  # worker: an attempt failed and will be retried
     JOBS_FAILED_FINAL = "JobsFailedFinal"  # worker (last attempt, permanent error) and the DLQ handler
     JOBS_CANCELED = "JobsCanceled"  # API (a PENDING or FAILED job canceled at once) and worker (cancel noticed)
+    JOBS_REDRIVEN = "JobsRedriven"  # DLQ handler: a dead letter of a job with attempts left, published afresh
     JOB_DURATION = "JobDuration"  # worker: the handler's run time, milliseconds
     QUEUE_LAG = "QueueLag"  # worker: from the message's send to its receive, milliseconds
     TASK_PROTECTION_FAILURES = "TaskProtectionFailures"  # worker: the ECS agent refused or did not answer
@@ -88,6 +89,8 @@ class LogEvent(StrEnum):
     DLQ_POISON_MESSAGE = "dlq_poison_message"
     DLQ_JOB_UNCHANGED = "dlq_job_unchanged"
     DLQ_JOB_FAILED_FINAL = "dlq_job_failed_final"
+    DLQ_JOB_REDRIVEN = "dlq_job_redriven"  # a fresh message for a dead-lettered job with attempts left
+    DLQ_JOB_REDRIVE_RACED = "dlq_job_redrive_raced"  # another dead letter of the job redrove it first
 
     # Callbacks (terminal writers, the republisher sweep, the delivery handler)
     CALLBACK_ENQUEUE_FAILED = "callback_enqueue_failed"

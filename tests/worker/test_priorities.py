@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runtime.adapters.priority_queue import PriorityJobQueue, sqs_priority_queue
-from runtime.dlq_handler import DEAD_LETTERED, DeadLetterHandler, handle_event
+from runtime.dlq_handler import DeadLetterHandler, handle_event
 from runtime.domain.job import Job, JobStatus, Priority
 from runtime.domain.ports import JobMessage
 from runtime.local.dlq_poller import DeadLetterPoller
@@ -117,9 +117,10 @@ def test_each_priority_travels_in_its_own_queue_and_deletes_there(worker_env: Wo
         worker.stop(5.0)
 
 
-def test_a_message_dead_lettered_from_any_priority_queue_finalizes_its_job(worker_env: WorkerEnv) -> None:
+def test_a_message_dead_lettered_from_any_priority_queue_is_redriven_to_its_own_queue(worker_env: WorkerEnv) -> None:
     """Every priority queue redrives to the one DLQ; its handler (here through the local poller, shaped as the
-    Lambda event source mapping) finalizes the job whichever queue the message came from."""
+    Lambda event source mapping) publishes a job with attempts left afresh on the queue the message came from,
+    and a worker then runs it."""
     env = worker_env
     dlq_url = env.settings.dead_letter_queue_url
     dlq_arn = env.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -131,13 +132,13 @@ def test_a_message_dead_lettered_from_any_priority_queue_finalizes_its_job(worke
         for priority in Priority
     }
     queue = sqs_priority_queue(env.sqs, urls)
-    jobs = {priority: _submit(env, queue, priority, env.tmp / "never.log") for priority in Priority}
+    jobs = {priority: _submit(env, queue, priority, env.tmp / "runs.log") for priority in Priority}
     # Received once and never settled (a crashed worker): the next receive moves each message to the DLQ.
     for _ in range(2):
         for priority in Priority:
             queue.queues[priority].receive(max_messages=10, wait_s=0, visibility_timeout_s=0)
     assert env.queue_depth(dlq_url) == len(Priority)
-    dead_letters = DeadLetterHandler(env.store)
+    dead_letters = DeadLetterHandler(env.store, queue, max_attempts=env.settings.max_attempts)
     poller = DeadLetterPoller(
         env.sqs,
         dlq_url,
@@ -152,6 +153,14 @@ def test_a_message_dead_lettered_from_any_priority_queue_finalizes_its_job(worke
             break
     assert handled == len(Priority)
     for priority, job in jobs.items():
-        final = env.job(job.job_id)
-        assert final.status is JobStatus.FAILED_FINAL, priority
-        assert final.error is not None and final.error.code == DEAD_LETTERED
+        redriven = env.job(job.job_id)
+        assert (redriven.status, redriven.attempts, redriven.redrives) == (JobStatus.PENDING, 0, 1), priority
+        assert env.queue_depth(urls[priority]) == 1, priority
+    worker = Worker(store=env.store, queue=queue, objects=env.objects, settings=env.settings, republish=False)
+    worker.start()
+    try:
+        for job in jobs.values():
+            final = env.wait_terminal(job.job_id)
+            assert (final.status, final.attempts) == (JobStatus.SUCCEEDED, 1)
+    finally:
+        worker.stop(5.0)

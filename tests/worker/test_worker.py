@@ -14,11 +14,15 @@ from typing import Any
 
 import pytest
 
+from runtime.adapters.dynamodb.codec import key
+from runtime.adapters.dynamodb.schema import Attr
+from runtime.aws_clients import build_client
 from runtime.dlq_handler import DeadLetterHandler, handle_event
 from runtime.domain.backoff import Backoff, Jitter
 from runtime.domain.job import JobStatus
 from runtime.domain.ports import ObjectNotFound, ReceivedMessage
 from runtime.domain.processing import MessageProcessor, Outcome, ProcessingConfig
+from runtime.domain.redrive import MAX_REDRIVES
 from runtime.job_types.confinement import Confinement
 from runtime.observability import aws_calls
 from runtime.worker.runner import Worker
@@ -208,7 +212,24 @@ def dlq_event(job_id: str, trace_id: str) -> dict[str, Any]:
     }
 
 
-def test_dlq_handler_racing_a_worker_leaves_one_consistent_terminal_state(worker_env: WorkerEnv) -> None:
+def _exhaust_redrives(env: WorkerEnv, job_id: str) -> None:
+    """The job was redriven MAX_REDRIVES times already: its next dead letter is a FAILED_FINAL verdict."""
+    dynamodb = build_client("dynamodb", region="us-east-1", endpoint_url=env.endpoint)
+    dynamodb.update_item(
+        TableName=env.settings.table_name,
+        Key=key(job_id),
+        UpdateExpression=f"SET {Attr.REDRIVES} = :n",
+        ExpressionAttributeValues={":n": {"N": str(MAX_REDRIVES)}},
+    )
+
+
+@pytest.mark.parametrize("redrives_left", [False, True], ids=["redrive-limit-reached", "redrives-left"])
+def test_dlq_handler_racing_a_worker_leaves_one_consistent_terminal_state(
+    worker_env: WorkerEnv, redrives_left: bool
+) -> None:
+    """A dead letter racing the worker that received the job: a FAILED_FINAL verdict (the job is out of redrives)
+    and the worker's outcome never both count; a job with attempts and redrives left is never failed (the verdict
+    redrives it or leaves it to the worker) and runs once."""
     env = worker_env
     processor = MessageProcessor(
         store=env.store,
@@ -217,13 +238,15 @@ def test_dlq_handler_racing_a_worker_leaves_one_consistent_terminal_state(worker
         config=ProcessingConfig(visibility_timeout_s=30, max_attempts=3),
         backoff=Backoff(1.0, 2.0, Jitter.EQUAL),
     )
-    dead_letters = DeadLetterHandler(env.store)
+    dead_letters = DeadLetterHandler(env.store, env.queue, max_attempts=env.settings.max_attempts)
     rng = random.Random(7)
     seen: dict[str, tuple[Any, Any]] = {}
     jobs = []
     for index in range(25):
         run_log = str(env.tmp / f"race-{index}.log")
         jobs.append((env.submit("test_slow", {"run_log": run_log, "hold_s": rng.choice([0, 0.01, 0.05])}), run_log))
+        if not redrives_left:
+            _exhaust_redrives(env, jobs[-1][0].job_id)
     received: dict[str, ReceivedMessage] = {}
     while len(received) < len(jobs):
         for message in env.queue.receive(max_messages=10, wait_s=1, visibility_timeout_s=30):
@@ -253,7 +276,7 @@ def test_dlq_handler_racing_a_worker_leaves_one_consistent_terminal_state(worker
             thread.join(60)
         seen[job.job_id] = (results["worker"], results["dlq"])
 
-    outcomes = {"succeeded": 0, "dead_lettered": 0, "deferred_to_worker": 0}
+    outcomes = {"succeeded": 0, "dead_lettered": 0, "deferred_to_worker": 0, "redriven": 0}
     for job, run_log in jobs:
         final = env.job(job.job_id)
         decision, dlq_response = seen[job.job_id]
@@ -268,6 +291,11 @@ def test_dlq_handler_racing_a_worker_leaves_one_consistent_terminal_state(worker
             redelivered = handle_event(dlq_event(job.job_id, job.trace_id), None, dead_letters=dead_letters)
             assert redelivered == {"batchItemFailures": []}
             assert env.job(job.job_id) == final
+        elif redrives_left and final.redrives:
+            # Redriven before the worker's claim: a fresh message is out, and the worker's own run ends the job.
+            outcomes["redriven"] += 1
+            assert final.redrives == 1 and final.status is JobStatus.SUCCEEDED
+            assert decision.outcome is Outcome.SUCCEEDED and completions == ["done"]
         elif final.status is JobStatus.SUCCEEDED:
             # The worker recorded its success first; the DLQ verdict found a terminal job and changed nothing.
             outcomes["succeeded"] += 1
@@ -276,6 +304,7 @@ def test_dlq_handler_racing_a_worker_leaves_one_consistent_terminal_state(worker
         else:
             # The verdict came first: whatever the handler did afterwards was not recorded.
             outcomes["dead_lettered"] += 1
+            assert not redrives_left
             assert final.status is JobStatus.FAILED_FINAL and final.result is None
             assert final.error is not None and final.error.code == "dead_lettered"
             assert decision.outcome in (Outcome.DUPLICATE, Outcome.LOST_CLAIM)
