@@ -103,6 +103,8 @@ class ServiceStack(Stack):
             tracing_enabled=config.tracing_enabled,
         )
         job_store.grant_finalize(self.dlq_handler.function)
+        # Its redrives go to the jobs queues, whose URLs it reads with the rest of its settings from SSM.
+        queues.grant_redrive(self.dlq_handler.function)
         parameters.grant_read_by_path(self.dlq_handler.function)
         callbacks = stateful.callback_queues
         callbacks.grant_enqueue(self.dlq_handler.function)

@@ -1,4 +1,5 @@
-"""The DLQ Lambda: marks dead-lettered jobs FAILED_FINAL (runtime.dlq_handler.handler)."""
+"""The DLQ Lambda: redrives dead-lettered jobs with attempts left, marks the others FAILED_FINAL
+(runtime.dlq_handler.handler)."""
 
 from __future__ import annotations
 

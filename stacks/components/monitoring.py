@@ -37,6 +37,7 @@ JOB_METRICS = (
     Metric.JOBS_FAILED,
     Metric.JOBS_FAILED_FINAL,
     Metric.JOBS_CANCELED,
+    Metric.JOBS_REDRIVEN,
 )
 JOB_LATENCIES = (Metric.JOB_DURATION, Metric.QUEUE_LAG)
 

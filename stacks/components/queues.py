@@ -88,6 +88,13 @@ class Queues(Construct):
             resource_arns=self._queue_arns(),
         )
 
+    def grant_redrive(self, grantee: iam.IGrantable) -> iam.Grant:
+        """The DLQ handler: send a fresh message for a dead-lettered job with attempts left to its priority's
+        queue (runtime/domain/redrive.py). SendMessage only: it never receives from or deletes on these queues."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["sqs:SendMessage"], resource_arns=self._queue_arns()
+        )
+
     def grant_process(self, grantee: iam.IGrantable) -> iam.Grant:
         """The worker, on every priority's queue: receive, (batch) delete, (batch) change visibility, probe;
         and send (republisher)."""

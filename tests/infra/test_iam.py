@@ -93,6 +93,10 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "JobStoreTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         ":parameter/job-tickets/": SSM,
         CALLBACK_QUEUE: ENQUEUE_CALLBACK,
+        # Redrives: a fresh message for a dead-lettered job with attempts left, on its priority's queue. Send only.
+        HIGH_QUEUE: {"sqs:SendMessage"},
+        NORMAL_QUEUE: {"sqs:SendMessage"},
+        LOW_QUEUE: {"sqs:SendMessage"},
     },
     # Delivers callbacks: reads the job and records the attempt, reads the tenant's signing secret, consumes the
     # callback queue and sends retries to it. No other queue, no index, no bucket.
