@@ -1,5 +1,6 @@
-"""Coalesces concurrent sends into SendMessageBatch (up to QUEUE_BATCH_LIMIT, 10, entries), so a busy API pays
-about one SQS request per ten submits. A JobQueue: everything but send goes straight to the wrapped SqsJobQueue."""
+"""Coalesces concurrent sends into SendMessageBatch (up to QUEUE_BATCH_LIMIT, 10, entries, and SQS's bytes per
+batch: a coalesced batch of large messages goes out in several calls), so a busy API pays about one SQS request per
+ten submits. A JobQueue: everything but send goes straight to the wrapped SqsJobQueue."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
-from runtime.adapters.sqs_queue import OutgoingMessage, SqsJobQueue
+from runtime.adapters.sqs_queue import OutgoingMessage, SqsJobQueue, size_bounded_batches
 from runtime.batching import Coalescer
 from runtime.domain.ports import QUEUE_BATCH_LIMIT, JobMessage, QueueUnavailable, ReceivedMessage
 from runtime.observability import aws_calls, logs, tracing
@@ -69,7 +70,11 @@ class BatchingSqsJobQueue:
     def flush(self) -> None:
         self._batches.flush()
 
-    def _send(self, batch: list[_Waiting]) -> None:
+    def _send(self, coalesced: list[_Waiting]) -> None:
+        for part in size_bounded_batches([waiting.outgoing for waiting in coalesced]):
+            self._send_batch(coalesced[part.start : part.stop])
+
+    def _send_batch(self, batch: list[_Waiting]) -> None:
         try:
             # The batch serves many requests: its span links to each sender's instead of joining one trace.
             linked = [waiting.outgoing.trace_header for waiting in batch]

@@ -1,5 +1,12 @@
 """JobQueue on SQS: {"jobId","traceId"} messages (a scheduled job's with its DelaySeconds), long-poll receive,
-batched deletes and visibility changes."""
+batched deletes and visibility changes.
+
+A job's first message (its submit's) also carries the job's own fields under "job" (ports.CarriedJob: type,
+params, tenant, attempts, retry base, creation, callback URL), so that its worker can run it before any write
+(runtime/domain/lazy_claim.py). A body with them stays under MAX_CARRIED_BODY_BYTES, far below SQS's 256 KiB per
+message: a job whose fields would not fit is sent without them (its worker claims it first, as for any message
+without them). A SendMessageBatch holds at most SQS_BATCH_BYTES in all, so batches are cut by size as well as by
+count (`size_bounded_batches`)."""
 
 from __future__ import annotations
 
@@ -13,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import ClientError
 
 from runtime.adapters.aws_errors import SQS_UNAVAILABLE_CODES, error_code, outages_as
-from runtime.domain.ports import QUEUE_BATCH_LIMIT, JobMessage, QueueUnavailable, ReceivedMessage
+from runtime.domain.ports import QUEUE_BATCH_LIMIT, CarriedJob, JobMessage, QueueUnavailable, ReceivedMessage
+from runtime.domain.times import iso, parse_iso
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -41,8 +49,33 @@ _DEPTH_ATTRIBUTES: tuple[QueueAttributeNameType, ...] = (
 )
 
 
+# A body carrying a job's fields stays under this (the submit body limit's default, a quarter of what SQS takes).
+MAX_CARRIED_BODY_BYTES = 65_536
+# What SQS accepts per SendMessageBatch (bodies and attributes of all entries), and what each entry's attributes (the
+# trace header) and framing are counted as at most when a batch is cut by size.
+SQS_BATCH_BYTES = 262_144
+ENTRY_OVERHEAD_BYTES = 1_024
+
+
 def encode(message: JobMessage) -> str:
-    return json.dumps({"jobId": message.job_id, "traceId": message.trace_id}, separators=(",", ":"))
+    """The body; with the job's fields when the message carries them and they fit in MAX_CARRIED_BODY_BYTES."""
+    document: dict[str, Any] = {"jobId": message.job_id, "traceId": message.trace_id}
+    if message.carried is not None:
+        carried = message.carried
+        fields: dict[str, Any] = {
+            "type": carried.job_type,
+            "params": carried.params,
+            "tenant": carried.tenant,
+            "attempts": carried.attempts,
+            "retryBase": carried.retry_base,
+            "createdAt": iso(carried.created_at),
+        }
+        if carried.callback_url is not None:
+            fields["callbackUrl"] = carried.callback_url
+        body = json.dumps({**document, "job": fields}, separators=(",", ":"))
+        if len(body.encode("utf-8")) <= MAX_CARRIED_BODY_BYTES:
+            return body
+    return json.dumps(document, separators=(",", ":"))
 
 
 def json_object(body: str) -> dict[str, Any] | None:
@@ -62,7 +95,51 @@ def decode(body: str) -> JobMessage | None:
     job_id, trace_id = document.get("jobId"), document.get("traceId", "")
     if not isinstance(job_id, str) or not job_id or not isinstance(trace_id, str):
         return None
-    return JobMessage(job_id=job_id, trace_id=trace_id)
+    return JobMessage(job_id=job_id, trace_id=trace_id, carried=_carried(document.get("job")))
+
+
+def _carried(fields: Any) -> CarriedJob | None:
+    """The job's fields of a body; None when absent or malformed (the worker then claims first, as for an old
+    message: a body is never trusted beyond what the claim checks)."""
+    if not isinstance(fields, dict):
+        return None
+    try:
+        job_type, params, tenant = fields["type"], fields["params"], fields["tenant"]
+        attempts, retry_base = fields["attempts"], fields["retryBase"]
+        callback_url = fields.get("callbackUrl")
+        if not (isinstance(job_type, str) and isinstance(params, dict) and isinstance(tenant, str)):
+            return None
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (attempts, retry_base)):
+            return None
+        if callback_url is not None and not isinstance(callback_url, str):
+            return None
+        return CarriedJob(
+            job_type=job_type,
+            params=params,
+            tenant=tenant,
+            attempts=attempts,
+            retry_base=retry_base,
+            created_at=parse_iso(str(fields["createdAt"])),
+            callback_url=callback_url,
+        )
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def size_bounded_batches(messages: Sequence[OutgoingMessage]) -> list[range]:
+    """`messages` cut into consecutive batches SendMessageBatch takes: at most QUEUE_BATCH_LIMIT entries and
+    SQS_BATCH_BYTES in all (each entry counted with ENTRY_OVERHEAD_BYTES for its attributes)."""
+    batches: list[range] = []
+    start, size = 0, 0
+    for index, outgoing in enumerate(messages):
+        entry = len(outgoing.body.encode("utf-8")) + ENTRY_OVERHEAD_BYTES
+        if index > start and (index - start >= QUEUE_BATCH_LIMIT or size + entry > SQS_BATCH_BYTES):
+            batches.append(range(start, index))
+            start, size = index, 0
+        size += entry
+    if start < len(messages):
+        batches.append(range(start, len(messages)))
+    return batches
 
 
 @dataclass(frozen=True)
@@ -122,14 +199,14 @@ class SqsJobQueue:
 
     def send_many(self, messages: Sequence[JobMessage]) -> frozenset[int]:
         unsent: set[int] = set()
-        for start in range(0, len(messages), QUEUE_BATCH_LIMIT):
-            chunk = messages[start : start + QUEUE_BATCH_LIMIT]
+        outgoing = [self.outgoing(message) for message in messages]
+        for batch in size_bounded_batches(outgoing):
             try:
-                failed = self.send_batch([self.outgoing(message) for message in chunk])
+                failed = self.send_batch(outgoing[batch.start : batch.stop])
             except QueueUnavailable:
-                unsent.update(range(start, start + len(chunk)))
+                unsent.update(batch)
                 continue
-            unsent.update(start + index for index in failed)
+            unsent.update(batch.start + index for index in failed)
         return frozenset(unsent)
 
     def depth(self) -> tuple[int, int, int]:

@@ -141,7 +141,7 @@ class JobService:
     def submit(self, request: SubmitRequest) -> SubmitResult:
         result = self._write(request)
         if result.created:
-            return replace(result, published=self._publish(result.job))
+            return replace(result, published=self._publish(result.job, first=True))
         return result
 
     def submit_many(
@@ -185,7 +185,11 @@ class JobService:
         ]
         now = self._clock.now()
         due = [(index, job, publish_delay_s(job.run_at, job.pending_since, now)) for index, job in created]
-        to_send = [(index, JobMessage.for_job(job, delay_s=delay)) for index, job, delay in due if delay is not None]
+        to_send = [
+            (index, JobMessage.for_job(job, delay_s=delay, carry=True))
+            for index, job, delay in due
+            if delay is not None
+        ]
         unsent = self._queue.send_many([message for _, message in to_send])
         unsent_indexes = {to_send[position][0] for position in unsent}
         for index, job in created:
@@ -281,12 +285,13 @@ class JobService:
             callback=Callback(url=request.callback_url) if request.callback_url is not None else None,
         )
 
-    def _publish(self, job: Job) -> bool:
+    def _publish(self, job: Job, *, first: bool = False) -> bool:
+        """`first`: the job's submit, whose message carries the job's fields (JobMessage.for_job)."""
         delay_s = publish_delay_s(job.run_at, job.pending_since, self._clock.now())
         if delay_s is None:
             return True  # held back: the republisher releases it once its runAt is within the delay window
         try:
-            self._queue.send(JobMessage.for_job(job, delay_s=delay_s))
+            self._queue.send(JobMessage.for_job(job, delay_s=delay_s, carry=first))
         except QueueUnavailable:
             return False
         return True
