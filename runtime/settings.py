@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     # recorded, so a late delete risks at most a redelivery that finds the job terminal and is deleted.
     delete_linger_s: float = Field(default=0.5, ge=0)
 
+    # A job from a fresh message runs unclaimed (its record stays PENDING) and is claimed only once it has run this
+    # long (or has progress to write); one that ends sooner is recorded by its outcome's write alone
+    # (runtime/domain/lazy_claim.py). 0: every job is claimed before it runs.
+    lazy_claim_after_s: float = Field(default=1.0, ge=0, le=60)
     # A running job's reported progress is written at most once per job this often (the contract's bound is 2 s,
     # so never less); the last value is written with the job's outcome whatever the interval.
     progress_interval_s: float = Field(default=PROGRESS_INTERVAL_S, ge=PROGRESS_INTERVAL_S, le=300)
@@ -256,6 +260,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"republish_after_s + republish_interval_s ({self.republish_bound_s}) must be below "
                 f"schedule_delay_window_s ({self.schedule_delay_window_s})"
+            )
+        if self.lazy_claim_after_s >= self.visibility_timeout_s:
+            # An unclaimed job has no lease, only its message's visibility: it is claimed (leased) before the first
+            # visibility timeout runs out, so a missed heartbeat cannot hand it to a second worker unclaimed.
+            raise ValueError(
+                f"lazy_claim_after_s ({self.lazy_claim_after_s:g}) must be below visibility_timeout_s "
+                f"({self.visibility_timeout_s})"
             )
         aws_call_s = self.api_aws_max_attempts * (self.api_aws_connect_timeout_s + self.api_aws_read_timeout_s)
         if aws_call_s > self.request_deadline_s:

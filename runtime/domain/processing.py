@@ -7,7 +7,11 @@ then returned or raised; a handler that ended before keeps its real outcome (the
 claimed with its cancel already requested (a takeover, or a retry after a failed attempt) ends CANCELED unrun.
 
 Schedule: the store refuses the claim of a job before its runAt; such a message is put back as a fresh one delayed
-by the time left (Action.REPUBLISH), so that arriving early costs the job neither an attempt nor a receive."""
+by the time left (Action.REPUBLISH), so that arriving early costs the job neither an attempt nor a receive.
+
+Lazy claim: given a ClaimScheduler, a message that carries its job's fields on its first receive runs before any
+write, and a job that ends quickly is recorded by its outcome's write alone (runtime/domain/lazy_claim.py says
+when, how, and what a client sees differently)."""
 
 from __future__ import annotations
 
@@ -25,7 +29,9 @@ from pydantic import ValidationError
 from runtime.domain.backoff import MAX_VISIBILITY_TIMEOUT_S, Backoff
 from runtime.domain.hold import Hold
 from runtime.domain.job import Job, JobError, JobStatus, Progress, ResultRef
+from runtime.domain.lazy_claim import ClaimScheduler, ClaimState, LazyClaim, runs_unclaimed
 from runtime.domain.ports import (
+    CarriedJob,
     Clock,
     JobRecordRefused,
     JobStore,
@@ -136,10 +142,14 @@ class MessageProcessor:
         job_types: Callable[[str], JobType[Any] | None] = get_job_type,
         progress: ProgressSink | None = None,
         on_callback_due: OnCallbackDue | None = None,
+        claimer: ClaimScheduler | None = None,
     ) -> None:
         """`progress` stores what handlers report while they run (the worker's writer); without one, the last
-        report is stored with the outcome only. `on_callback_due` hands ended jobs with a callback on."""
+        report is stored with the outcome only. `on_callback_due` hands ended jobs with a callback on. `claimer`:
+        messages that may run unclaimed do (lazy claim), and it claims those that run long; None: every job is
+        claimed before it runs."""
         self._on_callback_due = on_callback_due
+        self._claimer = claimer
         self._store = store
         self._objects = objects
         self._confinement = confinement
@@ -179,6 +189,8 @@ class MessageProcessor:
         self, received: ReceivedMessage, on_claimed: OnClaimed | None, cancel_flag: CancelSignal, hold: Hold
     ) -> Decision:
         assert received.message is not None
+        if self._claimer is not None and received.message.carried is not None and runs_unclaimed(received):
+            return self._process_unclaimed(received, received.message.carried, on_claimed, cancel_flag, hold)
         job_id = received.message.job_id
         now = self._clock.now()
         with hold.writing() as mine:
@@ -215,6 +227,68 @@ class MessageProcessor:
                 )
             return self._record(job, attempt, handler_ms, noticed_cancel, error, result, detail, progress)
 
+    def _process_unclaimed(
+        self,
+        received: ReceivedMessage,
+        carried: CarriedJob,
+        on_claimed: OnClaimed | None,
+        cancel_flag: CancelSignal,
+        hold: Hold,
+    ) -> Decision:
+        """The lazy claim (runtime/domain/lazy_claim.py): the handler runs at once; the claimer claims the job if it
+        runs past the threshold; otherwise its outcome is the one unclaimed write."""
+        assert received.message is not None and self._claimer is not None
+        message = received.message
+        job = carried.job(job_id=message.job_id, trace_id=message.trace_id, priority=message.priority)
+        with hold.writing() as mine:
+            if not mine:
+                return Decision(Action.KEEP, Outcome.RELEASED)
+        lazy = LazyClaim(
+            job=job,
+            store=self._store,
+            clock=self._clock,
+            hold=hold,
+            lease_s=self._config.visibility_timeout_s,
+            cancel_flag=cancel_flag,
+            on_claimed=on_claimed,
+        )
+        attempt = lazy.attempt
+        self._claimer.add(lazy)
+        started = time.perf_counter()
+        try:
+            report = self._progress.open(job.job_id, attempt, hold, claim=lazy.claim)
+            try:
+                error, result, detail = self._run_handler(job, attempt, cancel_flag, report)
+            finally:
+                progress = self._progress.close(report)
+        finally:
+            self._claimer.discard(lazy)
+        state = lazy.settle()
+        noticed_cancel = cancel_flag.close()
+        handler_ms = (time.perf_counter() - started) * 1000.0
+        current = lazy.current
+        if state is ClaimState.REFUSED:
+            # Canceled, decided or taken by someone else before the claim: the outcome is not recorded.
+            follow = self.decide_unclaimed(current, now=self._clock.now())
+            return dataclasses.replace(
+                follow, outcome=Outcome.LOST_CLAIM, attempt=attempt, handler_ms=handler_ms, error_detail=detail
+            )
+        with hold.writing() as mine:
+            if not mine or state is ClaimState.ABANDONED:
+                return Decision(
+                    Action.KEEP, Outcome.RELEASED, job=job, attempt=attempt, handler_ms=handler_ms, error_detail=detail
+                )
+            if state is ClaimState.CLAIMED:
+                assert current is not None
+                return self._record(
+                    current, current.attempts, handler_ms, noticed_cancel, error, result, detail, progress
+                )
+            # Settled unclaimed: no cancel can have been noticed (only a claim or its lease renewals notice one).
+            running = job.replace(attempts=attempt)
+            return self._record(
+                running, attempt, handler_ms, False, error, result, detail, progress, started_at=lazy.started_at
+            )
+
     def _record(
         self,
         job: Job,
@@ -225,8 +299,11 @@ class MessageProcessor:
         result: dict[str, Any] | None,
         detail: str | None,
         progress: Progress | None,
+        *,
+        started_at: datetime | None = None,
     ) -> Decision:
-        """The attempt's outcome write and the message's fate (call under the hold)."""
+        """The attempt's outcome write and the message's fate (call under the hold). `started_at`: the attempt ran
+        unclaimed since then, and its outcome write is the unclaimed one (the store's `started_at`)."""
         job_id = job.job_id
         if noticed_cancel:
             return self._canceled(job, attempt, handler_ms, progress)
@@ -234,7 +311,7 @@ class MessageProcessor:
         callback_due = job.callback is not None
         if error is None:
             assert result is not None
-            kept = self._keep_result(job, attempt, result, progress)
+            kept = self._keep_result(job, attempt, result, progress, started_at)
             if kept is True:
                 return Decision(Action.DELETE, Outcome.SUCCEEDED, job=job, attempt=attempt, handler_ms=handler_ms)
             if kept is False:
@@ -244,7 +321,14 @@ class MessageProcessor:
         final = error.permanent or job.attempts_since_retry >= self._config.max_attempts
         now = self._clock.now()
         if not self._store.fail(
-            job_id, attempt=attempt, error=error, final=final, now=now, progress=progress, callback_due=callback_due
+            job_id,
+            attempt=attempt,
+            error=error,
+            final=final,
+            now=now,
+            progress=progress,
+            callback_due=callback_due,
+            started_at=started_at,
         ):
             return dataclasses.replace(self._lost_claim(job_id, attempt, handler_ms, error), error_detail=detail)
         if final:
@@ -269,6 +353,7 @@ class MessageProcessor:
         result: dict[str, Any] | None,
         progress: Progress | None,
         result_ref: ResultRef | None = None,
+        started_at: datetime | None = None,
     ) -> bool:
         """The SUCCEEDED write (the job enters the callback outbox in it when it has a callback), then the
         callback's hand-over."""
@@ -281,13 +366,14 @@ class MessageProcessor:
             now=now,
             progress=progress,
             callback_due=job.callback is not None,
+            started_at=started_at,
         )
         if done:
             self._callback_due(job, JobStatus.SUCCEEDED, now)
         return done
 
     def _keep_result(
-        self, job: Job, attempt: int, result: dict[str, Any], progress: Progress | None
+        self, job: Job, attempt: int, result: dict[str, Any], progress: Progress | None, started_at: datetime | None
     ) -> bool | tuple[JobError, str | None]:
         """Records SUCCEEDED with the result inline, or stored apart in S3 under the tenant's prefix when it is over
         the inline bound or the record refuses it (runtime/domain/results.py). True when recorded, False when
@@ -302,7 +388,7 @@ class MessageProcessor:
         try:
             if encoded.inline:
                 try:
-                    return self._succeed(job, attempt, result=result, progress=progress)
+                    return self._succeed(job, attempt, result=result, progress=progress, started_at=started_at)
                 except JobRecordRefused:
                     pass  # e.g. params that leave too little room in the record: the result goes to S3 instead
             uri = result_uri(self._confinement.bucket, job.tenant, job.job_id)
@@ -315,7 +401,9 @@ class MessageProcessor:
             except Exception as exc:  # noqa: BLE001 - refused, missing bucket, or unknown: retrying cannot help
                 message = f"the result ({len(encoded.data)} bytes) could not be stored in the documents bucket"
                 return JobError(RESULT_NOT_STORED_CODE, message, permanent=True), _short(f"{type(exc).__name__}: {exc}")
-            return self._succeed(job, attempt, result=None, result_ref=encoded.reference(uri), progress=progress)
+            return self._succeed(
+                job, attempt, result=None, result_ref=encoded.reference(uri), progress=progress, started_at=started_at
+            )
         except JobRecordRefused as exc:
             message = "the job record cannot hold the result or its reference"
             return JobError(RESULT_NOT_STORED_CODE, message, permanent=True), _short(str(exc))

@@ -68,8 +68,12 @@ class ProgressSink(Protocol):
     """Where the processor gets each attempt's ProgressReport (the worker's writer stores it while the handler
     runs), and what it takes back when the handler ends: the last value, stored with the outcome."""
 
-    def open(self, job_id: str, attempt: int, hold: Hold | None = None) -> ProgressReport:
-        """`hold`: the worker's hold on the job's message; no write goes out once it was released."""
+    def open(
+        self, job_id: str, attempt: int, hold: Hold | None = None, claim: Callable[[], int | None] | None = None
+    ) -> ProgressReport:
+        """`hold`: the worker's hold on the job's message; no write goes out once it was released. `claim`: the
+        attempt runs unclaimed (runtime/domain/lazy_claim.py); called before a progress write, it claims the job
+        and gives the attempt to write under (None: the job is not this attempt's, write nothing)."""
         ...
 
     def close(self, report: ProgressReport) -> Progress | None: ...
@@ -81,7 +85,9 @@ class OutcomeOnlyProgress:
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock = clock
 
-    def open(self, job_id: str, attempt: int, hold: Hold | None = None) -> ProgressReport:
+    def open(
+        self, job_id: str, attempt: int, hold: Hold | None = None, claim: Callable[[], int | None] | None = None
+    ) -> ProgressReport:
         return ProgressReport(self._clock)
 
     def close(self, report: ProgressReport) -> Progress | None:

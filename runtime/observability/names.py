@@ -76,6 +76,9 @@ class LogEvent(StrEnum):
     HEARTBEAT_LEASE_FAILED = "heartbeat_lease_failed"
     LEASE_LOST = "lease_lost"
     CANCEL_NOTICED = "cancel_noticed"  # a lease renewal found the job's cancel requested
+    # An attempt run unclaimed outlived the threshold (runtime/worker/claimer.py): its claim and how it went.
+    LAZY_CLAIMED = "lazy_claimed"
+    LAZY_CLAIM_FAILED = "lazy_claim_failed"  # the store did not answer; tried again later
     PROGRESS_WRITE_FAILED = "progress_write_failed"  # the store did not answer; the job goes on
     PROGRESS_WRITE_REFUSED = "progress_write_refused"  # the job is no longer this attempt's
     JOB_REPUBLISHED = "job_republished"

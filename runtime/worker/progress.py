@@ -1,6 +1,7 @@
 """Stores the progress that running handlers report: one background thread writes, per job, at most one value
 every `interval_s` (the latest; runtime/domain/progress.py's ProgressThrottle decides), each write conditional on
-the job still being PROCESSING under the reporting attempt. The handler's own call never waits for a write, and a
+the job still being PROCESSING under the reporting attempt (an attempt still running unclaimed is claimed first:
+runtime/domain/lazy_claim.py). The handler's own call never waits for a write, and a
 failed write is logged and never fails the job; the last value is stored with the attempt's outcome instead."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class _Attempt:
     job_id: str
     attempt: int
     hold: Hold
+    claim: Callable[[], int | None] | None = None  # set while the attempt may still run unclaimed
 
 
 class ProgressWriter:
@@ -45,10 +47,12 @@ class ProgressWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
 
-    def open(self, job_id: str, attempt: int, hold: Hold | None = None) -> ProgressReport:
+    def open(
+        self, job_id: str, attempt: int, hold: Hold | None = None, claim: Callable[[], int | None] | None = None
+    ) -> ProgressReport:
         report = ProgressReport(self._clock, on_report=self._reported)
         with self._changed:
-            self._attempts[report] = _Attempt(job_id, attempt, hold if hold is not None else Hold())
+            self._attempts[report] = _Attempt(job_id, attempt, hold if hold is not None else Hold(), claim)
         return report
 
     def close(self, report: ProgressReport) -> Progress | None:
@@ -98,10 +102,16 @@ class ProgressWriter:
             ]
         for report, owner, progress in due:
             try:
+                # An attempt still unclaimed is claimed first (outside the hold: the claim takes it itself).
+                attempt = owner.claim() if owner.claim is not None else owner.attempt
                 with owner.hold.writing() as mine:
                     # A released job may already be another worker's under the same attempt number: write nothing.
-                    stored = mine and self._store.set_progress(
-                        owner.job_id, attempt=owner.attempt, progress=progress, now=self._clock.now()
+                    stored = (
+                        mine
+                        and attempt is not None
+                        and self._store.set_progress(
+                            owner.job_id, attempt=attempt, progress=progress, now=self._clock.now()
+                        )
                     )
             except Exception as exc:  # noqa: BLE001 - progress is informative: the job goes on, the outcome has it
                 logs.log_event(

@@ -1,7 +1,8 @@
 """The worker: a receive loop (10 messages whenever a slot is free, from the per-priority queues by weighted
-polling: runtime/adapters/priority_queue.py), a pool of job threads, the visibility heartbeat, the progress
-writer, batched deletes, the republisher, the task's scale-in protection (on ECS), and a graceful stop. Usable
-in-process by tests."""
+polling: runtime/adapters/priority_queue.py), a pool of job threads, the visibility heartbeat, the lazy claimer
+(fresh jobs run unclaimed and are claimed only past Settings.lazy_claim_after_s: runtime/domain/lazy_claim.py), the
+progress writer, batched deletes, the republisher, the task's scale-in protection (on ECS), and a graceful stop.
+Usable in-process by tests."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from runtime.job_types.registry import JobType, get_job_type
 from runtime.observability import aws_calls, logs, metrics, tracing
 from runtime.observability.names import JOB_TYPE_DIMENSION, LogEvent, Metric
 from runtime.settings import Settings
+from runtime.worker.claimer import LazyClaimer
 from runtime.worker.deleter import BatchDeleter
 from runtime.worker.heartbeat import Heartbeat
 from runtime.worker.liveness import IDLE_BEAT_S, Liveness
@@ -93,6 +95,8 @@ class Worker:
         self._clock: Clock = clock or UtcClock()
         self._concurrency = settings.worker_concurrency
         self._progress = ProgressWriter(store=store, clock=self._clock, interval_s=settings.progress_interval_s)
+        # 0 turns lazy claims off: every job is claimed before it runs.
+        self._claimer = LazyClaimer(after_s=settings.lazy_claim_after_s) if settings.lazy_claim_after_s > 0 else None
         # Terminal jobs with a callback are handed to the callback queue (their delivery runs elsewhere).
         outbox = (
             CallbackOutbox(store=store, queue=callback_queue, clock=self._clock) if callback_queue is not None else None
@@ -115,6 +119,7 @@ class Worker:
                 if outbox is not None
                 else None
             ),
+            claimer=self._claimer,
         )
         # Only on ECS, where the agent's endpoint exists; elsewhere no thread and no request at all.
         self._protection = (
@@ -177,6 +182,8 @@ class Worker:
             thread.start()
             self._pool.append(thread)
         self._heartbeat.start()
+        if self._claimer is not None:
+            self._claimer.start()
         self._progress.start()
         if self._republisher is not None:
             self._republisher.start()
@@ -200,6 +207,8 @@ class Worker:
         for _ in self._pool:
             self._tasks.put(None)
         self._heartbeat.stop()
+        if self._claimer is not None:
+            self._claimer.stop()
         self._progress.stop()
         if self._protection is not None:
             # Unfinished jobs were released above: nothing here is worth protecting any more.
@@ -256,11 +265,15 @@ class Worker:
         if not messages:
             return
         with aws_calls.category("worker"):
+            jobs: list[tuple[ReceivedMessage, JobMessage]] = []
             for message, hold in messages:
                 with hold.releasing() as attempt:
                     if attempt is not None and message.message is not None:
                         self._hand_back(message.message.job_id, attempt)
-            jobs = [(message, message.message) for message, _ in messages if message.message is not None]
+                if message.message is not None:
+                    # A claimed job is PENDING no more: its copy must not run unclaimed (runtime/domain/lazy_claim.py).
+                    fresh = message.message if attempt is None else dataclasses.replace(message.message, carried=None)
+                    jobs.append((message, fresh))
             unsent = self._queue.send_many(
                 [dataclasses.replace(job, trace_header=message.trace_header) for message, job in jobs]
             )

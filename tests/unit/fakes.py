@@ -139,8 +139,24 @@ class InMemoryJobStore:
             )
             return ClaimOutcome(claimed=True, job=claimed)
 
-    def _owned(self, job_id: str, attempt: int) -> Job | None:
+    def _owned(
+        self, job_id: str, attempt: int, started_at: datetime | None = None, now: datetime | None = None
+    ) -> Job | None:
         job = self.jobs.get(job_id)
+        if job is not None and started_at is not None:
+            # An attempt run unclaimed: the job must still be PENDING before it, and due; the outcome write also
+            # records the claim's part (as the DynamoDB store's one update does).
+            if job.status is not JobStatus.PENDING or job.attempts != attempt - 1:
+                return None
+            if job.run_at is not None and now is not None and job.run_at > now:
+                return None
+            return job.replace(
+                status=JobStatus.PROCESSING,
+                attempts=attempt,
+                pending_since=None,
+                progress=None,
+                transitions={**job.transitions, JobStatus.PROCESSING.value: started_at},
+            )
         if job is None or job.status is not JobStatus.PROCESSING or job.attempts != attempt:
             return None
         return job
@@ -220,10 +236,11 @@ class InMemoryJobStore:
         result_ref: ResultRef | None = None,
         progress: Progress | None = None,
         callback_due: bool = False,
+        started_at: datetime | None = None,
     ) -> bool:
         self._enter("succeed")
         with self.lock:
-            job = self._owned(job_id, attempt)
+            job = self._owned(job_id, attempt, started_at, now)
             if job is None:
                 return False
             # The record's limit, in the canonical JSON of what it would keep (DynamoDB: 400 KB per item).
@@ -253,10 +270,11 @@ class InMemoryJobStore:
         now: datetime,
         progress: Progress | None = None,
         callback_due: bool = False,
+        started_at: datetime | None = None,
     ) -> bool:
         self._enter("fail")
         with self.lock:
-            job = self._owned(job_id, attempt)
+            job = self._owned(job_id, attempt, started_at, now)
             if job is None:
                 return False
             status = JobStatus.FAILED_FINAL if final else JobStatus.FAILED

@@ -161,6 +161,21 @@ def owner_condition(target: JobStatus, values: dict[str, AttributeValue], attemp
     return f"#s = :was_processing AND {Attr.ATTEMPTS} = :attempt"
 
 
+def unclaimed_condition(target: JobStatus, values: dict[str, AttributeValue], attempt: int) -> str:
+    """The condition of the outcome write of an attempt run unclaimed (runtime/domain/lazy_claim.py) moving its job
+    to `target`: the job is still PENDING with the attempts before this one, and due (`:now_ms` must be in
+    `values`). A PENDING job has no lease and no cancel request (a cancel ends it at once)."""
+    check_transition(JobStatus.PENDING, JobStatus.PROCESSING)
+    check_transition(JobStatus.PROCESSING, target)
+    values[":was_pending"] = {"S": JobStatus.PENDING.value}
+    values[":prior"] = {"N": str(attempt - 1)}
+    values[":attempt"] = {"N": str(attempt)}
+    return (
+        f"#s = :was_pending AND {Attr.ATTEMPTS} = :prior "
+        f"AND (attribute_not_exists({Attr.RUN_AT}) OR {Attr.RUN_AT} <= :now_ms)"
+    )
+
+
 class DynamoDbJobStore:
     """JobStore over the jobs table of `schema` (its key, the sparse idempotency and pending indexes).
     `client` is a boto3 DynamoDB client (built once per process)."""
@@ -296,6 +311,7 @@ class DynamoDbJobStore:
         result_ref: ResultRef | None = None,
         progress: Progress | None = None,
         callback_due: bool = False,
+        started_at: datetime | None = None,
     ) -> bool:
         if result_ref is not None:
             kept, value = f"{Attr.RESULT_REF} = :result", result_ref_attr(result_ref)
@@ -317,6 +333,7 @@ class DynamoDbJobStore:
                 remove_names=("#e",),
                 progress=progress,
                 callback_due=callback_due,
+                started_at=started_at,
             )
         except ClientError as exc:
             # The item would be over 400 KB, or holds a value DynamoDB cannot (a number out of its range).
@@ -334,6 +351,7 @@ class DynamoDbJobStore:
         now: datetime,
         progress: Progress | None = None,
         callback_due: bool = False,
+        started_at: datetime | None = None,
     ) -> bool:
         status = JobStatus.FAILED_FINAL if final else JobStatus.FAILED
         return self._finish(
@@ -346,6 +364,7 @@ class DynamoDbJobStore:
             extra_names=("#e",),
             progress=progress,
             callback_due=callback_due and final,
+            started_at=started_at,
         )
 
     def _finish(
@@ -363,13 +382,33 @@ class DynamoDbJobStore:
         remove_names: tuple[str, ...] = (),
         progress: Progress | None = None,
         callback_due: bool = False,
+        started_at: datetime | None = None,
     ) -> bool:
-        """A worker's outcome write; `progress`, the handler's last report, is stored in the same write."""
+        """A worker's outcome write; `progress`, the handler's last report, is stored in the same write.
+        `started_at` set: the attempt ran unclaimed since then, and this one write also records what its claim
+        would have (attempts + 1, the PROCESSING transition at `started_at`, the pending marker and the last
+        attempt's progress gone), so the item ends as a claim and an outcome would have left it; the status-change
+        marker shows PENDING as the status left."""
         values: dict[str, AttributeValue] = dict(extra_values)
+        names: dict[str, str] = {name: _NAMES[name] for name in extra_names + remove_names}
+        remove = f"{Attr.LEASE_EXPIRES_AT}{remove_extra}"
         if progress is not None:
             set_extra = ", ".join(part for part in (set_extra, "#p = :progress") if part)
             values[":progress"] = progress_attr(progress)
-            extra_names += ("#p",)
+            names["#p"] = Attr.PROGRESS
+        if started_at is None:
+            condition = owner_condition(status, values, attempt)
+        else:
+            values[":now_ms"] = {"N": str(epoch_ms(now))}
+            values[":started"] = {"S": iso(started_at)}
+            condition = unclaimed_condition(status, values, attempt)
+            names["#started_to"] = JobStatus.PROCESSING.value
+            claim = f"{Attr.ATTEMPTS} = :attempt, {Attr.TRANSITIONS}.#started_to = :started"
+            set_extra = ", ".join(part for part in (set_extra, claim) if part)
+            remove += f", {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"
+            if progress is None:
+                names["#p"] = Attr.PROGRESS
+                remove += ", #p"
         return (
             self._change_status(
                 job_id,
@@ -377,9 +416,9 @@ class DynamoDbJobStore:
                 now=now,
                 set_first=set_first,
                 set_also=f", {set_extra}" if set_extra else "",
-                remove=f"{Attr.LEASE_EXPIRES_AT}{remove_extra}",
-                condition=owner_condition(status, values, attempt),
-                names={name: _NAMES[name] for name in extra_names + remove_names},
+                remove=remove,
+                condition=condition,
+                names=names,
                 values=values,
                 callback_due=callback_due,
             )
