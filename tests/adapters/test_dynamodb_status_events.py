@@ -121,6 +121,36 @@ def test_status_changes_are_published_and_nothing_else(
     ]
 
 
+def test_an_attempt_run_unclaimed_is_one_status_change_from_pending(
+    store: DynamoDbJobStore, isolated_moto_server: str, table: str
+) -> None:
+    # The same kind of life as above, its first attempts run unclaimed (runtime/domain/lazy_claim.py): a quick
+    # attempt's outcome is one event from PENDING (no PROCESSING event: nobody could see it), a redelivered attempt
+    # is claimed first as ever, and a quick job is one event in all.
+    job = make_job(tenant="acme")
+    job_id = job.job_id
+    assert store.create(job).created
+    assert store.fail(job_id, attempt=1, error=JobError("timeout", "x"), final=False, now=_at(2), started_at=_at(1))
+    assert store.claim(job_id, now=_at(3), lease_until=_at(63)).claimed
+    assert store.extend_lease(job_id, attempt=2, lease_until=_at(90)) is LeaseState.HELD
+    assert store.succeed(job_id, attempt=2, result={"ok": True}, now=_at(4))
+    quick = make_job(tenant="acme")
+    assert store.create(quick).created
+    assert store.succeed(quick.job_id, attempt=1, result={"ok": True}, now=_at(6), started_at=_at(5))
+
+    def expected(job_id: str, changes: tuple[tuple[JobStatus, JobStatus, int], ...]) -> list[dict[str, Any]]:
+        base = {"jobId": job_id, "tenant": "acme", "jobType": job.job_type}
+        return [
+            {**base, "status": to.value, "previousStatus": was.value, "at": iso(_at(seconds))}
+            for was, to, seconds in changes
+        ]
+
+    assert _published(isolated_moto_server, table, job_id) == expected(
+        job_id, ((JobStatus.PENDING, F, 2), (F, P, 3), (P, S, 4))
+    )
+    assert _published(isolated_moto_server, table, quick.job_id) == expected(quick.job_id, ((JobStatus.PENDING, S, 6),))
+
+
 def test_the_marker_is_set_by_a_status_change_and_removed_by_any_other_update(
     store: DynamoDbJobStore, isolated_moto_server: str, table: str
 ) -> None:

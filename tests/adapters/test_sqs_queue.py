@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from datetime import UTC, datetime
+
 import pytest
 
-from runtime.adapters.sqs_queue import SqsJobQueue, decode
-from runtime.domain.ports import JobMessage, QueueUnavailable
+from runtime.adapters.sqs_batch_sender import BatchingSqsJobQueue
+from runtime.adapters.sqs_queue import (
+    ENTRY_OVERHEAD_BYTES,
+    MAX_CARRIED_BODY_BYTES,
+    SQS_BATCH_BYTES,
+    OutgoingMessage,
+    SqsJobQueue,
+    decode,
+    encode,
+    size_bounded_batches,
+)
+from runtime.domain.ports import CarriedJob, JobMessage, QueueUnavailable
 from runtime.observability import aws_calls
 from tests.adapters.resources import counted_client, dead_client, queue_depth, raw_client, unique
 
@@ -108,3 +122,85 @@ def test_send_many_goes_out_ten_to_a_call_and_reports_what_did_not(
     assert queue_depth(raw_client("sqs", moto_server), queue_url) == 25
     assert queue.send_many([]) == frozenset()
     assert SqsJobQueue(dead_client("sqs"), queue_url).send_many(messages[:12]) == frozenset(range(12))
+
+
+def _carried(params: dict[str, object]) -> CarriedJob:
+    return CarriedJob(
+        job_type="process_document",
+        params=params,
+        tenant="acme",
+        attempts=2,
+        retry_base=2,
+        created_at=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+        callback_url="https://example.com/hook",
+    )
+
+
+def test_a_message_carrying_its_jobs_fields_round_trips(queue: SqsJobQueue) -> None:
+    message = JobMessage(job_id="job-c", trace_id="t", carried=_carried({"source": "s3://b/x", "n": 1.5}))
+    queue.send(message)
+    (received,) = queue.receive(max_messages=10, wait_s=1, visibility_timeout_s=30)
+    assert received.message == message
+    assert len(received.raw_body) < 400
+
+
+def test_fields_too_large_to_carry_are_left_out_and_malformed_ones_ignored() -> None:
+    big = JobMessage(job_id="job-big", trace_id="t", carried=_carried({"blob": "x" * MAX_CARRIED_BODY_BYTES}))
+    assert encode(big) == '{"jobId":"job-big","traceId":"t"}'
+    fitting = JobMessage(job_id="job-fit", trace_id="t", carried=_carried({"blob": "x" * 65_000}))
+    assert MAX_CARRIED_BODY_BYTES - 1_000 < len(encode(fitting)) <= MAX_CARRIED_BODY_BYTES
+    # A body whose fields do not parse is still a job message: claimed first, never trusted.
+    for fields in ({"type": "t"}, {"type": 1, "params": {}, "tenant": "a", "attempts": 0, "retryBase": 0}, []):
+        decoded = decode(json.dumps({"jobId": "j", "traceId": "t", "job": fields}))
+        assert decoded == JobMessage(job_id="j", trace_id="t")
+
+
+def test_batches_are_cut_by_size_as_well_as_by_count() -> None:
+    def outgoing(size: int) -> OutgoingMessage:
+        return OutgoingMessage(body="x" * size, trace_header=None)
+
+    assert size_bounded_batches([outgoing(10)] * 25) == [range(0, 10), range(10, 20), range(20, 25)]
+    large = [outgoing(MAX_CARRIED_BODY_BYTES)] * 10
+    batches = size_bounded_batches(large)
+    assert [len(batch) for batch in batches] == [3, 3, 3, 1]
+    for batch in batches:
+        assert sum(len(large[index].body) + ENTRY_OVERHEAD_BYTES for index in batch) <= SQS_BATCH_BYTES
+    assert size_bounded_batches([]) == []
+
+
+def test_send_many_of_large_messages_stays_within_the_batch_size_limit(
+    moto_server: str, queue_url: str, queue: SqsJobQueue
+) -> None:
+    # Ten bodies of about 60 KB: one SendMessageBatch of all of them (600 KB) would be refused by SQS.
+    messages = [
+        JobMessage(job_id=f"large-{n}", trace_id="t", carried=_carried({"blob": "x" * 60_000})) for n in range(10)
+    ]
+    before = aws_calls.snapshot().get("other", {}).get("sqs.SendMessageBatch", 0)
+    assert queue.send_many(messages) == frozenset()
+    assert aws_calls.snapshot()["other"]["sqs.SendMessageBatch"] - before == 3  # 4 + 4 + 2 (about 61 KB each)
+    assert queue_depth(raw_client("sqs", moto_server), queue_url) == 10
+
+
+def test_the_coalescing_sender_splits_a_batch_of_large_messages(
+    moto_server: str, queue_url: str, queue: SqsJobQueue
+) -> None:
+    sender = BatchingSqsJobQueue(queue, linger_s=0.5)
+    messages = [
+        JobMessage(job_id=f"coalesced-{n}", trace_id="t", carried=_carried({"blob": "x" * 60_000})) for n in range(6)
+    ]
+    errors: list[BaseException] = []
+
+    def send(message: JobMessage) -> None:
+        try:
+            sender.send(message)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(message,)) for message in messages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    sender.close()
+    assert errors == []
+    assert queue_depth(raw_client("sqs", moto_server), queue_url) == 6
