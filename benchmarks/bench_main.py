@@ -1116,13 +1116,14 @@ def report_costs(lines: list[CostLine], results: Results, runs: list[BurstRun], 
     )
     for name, before, after in (
         ("submit put", None, states.pending),
-        ("claim", states.pending, states.processing),
-        ("completion", states.processing, states.final),
+        ("completion", states.pending, states.final),  # a quick job's one worker write (lazy claim)
+        ("claim", states.pending, states.processing),  # a long job's, past the lazy-claim threshold
+        ("completion after claim", states.processing, states.final),
     ):
         cost = write_cost(before, after, table_keys=results.table_keys, gsis=results.gsis)
         size = item_size(after)
         out(
-            f"  {name:11s}: item {size:4d} B after (before {item_size(before) if before else 0:4d} B) -> "
+            f"  {name:22s}: item {size:4d} B after (before {item_size(before) if before else 0:4d} B) -> "
             f"table {cost.table_units} WRU + GSI {cost.index_units or {}} = {cost.total} WRU"
         )
     described = {g.name for g in results.gsis}

@@ -200,7 +200,8 @@ S3_GET_CLASS = frozenset({"GetObject", "HeadObject", "HeadBucket"})
 
 @dataclass(frozen=True)
 class JobItemStates:
-    """One job's item as the submit wrote it, as the claim left it, and at the end (all low-level JSON)."""
+    """One job's item as the submit wrote it, as a claim leaves it (a long job's, claimed past the lazy-claim
+    threshold), and at the end (all low-level JSON)."""
 
     pending: Item
     processing: Item
@@ -234,13 +235,16 @@ def price_per_job(
     """Cost lines per job from counts keyed {category: {"service.Operation": calls per job}}.
 
     What each DynamoDB write costs depends on which write it is: a submit PutItem is the PENDING item entering
-    the table and its GSIs; the worker's first UpdateItem per job is the claim (PENDING -> PROCESSING, leaving
-    pending-by-age), further worker UpdateItems the completion (PROCESSING -> final); background UpdateItems are
-    lease extensions or republish marks (same item, same size); DLQ UpdateItems a final failure.
+    the table and its GSIs; a worker's UpdateItems per job are one completion and, for the jobs claimed (long ones
+    past the lazy-claim threshold, redeliveries), a claim: up to one per job a quick job's unclaimed completion
+    (PENDING -> final, leaving pending-by-age), the rest a claim (PENDING -> PROCESSING) plus a completion
+    (PROCESSING -> final) in place of it; background UpdateItems are lease extensions or republish marks (same
+    item, same size); DLQ UpdateItems a final failure.
     """
     put = write_cost(None, states.pending, table_keys=table_keys, gsis=gsis).total
     claim = write_cost(states.pending, states.processing, table_keys=table_keys, gsis=gsis).total
     complete = write_cost(states.processing, states.final, table_keys=table_keys, gsis=gsis).total
+    unclaimed = write_cost(states.pending, states.final, table_keys=table_keys, gsis=gsis).total
     same_processing = write_cost(states.processing, states.processing, table_keys=table_keys, gsis=gsis).total
     final_read = read_units(item_size(states.final), consistent=True)
 
@@ -254,7 +258,12 @@ def price_per_job(
             if service == "dynamodb":
                 lines.extend(
                     _dynamodb_lines(
-                        category, operation, count, put, claim, complete, same_processing, final_read, prices
+                        category,
+                        operation,
+                        count,
+                        _Writes(put, claim, complete, unclaimed, same_processing),
+                        final_read,
+                        prices,
                     )
                 )
             elif service == "sqs":
@@ -294,17 +303,26 @@ def price_per_job(
     return lines
 
 
+@dataclass(frozen=True)
+class _Writes:
+    """WRU of each kind of job write."""
+
+    put: int
+    claim: int
+    complete: int  # from PROCESSING
+    unclaimed: int  # a quick job's only worker write: from PENDING to its outcome
+    same_processing: int
+
+
 def _dynamodb_lines(
     category: str,
     operation: str,
     count: float,
-    put: int,
-    claim: int,
-    complete: int,
-    same_processing: int,
+    writes: _Writes,
     final_read: float,
     prices: PriceTable,
 ) -> list[CostLine]:
+    put, claim, complete, same_processing = writes.put, writes.claim, writes.complete, writes.same_processing
     what = f"{category} {operation}"
     if operation in DYNAMODB_CONTROL_PLANE:
         return [CostLine("dynamodb", what, count, "requests (control plane, free)", 0.0)]
@@ -323,8 +341,14 @@ def _dynamodb_lines(
     elif operation == "TransactWriteItems":
         units = count * put * 2
     elif operation == "UpdateItem" and category == "worker":
-        # The first worker update of a job is its claim; the rest are completions.
-        units = min(count, 1.0) * claim + max(count - 1.0, 0.0) * complete
+        # One completion per job; each update beyond it a claim, which makes that job's completion one from
+        # PROCESSING instead of the unclaimed one from PENDING; more than two per job are further completions.
+        claimed = min(max(count - 1.0, 0.0), 1.0)
+        units = (
+            min(count, 1.0) * writes.unclaimed
+            + claimed * (claim + complete - writes.unclaimed)
+            + max(count - 2.0, 0.0) * complete
+        )
     elif operation == "UpdateItem" and category == "background":
         units = count * same_processing
     elif operation in ("UpdateItem", "DeleteItem"):

@@ -122,6 +122,18 @@ def test_dollars_per_million_jobs_for_the_design_floor() -> None:
     by_what = {line.what: line for line in lines}
     assert by_what["submit PutItem"].quantity_per_job == 2  # table + pending-by-age
     assert by_what["worker UpdateItem"].quantity_per_job == 3  # claim 1 + index delete 1, completion 1
+    # The lazy claim: a quick job's one completion from PENDING also leaves pending-by-age (1 + 1); half the jobs
+    # claimed (1.5 updates per job) average the two.
+    for updates, units in ((1.0, 2), (1.5, 2.5)):
+        lazy = price_per_job(
+            {"worker": {"dynamodb.UpdateItem": updates}},
+            states=JobItemStates(pending, processing, final),
+            table_keys=TABLE_KEYS,
+            gsis=GSIS,
+            log_bytes_per_job=0,
+            prices=PriceTable(),
+        )
+        assert {line.what: line for line in lazy}["worker UpdateItem"].quantity_per_job == units
     wru = 5 * 0.625
     sqs = 1.2 * 0.40
     logs = 1024 / 1024**3 * 0.50 * 1e6
