@@ -378,8 +378,8 @@ class Worker:
         queue_lag_ms = max(0.0, (datetime.now(UTC) - message.sent_at).total_seconds() * 1000.0)
 
         def on_claimed(job: Job) -> None:
+            # On the job thread, or the lazy claimer's past the threshold: only thread-safe bookkeeping here.
             self._heartbeat.claimed(handle, job.attempts)
-            tracing.annotate(jobId=job.job_id, jobType=job.job_type)
 
         with (
             logs.bind(
@@ -396,6 +396,9 @@ class Worker:
             decision = self._processor.process(
                 message, on_claimed=on_claimed, cancel_flag=self._heartbeat.cancel_flag(handle), hold=hold
             )
+            if decision.job is not None:
+                # Claimed first or run unclaimed, the job's span says which job it was.
+                tracing.annotate(jobId=decision.job.job_id, jobType=decision.job.job_type)
             with self._slots:
                 released = handle in self._released or decision.outcome is Outcome.RELEASED
             if not released:
