@@ -1197,7 +1197,7 @@ def report_throughput(
     for depth, replay_rate in replay_rates.items():
         out(
             f"  emulator ceiling for our exact per-job calls (one process, {REPLAY_THREADS} threads replaying put, "
-            f"batched send/receive/delete, claim, S3 read and write, completion; backlog {depth}): "
+            f"batched send/receive/delete, S3 read and write, completion from PENDING; backlog {depth}): "
             f"{replay_rate:.1f} jobs/s"
         )
     for name, series in (("burst", runs), (f"steady {results.steady_rate:.1f}/s", results.steadies)):

@@ -26,8 +26,9 @@ index's key is a delete plus a put there, 2 WRU; an update of other attributes i
 - create: 3 (one put in each);
 - each status change (claim, success, failure, dead-letter verdict, manual retry): 4 (1 + 2 + 1);
 - each other update (lease renewal, republish marker, progress write, DLQ redrive): 3.
-A plain job (create, claim, succeed) costs 11 WRU in these indexes on top of its table writes; each lease
-renewal of a long job 3 more, and each progress write (at most one per job every `progress_interval_s`) 3 more.
+A plain job (create, claim, succeed) costs 11 WRU in these indexes on top of its table writes; a quick one run
+unclaimed (create, one outcome write from PENDING: runtime/domain/lazy_claim.py) 7; each lease renewal of a long
+job 3 more, and each progress write (at most one per job every `progress_interval_s`) 3 more.
 Items written before these indexes existed lack `createdKey` and are not listed.
 CloudFormation adds at most one index to an existing table per update: a table deployed before these three needs
 them added over three deployments (README, "the list cursor secret").
