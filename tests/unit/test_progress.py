@@ -231,3 +231,33 @@ def test_a_context_built_without_a_worker_keeps_the_latest_report() -> None:
     context.report_progress(0.5, "half")
     context.report_progress(0.75)
     assert report.latest == Progress(0.75, None, T0)
+
+
+def test_an_attempt_running_unclaimed_is_claimed_before_its_first_progress_write() -> None:
+    # runtime/domain/lazy_claim.py: the writer asks the attempt's claim first; it writes under the attempt the claim
+    # gives, and nothing when the claim was refused.
+    store = InMemoryJobStore()
+    store.create(make_job())  # PENDING: the attempt runs unclaimed
+    clock, monotonic = FakeClock(), Monotonic()
+    writer = ProgressWriter(store=store, clock=clock, interval_s=2.0, monotonic=monotonic)
+    asked: list[str] = []
+
+    def claim() -> int | None:
+        asked.append("claim")
+        claimed = store.claim("job-1", now=clock.now(), lease_until=clock.now() + timedelta(seconds=30))
+        return claimed.job.attempts if claimed.claimed and claimed.job is not None else None
+
+    report = writer.open("job-1", 1, claim=claim)
+    report.report(0.5, "half")
+    monotonic.now = 2.0
+    assert writer.write_due() == 1
+    assert asked == ["claim"] and store.jobs["job-1"].status is JobStatus.PROCESSING
+    assert store.jobs["job-1"].progress == Progress(0.5, "half", T0)
+
+    store.create(make_job("job-2"))
+    assert store.cancel("job-2", now=clock.now()) is not None
+    refused = writer.open("job-2", 1, claim=lambda: None)
+    refused.report(0.5)
+    monotonic.now = 4.0
+    writer.write_due()
+    assert store.jobs["job-2"].progress is None and "set_progress" not in store.calls[store.calls.index("cancel") :]
