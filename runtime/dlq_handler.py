@@ -120,7 +120,8 @@ class DeadLetterHandler:
         since it was read. A RESEND is this same dead letter back after its send failed: counted already, it only
         publishes. A send that fails raises, so the record is retried and resends (the counter does not stop it);
         the republisher's sweep does not cover this for every job (it sweeps PENDING jobs only, not FAILED or
-        lease-expired PROCESSING ones), so the retry is what carries the job on. The write comes first so that of concurrent dead letters of one job only one publishes."""
+        lease-expired PROCESSING ones), so the retry is what carries the job on. The write comes first so that of
+        concurrent dead letters of one job only one publishes."""
         run_at = job.run_at if job.run_at is not None and job.run_at > now else None
         # A scheduled job keeps its delay. Only a PENDING job can be not yet due (the claim refuses it before its
         # runAt); its pending marker moves as the republisher's would, so the sweep does not publish it too.
