@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from runtime.domain.callbacks import Callback, CallbackState
+from runtime.domain.callbacks import CallbackState
 from runtime.domain.job import Job, JobError, JobStatus, Priority, Progress, ResultRef
 
 
@@ -82,6 +82,11 @@ class JobStore(Protocol):
 
     def get(self, job_id: str) -> Job | None:
         """Strongly consistent read."""
+
+    def get_many(self, job_ids: Sequence[str]) -> Mapping[str, Job | None]:
+        """Strongly consistent reads of up to 100 jobs in one request (DynamoDB: one BatchGetItem, its unprocessed
+        keys asked again a bounded number of times). Each id answered maps to its job, or None when there is no
+        such job; an id still unanswered is absent. Raises JobStoreUnavailable."""
 
     def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> ClaimOutcome:
         """PENDING | FAILED | (PROCESSING with lease_expires_at < now) -> PROCESSING, attempts + 1,
@@ -235,57 +240,6 @@ class CallbackQueue(Protocol):
 
 
 @dataclass(frozen=True)
-class CarriedJob:
-    """What a worker needs to run a PENDING job without touching its record first (the lazy claim,
-    runtime/domain/lazy_claim.py): built from the job by `JobMessage.for_job`, carried in the message body. Never
-    trusted for state: the attempt's one conditional write checks the record (still PENDING with `attempts`)."""
-
-    job_type: str
-    params: dict[str, Any]
-    tenant: str
-    attempts: int
-    retry_base: int
-    created_at: datetime
-    callback_url: str | None = None
-
-    @classmethod
-    def of(cls, job: Job) -> CarriedJob | None:
-        """The job's fields for its message; None unless it is PENDING and due at once. A scheduled job is claimed
-        first: its message waits long, and a cancel meanwhile must keep it from running (only the claim sees it)."""
-        if job.status is not JobStatus.PENDING or job.run_at is not None:
-            return None
-        return cls(
-            job_type=job.job_type,
-            params=job.params,
-            tenant=job.tenant,
-            attempts=job.attempts,
-            retry_base=job.retry_base,
-            created_at=job.created_at,
-            callback_url=job.callback.url if job.callback is not None else None,
-        )
-
-    def job(self, *, job_id: str, trace_id: str, priority: Priority) -> Job:
-        """The PENDING job as the message describes it: no metadata, fingerprint or other record-only fields (the
-        worker reads none of them)."""
-        return Job(
-            job_id=job_id,
-            status=JobStatus.PENDING,
-            job_type=self.job_type,
-            priority=priority,
-            params=self.params,
-            metadata={},
-            created_at=self.created_at,
-            updated_at=self.created_at,
-            trace_id=trace_id,
-            fingerprint="",
-            tenant=self.tenant,
-            attempts=self.attempts,
-            retry_base=self.retry_base,
-            callback=Callback(url=self.callback_url) if self.callback_url is not None else None,
-        )
-
-
-@dataclass(frozen=True)
 class JobMessage:
     job_id: str
     trace_id: str
@@ -296,22 +250,22 @@ class JobMessage:
     # The X-Ray header to send it with, when it must keep one it arrived with (a worker's release publishes a
     # fresh copy); None: the sender's current trace, if any. Not part of the body either.
     trace_header: str | None = None
-    # The job's own fields (a fresh job's, from `for_job`): its worker may run it before any write. None: claimed
-    # first, as ever (any other publish, an older message, one too large to carry them).
-    carried: CarriedJob | None = None
+    # The job's submit sent it (`for_job`'s `from_submit`): on its first receive the worker may run the job before
+    # claiming it, once a consistent read shows it PENDING (runtime/domain/lazy_claim.py). False: claimed first.
+    from_submit: bool = False
 
     @classmethod
-    def for_job(cls, job: Job, *, delay_s: int = 0, carry: bool = False) -> JobMessage:
-        """The message of `job`: every publish that has the job in hand builds it here. `carry`: the job's first
-        message, from its submit, which carries the job's fields (`CarriedJob.of`). Other publishes (a manual retry,
-        the republisher, a put-back) may leave a message of the job still queued, and a copy run unclaimed as well
-        would run the job twice: they carry nothing, and their job is claimed before it runs."""
+    def for_job(cls, job: Job, *, delay_s: int = 0, from_submit: bool = False) -> JobMessage:
+        """The message of `job`: every publish that has the job in hand builds it here. `from_submit`: the job's
+        first message, from its submit, marked so (for a job PENDING and due at once only). Other publishes (a
+        manual retry, the republisher, a put-back) may leave a message of the job still queued, and a copy run
+        unclaimed as well would run the job twice: they are unmarked, and their job is claimed before it runs."""
         return cls(
             job_id=job.job_id,
             trace_id=job.trace_id,
             priority=job.priority,
             delay_s=delay_s,
-            carried=CarriedJob.of(job) if carry else None,
+            from_submit=from_submit and job.status is JobStatus.PENDING and job.run_at is None,
         )
 
 

@@ -278,6 +278,58 @@ def test_stuck_pending_and_mark_republished(store: DynamoDbJobStore, moto_server
     assert not store.mark_republished(claimed.job_id, expected_pending_since=claimed.pending_since, pending_since=T0)  # type: ignore[arg-type]
 
 
+def test_get_many_reads_jobs_consistently_in_one_request(store: DynamoDbJobStore) -> None:
+    pending, canceled = make_job(), make_job()
+    for job in (pending, canceled):
+        store.create(job)
+    assert store.cancel(canceled.job_id, now=T0 + timedelta(seconds=1)) is not None
+    before = aws_calls.snapshot().get("other", {}).get("dynamodb.BatchGetItem", 0)
+    found = store.get_many([pending.job_id, canceled.job_id, "no-such-job", pending.job_id])
+    assert aws_calls.snapshot()["other"]["dynamodb.BatchGetItem"] - before == 1
+    assert found == {pending.job_id: pending, canceled.job_id: store.get(canceled.job_id), "no-such-job": None}
+    assert found[canceled.job_id] is not None and found[canceled.job_id].status is JobStatus.CANCELED  # type: ignore[union-attr]
+    assert store.get_many([]) == {}
+    with pytest.raises(ValueError, match="at most 100 jobs"):
+        store.get_many([f"job-{n}" for n in range(101)])
+    with pytest.raises(JobStoreUnavailable):
+        DynamoDbJobStore(dead_client("dynamodb"), "jobs").get_many(["x"])
+
+
+class _Throttled:
+    """The moto client, except that its BatchGetItem answers only the first key of each request and hands the rest
+    back as UnprocessedKeys (as DynamoDB does when it throttles) for the first `throttled` requests."""
+
+    def __init__(self, client: Any, throttled: int) -> None:
+        self._client, self.throttled, self.requests = client, throttled, 0
+
+    def batch_get_item(self, *, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        self.requests += 1
+        ((table, request),) = RequestItems.items()
+        keys = request["Keys"]
+        if self.requests > self.throttled or len(keys) == 1:
+            answer: dict[str, Any] = self._client.batch_get_item(RequestItems=RequestItems)
+            return answer
+        first = self._client.batch_get_item(RequestItems={table: {**request, "Keys": keys[:1]}})
+        return {**first, "UnprocessedKeys": {table: {**request, "Keys": keys[1:]}}}
+
+
+@pytest.mark.parametrize("throttled", [1, 5])
+def test_get_many_asks_for_unprocessed_keys_again_a_bounded_number_of_times(
+    store: DynamoDbJobStore, moto_server: str, table: str, throttled: int
+) -> None:
+    jobs = [make_job() for _ in range(4)]
+    for job in jobs:
+        store.create(job)
+    client = _Throttled(counted_client("dynamodb", moto_server), throttled)
+    found = DynamoDbJobStore(client, table).get_many([job.job_id for job in jobs])  # type: ignore[arg-type]
+    if throttled == 1:
+        # The second request got all that were left.
+        assert client.requests == 2 and found == {job.job_id: job for job in jobs}
+    else:
+        # Three requests at most, one key answered by each: the fourth job is left unanswered (absent, not None).
+        assert client.requests == 3 and found == {job.job_id: job for job in jobs[:3]}
+
+
 def test_advance_key_generation_is_conditional(store: DynamoDbJobStore) -> None:
     head = make_job(idempotency_key="anonymous#gen")
     store.create(head)

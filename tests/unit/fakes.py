@@ -115,6 +115,11 @@ class InMemoryJobStore:
         with self.lock:
             return self.jobs.get(job_id)
 
+    def get_many(self, job_ids: Sequence[str]) -> Mapping[str, Job | None]:
+        self._enter("get_many")
+        with self.lock:
+            return {job_id: self.jobs.get(job_id) for job_id in job_ids}
+
     def claim(self, job_id: str, *, now: datetime, lease_until: datetime) -> ClaimOutcome:
         self._enter("claim")
         with self.lock:

@@ -14,6 +14,7 @@ table's status events right.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -74,6 +75,10 @@ _NAMES = {"#s": Attr.STATUS, "#e": Attr.ERROR, "#r": Attr.RESULT, "#p": Attr.PRO
 # What a job leaving both the queue and any worker drops: its lease and its pending marker.
 _LEASE_AND_PENDING = f"{Attr.LEASE_EXPIRES_AT}, {Attr.PENDING_SHARD}, {Attr.PENDING_SINCE}"
 _BATCH_GET_LIMIT = 100  # keys per BatchGetItem
+# `get_many` (the worker's read before it runs a job unclaimed) asks for unprocessed keys again at most this often in
+# all, pausing 50 ms, then 100 ms: what stays unanswered is claimed first instead, so it never waits long.
+_GET_MANY_TRIES = 3
+_GET_MANY_PAUSE_S = 0.05
 # What DynamoDB answers to a write it cannot apply to the item (over 400 KB, a number out of range).
 _VALIDATION_ERROR = "ValidationException"
 # Queries one listed page may take when a filter drops items (or a Query stops at 1 MB): a bound on its cost.
@@ -596,22 +601,46 @@ class DynamoDbJobStore:
         ]
         return sorted(stuck, key=lambda job: job.pending_since or job.created_at)
 
+    def get_many(self, job_ids: Sequence[str]) -> Mapping[str, Job | None]:
+        """One consistent BatchGetItem (at most _BATCH_GET_LIMIT ids); the keys DynamoDB leaves unprocessed
+        (throttling) are asked again after a short pause, at most _GET_MANY_TRIES requests in all."""
+        wanted = list(dict.fromkeys(job_ids))
+        if len(wanted) > _BATCH_GET_LIMIT:
+            raise ValueError(f"at most {_BATCH_GET_LIMIT} jobs per read, not {len(wanted)}")
+        found: dict[str, Job | None] = {}
+        unanswered = self._read_batch(wanted, tries=_GET_MANY_TRIES, pause_s=_GET_MANY_PAUSE_S, into=found)
+        for job_id in wanted:
+            if job_id not in found and job_id not in unanswered:
+                found[job_id] = None  # answered without an item: no such job
+        return found
+
     def _batch_get(self, job_ids: Sequence[str]) -> list[Job]:
-        jobs: list[Job] = []
+        found: dict[str, Job | None] = {}
         for start in range(0, len(job_ids), _BATCH_GET_LIMIT):
-            batch = dict.fromkeys(job_ids[start : start + _BATCH_GET_LIMIT])
-            keys: list[Mapping[str, Any]] = [key(job_id) for job_id in batch]
-            for _ in range(10):
-                if not keys:
-                    break
-                with _translated("batch_get_item"):
-                    response = self._client.batch_get_item(
-                        RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
-                    )
-                jobs.extend(item_to_job(item) for item in response.get("Responses", {}).get(self._table, []))
-                unprocessed = response.get("UnprocessedKeys", {}).get(self._table)
-                keys = list(unprocessed.get("Keys", [])) if unprocessed else []
-        return jobs
+            self._read_batch(job_ids[start : start + _BATCH_GET_LIMIT], tries=10, pause_s=0.0, into=found)
+        return [job for job in found.values() if job is not None]
+
+    def _read_batch(
+        self, job_ids: Sequence[str], *, tries: int, pause_s: float, into: dict[str, Job | None]
+    ) -> set[str]:
+        """Consistent BatchGetItem of `job_ids` (at most _BATCH_GET_LIMIT) into `into`, asking for unprocessed keys
+        again up to `tries` requests in all (`pause_s` doubling between them); returns the ids still unanswered."""
+        keys: list[Mapping[str, Any]] = [key(job_id) for job_id in dict.fromkeys(job_ids)]
+        for attempt in range(tries):
+            if not keys:
+                break
+            if attempt > 0 and pause_s > 0:
+                time.sleep(pause_s * 2 ** (attempt - 1))
+            with _translated("batch_get_item"):
+                response = self._client.batch_get_item(
+                    RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
+                )
+            for item in response.get("Responses", {}).get(self._table, []):
+                job = item_to_job(item)
+                into[job.job_id] = job
+            unprocessed = response.get("UnprocessedKeys", {}).get(self._table)
+            keys = list(unprocessed.get("Keys", [])) if unprocessed else []
+        return {str(left[TABLE_KEY.name]["S"]) for left in keys}
 
     def list_jobs(self, scope: ListFilter, *, limit: int, start_key: Mapping[str, str] | None) -> JobPage:
         """One Query on the listing index that fits the filters (newest first). Only status and type together
