@@ -1,12 +1,9 @@
 """JobQueue on SQS: {"jobId","traceId"} messages (a scheduled job's with its DelaySeconds), long-poll receive,
 batched deletes and visibility changes.
 
-A job's first message (its submit's) also carries the job's own fields under "job" (ports.CarriedJob: type,
-params, tenant, attempts, retry base, creation, callback URL), so that its worker can run it before any write
-(runtime/domain/lazy_claim.py). A body with them stays under MAX_CARRIED_BODY_BYTES, far below SQS's 256 KiB per
-message: a job whose fields would not fit is sent without them (its worker claims it first, as for any message
-without them). A SendMessageBatch holds at most SQS_BATCH_BYTES in all, so batches are cut by size as well as by
-count (`size_bounded_batches`)."""
+A job's first message (its submit's) is marked `"submit":true`: on its first receive its worker may run the job
+before claiming it, once a consistent read shows it PENDING (runtime/domain/lazy_claim.py). A SendMessageBatch holds
+at most SQS_BATCH_BYTES in all, so batches are cut by size as well as by count (`size_bounded_batches`)."""
 
 from __future__ import annotations
 
@@ -20,8 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import ClientError
 
 from runtime.adapters.aws_errors import SQS_UNAVAILABLE_CODES, error_code, outages_as
-from runtime.domain.ports import QUEUE_BATCH_LIMIT, CarriedJob, JobMessage, QueueUnavailable, ReceivedMessage
-from runtime.domain.times import iso, parse_iso
+from runtime.domain.ports import QUEUE_BATCH_LIMIT, JobMessage, QueueUnavailable, ReceivedMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -49,8 +45,6 @@ _DEPTH_ATTRIBUTES: tuple[QueueAttributeNameType, ...] = (
 )
 
 
-# A body carrying a job's fields stays under this (the submit body limit's default, a quarter of what SQS takes).
-MAX_CARRIED_BODY_BYTES = 65_536
 # What SQS accepts per SendMessageBatch (bodies and attributes of all entries), and what each entry's attributes (the
 # trace header) and framing are counted as at most when a batch is cut by size.
 SQS_BATCH_BYTES = 262_144
@@ -58,23 +52,9 @@ ENTRY_OVERHEAD_BYTES = 1_024
 
 
 def encode(message: JobMessage) -> str:
-    """The body; with the job's fields when the message carries them and they fit in MAX_CARRIED_BODY_BYTES."""
     document: dict[str, Any] = {"jobId": message.job_id, "traceId": message.trace_id}
-    if message.carried is not None:
-        carried = message.carried
-        fields: dict[str, Any] = {
-            "type": carried.job_type,
-            "params": carried.params,
-            "tenant": carried.tenant,
-            "attempts": carried.attempts,
-            "retryBase": carried.retry_base,
-            "createdAt": iso(carried.created_at),
-        }
-        if carried.callback_url is not None:
-            fields["callbackUrl"] = carried.callback_url
-        body = json.dumps({**document, "job": fields}, separators=(",", ":"))
-        if len(body.encode("utf-8")) <= MAX_CARRIED_BODY_BYTES:
-            return body
+    if message.from_submit:
+        document["submit"] = True
     return json.dumps(document, separators=(",", ":"))
 
 
@@ -95,35 +75,8 @@ def decode(body: str) -> JobMessage | None:
     job_id, trace_id = document.get("jobId"), document.get("traceId", "")
     if not isinstance(job_id, str) or not job_id or not isinstance(trace_id, str):
         return None
-    return JobMessage(job_id=job_id, trace_id=trace_id, carried=_carried(document.get("job")))
-
-
-def _carried(fields: Any) -> CarriedJob | None:
-    """The job's fields of a body; None when absent or malformed (the worker then claims first, as for an old
-    message: a body is never trusted beyond what the claim checks)."""
-    if not isinstance(fields, dict):
-        return None
-    try:
-        job_type, params, tenant = fields["type"], fields["params"], fields["tenant"]
-        attempts, retry_base = fields["attempts"], fields["retryBase"]
-        callback_url = fields.get("callbackUrl")
-        if not (isinstance(job_type, str) and isinstance(params, dict) and isinstance(tenant, str)):
-            return None
-        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (attempts, retry_base)):
-            return None
-        if callback_url is not None and not isinstance(callback_url, str):
-            return None
-        return CarriedJob(
-            job_type=job_type,
-            params=params,
-            tenant=tenant,
-            attempts=attempts,
-            retry_base=retry_base,
-            created_at=parse_iso(str(fields["createdAt"])),
-            callback_url=callback_url,
-        )
-    except (KeyError, ValueError, TypeError):
-        return None
+    # Only a literal true marks a submit's message: anything else is claimed first.
+    return JobMessage(job_id=job_id, trace_id=trace_id, from_submit=document.get("submit") is True)
 
 
 def size_bounded_batches(messages: Sequence[OutgoingMessage]) -> list[range]:

@@ -9,16 +9,17 @@ claimed with its cancel already requested (a takeover, or a retry after a failed
 Schedule: the store refuses the claim of a job before its runAt; such a message is put back as a fresh one delayed
 by the time left (Action.REPUBLISH), so that arriving early costs the job neither an attempt nor a receive.
 
-Lazy claim: given a ClaimScheduler, a message that carries its job's fields on its first receive runs before any
-write, and a job that ends quickly is recorded by its outcome's write alone (runtime/domain/lazy_claim.py says
-when, how, and what a client sees differently)."""
+Lazy claim: given a ClaimScheduler, a submit's message on its first receive whose job the worker's read after the
+receive (`read_jobs`) showed PENDING runs before any write, and a job that ends quickly is recorded by its outcome's
+write alone; one the read showed ended is deleted unrun (runtime/domain/lazy_claim.py says when, how, and what a
+client sees differently)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -29,9 +30,8 @@ from pydantic import ValidationError
 from runtime.domain.backoff import MAX_VISIBILITY_TIMEOUT_S, Backoff
 from runtime.domain.hold import Hold
 from runtime.domain.job import Job, JobError, JobStatus, Progress, ResultRef
-from runtime.domain.lazy_claim import ClaimScheduler, ClaimState, LazyClaim, runs_unclaimed
+from runtime.domain.lazy_claim import ClaimScheduler, ClaimState, JobRead, LazyClaim, read_jobs
 from runtime.domain.ports import (
-    CarriedJob,
     Clock,
     JobRecordRefused,
     JobStore,
@@ -159,6 +159,14 @@ class MessageProcessor:
         self._job_types = job_types
         self._progress: ProgressSink = progress if progress is not None else OutcomeOnlyProgress(self._clock)
 
+    def read_jobs(self, messages: Sequence[ReceivedMessage]) -> dict[str, JobRead]:
+        """The lazy claim's read after a receive (runtime/domain/lazy_claim.py `read_jobs`), by receipt handle; {}
+        without a claimer (every job is claimed first). Raises what the store raises: the caller then passes no
+        read, and the jobs are claimed first (never run blind)."""
+        if self._claimer is None:
+            return {}
+        return read_jobs(self._store, messages, monotonic=time.monotonic())
+
     def process(
         self,
         received: ReceivedMessage,
@@ -166,9 +174,11 @@ class MessageProcessor:
         on_claimed: OnClaimed | None = None,
         cancel_flag: CancelSignal | None = None,
         hold: Hold | None = None,
+        read: JobRead | None = None,
     ) -> Decision:
         """`cancel_flag` is the event the worker's heartbeat sets when it finds the job's cancel requested; `hold`
-        the worker's hold on the message: once the worker released it, nothing more is written (Outcome.RELEASED)."""
+        the worker's hold on the message: once the worker released it, nothing more is written (Outcome.RELEASED).
+        `read`: what `read_jobs` found of the job (None: not read; the job is claimed first)."""
         if received.message is None:
             return Decision(Action.DELETE, Outcome.POISON)
         try:
@@ -177,6 +187,7 @@ class MessageProcessor:
                 on_claimed,
                 cancel_flag if cancel_flag is not None else CancelSignal(),
                 hold if hold is not None else Hold(),
+                read,
             )
         except JobStoreUnavailable as exc:
             # Leave the job as it is; the message comes back after a backoff and the claim (or the lease
@@ -186,11 +197,21 @@ class MessageProcessor:
             return Decision(Action.RETRY, Outcome.STORE_UNAVAILABLE, delay_s=delay, error=error)
 
     def _process(
-        self, received: ReceivedMessage, on_claimed: OnClaimed | None, cancel_flag: CancelSignal, hold: Hold
+        self,
+        received: ReceivedMessage,
+        on_claimed: OnClaimed | None,
+        cancel_flag: CancelSignal,
+        hold: Hold,
+        read: JobRead | None,
     ) -> Decision:
         assert received.message is not None
-        if self._claimer is not None and received.message.carried is not None and runs_unclaimed(received):
-            return self._process_unclaimed(received, received.message.carried, on_claimed, cancel_flag, hold)
+        if self._claimer is not None and read is not None:
+            now = self._clock.now()
+            if read.settled:
+                # Canceled (or ended, or gone) while its message waited: deleted unrun, as a refused claim would.
+                return self.decide_unclaimed(read.job, now=now)
+            if read.job is not None and read.runnable(now=now, monotonic=time.monotonic()):
+                return self._process_unclaimed(read.job, on_claimed, cancel_flag, hold)
         job_id = received.message.job_id
         now = self._clock.now()
         with hold.writing() as mine:
@@ -228,18 +249,12 @@ class MessageProcessor:
             return self._record(job, attempt, handler_ms, noticed_cancel, error, result, detail, progress)
 
     def _process_unclaimed(
-        self,
-        received: ReceivedMessage,
-        carried: CarriedJob,
-        on_claimed: OnClaimed | None,
-        cancel_flag: CancelSignal,
-        hold: Hold,
+        self, job: Job, on_claimed: OnClaimed | None, cancel_flag: CancelSignal, hold: Hold
     ) -> Decision:
-        """The lazy claim (runtime/domain/lazy_claim.py): the handler runs at once; the claimer claims the job if it
-        runs past the threshold; otherwise its outcome is the one unclaimed write."""
-        assert received.message is not None and self._claimer is not None
-        message = received.message
-        job = carried.job(job_id=message.job_id, trace_id=message.trace_id, priority=message.priority)
+        """The lazy claim (runtime/domain/lazy_claim.py) of `job` as the read found it (PENDING): the handler runs
+        at once; the claimer claims the job if it runs past the threshold; otherwise its outcome is the one
+        unclaimed write."""
+        assert self._claimer is not None
         with hold.writing() as mine:
             if not mine:
                 return Decision(Action.KEEP, Outcome.RELEASED)

@@ -186,7 +186,7 @@ class JobService:
         now = self._clock.now()
         due = [(index, job, publish_delay_s(job.run_at, job.pending_since, now)) for index, job in created]
         to_send = [
-            (index, JobMessage.for_job(job, delay_s=delay, carry=True))
+            (index, JobMessage.for_job(job, delay_s=delay, from_submit=True))
             for index, job, delay in due
             if delay is not None
         ]
@@ -286,12 +286,12 @@ class JobService:
         )
 
     def _publish(self, job: Job, *, first: bool = False) -> bool:
-        """`first`: the job's submit, whose message carries the job's fields (JobMessage.for_job)."""
+        """`first`: the job's submit, whose message is marked so (JobMessage.for_job)."""
         delay_s = publish_delay_s(job.run_at, job.pending_since, self._clock.now())
         if delay_s is None:
             return True  # held back: the republisher releases it once its runAt is within the delay window
         try:
-            self._queue.send(JobMessage.for_job(job, delay_s=delay_s, carry=first))
+            self._queue.send(JobMessage.for_job(job, delay_s=delay_s, from_submit=first))
         except QueueUnavailable:
             return False
         return True

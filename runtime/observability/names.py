@@ -79,6 +79,8 @@ class LogEvent(StrEnum):
     # An attempt run unclaimed outlived the threshold (runtime/worker/claimer.py): its claim and how it went.
     LAZY_CLAIMED = "lazy_claimed"
     LAZY_CLAIM_FAILED = "lazy_claim_failed"  # the store did not answer; tried again later
+    # The read after a receive failed (runtime/domain/lazy_claim.py): that receive's jobs are all claimed first.
+    LAZY_READ_FAILED = "lazy_read_failed"
     PROGRESS_WRITE_FAILED = "progress_write_failed"  # the store did not answer; the job goes on
     PROGRESS_WRITE_REFUSED = "progress_write_refused"  # the job is no longer this attempt's
     JOB_REPUBLISHED = "job_republished"

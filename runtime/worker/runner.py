@@ -1,6 +1,7 @@
 """The worker: a receive loop (10 messages whenever a slot is free, from the per-priority queues by weighted
-polling: runtime/adapters/priority_queue.py), a pool of job threads, the visibility heartbeat, the lazy claimer
-(fresh jobs run unclaimed and are claimed only past Settings.lazy_claim_after_s: runtime/domain/lazy_claim.py), the
+polling: runtime/adapters/priority_queue.py) with the lazy claim's one read of each receive's fresh jobs, a pool of
+job threads, the visibility heartbeat, the lazy claimer (fresh jobs the read shows PENDING run unclaimed and are
+claimed only past Settings.lazy_claim_after_s: runtime/domain/lazy_claim.py), the
 progress writer, batched deletes, the republisher, the task's scale-in protection (on ECS), and a graceful stop.
 Usable in-process by tests."""
 
@@ -19,6 +20,7 @@ from runtime.callbacks.outbox import CallbackOutbox
 from runtime.domain.backoff import Backoff, Jitter
 from runtime.domain.hold import Hold
 from runtime.domain.job import Job
+from runtime.domain.lazy_claim import JobRead
 from runtime.domain.ports import (
     QUEUE_BATCH_LIMIT,
     CallbackQueue,
@@ -159,6 +161,8 @@ class Worker:
         self._released: set[str] = set()
         # Every message held (waiting or running), with the hold its job thread writes under (runtime/domain/hold.py).
         self._held: dict[str, tuple[ReceivedMessage, Hold]] = {}
+        # What the read after its receive found of a waiting message's job (lazy claim), until a job thread takes it.
+        self._reads: dict[str, JobRead] = {}
         self._stopping = threading.Event()
         self._receiver: threading.Thread | None = None
         self._pool: list[threading.Thread] = []
@@ -237,6 +241,8 @@ class Worker:
             self._heartbeat.untrack(message.receipt_handle)
         with self._slots:
             holds = [self._held.pop(message.receipt_handle, (message, Hold()))[1] for message in waiting]
+            for message in waiting:
+                self._reads.pop(message.receipt_handle, None)
         self._release(list(zip(waiting, holds, strict=True)))
         with self._slots:
             self._change_held(-len(waiting))
@@ -265,15 +271,13 @@ class Worker:
         if not messages:
             return
         with aws_calls.category("worker"):
-            jobs: list[tuple[ReceivedMessage, JobMessage]] = []
             for message, hold in messages:
                 with hold.releasing() as attempt:
                     if attempt is not None and message.message is not None:
                         self._hand_back(message.message.job_id, attempt)
-                if message.message is not None:
-                    # A claimed job is PENDING no more: its copy must not run unclaimed (runtime/domain/lazy_claim.py).
-                    fresh = message.message if attempt is None else dataclasses.replace(message.message, carried=None)
-                    jobs.append((message, fresh))
+            # A submit's copy stays one: its next worker's read shows the job as the hand-back left it (a job handed
+            # back is claimed first, runtime/domain/lazy_claim.py).
+            jobs = [(message, message.message) for message, _ in messages if message.message is not None]
             unsent = self._queue.send_many(
                 [dataclasses.replace(job, trace_header=message.trace_header) for message, job in jobs]
             )
@@ -333,12 +337,27 @@ class Worker:
             if self._stopping.is_set():
                 self._release([(message, Hold()) for message in received])
                 return
+            reads = self._read_jobs(received)
             for message in received:
                 with self._slots:
                     self._held[message.receipt_handle] = (message, Hold())
+                    if message.receipt_handle in reads:
+                        self._reads[message.receipt_handle] = reads[message.receipt_handle]
                     self._change_held(+1)
                 self._heartbeat.track(message.receipt_handle, message.message.job_id if message.message else None)
                 self._tasks.put(message)
+
+    def _read_jobs(self, received: Sequence[ReceivedMessage]) -> dict[str, JobRead]:
+        """The lazy claim's one read of this receive's jobs (runtime/domain/lazy_claim.py); {} when it failed: the
+        jobs are then claimed first, never run without knowing their state."""
+        if not received:
+            return {}
+        try:
+            with aws_calls.category("worker"):
+                return self._processor.read_jobs(received)
+        except Exception as exc:  # noqa: BLE001 - the claim-first path reads each job in its claim instead
+            logs.log_event(LogEvent.LAZY_READ_FAILED, level="warning", error=f"{type(exc).__name__}: {exc}")
+            return {}
 
     def _beat(self) -> None:
         if self._liveness is not None:
@@ -393,8 +412,9 @@ class Worker:
         ):
             with self._slots:
                 hold = self._held[handle][1] if handle in self._held else Hold()
+                read = self._reads.pop(handle, None)
             decision = self._processor.process(
-                message, on_claimed=on_claimed, cancel_flag=self._heartbeat.cancel_flag(handle), hold=hold
+                message, on_claimed=on_claimed, cancel_flag=self._heartbeat.cancel_flag(handle), hold=hold, read=read
             )
             if decision.job is not None:
                 # Claimed first or run unclaimed, the job's span says which job it was.

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime
 
 import pytest
 
 from runtime.adapters.sqs_batch_sender import BatchingSqsJobQueue
 from runtime.adapters.sqs_queue import (
     ENTRY_OVERHEAD_BYTES,
-    MAX_CARRIED_BODY_BYTES,
     SQS_BATCH_BYTES,
     OutgoingMessage,
     SqsJobQueue,
@@ -19,7 +17,7 @@ from runtime.adapters.sqs_queue import (
     encode,
     size_bounded_batches,
 )
-from runtime.domain.ports import CarriedJob, JobMessage, QueueUnavailable
+from runtime.domain.ports import JobMessage, QueueUnavailable
 from runtime.observability import aws_calls
 from tests.adapters.resources import counted_client, dead_client, queue_depth, raw_client, unique
 
@@ -124,35 +122,21 @@ def test_send_many_goes_out_ten_to_a_call_and_reports_what_did_not(
     assert SqsJobQueue(dead_client("sqs"), queue_url).send_many(messages[:12]) == frozenset(range(12))
 
 
-def _carried(params: dict[str, object]) -> CarriedJob:
-    return CarriedJob(
-        job_type="process_document",
-        params=params,
-        tenant="acme",
-        attempts=2,
-        retry_base=2,
-        created_at=datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
-        callback_url="https://example.com/hook",
-    )
-
-
-def test_a_message_carrying_its_jobs_fields_round_trips(queue: SqsJobQueue) -> None:
-    message = JobMessage(job_id="job-c", trace_id="t", carried=_carried({"source": "s3://b/x", "n": 1.5}))
+def test_a_submits_message_round_trips_its_mark_and_only_a_literal_true_marks_one(queue: SqsJobQueue) -> None:
+    message = JobMessage(job_id="job-c", trace_id="t", from_submit=True)
+    assert encode(message) == '{"jobId":"job-c","traceId":"t","submit":true}'
+    assert encode(JobMessage(job_id="job-c", trace_id="t")) == '{"jobId":"job-c","traceId":"t"}'
     queue.send(message)
     (received,) = queue.receive(max_messages=10, wait_s=1, visibility_timeout_s=30)
     assert received.message == message
-    assert len(received.raw_body) < 400
+    for mark in ("true", 1, None, {}):
+        decoded = decode(json.dumps({"jobId": "j", "traceId": "t", "submit": mark}))
+        assert decoded == JobMessage(job_id="j", trace_id="t")  # claimed first
 
 
-def test_fields_too_large_to_carry_are_left_out_and_malformed_ones_ignored() -> None:
-    big = JobMessage(job_id="job-big", trace_id="t", carried=_carried({"blob": "x" * MAX_CARRIED_BODY_BYTES}))
-    assert encode(big) == '{"jobId":"job-big","traceId":"t"}'
-    fitting = JobMessage(job_id="job-fit", trace_id="t", carried=_carried({"blob": "x" * 65_000}))
-    assert MAX_CARRIED_BODY_BYTES - 1_000 < len(encode(fitting)) <= MAX_CARRIED_BODY_BYTES
-    # A body whose fields do not parse is still a job message: claimed first, never trusted.
-    for fields in ({"type": "t"}, {"type": 1, "params": {}, "tenant": "a", "attempts": 0, "retryBase": 0}, []):
-        decoded = decode(json.dumps({"jobId": "j", "traceId": "t", "job": fields}))
-        assert decoded == JobMessage(job_id="j", trace_id="t")
+def _large(name: str) -> JobMessage:
+    # Bodies are small (ids only); a 60 KB id stands in for whatever may make one large, so batches must be cut.
+    return JobMessage(job_id=f"{name}-" + "x" * 60_000, trace_id="t")
 
 
 def test_batches_are_cut_by_size_as_well_as_by_count() -> None:
@@ -160,7 +144,7 @@ def test_batches_are_cut_by_size_as_well_as_by_count() -> None:
         return OutgoingMessage(body="x" * size, trace_header=None)
 
     assert size_bounded_batches([outgoing(10)] * 25) == [range(0, 10), range(10, 20), range(20, 25)]
-    large = [outgoing(MAX_CARRIED_BODY_BYTES)] * 10
+    large = [outgoing(65_536)] * 10
     batches = size_bounded_batches(large)
     assert [len(batch) for batch in batches] == [3, 3, 3, 1]
     for batch in batches:
@@ -172,9 +156,7 @@ def test_send_many_of_large_messages_stays_within_the_batch_size_limit(
     moto_server: str, queue_url: str, queue: SqsJobQueue
 ) -> None:
     # Ten bodies of about 60 KB: one SendMessageBatch of all of them (600 KB) would be refused by SQS.
-    messages = [
-        JobMessage(job_id=f"large-{n}", trace_id="t", carried=_carried({"blob": "x" * 60_000})) for n in range(10)
-    ]
+    messages = [_large(f"large-{n}") for n in range(10)]
     before = aws_calls.snapshot().get("other", {}).get("sqs.SendMessageBatch", 0)
     assert queue.send_many(messages) == frozenset()
     assert aws_calls.snapshot()["other"]["sqs.SendMessageBatch"] - before == 3  # 4 + 4 + 2 (about 61 KB each)
@@ -185,9 +167,7 @@ def test_the_coalescing_sender_splits_a_batch_of_large_messages(
     moto_server: str, queue_url: str, queue: SqsJobQueue
 ) -> None:
     sender = BatchingSqsJobQueue(queue, linger_s=0.5)
-    messages = [
-        JobMessage(job_id=f"coalesced-{n}", trace_id="t", carried=_carried({"blob": "x" * 60_000})) for n in range(6)
-    ]
+    messages = [_large(f"coalesced-{n}") for n in range(6)]
     errors: list[BaseException] = []
 
     def send(message: JobMessage) -> None:

@@ -3,21 +3,21 @@ the claimer's schedule (a fake monotonic clock)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from runtime.domain.hold import Hold
 from runtime.domain.job import Job, JobStatus
-from runtime.domain.lazy_claim import ClaimState, LazyClaim, runs_unclaimed
-from runtime.domain.ports import CarriedJob, JobMessage, ReceivedMessage
+from runtime.domain.lazy_claim import MAX_READ_AGE_S, ClaimState, JobRead, LazyClaim, read_jobs, runs_unclaimed
+from runtime.domain.ports import JobMessage, ReceivedMessage
 from runtime.job_types.registry import CancelSignal
 from runtime.worker.claimer import LazyClaimer
 from tests.unit.fakes import FakeClock, InMemoryJobStore, make_job
 
 
-def _received(message: JobMessage | None, receive_count: int = 1) -> ReceivedMessage:
+def _received(message: JobMessage | None, receive_count: int = 1, handle: str = "rh") -> ReceivedMessage:
     return ReceivedMessage(
         message=message,
-        receipt_handle="rh",
+        receipt_handle=handle,
         message_id="m",
         receive_count=receive_count,
         sent_at=datetime.now(UTC),
@@ -40,23 +40,48 @@ def _lazy(store: InMemoryJobStore, job: Job, hold: Hold | None = None) -> tuple[
     return lazy, flag, claimed
 
 
-def test_only_a_first_receive_of_a_message_carrying_its_job_runs_unclaimed() -> None:
+def test_only_a_first_receive_of_a_submits_message_runs_unclaimed() -> None:
     job = make_job()
-    carried = JobMessage.for_job(job, carry=True)
-    assert carried.carried is not None and runs_unclaimed(_received(carried))
-    assert not runs_unclaimed(_received(carried, receive_count=2))
+    submitted = JobMessage.for_job(job, from_submit=True)
+    assert submitted.from_submit and runs_unclaimed(_received(submitted))
+    assert not runs_unclaimed(_received(submitted, receive_count=2))
     assert not runs_unclaimed(_received(JobMessage.for_job(job)))  # a retry's or the republisher's
     assert not runs_unclaimed(_received(None))
-    # Only a PENDING job due at once carries its fields.
-    assert CarriedJob.of(job.replace(run_at=datetime(2030, 1, 1, tzinfo=UTC))) is None
-    assert CarriedJob.of(job.replace(status=JobStatus.FAILED)) is None
-    rebuilt = carried.carried.job(job_id=job.job_id, trace_id=job.trace_id, priority=job.priority)
-    assert (rebuilt.job_type, rebuilt.params, rebuilt.tenant, rebuilt.attempts) == (
-        job.job_type,
-        job.params,
-        job.tenant,
-        job.attempts,
-    )
+    # Only a PENDING job due at once has its submit's message marked.
+    assert not JobMessage.for_job(job.replace(run_at=datetime(2030, 1, 1, tzinfo=UTC)), from_submit=True).from_submit
+    assert not JobMessage.for_job(job.replace(status=JobStatus.FAILED), from_submit=True).from_submit
+
+
+def test_one_read_per_receive_covers_only_the_messages_that_may_run_unclaimed() -> None:
+    store = InMemoryJobStore()
+    fresh, redelivered, retried = make_job(job_id="j-fresh"), make_job(job_id="j-again"), make_job(job_id="j-retry")
+    for job in (fresh, redelivered, retried):
+        store.create(job)
+    messages = [
+        _received(JobMessage.for_job(fresh, from_submit=True), handle="a"),
+        _received(JobMessage.for_job(redelivered, from_submit=True), receive_count=2, handle="b"),
+        _received(JobMessage.for_job(retried), handle="c"),
+        _received(JobMessage(job_id="j-gone", trace_id="t", from_submit=True), handle="d"),
+        _received(None, handle="e"),
+    ]
+    reads = read_jobs(store, messages, monotonic=100.0)
+    assert store.calls.count("get_many") == 1
+    assert set(reads) == {"a", "d"}
+    assert reads["a"].job == fresh and reads["d"].job is None and reads["d"].settled
+    assert read_jobs(store, messages[1:3], monotonic=0.0) == {} and store.calls.count("get_many") == 1
+
+
+def test_only_a_pending_due_job_read_recently_runs_unclaimed() -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    job = make_job()
+    assert JobRead(job, read_at=10.0).runnable(now=now, monotonic=10.0 + MAX_READ_AGE_S)
+    assert not JobRead(job, read_at=10.0).runnable(now=now, monotonic=10.1 + MAX_READ_AGE_S)  # a stale read
+    assert not JobRead(job.replace(run_at=now + timedelta(seconds=1)), 10.0).runnable(now=now, monotonic=10.0)
+    for status in (JobStatus.PROCESSING, JobStatus.FAILED, JobStatus.CANCELED):
+        read = JobRead(job.replace(status=status), 10.0)
+        assert not read.runnable(now=now, monotonic=10.0)
+        assert read.settled is (status is JobStatus.CANCELED)
+    assert not JobRead(None, 10.0).runnable(now=now, monotonic=10.0)
 
 
 def test_a_claim_after_settle_writes_nothing_and_a_settle_after_claim_keeps_the_claim() -> None:

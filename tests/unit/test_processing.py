@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from runtime.domain.backoff import Backoff, Jitter
 from runtime.domain.job import JobError, JobStatus
+from runtime.domain.lazy_claim import MAX_READ_AGE_S, JobRead
 from runtime.domain.ports import ObjectNotFound
 from runtime.domain.processing import (
     LEASE_MARGIN_S,
@@ -269,3 +271,60 @@ def test_store_outage_leaves_the_job_and_retries_the_message_later(store: InMemo
     assert (decision.action, decision.outcome) == (Action.RETRY, Outcome.STORE_UNAVAILABLE)
     assert decision.delay_s == 6  # ceiling 8 s at count 3, equal jitter with rand 0.5
     assert store.jobs["job-1"].status is JobStatus.PENDING
+
+
+class _NoClaims:
+    """A ClaimScheduler that never claims (the unit tests' handlers end at once)."""
+
+    def add(self, claim: Any) -> None:
+        pass
+
+    def discard(self, claim: Any) -> None:
+        pass
+
+
+def lazy_processor(store: InMemoryJobStore, script: Script, clock: FakeClock) -> MessageProcessor:
+    return MessageProcessor(
+        store=store,
+        objects=InMemoryObjects(),
+        confinement=Confinement("docs"),
+        config=ProcessingConfig(visibility_timeout_s=VISIBILITY_S, max_attempts=3),
+        backoff=Backoff(2.0, 300.0, Jitter.EQUAL, rand=lambda: 0.5),
+        clock=clock,
+        job_types=script.registry(),
+        claimer=_NoClaims(),
+    )
+
+
+def test_a_job_the_read_shows_pending_runs_unclaimed_with_one_write(store: InMemoryJobStore) -> None:
+    clock, script = FakeClock(), Script()
+    read = JobRead(store.jobs["job-1"], read_at=time.monotonic())
+    decision = lazy_processor(store, script, clock).process(received(), read=read)
+    assert (decision.action, decision.outcome, decision.attempt) == (Action.DELETE, Outcome.SUCCEEDED, 1)
+    assert store.calls[-1:] == ["succeed"] and "claim" not in store.calls and script.runs == [(1, 1)]
+
+
+def test_a_job_the_read_shows_canceled_is_deleted_unrun_without_a_write(store: InMemoryJobStore) -> None:
+    clock, script = FakeClock(), Script()
+    canceled = store.cancel("job-1", now=clock.now())
+    calls = len(store.calls)
+    decision = lazy_processor(store, script, clock).process(received(), read=JobRead(canceled, time.monotonic()))
+    assert (decision.action, decision.outcome) == (Action.DELETE, Outcome.DUPLICATE)
+    assert script.runs == [] and store.calls[calls:] == []
+    missing = lazy_processor(store, script, clock).process(received("job-x"), read=JobRead(None, time.monotonic()))
+    assert (missing.action, missing.outcome) == (Action.DELETE, Outcome.MISSING) and script.runs == []
+
+
+def test_a_read_that_is_stale_or_not_pending_means_a_claim_first(store: InMemoryJobStore) -> None:
+    clock, script = FakeClock(), Script()
+    # Read PENDING, but the job thread took the message too late to trust it: claimed first.
+    stale = JobRead(store.jobs["job-1"], read_at=time.monotonic() - MAX_READ_AGE_S - 1)
+    decision = lazy_processor(store, script, clock).process(received(), read=stale)
+    assert decision.outcome is Outcome.SUCCEEDED and store.calls.count("claim") == 1
+    # Read PROCESSING under someone else's live lease: the claim is refused, the message kept, nothing run.
+    other = InMemoryJobStore()
+    other.create(make_job())
+    leased = other.claim("job-1", now=clock.now(), lease_until=clock.now() + timedelta(seconds=60)).job
+    runs = len(script.runs)
+    kept = lazy_processor(other, script, clock).process(received(), read=JobRead(leased, time.monotonic()))
+    assert (kept.action, kept.outcome) == (Action.KEEP, Outcome.LEASED) and len(script.runs) == runs

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from runtime.domain.job import Job, JobError, JobStatus, Priority
-from runtime.domain.ports import CarriedJob, CreateOutcome, JobMessage
+from runtime.domain.ports import CreateOutcome, JobMessage
 from runtime.domain.submit import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -38,11 +38,8 @@ def test_new_job_is_pending_with_marker_retention_and_one_message(
     assert job.pending_since == clock.now() and job.transitions == {"PENDING": clock.now()}
     assert job.expires_at == int(clock.now().timestamp()) + RETENTION_S
     assert job.idempotency_key is None
-    # The message carries the fresh job's own fields, so that its worker can run it before any write.
-    carried = CarriedJob(
-        job_type=job.job_type, params={"a": 1}, tenant="acme", attempts=0, retry_base=0, created_at=job.created_at
-    )
-    assert queue.sent == [JobMessage(job_id=job.job_id, trace_id="trace-1", carried=carried)]
+    # The message is marked as the submit's, so that its worker may run the job before claiming it.
+    assert queue.sent == [JobMessage(job_id=job.job_id, trace_id="trace-1", from_submit=True)]
     assert store.calls.count("create") == 1
 
 

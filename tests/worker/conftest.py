@@ -60,10 +60,10 @@ class WorkerEnv:
         pending_since: datetime | None = None,
         tenant: str = TENANT,
         callback: Callback | None = None,
-        carry: bool = False,
+        from_submit: bool = False,
     ) -> Job:
-        """Stores a PENDING job and sends its message: by default one without the job's fields (claimed first, as
-        an older message is); `carry`: as the API's submit sends it (the worker may run it unclaimed)."""
+        """Stores a PENDING job and sends its message: by default an unmarked one (claimed first, as a retry's or
+        an older message is); `from_submit`: as the API's submit sends it (the worker may run it unclaimed)."""
         now = datetime.now(UTC)
         job_id = str(uuid.uuid4())
         job = Job(
@@ -84,7 +84,7 @@ class WorkerEnv:
         )
         assert self.store.create(job).created
         if send:
-            self.queue.send(JobMessage.for_job(job, carry=carry))
+            self.queue.send(JobMessage.for_job(job, from_submit=from_submit))
         return job
 
     def submit_gated(self) -> tuple[Job, str, Path]:
