@@ -679,15 +679,12 @@ def retry_job(jobId: str, principal: WriterDep, service: JobServiceDep) -> Respo
     return job_response(result.job, 200)
 
 
-CANCEL_DESCRIPTION = """`PENDING` or `FAILED`: `200`, the job is `CANCELED` at once and no run of it is ever
-recorded: a message of it still queued is dropped unrun, except the submit's message of a job due at once, which a
-worker may run before any write of its own (a quick job costs one write that way); that run's result is discarded.
-`PROCESSING`: `202`, the job shows
-`cancelRequested: true`; its worker notices within **{cancel_bound_s:g} s** (it reads the flag back with each
-renewal of the job's lease), the handler sees `ctx.cancelled` and may stop, and the job ends `CANCELED` (it is not
-retried). If the handler ended before the worker noticed, the job keeps its real outcome. Already `CANCELED`: `200`,
-the same job. `SUCCEEDED` or `FAILED_FINAL`: `409 job_not_cancelable`. A `CANCELED` job can be retried by hand
-(`POST .../retry`)."""
+CANCEL_DESCRIPTION = """`PENDING` or `FAILED`: `200`, the job is `CANCELED` at once and never runs (a message still
+in the queue finds it terminal and is dropped). `PROCESSING`: `202`, the job shows `cancelRequested: true`; its worker
+notices within **{cancel_bound_s:g} s** (it reads the flag back with each renewal of the job's lease), the handler
+sees `ctx.cancelled` and may stop, and the job ends `CANCELED` (it is not retried). If the handler ended before the
+worker noticed, the job keeps its real outcome. Already `CANCELED`: `200`, the same job. `SUCCEEDED` or
+`FAILED_FINAL`: `409 job_not_cancelable`. A `CANCELED` job can be retried by hand (`POST .../retry`)."""
 
 
 @router.post(
