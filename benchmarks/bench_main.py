@@ -34,6 +34,7 @@ from benchmarks.bench_pricing import (
     gsis_from_description,
     item_size,
     price_per_job,
+    read_units,
     write_cost,
 )
 from benchmarks.bench_replay import REPLAY_THREADS, Replay, measure_replay, measure_submit_replay
@@ -1126,6 +1127,10 @@ def report_costs(lines: list[CostLine], results: Results, runs: list[BurstRun], 
             f"  {name:22s}: item {size:4d} B after (before {item_size(before) if before else 0:4d} B) -> "
             f"table {cost.table_units} WRU + GSI {cost.index_units or {}} = {cost.total} WRU"
         )
+    out(
+        f"  {'read before running':22s}: item {item_size(states.pending):4d} B (PENDING, consistent BatchGetItem, "
+        f"billed per item) -> {read_units(item_size(states.pending), consistent=True):g} RRU"
+    )
     described = {g.name for g in results.gsis}
     declared = {index.name for index in INDEXES}
     out(
@@ -1197,7 +1202,7 @@ def report_throughput(
     for depth, replay_rate in replay_rates.items():
         out(
             f"  emulator ceiling for our exact per-job calls (one process, {REPLAY_THREADS} threads replaying put, "
-            f"batched send/receive/delete, S3 read and write, completion from PENDING; backlog {depth}): "
+            f"batched send/receive/read/delete, S3 read and write, completion from PENDING; backlog {depth}): "
             f"{replay_rate:.1f} jobs/s"
         )
     for name, series in (("burst", runs), (f"steady {results.steady_rate:.1f}/s", results.steadies)):

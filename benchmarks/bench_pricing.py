@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.domain.ports import QUEUE_BATCH_LIMIT
+
 AttributeValue = Mapping[str, Any]  # the low-level DynamoDB JSON form: {"S": "x"}, {"N": "1"}, {"M": {...}}
 Item = Mapping[str, AttributeValue]
 
@@ -240,6 +242,10 @@ def price_per_job(
     (PENDING -> final, leaving pending-by-age), the rest a claim (PENDING -> PROCESSING) plus a completion
     (PROCESSING -> final) in place of it; background UpdateItems are lease extensions or republish marks (same
     item, same size); DLQ UpdateItems a final failure.
+    What a read costs depends on what it reads: the worker's BatchGetItem (the lazy claim's read after a receive)
+    reads each job of a submit's message once, the PENDING item, consistently (1 RRU per started 4 KB of each item,
+    not per request): one item per job, or fewer when there were fewer than one request per QUEUE_BATCH_LIMIT
+    jobs; other reads one final item per request.
     """
     put = write_cost(None, states.pending, table_keys=table_keys, gsis=gsis).total
     claim = write_cost(states.pending, states.processing, table_keys=table_keys, gsis=gsis).total
@@ -247,6 +253,7 @@ def price_per_job(
     unclaimed = write_cost(states.pending, states.final, table_keys=table_keys, gsis=gsis).total
     same_processing = write_cost(states.processing, states.processing, table_keys=table_keys, gsis=gsis).total
     final_read = read_units(item_size(states.final), consistent=True)
+    pending_read = read_units(item_size(states.pending), consistent=True)
 
     lines: list[CostLine] = []
     for category in sorted(calls_per_job):
@@ -263,6 +270,7 @@ def price_per_job(
                         count,
                         _Writes(put, claim, complete, unclaimed, same_processing),
                         final_read,
+                        pending_read,
                         prices,
                     )
                 )
@@ -320,12 +328,17 @@ def _dynamodb_lines(
     count: float,
     writes: _Writes,
     final_read: float,
+    pending_read: float,
     prices: PriceTable,
 ) -> list[CostLine]:
     put, claim, complete, same_processing = writes.put, writes.claim, writes.complete, writes.same_processing
     what = f"{category} {operation}"
     if operation in DYNAMODB_CONTROL_PLANE:
         return [CostLine("dynamodb", what, count, "requests (control plane, free)", 0.0)]
+    if operation == "BatchGetItem" and category == "worker":
+        # Billed per item read: up to QUEUE_BATCH_LIMIT jobs per request (one receive's), each job read once.
+        units = min(1.0, count * QUEUE_BATCH_LIMIT) * pending_read
+        return [CostLine("dynamodb", what, units, "RRU", units * prices.dynamodb_read_unit * 1e6)]
     if operation in ("GetItem", "BatchGetItem"):
         units = count * final_read
         return [CostLine("dynamodb", what, units, "RRU", units * prices.dynamodb_read_unit * 1e6)]

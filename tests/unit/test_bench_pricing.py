@@ -134,6 +134,20 @@ def test_dollars_per_million_jobs_for_the_design_floor() -> None:
             prices=PriceTable(),
         )
         assert {line.what: line for line in lazy}["worker UpdateItem"].quantity_per_job == units
+    # The lazy claim's read: one BatchGetItem per receive of up to ten jobs, billed per item (the PENDING one,
+    # consistent: 1 RRU per started 4 KB); fewer requests than one per ten jobs read fewer jobs.
+    for requests, rru in ((0.14, 1.0), (0.1, 1.0), (0.05, 0.5)):
+        read = price_per_job(
+            {"worker": {"dynamodb.BatchGetItem": requests}, "background": {"dynamodb.BatchGetItem": requests}},
+            states=JobItemStates(pending | {"params": {"S": "p" * 5000}}, processing, final),
+            table_keys=TABLE_KEYS,
+            gsis=GSIS,
+            log_bytes_per_job=0,
+            prices=PriceTable(),
+        )
+        by_read = {line.what: line for line in read}
+        assert by_read["worker BatchGetItem"].quantity_per_job == pytest.approx(rru * 2)  # a 5 KB item: 2 RRU
+        assert by_read["background BatchGetItem"].quantity_per_job == pytest.approx(requests)  # one item each
     wru = 5 * 0.625
     sqs = 1.2 * 0.40
     logs = 1024 / 1024**3 * 0.50 * 1e6
