@@ -76,7 +76,8 @@ class JobStore(Construct):
         )
 
     def grant_process(self, grantee: iam.IGrantable) -> iam.Grant:
-        """The worker: claim/lease/finish updates, republisher sweep (Query + BatchGetItem), readiness."""
+        """The worker: the lazy claim's read (BatchGetItem), claim/lease/finish updates, republisher sweep (Query +
+        BatchGetItem), readiness."""
         return self.table.grant(
             grantee,
             "dynamodb:GetItem",
