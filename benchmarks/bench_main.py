@@ -62,6 +62,7 @@ EMULATOR_SATURATED_CORES = 0.8  # the call files are rewritten every second
 # Targets of issue 5 (reference: 26.5 POST/s, p99 927 ms), requests and dollars tightened by issue 13.
 TARGET_REQUESTS_PER_JOB = 2.5  # at burst
 TARGET_REQUESTS_PER_JOB_STEADY = 4.0  # at a steady ~10 jobs/s (idle polling shared by fewer jobs)
+STEADY_RATE = 10.0  # jobs/s: the rate issue 13 sets the steady target at
 TARGET_DOLLARS_PER_MILLION = 3.0
 TARGET_E2E_FRACTION = 0.70
 TARGET_POST_RPS = 4 * 26.5
@@ -1445,7 +1446,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=500, help="burst size (process_document jobs)")
     parser.add_argument("--steady-s", type=float, default=20.0)
-    parser.add_argument("--steady-rate", type=float, default=0.0, help="jobs/s; default half the burst throughput")
+    parser.add_argument(
+        "--steady-rate", type=float, default=STEADY_RATE, help="jobs/s; default the rate of the steady target"
+    )
     parser.add_argument("--post-s", type=float, default=30.0)
     parser.add_argument("--post-clients", type=int, default=16)
     parser.add_argument("--levels", default="1,4,16,64")
@@ -1483,10 +1486,7 @@ def main(argv: list[str] | None = None) -> int:
         out("[burst]")
         scenario_burst(results, out, args.repeats, args.jobs)
     if "steady" in scenarios:
-        rate = args.steady_rate or (
-            0.5 * median_of([run.jobs_per_s for run in results.bursts]) if results.bursts else 10.0
-        )
-        rate = min(max(rate, 1.0), 200.0)
+        rate = min(max(args.steady_rate, 1.0), 200.0)
         out(f"[steady] {rate:.1f} jobs/s for {args.steady_s:.0f} s")
         scenario_steady(results, out, args.repeats, args.steady_s, rate)
     if "post" in scenarios:
