@@ -102,7 +102,12 @@ def role_of(pid: int, supervisor: int) -> str:
     if pid == supervisor:
         return "local (moto + supervisor)"
     args = " ".join(cmdline(pid))
-    for module, role in (("runtime.api", "api"), ("runtime.worker", "worker"), ("dlq", "dlq poller")):
+    for module, role in (
+        ("runtime.api", "api"),
+        ("runtime.worker", "worker"),
+        ("dlq", "dlq poller"),
+        ("runtime.callbacks.consumer", "callback consumer"),
+    ):
         if module in args:
             return role
     return args[:60] or f"pid {pid}"
