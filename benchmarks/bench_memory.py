@@ -37,6 +37,7 @@ MEMORY_TIMEOUT_S = 600.0
 EMULATOR_PATIENCE = {
     "JOBS_AWS_READ_TIMEOUT_S": "120",
     "JOBS_REQUEST_DEADLINE_S": "60",
+    "JOBS_BATCH_REQUEST_DEADLINE_S": "120",  # above twice the API's call bound (2 x 26 s), as settings require
     "JOBS_API_AWS_READ_TIMEOUT_S": "25",
     "JOBS_API_AWS_MAX_ATTEMPTS": "2",
 }

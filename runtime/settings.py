@@ -76,10 +76,11 @@ class Settings(BaseSettings):
     http_body_timeout_s: float = Field(default=30.0, gt=0, le=600)
     http_keep_alive_s: int = Field(default=65, ge=1, le=3600)
     # Every /api/ request answers within request_deadline_s once its body is in (batch submits within
-    # batch_request_deadline_s): past it, `503` with Retry-After. At most max_in_flight_requests are handled at once
-    # per process; the excess is answered `503` with Retry-After at once instead of waiting for a thread. The API's
-    # AWS calls give up an attempt after api_aws_connect_timeout_s / api_aws_read_timeout_s and make at most
-    # api_aws_max_attempts, all of which must fit in request_deadline_s. /readyz answers within readiness_timeout_s.
+    # batch_request_deadline_s, and start no write in its last batch_write_cutoff_s): past it, `503` with
+    # Retry-After. At most max_in_flight_requests are handled at once per process; the excess is answered `503` with
+    # Retry-After at once instead of waiting for a thread. The API's AWS calls give up an attempt after
+    # api_aws_connect_timeout_s / api_aws_read_timeout_s and make at most api_aws_max_attempts, all of which must
+    # fit in request_deadline_s. /readyz answers within readiness_timeout_s.
     request_deadline_s: float = Field(default=5.0, gt=0, le=60)
     batch_request_deadline_s: float = Field(default=20.0, gt=0, le=120)
     max_in_flight_requests: int = Field(default=64, ge=1, le=4096)
@@ -215,6 +216,17 @@ class Settings(BaseSettings):
         """The documented bound: a PENDING job whose message never left is published again within this."""
         return self.republish_after_s + self.republish_interval_s
 
+    @property
+    def api_aws_call_bound_s(self) -> float:
+        """The longest one AWS call of the API can take: every attempt given up at its connect and read timeouts."""
+        return self.api_aws_max_attempts * (self.api_aws_connect_timeout_s + self.api_aws_read_timeout_s)
+
+    @property
+    def batch_write_cutoff_s(self) -> float:
+        """How long before its deadline a batch submit stops starting writes: one AWS call's bound for the writes
+        already under way to end, one for the created jobs' messages to go out."""
+        return 2 * self.api_aws_call_bound_s
+
     @field_validator("worker_plugins", mode="before")
     @classmethod
     def _split_plugins(cls, value: Any) -> Any:
@@ -268,11 +280,17 @@ class Settings(BaseSettings):
                 f"lazy_claim_after_s ({self.lazy_claim_after_s:g}) must be below visibility_timeout_s "
                 f"({self.visibility_timeout_s})"
             )
-        aws_call_s = self.api_aws_max_attempts * (self.api_aws_connect_timeout_s + self.api_aws_read_timeout_s)
+        aws_call_s = self.api_aws_call_bound_s
         if aws_call_s > self.request_deadline_s:
             raise ValueError(
                 f"api_aws_max_attempts x (api_aws_connect_timeout_s + api_aws_read_timeout_s) = {aws_call_s:g} s "
                 f"does not fit in request_deadline_s {self.request_deadline_s:g} s"
+            )
+        if self.batch_write_cutoff_s >= self.batch_request_deadline_s:
+            # A batch stops starting writes this long before its deadline: at or past it, no job would ever start.
+            raise ValueError(
+                f"batch_request_deadline_s {self.batch_request_deadline_s:g} s must be above twice the api's aws call "
+                f"bound ({self.batch_write_cutoff_s:g} s: the writes under way, then the send of their messages)"
             )
         oidc = {
             "JOBS_OIDC_ISSUER": self.oidc_issuer,

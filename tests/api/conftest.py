@@ -81,10 +81,11 @@ def bearer(token: str) -> dict[str, str]:
 
 
 # moto on a loaded 2-core machine may answer slowly: tests that are not about deadlines or shedding give the API
-# the SDK's general patience (aws_clients' defaults), a deadline above it and room for 100 concurrent requests;
-# tests/api/test_store_stalls.py sets tight ones.
+# the SDK's general patience (aws_clients' defaults), deadlines above it (a batch's leaves it 18 s to start writes)
+# and room for 100 concurrent requests; tests/api/test_store_stalls.py sets tight ones.
 PATIENT_LIMITS: dict[str, Any] = {
     "request_deadline_s": 30.0,
+    "batch_request_deadline_s": 60.0,
     "api_aws_connect_timeout_s": 2.0,
     "api_aws_read_timeout_s": 5.0,
     "api_aws_max_attempts": 3,
