@@ -45,6 +45,14 @@ class IdempotencyKeyInFlight(Exception):
         self.retry_after_s = retry_after_s
 
 
+class SubmitNotStarted(Exception):
+    """An item of submit_many whose write was never started (its caller's stop point had passed): nothing of it
+    was written, so submitting it again cannot duplicate it."""
+
+    def __init__(self) -> None:
+        super().__init__("the write was not started before the stop point; nothing was written")
+
+
 class JobNotFound(Exception):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"no job with id {job_id!r}")
@@ -145,16 +153,25 @@ class JobService:
         return result
 
     def submit_many(
-        self, requests: Sequence[SubmitRequest], *, executor: Executor | None = None
+        self,
+        requests: Sequence[SubmitRequest],
+        *,
+        executor: Executor | None = None,
+        may_start: Callable[[], bool] | None = None,
     ) -> list[SubmitResult | Exception]:
         """Each request as submit() would answer it, in order: its SubmitResult, or the exception submit() would
         raise (IdempotencyKeyReused, IdempotencyKeyInFlight, JobStoreUnavailable). One item's failure never
         touches the others. The writes run on `executor` (conditional puts cannot go in a BatchWriteItem); then
         the created jobs' messages go out together, QUEUE_BATCH_LIMIT to a call.
 
+        `may_start` is asked before each write (when its turn comes on the executor, not when queued): an item it
+        refuses is SubmitNotStarted, with nothing written, so that a caller with a deadline can stop starting
+        writes in time and still answer with every item's true outcome.
+
         A key repeated within the call is decided after its first use, against that item's outcome: the same
         body replays the first item's job (created False), another body is IdempotencyKeyReused; if the first
-        item got no job (in flight, reused, store down), the repeat is submitted on its own after it."""
+        item got no job (in flight, reused, store down, not started), the repeat is submitted on its own after it
+        (never a replay of a job that was not written)."""
         chains: dict[str, list[int]] = {}
         singles: list[list[int]] = []
         for index, request in enumerate(requests):
@@ -170,6 +187,9 @@ class JobService:
             for index in indexes:
                 try:
                     if first is None:
+                        if may_start is not None and not may_start():
+                            outcomes[index] = SubmitNotStarted()
+                            continue
                         outcomes[index] = result = self._write(requests[index])
                         first = result.job
                     else:
