@@ -8,20 +8,35 @@ thread blocked in the SDK cannot be): it goes on until the SDK's own timeouts en
 and it keeps its in-flight slot until then, so abandoned work counts against the bound too. Whatever it wrote is
 complete on its own: a job it stored is published by it, or by the republisher, and a retry of the submit with the
 same Idempotency-Key answers with that job.
+
+A route that can answer in part reads its deadline (`deadline_of`) and stops starting work in time: the batch
+submit answers its unstarted jobs `503 deadline_exceeded` one by one, so this whole-request 503 is its last resort.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Collection, Mapping
 
-from runtime.api.errors import STORE_RETRY_AFTER_S, error_response
+from starlette.requests import HTTPConnection
+
+from runtime.api.errors import DEADLINE_EXCEEDED, STORE_RETRY_AFTER_S, error_response
 from runtime.api.middleware import ASGIApp, HttpMiddleware, Message, Receive, Scope, Send
 from runtime.observability import log_event
 from runtime.observability.names import LogEvent
 
 # A refused request asks to come back after this long: the requests in flight end within their deadline.
 OVERLOADED_RETRY_AFTER_S = 1
+# The request's deadline (time.monotonic()) in its scope's state, for the route.
+_DEADLINE_STATE = "admission_deadline"
+
+
+def deadline_of(connection: HTTPConnection) -> float | None:
+    """When (time.monotonic()) the request is answered 503 unless it has begun its answer; None if not admitted
+    here (an exempt path, or an app without this middleware)."""
+    deadline = connection.scope.get("state", {}).get(_DEADLINE_STATE)
+    return float(deadline) if deadline is not None else None
 
 
 class AdmissionMiddleware(HttpMiddleware):
@@ -61,6 +76,7 @@ class AdmissionMiddleware(HttpMiddleware):
             await response(scope, receive, send)
             return
         deadline_s = self.deadline_s_by_path.get(path, self.deadline_s)
+        scope.setdefault("state", {})[_DEADLINE_STATE] = time.monotonic() + deadline_s
         started = abandoned = False
 
         async def send_unless_abandoned(message: Message) -> None:
@@ -84,7 +100,7 @@ class AdmissionMiddleware(HttpMiddleware):
         log_event(LogEvent.HTTP_DEADLINE_EXCEEDED, level="warning", path=path, deadlineS=deadline_s)
         response = error_response(
             503,
-            "deadline_exceeded",
+            DEADLINE_EXCEEDED,
             f"the request did not complete within {deadline_s:g} s because a dependency is slow; it may still take "
             "effect: retry it (a submit with the same Idempotency-Key answers with the job it created)",
             {"Retry-After": str(STORE_RETRY_AFTER_S)},

@@ -52,7 +52,9 @@ against memory for up to {api_key_cache_ttl_s:g} s: **a revoked key stops workin
 Every `/api/` request answers within **{request_deadline_s:g} s** once its body is in (a batch submit within
 {batch_request_deadline_s:g} s): when the job store or the queue is too slow, the answer is `503 deadline_exceeded`
 with `Retry-After`, and the request may still take effect (a submit's job is published, by the request or by the
-republisher; repeating a submit with the same `Idempotency-Key` answers with that job). Each API process handles
+republisher; repeating a submit with the same `Idempotency-Key` answers with that job). A batch submit stops
+starting writes in time to answer with each job's own outcome (jobs not started: `503 deadline_exceeded` in their
+results, not created); its whole-request `503` is the last resort. Each API process handles
 at most {max_in_flight_requests} requests at once; past that it answers `503 overloaded` with `Retry-After` at once.
 `/healthz` and `/readyz` are never refused, and `/readyz` answers within 2 s.
 
@@ -200,6 +202,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
                 callback_retry_base_s=settings.callback_retry_base_s,
                 callback_retry_max_s=settings.callback_retry_max_s,
                 callback_retry_window_s=settings.callback_retry_window_s,
+                batch_request_deadline_s=settings.batch_request_deadline_s,
+                batch_write_cutoff_s=settings.batch_write_cutoff_s,
             )
         if getattr(route, "name", None) == "retry_job":
             route.description = routes_jobs.RETRY_DESCRIPTION.format(  # type: ignore[attr-defined]

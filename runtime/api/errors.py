@@ -22,11 +22,19 @@ from runtime.domain.submit import (
     JobNotCancelable,
     JobNotFound,
     JobNotRetryable,
+    SubmitNotStarted,
 )
 from runtime.observability import log_event
 from runtime.observability.names import LogEvent
 
 STORE_RETRY_AFTER_S = 2
+# A dependency too slow for the request's deadline: the whole request's answer (runtime/api/admission.py), or one
+# batch item's whose write was never started.
+DEADLINE_EXCEEDED = "deadline_exceeded"
+NOT_STARTED_DETAIL = (
+    "the batch's deadline came before this job's write could start because a dependency is slow; "
+    "it was not created: retry it"
+)
 
 
 class ApiError(Exception):
@@ -99,6 +107,8 @@ def submit_error(exc: Exception, *, key_field: str = "Idempotency-Key") -> ApiEr
         return ApiError(
             503, "job_store_unavailable", STORE_UNAVAILABLE_DETAIL, headers={"Retry-After": str(STORE_RETRY_AFTER_S)}
         )
+    if isinstance(exc, SubmitNotStarted):
+        return ApiError(503, DEADLINE_EXCEEDED, NOT_STARTED_DETAIL, headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
     if isinstance(exc, ScheduleRejected):
         return validation_error([{"field": exc.field, "message": exc.message}])
     return None

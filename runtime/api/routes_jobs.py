@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from runtime.api.admission import deadline_of
 from runtime.api.auth import ReaderDep, WriterDep
 from runtime.api.deps import (
     BatchWritesDep,
@@ -46,6 +48,7 @@ from runtime.job_types.confinement import Confinement
 from runtime.job_types.registry import get_job_type, job_type_names
 from runtime.observability import aws_calls, emit, log_event, logs
 from runtime.observability.names import JOB_TYPE_DIMENSION, LogEvent, Metric
+from runtime.settings import Settings
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 CALLBACK_URL_FIELD = "callbackUrl"
@@ -430,6 +433,11 @@ names in a result's `detail` are the job's own (`params.source`), its position i
 - `503 job_store_unavailable` for one job (with `retryAfter`): the job store did not answer for that job and it
   was not created; retry it. If the store answers for **no** job of the batch, the whole request is
   `503 job_store_unavailable` with `Retry-After` and nothing was created.
+- `503 deadline_exceeded` for one job (with `retryAfter`): the job store is too slow for the whole batch to be
+  written within the batch deadline ({batch_request_deadline_s:g} s), and this job's write was never started (none
+  starts in the deadline's last {batch_write_cutoff_s:g} s, which the writes under way and the send of their
+  messages may take): it was **not created**; retry it. The other jobs' results are their true outcomes, so a
+  slow store answers `200` with the written jobs `201` (published as usual) and the rest `503`.
 - `500 internal_error` for one job: something unexpected happened to that job alone (quote the trace id).
 
 The whole request's body is limited to **{max_batch_body_bytes} bytes** (`413` past it); `jobs` must hold
@@ -493,11 +501,21 @@ def _error_result(error: ApiError) -> dict[str, Any]:
     return result
 
 
+def _write_window(request: Request, settings: Settings) -> Callable[[], bool]:
+    """'May the batch start another write?': until batch_write_cutoff_s before the request's deadline, so that
+    the writes under way and the send of their messages end in time and the answer tells every job's outcome."""
+    deadline = deadline_of(request)
+    if deadline is None:  # not admitted by the middleware (an app built without it): the setting from now
+        deadline = time.monotonic() + settings.batch_request_deadline_s
+    stop_at = deadline - settings.batch_write_cutoff_s
+    return lambda: time.monotonic() < stop_at
+
+
 def _submit_many(
-    service: JobService, requests: Sequence[SubmitRequest], executor: Executor
+    service: JobService, requests: Sequence[SubmitRequest], executor: Executor, may_start: Callable[[], bool]
 ) -> list[SubmitResult | Exception]:
     with aws_calls.category("submit"):
-        outcomes = service.submit_many(requests, executor=executor)
+        outcomes = service.submit_many(requests, executor=executor, may_start=may_start)
     for outcome in outcomes:
         if isinstance(outcome, SubmitResult):
             _record(outcome)
@@ -543,7 +561,10 @@ def _submit_many(
             "items); problems of one job are answered in its result instead."
         ),
         503: error_doc(
-            "`job_store_unavailable`: the store answered for no job of the batch; nothing was created.",
+            "`job_store_unavailable`: the store answered for no job of the batch; nothing was created. "
+            "`deadline_exceeded`: the last resort when even the writes already started overran the batch deadline "
+            "(a slow store otherwise answers `200` with `503 deadline_exceeded` for the jobs not started); jobs of "
+            "the batch may have been created: retry with the same `idempotencyKey`s.",
             **{"Retry-After": RETRY_AFTER_DOC},
         ),
     },
@@ -586,7 +607,8 @@ async def submit_jobs_batch(
         await run_in_threadpool(validate_all)  # callback hosts are looked up: off the event loop
     else:
         validate_all()
-    outcomes = await run_in_threadpool(_submit_many, service, requests, batch_writes) if requests else []
+    may_start = _write_window(request, settings)
+    outcomes = await run_in_threadpool(_submit_many, service, requests, batch_writes, may_start) if requests else []
     unavailable = [outcome for outcome in outcomes if isinstance(outcome, JobStoreUnavailable)]
     if unavailable and len(unavailable) == len(outcomes):
         raise unavailable[0]  # nothing reached the store: the whole request is 503, as a single submit's would be

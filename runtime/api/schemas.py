@@ -191,7 +191,7 @@ class BatchResultOut(BaseModel):
     status: int = Field(
         description="201 created, 200 replay, 409 idempotency_key_in_flight, 413 too large, "
         "422 invalid or idempotency_key_reused, 500 unexpected (this job only), "
-        "503 job_store_unavailable"
+        "503 job_store_unavailable or deadline_exceeded (not started in time; not created)"
     )
     job: JobOut | None = Field(default=None, description="the job, for 201 and 200")
     error: str | None = Field(default=None, description="the error code, for every other status")
