@@ -5,25 +5,24 @@ the store did not answer is tried again `after_s` later; the job is PENDING and 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
 from runtime.domain.lazy_claim import LazyClaim
-from runtime.observability import aws_calls, logs
+from runtime.observability import logs
 from runtime.observability.names import LogEvent
+from runtime.worker.due_loop import DueLoop
 
 
-class LazyClaimer:
+class LazyClaimer(DueLoop):
     """A ClaimScheduler with its thread (start/stop)."""
 
     def __init__(self, *, after_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        # The claim is the job's own write, counted as the worker's like the claim-first one.
+        super().__init__(thread_name="lazy-claimer", aws_category="worker")
         self._after_s = after_s
         self._monotonic = monotonic
         self._due: dict[LazyClaim, float] = {}
-        self._changed = threading.Condition()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
 
     def add(self, claim: LazyClaim) -> None:
         with self._changed:
@@ -34,36 +33,17 @@ class LazyClaimer:
         with self._changed:
             self._due.pop(claim, None)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="lazy-claimer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self._changed:
-            self._stopping = True
-            self._changed.notify()
-        if self._thread is not None:
-            self._thread.join(5.0)
-
-    def _run(self) -> None:
-        while True:
-            with self._changed:
-                while not self._stopping:
-                    wait_s = self.wait_s()
-                    if wait_s == 0.0:
-                        break
-                    self._changed.wait(wait_s)
-                if self._stopping:
-                    return
-            # The claim is the job's own write, counted as the worker's like the claim-first one.
-            with aws_calls.category("worker"):
-                self.claim_due()
-
     def wait_s(self) -> float | None:
         """Seconds until the next claim is due (0: now); None when none is waiting. Call under the lock."""
         if not self._due:
             return None
         return max(0.0, min(self._due.values()) - self._monotonic())
+
+    def _next_due_s(self) -> float | None:
+        return self.wait_s()
+
+    def _run_due(self) -> None:
+        self.claim_due()
 
     def claim_due(self) -> int:
         """Claims every attempt due now; returns how many claims were tried."""

@@ -6,7 +6,6 @@ failed write is logged and never fails the job; the last value is stored with th
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,8 +14,9 @@ from runtime.domain.hold import Hold
 from runtime.domain.job import Progress
 from runtime.domain.ports import Clock, JobStore
 from runtime.domain.progress import ProgressReport, ProgressThrottle
-from runtime.observability import aws_calls, logs
+from runtime.observability import logs
 from runtime.observability.names import LogEvent
+from runtime.worker.due_loop import DueLoop
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class _Attempt:
     claim: Callable[[], int | None] | None = None  # set while the attempt may still run unclaimed
 
 
-class ProgressWriter:
+class ProgressWriter(DueLoop):
     """A ProgressSink for the processor (open/close per attempt) with a writer thread (start/stop)."""
 
     def __init__(
@@ -38,14 +38,12 @@ class ProgressWriter:
         interval_s: float,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(thread_name="progress", aws_category="background")
         self._store = store
         self._clock = clock
         self._monotonic = monotonic
         self._throttle: ProgressThrottle[ProgressReport] = ProgressThrottle(interval_s)
         self._attempts: dict[ProgressReport, _Attempt] = {}
-        self._changed = threading.Condition()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
 
     def open(
         self, job_id: str, attempt: int, hold: Hold | None = None, claim: Callable[[], int | None] | None = None
@@ -68,29 +66,11 @@ class ProgressWriter:
             if report in self._attempts and self._throttle.reported(report, progress, self._monotonic()):
                 self._changed.notify()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
-        self._thread.start()
+    def _next_due_s(self) -> float | None:
+        return self._throttle.wait_s(self._monotonic())
 
-    def stop(self) -> None:
-        with self._changed:
-            self._stopping = True
-            self._changed.notify()
-        if self._thread is not None:
-            self._thread.join(5.0)
-
-    def _run(self) -> None:
-        while True:
-            with self._changed:
-                while not self._stopping:
-                    wait_s = self._throttle.wait_s(self._monotonic())
-                    if wait_s == 0.0:
-                        break
-                    self._changed.wait(wait_s)
-                if self._stopping:
-                    return
-            with aws_calls.category("background"):
-                self.write_due()
+    def _run_due(self) -> None:
+        self.write_due()
 
     def write_due(self) -> int:
         """Writes every value that is due now; returns how many writes were made (accepted or not)."""
