@@ -68,7 +68,9 @@ class PriorityJobQueue:
     def send(self, message: JobMessage) -> None:
         self._queues.get(message.priority, self._queues[Priority.NORMAL]).send(message)
 
-    def send_many(self, messages: Sequence[JobMessage]) -> frozenset[int]:
+    def send_many(
+        self, messages: Sequence[JobMessage], *, may_start: Callable[[], bool] | None = None
+    ) -> frozenset[int]:
         """Each priority's messages go to its queue in full batches; the unsent indexes are `messages`'."""
         by_queue: dict[Priority, list[int]] = {}
         for index, message in enumerate(messages):
@@ -76,7 +78,7 @@ class PriorityJobQueue:
             by_queue.setdefault(priority, []).append(index)
         unsent: set[int] = set()
         for priority, indexes in by_queue.items():
-            failed = self._queues[priority].send_many([messages[index] for index in indexes])
+            failed = self._queues[priority].send_many([messages[index] for index in indexes], may_start=may_start)
             unsent.update(indexes[position] for position in failed)
         return frozenset(unsent)
 

@@ -59,9 +59,11 @@ class BatchingSqsJobQueue:
         except FutureTimeout:
             raise QueueUnavailable(f"sqs send not answered within {self._wait_s} s") from None
 
-    def send_many(self, messages: Sequence[JobMessage]) -> frozenset[int]:
+    def send_many(
+        self, messages: Sequence[JobMessage], *, may_start: Callable[[], bool] | None = None
+    ) -> frozenset[int]:
         # Already in full batches: coalescing would only add the linger.
-        return self._queue.send_many(messages)
+        return self._queue.send_many(messages, may_start=may_start)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Sends whatever is waiting, then ends the flusher thread; later sends go out one by one."""

@@ -150,10 +150,15 @@ class SqsJobQueue:
             response = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
         return {int(failed["Id"]): str(failed.get("Code", "")) for failed in response.get("Failed", [])}
 
-    def send_many(self, messages: Sequence[JobMessage]) -> frozenset[int]:
+    def send_many(
+        self, messages: Sequence[JobMessage], *, may_start: Callable[[], bool] | None = None
+    ) -> frozenset[int]:
         unsent: set[int] = set()
         outgoing = [self.outgoing(message) for message in messages]
         for batch in size_bounded_batches(outgoing):
+            if may_start is not None and not may_start():
+                unsent.update(batch)
+                continue
             try:
                 failed = self.send_batch(outgoing[batch.start : batch.stop])
             except QueueUnavailable:

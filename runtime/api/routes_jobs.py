@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -501,21 +502,33 @@ def _error_result(error: ApiError) -> dict[str, Any]:
     return result
 
 
-def _write_window(request: Request, settings: Settings) -> Callable[[], bool]:
-    """'May the batch start another write?': until batch_write_cutoff_s before the request's deadline, so that
-    the writes under way and the send of their messages end in time and the answer tells every job's outcome."""
-    deadline = deadline_of(request)
-    if deadline is None:  # not admitted by the middleware (an app built without it): the setting from now
-        deadline = time.monotonic() + settings.batch_request_deadline_s
-    stop_at = deadline - settings.batch_write_cutoff_s
-    return lambda: time.monotonic() < stop_at
+@dataclass(frozen=True)
+class _BatchWindows:
+    """'May the batch start another write?' until batch_write_cutoff_s before the request's deadline, so that the
+    writes under way and the send of their messages end in time and the answer tells every job's outcome; and
+    'may it start another SendMessageBatch?' until one AWS call's bound before it (a job whose message is held back
+    is answered 201 all the same: stored with its pending marker, the republisher publishes it)."""
+
+    may_write: Callable[[], bool]
+    may_send: Callable[[], bool]
+
+    @classmethod
+    def of(cls, request: Request, settings: Settings) -> _BatchWindows:
+        deadline = deadline_of(request)
+        if deadline is None:  # not admitted by the middleware (an app built without it): the setting from now
+            deadline = time.monotonic() + settings.batch_request_deadline_s
+        stop_writes_at = deadline - settings.batch_write_cutoff_s
+        stop_sends_at = deadline - settings.api_aws_call_bound_s
+        return cls(lambda: time.monotonic() < stop_writes_at, lambda: time.monotonic() < stop_sends_at)
 
 
 def _submit_many(
-    service: JobService, requests: Sequence[SubmitRequest], executor: Executor, may_start: Callable[[], bool]
+    service: JobService, requests: Sequence[SubmitRequest], executor: Executor, windows: _BatchWindows
 ) -> list[SubmitResult | Exception]:
     with aws_calls.category("submit"):
-        outcomes = service.submit_many(requests, executor=executor, may_start=may_start)
+        outcomes = service.submit_many(
+            requests, executor=executor, may_start=windows.may_write, may_send=windows.may_send
+        )
     for outcome in outcomes:
         if isinstance(outcome, SubmitResult):
             _record(outcome)
@@ -607,8 +620,8 @@ async def submit_jobs_batch(
         await run_in_threadpool(validate_all)  # callback hosts are looked up: off the event loop
     else:
         validate_all()
-    may_start = _write_window(request, settings)
-    outcomes = await run_in_threadpool(_submit_many, service, requests, batch_writes, may_start) if requests else []
+    windows = _BatchWindows.of(request, settings)
+    outcomes = await run_in_threadpool(_submit_many, service, requests, batch_writes, windows) if requests else []
     unavailable = [outcome for outcome in outcomes if isinstance(outcome, JobStoreUnavailable)]
     if unavailable and len(unavailable) == len(outcomes):
         raise unavailable[0]  # nothing reached the store: the whole request is 503, as a single submit's would be

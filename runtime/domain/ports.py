@@ -289,9 +289,12 @@ class JobQueue(Protocol):
     def send(self, message: JobMessage) -> None:
         """Raises QueueUnavailable."""
 
-    def send_many(self, messages: Sequence[JobMessage]) -> frozenset[int]:
+    def send_many(
+        self, messages: Sequence[JobMessage], *, may_start: Callable[[], bool] | None = None
+    ) -> frozenset[int]:
         """Sends in calls of QUEUE_BATCH_LIMIT; returns the indexes of the messages that did not go out (a call
-        that fails loses its whole chunk). Never raises QueueUnavailable: the caller decides what unsent means."""
+        that fails loses its whole chunk, and a call `may_start` refuses is not made). Never raises
+        QueueUnavailable: the caller decides what unsent means."""
 
     def receive(self, *, max_messages: int, wait_s: int, visibility_timeout_s: int) -> Sequence[ReceivedMessage]: ...
 

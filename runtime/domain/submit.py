@@ -158,6 +158,7 @@ class JobService:
         *,
         executor: Executor | None = None,
         may_start: Callable[[], bool] | None = None,
+        may_send: Callable[[], bool] | None = None,
     ) -> list[SubmitResult | Exception]:
         """Each request as submit() would answer it, in order: its SubmitResult, or the exception submit() would
         raise (IdempotencyKeyReused, IdempotencyKeyInFlight, JobStoreUnavailable). One item's failure never
@@ -166,7 +167,9 @@ class JobService:
 
         `may_start` is asked before each write (when its turn comes on the executor, not when queued): an item it
         refuses is SubmitNotStarted, with nothing written, so that a caller with a deadline can stop starting
-        writes in time and still answer with every item's true outcome.
+        writes in time and still answer with every item's true outcome. `may_send` is asked before each
+        SendMessageBatch of the created jobs' messages: a job whose message it holds back is created all the same
+        (published False, as when the queue does not answer: its pending marker has the republisher publish it).
 
         A key repeated within the call is decided after its first use, against that item's outcome: the same
         body replays the first item's job (created False), another body is IdempotencyKeyReused; if the first
@@ -210,7 +213,7 @@ class JobService:
             for index, job, delay in due
             if delay is not None
         ]
-        unsent = self._queue.send_many([message for _, message in to_send])
+        unsent = self._queue.send_many([message for _, message in to_send], may_start=may_send)
         unsent_indexes = {to_send[position][0] for position in unsent}
         for index, job in created:
             outcomes[index] = SubmitResult(job, created=True, published=index not in unsent_indexes)

@@ -122,6 +122,16 @@ def test_send_many_goes_out_ten_to_a_call_and_reports_what_did_not(
     assert SqsJobQueue(dead_client("sqs"), queue_url).send_many(messages[:12]) == frozenset(range(12))
 
 
+def test_send_many_makes_no_call_its_caller_holds_back(moto_server: str, queue_url: str, queue: SqsJobQueue) -> None:
+    messages = [JobMessage(job_id=f"held-{n}", trace_id="t") for n in range(25)]
+    calls = iter([True, True, False])
+    before = aws_calls.snapshot().get("other", {}).get("sqs.SendMessageBatch", 0)
+    # Two calls of ten go out, the third (the last five) is not made and is reported unsent.
+    assert queue.send_many(messages, may_start=lambda: next(calls)) == frozenset(range(20, 25))
+    assert aws_calls.snapshot()["other"]["sqs.SendMessageBatch"] - before == 2
+    assert queue_depth(raw_client("sqs", moto_server), queue_url) == 20
+
+
 def test_a_submits_message_round_trips_its_mark_and_only_a_literal_true_marks_one(queue: SqsJobQueue) -> None:
     message = JobMessage(job_id="job-c", trace_id="t", from_submit=True)
     assert encode(message) == '{"jobId":"job-c","traceId":"t","submit":true}'

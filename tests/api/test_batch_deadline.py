@@ -124,3 +124,51 @@ def test_a_batch_deadline_must_leave_room_to_start_writes(slow_store_api: SlowSt
     # 2 x 1 x (1 + 2) = 6 s before the deadline no write starts: a 6 s deadline would never start one.
     with pytest.raises(SettingsError, match="batch_request_deadline_s 6 s must be above twice"):
         api_settings(slow_store_api.resources, **{**SLOW_STORE_LIMITS, "batch_request_deadline_s": 6.0})
+
+
+# One AWS call may take 1 x (1 + 3) = 4 s: writes start in the first 10 - 8 = 2 s (about 80 of 0.2 s each, 8 at a
+# time), and SendMessageBatch calls of 2.5 s each start only in the first 10 - 4 = 6 s: two of them.
+SLOW_QUEUE_LIMITS: dict[str, Any] = {
+    **SLOW_STORE_LIMITS,
+    "batch_request_deadline_s": 10.0,
+    "api_aws_read_timeout_s": 3.0,
+}
+QUEUE_LATENCY_S = 2.5
+
+
+def test_a_slow_queue_answers_201_in_time_and_leaves_the_unsent_jobs_to_the_republisher(moto_server: str) -> None:
+    resources = create_resources(moto_server, "batchsq")
+    proxy = FaultProxy(
+        moto_server,
+        {
+            "dynamodb": FaultRates(latency=1.0, latency_s=STORE_LATENCY_S),
+            "sqs": FaultRates(latency=1.0, latency_s=QUEUE_LATENCY_S),
+        },
+    ).start()
+    try:
+        settings = api_settings(replace(resources, endpoint=proxy.url), **SLOW_QUEUE_LIMITS)
+        with (
+            serve(create_app(container=build_container(settings))) as base_url,
+            httpx.Client(base_url=base_url, timeout=60, headers=bearer(issue_key(resources))) as http,
+        ):
+            assert http.get("/api/v1/jobs/warm-up").status_code == 404
+            proxy.enabled.set()
+            started = time.monotonic()
+            answer = http.post(BATCH, json={"jobs": [job(n) for n in range(MAX_BATCH_JOBS)]})
+            elapsed = time.monotonic() - started
+            proxy.enabled.clear()
+    finally:
+        proxy.stop()
+    # Without the send bound the messages of ~80 jobs (8 calls of 2.5 s) would run past the deadline: 503 for all.
+    assert answer.status_code == 200, answer.text
+    assert elapsed < settings.batch_request_deadline_s + SLACK_S
+    created = [result["job"]["jobId"] for result in answer.json()["results"] if result["status"] == 201]
+    stored = {
+        item_to_job(item).job_id: item_to_job(item)
+        for item in scan_all(raw_client("dynamodb", resources.endpoint), resources.table_name)
+    }
+    assert sorted(stored) == sorted(created)  # every job answered 201 is stored, none else
+    sent = queue_depth(raw_client("sqs", resources.endpoint), resources.queue_url)
+    assert 0 < sent < len(created), (sent, len(created))
+    # The ones whose message was held back wait with their pending marker: the republisher publishes them.
+    assert all(job.status.value == "PENDING" and job.pending_since is not None for job in stored.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -462,8 +462,10 @@ class FakeQueue:
         with self.lock:
             self.sent.append(message)
 
-    def send_many(self, messages: Sequence[JobMessage]) -> frozenset[int]:
-        if self.fail_send:
+    def send_many(
+        self, messages: Sequence[JobMessage], *, may_start: Callable[[], bool] | None = None
+    ) -> frozenset[int]:
+        if self.fail_send or (may_start is not None and not may_start()):
             return frozenset(range(len(messages)))
         with self.lock:
             self.sent.extend(messages)

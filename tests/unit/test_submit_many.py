@@ -114,6 +114,16 @@ def test_items_past_the_stop_point_are_not_started_and_only_the_written_ones_are
     assert sorted(message.job_id for message in queue.sent) == sorted(job.job_id for job in jobs)
 
 
+def test_jobs_whose_send_is_held_back_are_created_unpublished_and_left_to_the_republisher(
+    service: JobService, store: InMemoryJobStore, queue: FakeQueue
+) -> None:
+    outcomes = service.submit_many([request(key=None, params={"n": n}) for n in range(5)], may_send=lambda: False)
+    assert all(isinstance(outcome, SubmitResult) and outcome.created and not outcome.published for outcome in outcomes)
+    assert len(store.jobs) == 5 and queue.sent == []
+    # Still PENDING with their pending marker: the republisher's sweep finds them.
+    assert all(job.pending_since is not None for job in store.jobs.values())
+
+
 def test_with_parallel_writes_the_stop_point_is_asked_as_each_write_starts(
     service: JobService, store: InMemoryJobStore, queue: FakeQueue
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -29,9 +29,11 @@ class RecordingQueue(FakeQueue):
         super().__init__()
         self.steps = steps
 
-    def send_many(self, messages: Sequence[JobMessage]) -> frozenset[int]:
+    def send_many(
+        self, messages: Sequence[JobMessage], *, may_start: Callable[[], bool] | None = None
+    ) -> frozenset[int]:
         self.steps.append("send")
-        return super().send_many(messages)
+        return super().send_many(messages, may_start=may_start)
 
     def delete_batch(self, receipt_handles: Sequence[str]) -> None:
         self.steps.append("delete")
