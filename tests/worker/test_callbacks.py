@@ -186,8 +186,10 @@ def test_one_signed_delivery_per_terminal_job_succeeded_failed_and_canceled(rig:
         on_callback_due=lambda job, status, now: rig.outbox.enqueue(job, status=status, entered_at=now),
     )
     assert rig.job(succeeded.job_id).callback == Callback(url=listener.url("/succeeded"))  # pending, no attempt yet
+    # Canceled before the worker starts: its republisher (republish_after_s 1 s here) would otherwise publish the
+    # unsent job and run it to SUCCEEDED first on a slow machine.
+    assert service.cancel(waiting.job_id, tenant=TENANT).done
     with rig.worker(), rig.delivering():
-        assert service.cancel(waiting.job_id, tenant=TENANT).done
         for job in (succeeded, failed, waiting):
             rig.wait_callback(job.job_id, CallbackState.DELIVERED)
 
