@@ -155,17 +155,14 @@ class DeadLetterHandler:
         return "redriven"
 
     def _fail_final(self, job: Job, decided: Verdict, receive_count: str, now: datetime) -> str | None:
+        moved = f"message moved to the dead-letter queue after {receive_count} receives without a final outcome"
         if decided is Verdict.REDRIVE_LIMIT:
             why = (
-                f"message moved to the dead-letter queue after {receive_count} receives without a final outcome, "
-                f"and it had been redriven {job.redrives} times already (the most allowed): its workers keep "
-                "stopping before it ends"
+                f"{moved}, and it had been redriven {job.redrives} times already (the most allowed): its workers "
+                "keep stopping before it ends"
             )
         else:
-            why = (
-                f"message moved to the dead-letter queue after {receive_count} receives without a final outcome, "
-                f"with its {job.attempts_since_retry} attempts used up"
-            )
+            why = f"{moved}, with its {job.attempts_since_retry} attempts used up"
         error = JobError(DEAD_LETTERED, why, permanent=True)
         # Whether the job has a callback decides what the verdict writes (its callback URL never changes).
         failed = self._store.fail_final(job.job_id, error=error, now=now, callback_due=job.callback is not None)

@@ -96,8 +96,8 @@ class Queues(Construct):
         )
 
     def grant_process(self, grantee: iam.IGrantable) -> iam.Grant:
-        """The worker, on every priority's queue: receive, (batch) delete, (batch) change visibility, probe;
-        and send (republisher)."""
+        """The worker, on every priority's queue: receive, (batch) delete, (batch) change visibility, send
+        (republisher, releases); GetQueueAttributes is its readiness probe and the republisher's backlog check."""
         return iam.Grant.add_to_principal(
             grantee=grantee,
             actions=[
