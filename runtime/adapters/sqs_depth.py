@@ -1,4 +1,5 @@
-"""The priority queues' depths for the console's stats (runtime/domain/stats.py): one GetQueueAttributes each."""
+"""The priority queues' depths: one GetQueueAttributes each. The console's stats (runtime/domain/stats.py) and the
+republisher's backlog check (runtime/worker/republisher.py) read them."""
 
 from __future__ import annotations
 
