@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from runtime.domain.callbacks import Callback
 from runtime.domain.job import Job, JobStatus, Priority
 from runtime.domain.ports import JobMessage
 from runtime.settings import Settings, load_settings
+from runtime.worker.runner import Worker
 from tests.adapters.resources import create_resources, queue_depth
 from tests.waiting import WAIT_LIMIT_S, wait_for
 
@@ -193,3 +195,27 @@ def make_worker_env(moto_server: str, tmp_path: Path, *, max_receive_count: int)
         s3=s3,
         tmp=tmp_path,
     )
+
+
+@contextmanager
+def running(
+    env: WorkerEnv, settings: Settings | None = None, *, count: int = 1, republish: bool = False
+) -> Iterator[list[Worker]]:
+    """`count` in-process workers on `env` (its settings unless `settings`), stopped on exit."""
+    workers = [
+        Worker(
+            store=env.store,
+            queue=env.queue,
+            objects=env.objects,
+            settings=settings or env.settings,
+            republish=republish,
+        )
+        for _ in range(count)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop(5.0)

@@ -6,8 +6,6 @@ conditional writes, and every other message is claimed first without a read."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +20,7 @@ from runtime.domain.schedule import ScheduleRequest
 from runtime.observability import aws_calls
 from runtime.settings import Settings
 from runtime.worker.runner import Worker
-from tests.worker.conftest import TENANT, WorkerEnv
+from tests.worker.conftest import TENANT, WorkerEnv, running
 from tests.worker.plugin_jobs import read_runs
 from tests.worker.test_cancel import service
 from tests.worker.test_schedule import submit as submit_scheduled
@@ -30,23 +28,6 @@ from tests.worker.test_worker import calls_since
 
 UPDATE = "dynamodb.UpdateItem"
 READ = "dynamodb.BatchGetItem"
-
-
-@contextmanager
-def running(env: WorkerEnv, settings: Settings | None = None, *, count: int = 1) -> Iterator[list[Worker]]:
-    workers = [
-        Worker(
-            store=env.store, queue=env.queue, objects=env.objects, settings=settings or env.settings, republish=False
-        )
-        for _ in range(count)
-    ]
-    for worker in workers:
-        worker.start()
-    try:
-        yield workers
-    finally:
-        for worker in workers:
-            worker.stop(5.0)
 
 
 def raw_item(env: WorkerEnv, job_id: str) -> dict[str, Any]:

@@ -7,8 +7,6 @@ import dataclasses
 import json
 import random
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,24 +23,8 @@ from runtime.domain.processing import MessageProcessor, Outcome, ProcessingConfi
 from runtime.domain.redrive import MAX_REDRIVES
 from runtime.job_types.confinement import Confinement
 from runtime.observability import aws_calls
-from runtime.worker.runner import Worker
-from tests.worker.conftest import WorkerEnv
+from tests.worker.conftest import WorkerEnv, running
 from tests.worker.plugin_jobs import read_runs
-
-
-@contextmanager
-def running(env: WorkerEnv, *, count: int = 1, republish: bool = False) -> Iterator[list[Worker]]:
-    workers = [
-        Worker(store=env.store, queue=env.queue, objects=env.objects, settings=env.settings, republish=republish)
-        for _ in range(count)
-    ]
-    for worker in workers:
-        worker.start()
-    try:
-        yield workers
-    finally:
-        for worker in workers:
-            worker.stop(5.0)
 
 
 def test_builtin_jobs_succeed_and_their_messages_are_deleted(worker_env: WorkerEnv) -> None:
